@@ -1,0 +1,30 @@
+"""Update schedules over the same energy graph: bp, pc, ipc, zil."""
+
+from __future__ import annotations
+
+from ..errors import UsageError
+from .base import Algorithm
+from .bp import BP
+from .ipc import IPC
+from .pc import PC
+from .zil import ZIL
+
+__all__ = ["Algorithm", "BP", "PC", "IPC", "ZIL", "ALGORITHMS", "build_algorithm"]
+
+ALGORITHMS = {"bp": BP, "pc": PC, "ipc": IPC, "zil": ZIL}
+
+
+def build_algorithm(name: str, inference_steps: int, inference_lr: float, discount: float | None = None,
+                    n_layers: int | None = None) -> Algorithm:
+    """The schedule called `name`. Z-IL runs one step per weight layer (`n_layers`) with gamma = 1."""
+    if name not in ALGORITHMS:
+        raise UsageError(f"unknown algorithm '{name}' (choose from {', '.join(ALGORITHMS)})")
+    if name == "bp":
+        return BP()
+    if name == "pc":
+        return PC(inference_steps, inference_lr, discount)
+    if name == "ipc":
+        return IPC(inference_steps, inference_lr)
+    if n_layers is None:
+        raise UsageError("zil runs on chain graphs only (the vision MLP); this model has no layer chain")
+    return ZIL(n_layers, 1.0)

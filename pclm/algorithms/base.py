@@ -1,0 +1,47 @@
+"""An algorithm is an update schedule over one energy graph: for each of its `steps` energy evaluations on a
+mini-batch it says whether the value nodes move and which weight groups are updated. The training loop runs
+every algorithm the same way and never looks at its name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+__all__ = ["Algorithm"]
+
+
+@dataclass
+class Algorithm:
+    """Base schedule. `inference_steps` is T; `inference_lr` is gamma (SGD on the value nodes)."""
+
+    inference_steps: int = 1
+    inference_lr: float = 0.0
+
+    @property
+    def steps(self) -> int:
+        """Energy evaluations (forward + backward passes) per mini-batch."""
+        return self.inference_steps
+
+    @property
+    def uses_value_nodes(self) -> bool:
+        return True
+
+    @property
+    def reach(self) -> int:
+        """Deepest value-node chain D whose lowest weights still get a learning step within one batch."""
+        return self.steps - 1
+
+    def updates_x(self, t: int) -> bool:
+        """Whether the value nodes take an inference step after evaluation t."""
+        raise NotImplementedError
+
+    def learning_groups(self, t: int, n_groups: int) -> list[int]:
+        """Indices of the weight groups (0 = nearest the output) that take a learning step after evaluation t."""
+        raise NotImplementedError
+
+    def start_batch(self, optim_x: torch.optim.Optimizer | None) -> None:
+        """Called once per mini-batch, after the value nodes exist."""
+
+    def observe_energy(self, t: int, energy: float, optim_x: torch.optim.Optimizer | None) -> None:
+        """Called with the energy of evaluation t before any update (PC's inference-lr discount uses it)."""

@@ -1,0 +1,140 @@
+"""Run configuration: YAML file -> dataclasses, dotted command-line overrides, strict keys, resolved YAML out.
+
+Sections (every key documented in configs/README.md):
+    task, algo, seed        what to train, with which algorithm, from which seed
+    data                    where the text is and how it is split and tokenised
+    model                   PCLMConfig fields (hidden_size, layer_norm, ...)
+    train                   epochs, batch size, weight optimiser, early stopping, checkpoints
+    pc                      inference steps T, inference lr gamma, discount, which positions are value nodes
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import UsageError
+
+__all__ = ["DataConfig", "TrainConfig", "PCConfig", "RunConfig", "load_config", "save_config"]
+
+TASKS = ("mlm", "clm")
+
+
+@dataclass
+class DataConfig:
+    data_dir: str | None = None  # 1B Word release root; None = the small sample embedded in the package
+    tokenizer: str | None = None  # tokenizer folder; None = the repository's tokenizer/
+    train_size: int | None = None  # None = every sentence left after dev and test
+    dev_size: int = 1000
+    test_size: int = 3000  # used only when the release's test shard (heldout-00000) is absent
+    split_seed: int = 0
+    max_length: int = 64
+    mlm_probability: float = 0.15
+    eval_mask_seed: int = 1234  # fixed masking of dev/test, so masked-LM perplexities are comparable
+    cache_dir: str | None = None
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 16
+    batch_size: int = 128
+    eval_batch_size: int = 256
+    lr: float = 0.0008  # alpha, AdamW
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.999)
+    patience: int = 3  # epochs without a better dev perplexity before stopping; 0 = never stop early
+    max_steps: int | None = None  # stop after this many batches in all (smoke tests)
+    checkpoint_every: int = 0  # batches between mid-epoch checkpoints; 0 = at epoch ends only
+    log_every: int = 20
+    tracker: str = "csv"  # csv (built in), tensorboard, wandb, ... any Accelerate tracker; "none" = off
+
+
+@dataclass
+class PCConfig:
+    inference_steps: int = 6  # T
+    inference_lr: float = 0.5  # gamma, SGD on value nodes
+    discount: float | None = None  # PC: multiply gamma by this when the energy did not improve
+    value_nodes: str = "out+scores"  # see pclm.models.value_nodes
+
+
+@dataclass
+class RunConfig:
+    task: str = "mlm"
+    algo: str = "ipc"
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    model: dict[str, Any] = field(default_factory=dict)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    pc: PCConfig = field(default_factory=PCConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["train"]["betas"] = list(self.train.betas)
+        return out
+
+
+def _build(cls, values: dict[str, Any], where: str):
+    if not isinstance(values, dict):
+        raise UsageError(f"config section '{where}' must be a mapping, got {values!r}")
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in values.items():
+        if key not in known:
+            raise UsageError(f"unknown config key '{where}.{key}' (known: {', '.join(known)})")
+        sub = known[key].default_factory if known[key].default_factory is not dataclasses.MISSING else None
+        if dataclasses.is_dataclass(sub):
+            value = _build(sub, value or {}, f"{where}.{key}".lstrip("."))
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+def _set(tree: dict[str, Any], path: str, value: Any) -> None:
+    *parents, leaf = path.split(".")
+    node = tree
+    for p in parents:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise UsageError(f"override '{path}': '{p}' is not a section")
+    node[leaf] = value
+
+
+def _set_dotted(tree: dict[str, Any], dotted: str) -> None:
+    if "=" not in dotted:
+        raise UsageError(f"override '{dotted}' is not of the form section.key=value")
+    path, raw = dotted.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw else None
+    except yaml.YAMLError:
+        raise UsageError(f"override '{dotted}': value is not valid YAML") from None
+    _set(tree, path, value)
+
+
+def load_config(path: str | Path | None, overrides: list[str] = (), **flags: Any) -> RunConfig:
+    """Read `path` (YAML), apply dotted `overrides` ("train.lr=0.001"), then the non-None CLI `flags`."""
+    tree: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise UsageError(f"config file '{path}' does not exist")
+        try:
+            tree = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise UsageError(f"config file '{path}' is not valid YAML: {str(err).splitlines()[0]}") from None
+    for item in overrides:
+        _set_dotted(tree, item)
+    for key, value in flags.items():
+        if value is not None:
+            _set(tree, key, value)
+    cfg = _build(RunConfig, tree, "")
+    if cfg.task not in TASKS:
+        raise UsageError(f"unknown task '{cfg.task}' (choose from {', '.join(TASKS)})")
+    cfg.train.betas = tuple(cfg.train.betas)
+    return cfg
+
+
+def save_config(cfg: RunConfig, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))

@@ -1,0 +1,70 @@
+"""PCLMConfig: a small BERT-style transformer that can also run as a predictive-coding energy graph."""
+
+from __future__ import annotations
+
+from transformers import PretrainedConfig
+
+__all__ = ["PCLMConfig"]
+
+
+class PCLMConfig(PretrainedConfig):
+    r"""Configuration of [`PCLMForMaskedLM`] and [`PCLMForCausalLM`]. Defaults are the iPC paper's (App. D.3).
+
+    Args:
+        vocab_size (`int`, defaults to 8001): size of the SentencePiece BPE vocabulary.
+        hidden_size (`int`, defaults to 128): width of every block.
+        num_hidden_layers (`int`, defaults to 2): number of transformer blocks.
+        num_attention_heads (`int`, defaults to 1): attention heads per block.
+        intermediate_size (`int`, defaults to 512): feed-forward hidden width (4 x hidden, as BERT).
+        max_position_embeddings (`int`, defaults to 128): longest input, in tokens.
+        layer_norm (`bool`, defaults to True): use BERT's post-residual layer norms. The paper turns them off
+            for masked-LM PC/iPC and conditional-LM PC.
+        layer_norm_eps (`float`, defaults to 1e-12): epsilon of those layer norms.
+        hidden_dropout_prob (`float`, defaults to 0.0): dropout on sublayer outputs. Zero by default, because
+            a PC energy must be the same function at every inference step.
+        attention_probs_dropout_prob (`float`, defaults to 0.0): dropout on attention probabilities.
+        initializer_range (`float`, defaults to 0.02): std of the normal weight init.
+        is_decoder (`bool`): set by [`PCLMForCausalLM`]; selects the triangular (causal) attention mask.
+    """
+
+    model_type = "pclm"
+
+    def __init__(
+        self,
+        vocab_size: int = 8001,
+        hidden_size: int = 128,
+        num_hidden_layers: int = 2,
+        num_attention_heads: int = 1,
+        intermediate_size: int = 512,
+        max_position_embeddings: int = 128,
+        layer_norm: bool = True,
+        layer_norm_eps: float = 1e-12,
+        hidden_dropout_prob: float = 0.0,
+        attention_probs_dropout_prob: float = 0.0,
+        initializer_range: float = 0.02,
+        pad_token_id: int = 0,
+        bos_token_id: int = 2,
+        eos_token_id: int = 3,
+        tie_word_embeddings: bool = False,
+        **kwargs,
+    ) -> None:
+        if hidden_size % num_attention_heads:
+            raise ValueError(f"hidden_size {hidden_size} is not a multiple of num_attention_heads {num_attention_heads}")
+        self.vocab_size = vocab_size
+        self.hidden_size = hidden_size
+        self.num_hidden_layers = num_hidden_layers
+        self.num_attention_heads = num_attention_heads
+        self.intermediate_size = intermediate_size
+        self.max_position_embeddings = max_position_embeddings
+        self.layer_norm = layer_norm
+        self.layer_norm_eps = layer_norm_eps
+        self.hidden_dropout_prob = hidden_dropout_prob
+        self.attention_probs_dropout_prob = attention_probs_dropout_prob
+        self.initializer_range = initializer_range
+        super().__init__(
+            pad_token_id=pad_token_id,
+            bos_token_id=bos_token_id,
+            eos_token_id=eos_token_id,
+            tie_word_embeddings=tie_word_embeddings,
+            **kwargs,
+        )

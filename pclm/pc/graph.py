@@ -1,0 +1,92 @@
+"""Value nodes and the energy graph.
+
+A model calls `nodes(name, mu, mask)` at every place where a value node may sit, and
+`nodes.clamp_output(logits, targets)` at its output. Two implementations share that interface:
+
+* `FeedForward`: no value nodes. `nodes(name, mu)` returns `mu`; the output loss is the mean cross-entropy.
+  Evaluation, pipelines and `generate()` use it.
+* `EnergyGraph`: the nodes chosen by `select` become value nodes `x`: leaf tensors, one per batch, never
+  parameters. The first forward pass initialises each free node to its prediction (`x = mu`, a feedforward
+  pass); every pass records each node's energy E(x, mu) and returns `x` downstream, so `mu` of the next node
+  depends on this node's `x` only. One backward of `energy()` then gives dF/dx for every value node and
+  dF/dtheta for every weight: all local gradients at once.
+
+Energy scale (pcx's convention): F = (sum of all node energies over the batch) / batch_size. Weight gradients are
+therefore batch means, and `scale_value_grads()` multiplies dF/dx by batch_size so that a sample's x-gradient is
+the gradient of its own energy and does not shrink as the batch grows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from .energies import IGNORE_INDEX, cross_entropy
+
+__all__ = ["FeedForward", "EnergyGraph", "EnergyFn"]
+
+EnergyFn = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.Tensor]
+
+
+class FeedForward:
+    """The identity graph: no value nodes. Used for BP-free evaluation and inference."""
+
+    def __call__(self, name: str, mu: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return mu
+
+    def clamp_output(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy over the targets that are not ignored. logits: (N, V); targets: (N,)."""
+        count = (targets != IGNORE_INDEX).sum().clamp(min=1)
+        return cross_entropy(logits, targets) / count
+
+
+class EnergyGraph(FeedForward):
+    """Value nodes for one mini-batch plus the energies recorded by the latest forward pass.
+
+    Args:
+        select: maps a node name (e.g. "blocks.0.scores") to its energy function, or None when that position is
+            not a value node. `select=lambda name: None` gives a graph with only the output node, whose energy
+            is the BP loss (as a sum over targets / batch_size).
+        batch_size: number of samples in the batch (the energy's normaliser).
+    """
+
+    def __init__(self, select: Callable[[str], EnergyFn | None], batch_size: int) -> None:
+        self.select = select
+        self.batch_size = batch_size
+        self.x: dict[str, torch.Tensor] = {}
+        self.node_energies: dict[str, torch.Tensor] = {}
+
+    def __call__(self, name: str, mu: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        energy_fn = self.select(name)
+        if energy_fn is None:
+            return mu
+        x = self.x.get(name)
+        if x is None:  # feedforward initialisation: x = mu, so this node's error starts at zero
+            x = self.x[name] = mu.detach().clone().requires_grad_(True)
+        self.node_energies[name] = energy_fn(x, mu, mask)
+        return x
+
+    def clamp_output(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Clamp the output node to `targets` with the cross-entropy energy; returns the mean loss for logging."""
+        total = cross_entropy(logits, targets)
+        self.node_energies["output"] = total
+        return total.detach() / (targets != IGNORE_INDEX).sum().clamp(min=1)
+
+    def values(self) -> list[torch.Tensor]:
+        """The value nodes x, in creation order (bottom to top)."""
+        return list(self.x.values())
+
+    def energy(self) -> torch.Tensor:
+        """Total energy F of the latest pass: sum over nodes / batch_size (a scalar with a graph)."""
+        return torch.stack([e.float() for e in self.node_energies.values()]).sum() / self.batch_size
+
+    def energies(self) -> dict[str, float]:
+        """Each node's energy of the latest pass, divided by batch_size, as floats (for logging and tests)."""
+        return {name: float(e) / self.batch_size for name, e in self.node_energies.items()}
+
+    def scale_value_grads(self) -> None:
+        """Undo the 1/batch_size on dF/dx: each sample's x moves by the gradient of its own energy."""
+        for x in self.x.values():
+            if x.grad is not None:
+                x.grad.mul_(self.batch_size)

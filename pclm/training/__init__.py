@@ -1,0 +1,6 @@
+"""The one training loop (loop.py) and the one mini-batch step (step.py), used by every algorithm and task."""
+
+from .loop import Fit, FitState, fit
+from .step import Diverged, StepStats, train_batch, weight_groups
+
+__all__ = ["Fit", "FitState", "fit", "Diverged", "StepStats", "train_batch", "weight_groups"]

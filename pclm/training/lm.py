@@ -1,0 +1,194 @@
+"""The language-model job, in Accelerate's canonical order: Accelerator -> trackers -> data (main process first)
+-> seed -> model -> one prepare -> the shared loop -> best model -> final evaluation -> metrics.json."""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import DataLoaderConfiguration, set_seed
+from torch.utils.data import DataLoader
+
+from ..algorithms import build_algorithm
+from ..config import RunConfig, save_config
+from ..data.collate import eval_collator, premask, train_collator
+from ..data.lm1b import EMBEDDED_LM1B_DIR, find_lm1b_files, load_lm1b, tokenize_lm1b
+from ..errors import UsageError
+from ..metrics import per_sample_nll, perplexity
+from ..models import PCLMConfig, PCLMForCausalLM, PCLMForMaskedLM
+from ..models.value_nodes import error_depth, value_node_selector
+from .loop import STATE_FILE, Fit, FitState, fit, read_state
+from .step import weight_groups
+
+__all__ = ["train_lm", "check_lm_run", "default_tokenizer_dir", "evaluate_lm", "load_tokenizer"]
+
+MODELS = {"mlm": PCLMForMaskedLM, "clm": PCLMForCausalLM}
+
+
+def default_tokenizer_dir() -> Path:
+    return Path(__file__).resolve().parents[2] / "tokenizer"
+
+
+def load_tokenizer(path: str | Path | None):
+    from transformers import AutoTokenizer
+
+    path = Path(path) if path else default_tokenizer_dir()
+    if not (path / "tokenizer.json").is_file():
+        raise UsageError(f"tokenizer folder '{path}' has no tokenizer.json (set data.tokenizer)")
+    return AutoTokenizer.from_pretrained(str(path))
+
+
+def check_lm_run(cfg: RunConfig, output_dir: Path, resume: bool, overwrite: bool) -> Path | None:
+    """Every check a user can fail, before anything is written. Returns the checkpoint to resume from."""
+    algorithm = build_algorithm(cfg.algo, cfg.pc.inference_steps, cfg.pc.inference_lr, cfg.pc.discount)
+    value_node_selector(cfg.pc.value_nodes)
+    try:
+        PCLMConfig(**cfg.model)
+    except (TypeError, ValueError) as err:
+        raise UsageError(f"bad model config: {err}") from None
+    unknown = set(cfg.model) - set(PCLMConfig().to_dict())
+    if unknown:
+        raise UsageError(f"unknown config key 'model.{sorted(unknown)[0]}'")
+    find_lm1b_files(cfg.data.data_dir or EMBEDDED_LM1B_DIR)
+    load_tokenizer(cfg.data.tokenizer)
+    if algorithm.uses_value_nodes:
+        depth = error_depth(cfg.pc.value_nodes, int(cfg.model.get("num_hidden_layers", 2)))
+        if depth > algorithm.reach:
+            raise UsageError(
+                f"pc.value_nodes='{cfg.pc.value_nodes}' puts {depth} value nodes on a chain but {cfg.algo} with "
+                f"T={cfg.pc.inference_steps} reaches only {algorithm.reach}: the lowest weights would never learn")
+    checkpoint = output_dir / "checkpoints" / "last"
+    if resume:
+        if not checkpoint.is_dir():
+            raise UsageError(f"--resume: no checkpoint in '{checkpoint}'")
+        try:
+            read_state(checkpoint)
+            saved = json.loads((output_dir / "config.json").read_text())
+        except (OSError, ValueError, TypeError) as err:
+            raise UsageError(f"--resume: '{checkpoint}' is not a readable pclm checkpoint ({err})") from None
+        if saved != cfg.to_dict():
+            raise UsageError(f"--resume: the config differs from the one '{output_dir}' was started with")
+        return checkpoint
+    if output_dir.exists() and any(output_dir.iterdir()):
+        if not overwrite:
+            raise UsageError(f"output directory '{output_dir}' is not empty (pass --overwrite or --resume)")
+    return None
+
+
+def _lm_data(cfg: RunConfig, tokenizer) -> dict[str, Any]:
+    d = cfg.data
+    raw = load_lm1b(d.data_dir or EMBEDDED_LM1B_DIR, d.train_size, d.dev_size, d.test_size, d.split_seed,
+                    cache_dir=d.cache_dir)
+    data = dict(tokenize_lm1b(raw, tokenizer, d.max_length, cache_dir=d.cache_dir))
+    if cfg.task == "mlm":
+        for split in data:
+            if split != "train":
+                data[split] = premask(data[split], tokenizer, d.mlm_probability, d.eval_mask_seed)
+    return data
+
+
+def evaluate_lm(model: torch.nn.Module, loader, accelerator, causal: bool) -> dict[str, float]:
+    """Perplexity and mean NLL over a split, every process's share gathered."""
+    nll, count = 0.0, 0
+    with torch.no_grad():
+        for batch in loader:
+            with accelerator.autocast():
+                out = model(**batch)
+            sums, counts = per_sample_nll(out.logits, batch["labels"], causal)
+            sums, counts = accelerator.gather_for_metrics((sums, counts))
+            nll, count = nll + float(sums.sum()), count + int(counts.sum())
+    return {"ppl": perplexity(nll, count), "nll": nll / max(count, 1), "targets": count}
+
+
+def train_lm(cfg: RunConfig, output_dir: Path, resume: bool = False, overwrite: bool = False,
+             cpu_info: dict | None = None) -> dict[str, Any]:
+    """Train one language model; returns (and writes) the content of metrics.json."""
+    checkpoint = check_lm_run(cfg, output_dir, resume, overwrite)
+    accelerator = Accelerator(
+        log_with=None if cfg.train.tracker == "none" else cfg.train.tracker,
+        project_dir=str(output_dir),
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
+    )
+    if accelerator.is_main_process:
+        if overwrite and checkpoint is None and output_dir.exists():
+            shutil.rmtree(output_dir)
+        output_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, output_dir / "config.yaml")
+        (output_dir / "config.json").write_text(json.dumps(cfg.to_dict()))
+    accelerator.wait_for_everyone()
+    accelerator.init_trackers("logs", config={k: str(v) for k, v in cfg.to_dict().items()})
+
+    tokenizer = load_tokenizer(cfg.data.tokenizer)
+    with accelerator.main_process_first():
+        data = _lm_data(cfg, tokenizer)
+    set_seed(cfg.seed)
+
+    model_cfg = PCLMConfig(**{"vocab_size": len(tokenizer), "pad_token_id": tokenizer.pad_token_id,
+                              "bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id,
+                              **cfg.model})
+    model = MODELS[cfg.task](model_cfg)
+    algorithm = build_algorithm(cfg.algo, cfg.pc.inference_steps, cfg.pc.inference_lr, cfg.pc.discount)
+    optim_w = torch.optim.AdamW(weight_groups(model), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay,
+                                betas=cfg.train.betas)
+    cols = ["input_ids"] + (["labels"] if cfg.task == "mlm" else [])
+    train_loader = DataLoader(data["train"].with_format(columns=["input_ids"]), batch_size=cfg.train.batch_size,
+                              shuffle=True, collate_fn=train_collator(cfg.task, tokenizer, cfg.data.mlm_probability))
+    eval_loaders = {split: DataLoader(ds.with_format(columns=cols), batch_size=cfg.train.eval_batch_size,
+                                      collate_fn=eval_collator(cfg.task, tokenizer))
+                    for split, ds in data.items() if split != "train"}
+    names = list(eval_loaders)
+    model, optim_w, train_loader, *prepared = accelerator.prepare(model, optim_w, train_loader,
+                                                                  *eval_loaders.values())
+    eval_loaders = dict(zip(names, prepared))
+
+    state = FitState()
+    if checkpoint is not None:
+        accelerator.load_state(str(checkpoint))
+        state = read_state(checkpoint)
+        accelerator.print(f"resumed from {checkpoint} at epoch {state.epoch + 1}, batch {state.batches_done}")
+
+    causal = cfg.task == "clm"
+    sizes = {split: len(ds) for split, ds in data.items()}
+
+    def write_metrics(st: FitState, status: str, final: dict[str, Any] | None = None) -> dict[str, Any]:
+        metrics = {
+            "status": status, "task": cfg.task, "algo": cfg.algo, "seed": cfg.seed,
+            "epochs_run": len(st.history), "best_epoch": st.best_epoch, "best_dev_ppl": st.best,
+            "history": st.history, "train_seconds": round(st.train_seconds, 2), "steps": st.global_step,
+            "data_sizes": sizes, "num_processes": accelerator.num_processes,
+            "mixed_precision": accelerator.mixed_precision,
+            "machine": {"platform": platform.platform(), "cpu": platform.processor() or platform.machine(),
+                        "torch": torch.__version__, **(cpu_info or {})},
+            **(final or {}),
+        }
+        if accelerator.is_main_process:
+            (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
+        return metrics
+
+    def save_best(unwrapped, path: Path) -> None:
+        unwrapped.save_pretrained(path)
+        tokenizer.save_pretrained(path)
+
+    job = Fit(model=model, optim_w=optim_w, algorithm=algorithm, select=value_node_selector(cfg.pc.value_nodes),
+              train_loader=train_loader, dev_loader=eval_loaders["dev"],
+              evaluate=lambda m, loader: evaluate_lm(m, loader, accelerator, causal), monitor="ppl",
+              lower_is_better=True, save_best=save_best, epochs=cfg.train.epochs, patience=cfg.train.patience,
+              max_steps=cfg.train.max_steps, checkpoint_every=cfg.train.checkpoint_every,
+              log_every=cfg.train.log_every, write_metrics=write_metrics)
+    started = time.perf_counter()
+    status = fit(job, accelerator, output_dir, state)
+    final: dict[str, Any] = {"best_model": str(output_dir / "best") if state.best_epoch else None}
+    if state.best_epoch:  # score the kept model, reloaded from disk, on every split
+        best = MODELS[cfg.task].from_pretrained(output_dir / "best").to(accelerator.device).eval()
+        for split, loader in eval_loaders.items():
+            final[f"{split}_ppl"] = evaluate_lm(best, loader, accelerator, causal)["ppl"]
+    final["wall_seconds"] = round(time.perf_counter() - started, 2)
+    metrics = write_metrics(state, status, final)
+    accelerator.end_training()
+    return metrics

@@ -1,0 +1,98 @@
+"""One mini-batch of training, the same code for every algorithm: evaluate the energy, take one backward for all
+local gradients, then let the algorithm's schedule say what moves."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import torch
+
+from ..algorithms import Algorithm
+from ..pc import EnergyFn, EnergyGraph
+
+__all__ = ["Diverged", "StepStats", "train_batch", "weight_groups"]
+
+_NO_NODES: Callable[[str], EnergyFn | None] = lambda name: None  # noqa: E731
+
+
+class Diverged(RuntimeError):
+    """The energy or the loss became NaN or infinite."""
+
+
+@dataclass
+class StepStats:
+    loss: float  # output loss (mean cross-entropy) at the first evaluation, i.e. the feedforward loss
+    energy_first: float  # total energy at t = 0
+    energy_last: float  # total energy at the last evaluation
+
+
+def weight_groups(model: torch.nn.Module) -> list[dict]:
+    """Optimiser parameter groups: one per layer, nearest the output first, for models that define `pc_layers()`
+    (chains, used by Z-IL); one group otherwise."""
+    layers = getattr(model, "pc_layers", None)
+    if layers is None:
+        return [{"params": [p for p in model.parameters() if p.requires_grad]}]
+    return [{"params": list(params)} for params in layers()]
+
+
+def train_batch(
+    model: torch.nn.Module,
+    batch: Mapping[str, torch.Tensor],
+    algorithm: Algorithm,
+    optim_w: torch.optim.Optimizer,
+    select: Callable[[str], EnergyFn | None],
+    accelerator=None,
+) -> StepStats:
+    """Train on one mini-batch with `algorithm`'s schedule.
+
+    `select` says which positions are value nodes (ignored by algorithms without value nodes). The value nodes
+    are created by the first forward pass (feedforward initialisation) and live only in this call; their optimiser
+    is plain SGD at `algorithm.inference_lr`. With several processes, weight gradients are all-reduced only on
+    evaluations that update weights; value-node gradients are never synchronised.
+    """
+    batch_size = next(iter(batch.values())).shape[0]
+    graph = EnergyGraph(select if algorithm.uses_value_nodes else _NO_NODES, batch_size)
+    groups = optim_w.param_groups
+    optim_x = None
+    stats = StepStats(math.nan, math.nan, math.nan)
+    for t in range(algorithm.steps):
+        learn = algorithm.learning_groups(t, len(groups))
+        sync = nullcontext() if learn or accelerator is None else accelerator.no_sync(model)
+        autocast = nullcontext() if accelerator is None else accelerator.autocast()
+        with sync:
+            with autocast:
+                out = model(**batch, nodes=graph)
+            energy = graph.energy()
+            value = energy.item()
+            if accelerator is not None and accelerator.num_processes > 1:  # every rank stops together
+                value = float(accelerator.reduce(energy.detach().reshape(1), reduction="sum")) / accelerator.num_processes
+            if not math.isfinite(value):
+                raise Diverged(f"energy is {value} at inference step {t}")
+            inputs = None if learn else graph.values()  # inference only: skip the weight gradients
+            if accelerator is None:
+                energy.backward(inputs=inputs)
+            else:
+                accelerator.backward(energy, inputs=inputs)
+        if t == 0:
+            stats.loss, stats.energy_first = float(out.loss), value
+            if graph.x:
+                optim_x = torch.optim.SGD(graph.values(), lr=algorithm.inference_lr)
+            algorithm.start_batch(optim_x)
+        stats.energy_last = value
+        algorithm.observe_energy(t, value, optim_x)
+        graph.scale_value_grads()
+        if learn:
+            for i, group in enumerate(groups):
+                if i not in learn:
+                    for p in group["params"]:
+                        p.grad = None
+            optim_w.step()
+            optim_w.zero_grad(set_to_none=True)
+        if optim_x is not None:
+            if algorithm.updates_x(t):
+                optim_x.step()
+            optim_x.zero_grad(set_to_none=True)
+    return stats
