@@ -38,7 +38,9 @@ class PCLMAttention(nn.Module):
         self.n_head = config.num_attention_heads
         self.head_dim = config.hidden_size // config.num_attention_heads
         self.query = nn.Linear(config.hidden_size, config.hidden_size)
-        self.key = nn.Linear(config.hidden_size, config.hidden_size)
+        # No key bias: it adds the same q.b to every score of a row, so softmax removes it and its gradient is
+        # zero up to float noise, which AdamW would turn into full-size random steps.
+        self.key = nn.Linear(config.hidden_size, config.hidden_size, bias=False)
         self.value = nn.Linear(config.hidden_size, config.hidden_size)
         self.output = nn.Linear(config.hidden_size, config.hidden_size)
         self.dropout = nn.Dropout(config.attention_probs_dropout_prob)

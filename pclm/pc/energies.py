@@ -29,15 +29,34 @@ def gaussian(x: torch.Tensor, mu: torch.Tensor, mask: torch.Tensor | None = None
     return _masked_sum(0.5 * e.pow(2).sum(-1), mask)
 
 
+class _SoftmaxKL(torch.autograd.Function):
+    """Row-wise KL(softmax(x) || softmax(mu)) with its closed-form gradients:
+    dKL/dx = p * (log p - log q - KL),  dKL/dmu = q - p.
+    Both are exactly zero at x = mu. Autograd through log_softmax leaves float noise of ~1e-8 there, and AdamW's
+    normalisation would turn that noise into full-size updates of weights that should not have moved yet."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
+        log_p, log_q = F.log_softmax(x, dim=-1), F.log_softmax(mu, dim=-1)
+        p = log_p.exp()
+        kl = (p * (log_p - log_q)).sum(-1)
+        ctx.save_for_backward(log_p, log_q, kl)
+        return kl
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        log_p, log_q, kl = ctx.saved_tensors
+        p, g = log_p.exp(), grad.unsqueeze(-1)
+        return g * p * (log_p - log_q - kl.unsqueeze(-1)), g * (log_q.exp() - p)
+
+
 def softmax_kl(x: torch.Tensor, mu: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """KL(softmax(x) || softmax(mu)) over the last dim: the "vec." energy of an internal softmax node.
 
     x, mu: (..., K) logits (attention scores); mask: broadcastable to (...). Entries masked out of the softmax
     must carry a large finite negative value (not -inf) in both x and mu, so they contribute exactly zero.
     """
-    log_p = F.log_softmax(x, dim=-1)
-    log_q = F.log_softmax(mu, dim=-1)
-    return _masked_sum((log_p.exp() * (log_p - log_q)).sum(-1), mask)
+    return _masked_sum(_SoftmaxKL.apply(x, mu), mask)
 
 
 def cross_entropy(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:

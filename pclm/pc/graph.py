@@ -83,7 +83,7 @@ class EnergyGraph(FeedForward):
 
     def energies(self) -> dict[str, float]:
         """Each node's energy of the latest pass, divided by batch_size, as floats (for logging and tests)."""
-        return {name: float(e) / self.batch_size for name, e in self.node_energies.items()}
+        return {name: e.item() / self.batch_size for name, e in self.node_energies.items()}
 
     def scale_value_grads(self) -> None:
         """Undo the 1/batch_size on dF/dx: each sample's x moves by the gradient of its own energy."""

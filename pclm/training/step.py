@@ -72,10 +72,11 @@ def train_batch(
             if not math.isfinite(value):
                 raise Diverged(f"energy is {value} at inference step {t}")
             inputs = None if learn else graph.values()  # inference only: skip the weight gradients
-            if accelerator is None:
-                energy.backward(inputs=inputs)
-            else:
-                accelerator.backward(energy, inputs=inputs)
+            if inputs is None or inputs:
+                if accelerator is None:
+                    energy.backward(inputs=inputs)
+                else:
+                    accelerator.backward(energy, inputs=inputs)
         if t == 0:
             stats.loss, stats.energy_first = float(out.loss), value
             if graph.x:
