@@ -1,0 +1,44 @@
+"""Run under `accelerate launch --num_processes 2 --cpu`: train a tiny PCLM with iPC then PC on different data
+per rank and write each rank's flattened weights, so the test can check they stay identical."""
+
+import json
+import sys
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+
+from pclm.algorithms import build_algorithm
+from pclm.models import PCLMConfig, PCLMForCausalLM
+from pclm.models.value_nodes import value_node_selector
+from pclm.training.step import train_batch, weight_groups
+
+
+def main(out_path: str) -> None:
+    accelerator = Accelerator(cpu=True)
+    set_seed(0)
+    model = PCLMForCausalLM(PCLMConfig(vocab_size=40, hidden_size=16, intermediate_size=32, max_position_embeddings=16))
+    optim = torch.optim.AdamW(weight_groups(model), lr=1e-2)
+    data = torch.randint(5, 40, (16, 8), generator=torch.Generator().manual_seed(1))
+    loader = torch.utils.data.DataLoader([{"input_ids": row, "labels": row} for row in data], batch_size=4)
+    model, optim, loader = accelerator.prepare(model, optim, loader)
+    select = value_node_selector("out+scores")
+    start = torch.cat([p.detach().flatten() for p in accelerator.unwrap_model(model).parameters()])
+    first_x = []
+    for algo in ("ipc", "pc"):
+        algorithm = build_algorithm(algo, 4, 0.1)
+        for batch in loader:
+            train_batch(model, batch, algorithm, optim, select, accelerator)
+            first_x.append(float(batch["input_ids"].float().sum()))
+    flat = torch.cat([p.detach().flatten() for p in accelerator.unwrap_model(model).parameters()])
+    gathered = accelerator.gather(flat[None])
+    batches = accelerator.gather(torch.tensor([first_x]))
+    if accelerator.is_main_process:
+        json.dump({"max_abs_diff": float((gathered[0] - gathered[1]).abs().max()),
+                   "moved": float((flat - start).abs().max()),
+                   "ranks_saw_different_batches": bool((batches[0] != batches[1]).any()),
+                   "num_processes": accelerator.num_processes}, open(out_path, "w"))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
