@@ -11,6 +11,8 @@ Sections (every key documented in configs/README.md):
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,19 +79,71 @@ class RunConfig:
         return out
 
 
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    """`value` checked against the field's type `hint`; numbers written as text ("1e-3", which YAML does not read
+    as a float) become floats, ints become floats where a float is expected."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        hint = next(a for a in args if a is not type(None))
+        args = typing.get_args(hint)
+    if hint is Any:
+        return value
+    if hint is float and isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if hint is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if hint in (str, bool) and isinstance(value, hint):
+        return value
+    if typing.get_origin(hint) is tuple and isinstance(value, (list, tuple)) and len(value) == len(args):
+        return tuple(_coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+    if typing.get_origin(hint) is dict and isinstance(value, dict):
+        return value
+    expected = getattr(hint, "__name__", str(hint))
+    raise UsageError(f"config key '{where}' must be {expected}, got {value!r}")
+
+
 def _build(cls, values: dict[str, Any], where: str):
     if not isinstance(values, dict):
-        raise UsageError(f"config section '{where}' must be a mapping, got {values!r}")
+        raise UsageError(f"config section '{where or 'top level'}' must be a mapping, got {values!r}")
     known = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
     kwargs = {}
     for key, value in values.items():
+        name = f"{where}.{key}".lstrip(".")
         if key not in known:
-            raise UsageError(f"unknown config key '{where}.{key}' (known: {', '.join(known)})")
+            raise UsageError(f"unknown config key '{name}' (known: {', '.join(known)})")
         sub = known[key].default_factory if known[key].default_factory is not dataclasses.MISSING else None
         if dataclasses.is_dataclass(sub):
-            value = _build(sub, value or {}, f"{where}.{key}".lstrip("."))
+            value = _build(sub, {} if value is None else value, name)
+        elif value is None and sub is dict:  # "model:" left empty in a YAML file
+            value = {}
+        else:
+            value = _coerce(value, hints[key], name)
         kwargs[key] = value
     return cls(**kwargs)
+
+
+# (section, key, lowest allowed value) for the settings that break a run when out of range
+_MINIMA = [("train", "epochs", 1), ("train", "batch_size", 1), ("train", "eval_batch_size", 1),
+           ("train", "patience", 0), ("train", "checkpoint_every", 0), ("train", "log_every", 1),
+           ("train", "max_steps", 1), ("data", "dev_size", 0), ("data", "test_size", 0), ("data", "max_length", 2),
+           ("pc", "inference_steps", 1)]
+
+
+def _check_ranges(cfg: RunConfig) -> None:
+    for section, key, low in _MINIMA:
+        value = getattr(getattr(cfg, section), key)
+        if value is not None and value < low:
+            raise UsageError(f"config key '{section}.{key}' must be >= {low}, got {value}")
+    if not 0.0 < cfg.data.mlm_probability < 1.0:
+        raise UsageError(f"config key 'data.mlm_probability' must be in (0, 1), got {cfg.data.mlm_probability}")
 
 
 def _set(tree: dict[str, Any], path: str, value: Any) -> None:
@@ -124,6 +178,8 @@ def load_config(path: str | Path | None, overrides: list[str] = (), **flags: Any
             tree = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as err:
             raise UsageError(f"config file '{path}' is not valid YAML: {str(err).splitlines()[0]}") from None
+    if not isinstance(tree, dict):
+        raise UsageError(f"config file '{path}' must hold a mapping of sections, got {type(tree).__name__}")
     for item in overrides:
         _set_dotted(tree, item)
     for key, value in flags.items():
@@ -132,7 +188,7 @@ def load_config(path: str | Path | None, overrides: list[str] = (), **flags: Any
     cfg = _build(RunConfig, tree, "")
     if cfg.task not in TASKS:
         raise UsageError(f"unknown task '{cfg.task}' (choose from {', '.join(TASKS)})")
-    cfg.train.betas = tuple(cfg.train.betas)
+    _check_ranges(cfg)
     return cfg
 
 

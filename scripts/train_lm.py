@@ -11,6 +11,7 @@ Without --config, configs/<task>_<algo>.yaml (the paper's best hyperparameters) 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -29,7 +30,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --output-dir")
     p.add_argument("--threads", default="auto", help="intra-op threads per process (default: all cores / processes)")
     p.add_argument("overrides", nargs="*", help="section.key=value config overrides, e.g. train.lr=0.001")
-    return p.parse_args(argv)
+    return p.parse_intermixed_args(argv)  # overrides may come before or after the flags
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,8 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(config, args.overrides, **{"task": args.task, "algo": args.algo, "seed": args.seed,
                                                      "data.data_dir": args.data_dir})
         output = Path(args.output_dir or ROOT / "runs" / f"{cfg.task}_{cfg.algo}_seed{cfg.seed}")
-        import os
-
+        if args.threads != "auto" and not (args.threads.isdigit() and int(args.threads) > 0):
+            raise UsageError(f"--threads must be 'auto' or a positive integer, got '{args.threads}'")
         cpu = configure_cpu(args.threads, int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
         metrics = train_lm(cfg, output, resume=args.resume, overwrite=args.overwrite, cpu_info=cpu)
     except UsageError as err:

@@ -1,12 +1,16 @@
-"""The language-model job, in Accelerate's canonical order: Accelerator -> trackers -> data (main process first)
--> seed -> model -> one prepare -> the shared loop -> best model -> final evaluation -> metrics.json."""
+"""The language-model job, in Accelerate's order: Accelerator -> data (main process first) -> seed -> model -> one
+prepare -> (load_state) -> output folder + trackers -> the shared loop -> best model -> final evaluation ->
+metrics.json. The output folder is written only once every error a user can cause has been raised: the checks in
+`check_lm_run`, then those that need the data (sizes) or the checkpoint's content (load_state)."""
 
 from __future__ import annotations
 
 import json
+import pickle
 import platform
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +27,9 @@ from ..errors import UsageError
 from ..metrics import per_sample_nll, perplexity
 from ..models import PCLMConfig, PCLMForCausalLM, PCLMForMaskedLM
 from ..models.value_nodes import error_depth, value_node_selector
-from .loop import STATE_FILE, Fit, FitState, fit, read_state
+from .loop import Fit, FitState, find_checkpoint, fit, read_state
 from .step import weight_groups
+from .tracking import build_tracker
 
 __all__ = ["train_lm", "check_lm_run", "default_tokenizer_dir", "evaluate_lm", "load_tokenizer"]
 
@@ -44,37 +49,105 @@ def load_tokenizer(path: str | Path | None):
     return AutoTokenizer.from_pretrained(str(path))
 
 
-def check_lm_run(cfg: RunConfig, output_dir: Path, resume: bool, overwrite: bool) -> Path | None:
-    """Every check a user can fail, before anything is written. Returns the checkpoint to resume from."""
-    algorithm = build_algorithm(cfg.algo, cfg.pc.inference_steps, cfg.pc.inference_lr, cfg.pc.discount)
-    value_node_selector(cfg.pc.value_nodes)
+def _model_config(cfg: RunConfig, tokenizer) -> PCLMConfig:
+    return PCLMConfig(**{"vocab_size": len(tokenizer), "pad_token_id": tokenizer.pad_token_id,
+                         "bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id,
+                         **cfg.model})
+
+
+def _check_model_section(cfg: RunConfig) -> None:
+    defaults = PCLMConfig().to_dict()
+    unknown = set(cfg.model) - set(defaults)
+    if unknown:
+        raise UsageError(f"unknown config key 'model.{sorted(unknown)[0]}'")
+    for key, value in cfg.model.items():
+        default = defaults[key]
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, int):
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif isinstance(default, float):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        else:
+            ok = True
+        if not ok:
+            hint = " (YAML reads 1e-5 as text: write 1.0e-5)" if isinstance(value, str) else ""
+            raise UsageError(f"config key 'model.{key}' must be {type(default).__name__}, got {value!r}{hint}")
     try:
         PCLMConfig(**cfg.model)
     except (TypeError, ValueError) as err:
         raise UsageError(f"bad model config: {err}") from None
-    unknown = set(cfg.model) - set(PCLMConfig().to_dict())
-    if unknown:
-        raise UsageError(f"unknown config key 'model.{sorted(unknown)[0]}'")
+
+
+def _check_resume(cfg: RunConfig, output_dir: Path, tokenizer) -> Path:
+    """The checkpoint to resume from, after checking it belongs to this run and holds this model's weights."""
+    checkpoint = find_checkpoint(output_dir)
+    if checkpoint is None:
+        raise UsageError(f"--resume: no checkpoint in '{output_dir / 'checkpoints' / 'last'}'")
+    bad = f"--resume: '{checkpoint}' is not a readable pclm checkpoint"
+    try:
+        read_state(checkpoint)
+        saved = json.loads((output_dir / "config.json").read_text())
+    except (OSError, ValueError, TypeError) as err:
+        raise UsageError(f"{bad} ({err})") from None
+    if saved != cfg.to_dict():
+        raise UsageError(f"--resume: the config differs from the one '{output_dir}' was started with")
+    # Accelerate's load_state would fail on these with a traceback, or (random states) silently go on without them
+    # and break the exact replay of the masking: check them all first.
+    weights, optim, rng = (checkpoint / n for n in ("model.safetensors", "optimizer.bin", "random_states_0.pkl"))
+    missing = [p.name for p in (weights, optim, rng) if not p.is_file()]
+    if missing:
+        raise UsageError(f"{bad} ({', '.join(missing)} missing)")
+    from accelerate.utils import load
+    from safetensors import SafetensorError, safe_open
+
+    with torch.device("meta"):
+        model = MODELS[cfg.task](_model_config(cfg, tokenizer))
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    try:
+        with safe_open(str(weights), framework="pt") as f:
+            found = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+        optim_state = load(optim, map_location="cpu")
+        rng_state = load(rng)
+    except (OSError, SafetensorError, RuntimeError, EOFError, pickle.UnpicklingError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UsageError(f"{bad} ({first})") from None
+    if found != expected:
+        diff = sorted(set(found) ^ set(expected)) or sorted(k for k in found if found[k] != expected[k])
+        raise UsageError(f"--resume: '{checkpoint}' holds another model's weights (first mismatch: {diff[0]})")
+    groups = [len(g["params"]) for g in weight_groups(model)]
+    saved_groups = optim_state.get("param_groups", ()) if isinstance(optim_state, dict) else ()
+    if [len(g.get("params", ())) if isinstance(g, dict) else -1 for g in saved_groups] != groups:
+        raise UsageError(f"{bad} (optimizer.bin does not match this model's parameters)")
+    if not isinstance(rng_state, dict) or "torch_manual_seed" not in rng_state:
+        raise UsageError(f"{bad} (random_states_0.pkl holds no torch RNG state)")
+    return checkpoint
+
+
+def check_lm_run(cfg: RunConfig, output_dir: Path, resume: bool, overwrite: bool) -> Path | None:
+    """Every check a user can fail that needs neither the data nor a load, before anything is written.
+    Returns the checkpoint to resume from."""
+    algorithm = build_algorithm(cfg.algo, cfg.pc.inference_steps, cfg.pc.inference_lr, cfg.pc.discount)
+    value_node_selector(cfg.pc.value_nodes)
+    build_tracker(cfg.train.tracker, output_dir)
+    _check_model_section(cfg)
+    max_positions = int(cfg.model.get("max_position_embeddings", PCLMConfig().max_position_embeddings))
+    if cfg.data.max_length > max_positions:
+        raise UsageError(f"data.max_length={cfg.data.max_length} exceeds model.max_position_embeddings={max_positions}")
+    if cfg.data.dev_size < 1:
+        raise UsageError(f"data.dev_size must be >= 1 (the dev split picks the best epoch), got {cfg.data.dev_size}")
     find_lm1b_files(cfg.data.data_dir or EMBEDDED_LM1B_DIR)
-    load_tokenizer(cfg.data.tokenizer)
+    tokenizer = load_tokenizer(cfg.data.tokenizer)
     if algorithm.uses_value_nodes:
         depth = error_depth(cfg.pc.value_nodes, int(cfg.model.get("num_hidden_layers", 2)))
         if depth > algorithm.reach:
             raise UsageError(
                 f"pc.value_nodes='{cfg.pc.value_nodes}' puts {depth} value nodes on a chain but {cfg.algo} with "
                 f"T={cfg.pc.inference_steps} reaches only {algorithm.reach}: the lowest weights would never learn")
-    checkpoint = output_dir / "checkpoints" / "last"
     if resume:
-        if not checkpoint.is_dir():
-            raise UsageError(f"--resume: no checkpoint in '{checkpoint}'")
-        try:
-            read_state(checkpoint)
-            saved = json.loads((output_dir / "config.json").read_text())
-        except (OSError, ValueError, TypeError) as err:
-            raise UsageError(f"--resume: '{checkpoint}' is not a readable pclm checkpoint ({err})") from None
-        if saved != cfg.to_dict():
-            raise UsageError(f"--resume: the config differs from the one '{output_dir}' was started with")
-        return checkpoint
+        return _check_resume(cfg, output_dir, tokenizer)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise UsageError(f"output directory '{output_dir}' is a file")
     if output_dir.exists() and any(output_dir.iterdir()):
         if not overwrite:
             raise UsageError(f"output directory '{output_dir}' is not empty (pass --overwrite or --resume)")
@@ -106,39 +179,42 @@ def evaluate_lm(model: torch.nn.Module, loader, accelerator, causal: bool) -> di
     return {"ppl": perplexity(nll, count), "nll": nll / max(count, 1), "targets": count}
 
 
+def _masker(tokenizer, mlm_probability: float) -> Callable[[dict], dict]:
+    """BERT masking of a padded training batch, drawn from the global CPU RNG when the loop takes the batch."""
+    collator = train_collator("mlm", tokenizer, mlm_probability)
+
+    def mask(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        device = batch["input_ids"].device
+        input_ids, labels = collator.torch_mask_tokens(batch["input_ids"].cpu().clone())
+        return {**batch, "input_ids": input_ids.to(device), "labels": labels.to(device)}
+
+    return mask
+
+
 def train_lm(cfg: RunConfig, output_dir: Path, resume: bool = False, overwrite: bool = False,
              cpu_info: dict | None = None) -> dict[str, Any]:
     """Train one language model; returns (and writes) the content of metrics.json."""
     checkpoint = check_lm_run(cfg, output_dir, resume, overwrite)
     accelerator = Accelerator(
-        log_with=None if cfg.train.tracker == "none" else cfg.train.tracker,
+        log_with=build_tracker(cfg.train.tracker, output_dir),
         project_dir=str(output_dir),
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
     )
-    if accelerator.is_main_process:
-        if overwrite and checkpoint is None and output_dir.exists():
-            shutil.rmtree(output_dir)
-        output_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, output_dir / "config.yaml")
-        (output_dir / "config.json").write_text(json.dumps(cfg.to_dict()))
-    accelerator.wait_for_everyone()
-    accelerator.init_trackers("logs", config={k: str(v) for k, v in cfg.to_dict().items()})
-
     tokenizer = load_tokenizer(cfg.data.tokenizer)
     with accelerator.main_process_first():
-        data = _lm_data(cfg, tokenizer)
+        data = _lm_data(cfg, tokenizer)  # raises UsageError on sizes the corpus cannot hold
     set_seed(cfg.seed)
 
-    model_cfg = PCLMConfig(**{"vocab_size": len(tokenizer), "pad_token_id": tokenizer.pad_token_id,
-                              "bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id,
-                              **cfg.model})
-    model = MODELS[cfg.task](model_cfg)
+    model = MODELS[cfg.task](_model_config(cfg, tokenizer))
     algorithm = build_algorithm(cfg.algo, cfg.pc.inference_steps, cfg.pc.inference_lr, cfg.pc.discount)
     optim_w = torch.optim.AdamW(weight_groups(model), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay,
                                 betas=cfg.train.betas)
     cols = ["input_ids"] + (["labels"] if cfg.task == "mlm" else [])
+    # The collate function only pads (mlm masks are drawn by the loop, see `Fit.batch_transform`); the loader's own
+    # generator keeps iterator creation from drawing on the global RNG, which a mid-epoch resume would shift.
     train_loader = DataLoader(data["train"].with_format(columns=["input_ids"]), batch_size=cfg.train.batch_size,
-                              shuffle=True, collate_fn=train_collator(cfg.task, tokenizer, cfg.data.mlm_probability))
+                              shuffle=True, collate_fn=train_collator("clm", tokenizer),
+                              generator=torch.Generator().manual_seed(cfg.seed))
     eval_loaders = {split: DataLoader(ds.with_format(columns=cols), batch_size=cfg.train.eval_batch_size,
                                       collate_fn=eval_collator(cfg.task, tokenizer))
                     for split, ds in data.items() if split != "train"}
@@ -149,9 +225,21 @@ def train_lm(cfg: RunConfig, output_dir: Path, resume: bool = False, overwrite: 
 
     state = FitState()
     if checkpoint is not None:
-        accelerator.load_state(str(checkpoint))
+        try:
+            accelerator.load_state(str(checkpoint))
+        except (OSError, RuntimeError, ValueError, KeyError, EOFError, pickle.UnpicklingError) as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise UsageError(f"--resume: cannot load '{checkpoint}' ({first})") from None
         state = read_state(checkpoint)
         accelerator.print(f"resumed from {checkpoint} at epoch {state.epoch + 1}, batch {state.batches_done}")
+    elif accelerator.is_main_process:
+        if overwrite and output_dir.exists():
+            shutil.rmtree(output_dir)
+        output_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, output_dir / "config.yaml")
+        (output_dir / "config.json").write_text(json.dumps(cfg.to_dict()))
+    accelerator.wait_for_everyone()
+    accelerator.init_trackers("logs", config={k: str(v) for k, v in cfg.to_dict().items()})
 
     causal = cfg.task == "clm"
     sizes = {split: len(ds) for split, ds in data.items()}
@@ -159,7 +247,8 @@ def train_lm(cfg: RunConfig, output_dir: Path, resume: bool = False, overwrite: 
     def write_metrics(st: FitState, status: str, final: dict[str, Any] | None = None) -> dict[str, Any]:
         metrics = {
             "status": status, "task": cfg.task, "algo": cfg.algo, "seed": cfg.seed,
-            "epochs_run": len(st.history), "best_epoch": st.best_epoch, "best_dev_ppl": st.best,
+            "epochs_run": len(st.history), "init_dev_ppl": st.init_dev, "best_epoch": st.best_epoch,
+            "best_dev_ppl": st.best,
             "history": st.history, "train_seconds": round(st.train_seconds, 2), "steps": st.global_step,
             "data_sizes": sizes, "num_processes": accelerator.num_processes,
             "mixed_precision": accelerator.mixed_precision,
@@ -180,7 +269,8 @@ def train_lm(cfg: RunConfig, output_dir: Path, resume: bool = False, overwrite: 
               evaluate=lambda m, loader: evaluate_lm(m, loader, accelerator, causal), monitor="ppl",
               lower_is_better=True, save_best=save_best, epochs=cfg.train.epochs, patience=cfg.train.patience,
               max_steps=cfg.train.max_steps, checkpoint_every=cfg.train.checkpoint_every,
-              log_every=cfg.train.log_every, write_metrics=write_metrics)
+              log_every=cfg.train.log_every, write_metrics=write_metrics,
+              batch_transform=_masker(tokenizer, cfg.data.mlm_probability) if cfg.task == "mlm" else None)
     started = time.perf_counter()
     status = fit(job, accelerator, output_dir, state)
     final: dict[str, Any] = {"best_model": str(output_dir / "best") if state.best_epoch else None}

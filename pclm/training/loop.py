@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from tqdm.auto import tqdm
 from ..algorithms import Algorithm
 from .step import Diverged, train_batch
 
-__all__ = ["FitState", "Fit", "fit", "read_state", "STATE_FILE"]
+__all__ = ["FitState", "Fit", "fit", "find_checkpoint", "read_state", "STATE_FILE"]
 
 STATE_FILE = "pclm_state.json"
 STATE_FORMAT = "pclm-train-state/1"
@@ -36,13 +37,27 @@ class FitState:
     bad_epochs: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
     train_seconds: float = 0.0
+    init_dev: float | None = None  # monitored dev value of the untrained model
+    epoch_loss_sum: float = 0.0  # sum of the training losses of the batches done this epoch
+    epoch_batches: int = 0  # how many batches that sum holds (a resumed epoch reports the whole epoch's mean)
 
 
 def read_state(checkpoint: Path) -> FitState:
+    """The loop state saved in `checkpoint`. Raises OSError / ValueError / TypeError when it is not one."""
     data = json.loads((checkpoint / STATE_FILE).read_text())
-    if data.pop("format", None) != STATE_FORMAT:
+    if not isinstance(data, dict) or data.pop("format", None) != STATE_FORMAT:
         raise ValueError("not a pclm training checkpoint")
     return FitState(**data)
+
+
+def find_checkpoint(output_dir: Path) -> Path | None:
+    """The newest complete checkpoint of a run: checkpoints/last, or checkpoints/last.old when the run was killed
+    while swapping a new checkpoint in (see `_save_checkpoint`). None when there is neither."""
+    for name in ("last", "last.old"):
+        path = output_dir / "checkpoints" / name
+        if (path / STATE_FILE).is_file():
+            return path
+    return None
 
 
 @dataclass
@@ -65,16 +80,29 @@ class Fit:
     checkpoint_every: int = 0
     log_every: int = 20
     write_metrics: Callable[[FitState, str], None] = lambda state, status: None
+    # Applied to each training batch as the loop takes it. Randomness drawn here (masked-LM masking) comes from the
+    # global RNG in step order, so a checkpoint's RNG state replays it exactly on resume; drawn in the collate
+    # function it would run one batch ahead (Accelerate prefetches) and a mid-epoch resume would differ.
+    batch_transform: Callable[[Any], Any] | None = None
 
 
 def _save_checkpoint(accelerator, output_dir: Path, state: FitState) -> None:
-    ckpt = output_dir / "checkpoints" / "last"
-    accelerator.save_state(str(ckpt))
+    """Write the checkpoint beside the current one, then swap it in: a kill at any moment leaves a complete
+    checkpoint (last, or last.old during the swap), never new weights under an old state file."""
+    root = output_dir / "checkpoints"
+    last, new, old = root / "last", root / "last.new", root / "last.old"
+    if accelerator.is_main_process:
+        shutil.rmtree(new, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(new))
     if accelerator.is_main_process:
         payload = {"format": STATE_FORMAT, **state.__dict__}
-        tmp = ckpt / (STATE_FILE + ".tmp")
-        tmp.write_text(json.dumps(payload, indent=1))
-        tmp.replace(ckpt / STATE_FILE)  # the state file lands last: a checkpoint without it is incomplete
+        (new / STATE_FILE).write_text(json.dumps(payload, indent=1))
+        if last.exists():
+            shutil.rmtree(old, ignore_errors=True)
+            last.rename(old)
+        new.rename(last)
+        shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()
 
 
@@ -89,6 +117,15 @@ def fit(fit: Fit, accelerator, output_dir: Path, state: FitState) -> str:
     "completed", "early_stopped", "max_steps" or "diverged"."""
     model = fit.model
     status = "completed"
+    if state.init_dev is None:  # the untrained model's score: the baseline every run starts from
+        model.eval()
+        state.init_dev = fit.evaluate(model, fit.dev_loader)[fit.monitor]
+        accelerator.print(f"untrained dev {fit.monitor}={state.init_dev:.4g}")
+    # A resumed run that had already stopped stays stopped.
+    if fit.patience and state.bad_epochs >= fit.patience:
+        return "early_stopped"
+    if fit.max_steps is not None and state.global_step >= fit.max_steps:
+        return "max_steps"
     for epoch in range(state.epoch, fit.epochs):
         state.epoch = epoch
         model.train()
@@ -100,8 +137,9 @@ def fit(fit: Fit, accelerator, output_dir: Path, state: FitState) -> str:
         bar = tqdm(loader, total=len(fit.train_loader), initial=state.batches_done, desc=f"epoch {epoch + 1}",
                    disable=not accelerator.is_local_main_process, leave=False, dynamic_ncols=True)
         started = time.perf_counter()
-        loss_sum, n = 0.0, 0
         for batch in bar:
+            if fit.batch_transform is not None:
+                batch = fit.batch_transform(batch)
             try:
                 stats = train_batch(model, batch, fit.algorithm, fit.optim_w, fit.select, accelerator)
             except Diverged as err:
@@ -111,7 +149,7 @@ def fit(fit: Fit, accelerator, output_dir: Path, state: FitState) -> str:
                 return "diverged"
             state.batches_done += 1
             state.global_step += 1
-            loss_sum, n = loss_sum + stats.loss, n + 1
+            state.epoch_loss_sum, state.epoch_batches = state.epoch_loss_sum + stats.loss, state.epoch_batches + 1
             if state.global_step % fit.log_every == 0:
                 accelerator.log({"train/loss": stats.loss, "train/energy_first": stats.energy_first,
                                  "train/energy_last": stats.energy_last}, step=state.global_step)
@@ -127,7 +165,8 @@ def fit(fit: Fit, accelerator, output_dir: Path, state: FitState) -> str:
         state.train_seconds += time.perf_counter() - started
         model.eval()
         dev = fit.evaluate(model, fit.dev_loader)
-        record = {"epoch": epoch + 1, "train_loss": loss_sum / max(n, 1), **{f"dev_{k}": v for k, v in dev.items()},
+        record = {"epoch": epoch + 1, "train_loss": state.epoch_loss_sum / max(state.epoch_batches, 1),
+                  **{f"dev_{k}": v for k, v in dev.items()},
                   "train_seconds": round(state.train_seconds, 2)}
         state.history.append(record)
         accelerator.log({f"dev/{k}": v for k, v in dev.items()}, step=state.global_step)
@@ -143,6 +182,7 @@ def fit(fit: Fit, accelerator, output_dir: Path, state: FitState) -> str:
             fit.write_metrics(state, "diverged")
             return "diverged"
         state.epoch, state.batches_done = epoch + 1, 0
+        state.epoch_loss_sum, state.epoch_batches = 0.0, 0
         if status == "completed" and fit.patience and state.bad_epochs >= fit.patience:
             status = "early_stopped"
         _save_checkpoint(accelerator, output_dir, state)

@@ -1,0 +1,118 @@
+"""Run configuration: strict keys and types, precedence file < dotted overrides < CLI flags, the resolved config
+saved with the run. Oracles: values written in the test's own YAML files and overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pclm.config import RunConfig, load_config, save_config
+from pclm.errors import UsageError
+
+from .conftest import REPO
+
+
+@pytest.fixture
+def config_file(tmp_path: Path) -> Path:
+    path = tmp_path / "run.yaml"
+    path.write_text("task: clm\nalgo: pc\nseed: 4\nmodel: {layer_norm: false}\n"
+                    "train: {epochs: 3, lr: 0.002, batch_size: 16}\npc: {inference_steps: 9}\n")
+    return path
+
+
+def test_file_values_are_read(config_file):
+    cfg = load_config(config_file)
+    assert (cfg.task, cfg.algo, cfg.seed) == ("clm", "pc", 4)
+    assert (cfg.train.epochs, cfg.train.lr, cfg.train.batch_size, cfg.pc.inference_steps) == (3, 0.002, 16, 9)
+    assert cfg.model == {"layer_norm": False}
+    assert cfg.train.eval_batch_size == RunConfig().train.eval_batch_size  # untouched keys keep their defaults
+
+
+def test_dotted_overrides_win_over_the_file(config_file):
+    cfg = load_config(config_file, ["train.lr=0.5", "seed=9", "model.hidden_size=64", "data.train_size=null",
+                                    "train.betas=[0.8, 0.95]", "pc.discount=0.9"])
+    assert (cfg.train.lr, cfg.seed, cfg.data.train_size, cfg.pc.discount) == (0.5, 9, None, 0.9)
+    assert cfg.model == {"layer_norm": False, "hidden_size": 64}
+    assert cfg.train.betas == (0.8, 0.95) and cfg.train.epochs == 3
+
+
+def test_cli_flags_win_over_overrides_and_file(config_file):
+    cfg = load_config(config_file, ["seed=9", "algo=ipc"], seed=11, algo="bp", task=None, **{"data.data_dir": "/d"})
+    assert (cfg.seed, cfg.algo, cfg.task, cfg.data.data_dir) == (11, "bp", "clm", "/d")  # task=None: not given
+
+
+def test_numbers_written_as_text_become_floats(config_file):
+    # YAML 1.1 reads "1e-3" (no dot) as a string; a float field takes it as the number it means.
+    cfg = load_config(config_file, ["train.lr=1e-3", "train.weight_decay=0"])
+    assert cfg.train.lr == 0.001 and type(cfg.train.weight_decay) is float
+
+
+@pytest.mark.parametrize("override, key", [("train.nope=1", "train.nope"), ("nope=1", "nope"),
+                                           ("data.max_len=3", "data.max_len"), ("pc.T=3", "pc.T")])
+def test_unknown_key_names_the_key(config_file, override, key):
+    with pytest.raises(UsageError, match=f"unknown config key '{key}'"):
+        load_config(config_file, [override])
+
+
+def test_unknown_key_in_the_file_names_the_key(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("train: {epochs: 2, learning_rate: 0.1}\n")
+    with pytest.raises(UsageError, match="unknown config key 'train.learning_rate'"):
+        load_config(path)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.epochs=abc", "'train.epochs' must be int"),
+    ("train.epochs=2.5", "'train.epochs' must be int"),
+    ("train.lr=fast", "'train.lr' must be float"),
+    ("train.betas=[0.9]", "'train.betas' must be tuple"),
+    ("seed.x=1", "'seed' is not a section"),
+    ("data.x=1", "unknown config key 'data.x'"),
+    ("train=5", "section 'train' must be a mapping"),
+    ("train.epochs=0", "'train.epochs' must be >= 1"),
+    ("data.mlm_probability=1.5", "'data.mlm_probability' must be in"),
+    ("task=translate", "unknown task 'translate'"),
+    ("train.lr", "not of the form"),
+])
+def test_bad_values_are_usage_errors(config_file, override, message):
+    with pytest.raises(UsageError, match=message):
+        load_config(config_file, [override])
+
+
+def test_missing_and_malformed_files(tmp_path):
+    with pytest.raises(UsageError, match="does not exist"):
+        load_config(tmp_path / "absent.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("train: {epochs: [\n")
+    with pytest.raises(UsageError, match="not valid YAML"):
+        load_config(broken)
+    listing = tmp_path / "list.yaml"
+    listing.write_text("- 1\n- 2\n")
+    with pytest.raises(UsageError, match="mapping"):
+        load_config(listing, ["seed=1"])
+
+
+def test_saved_config_reads_back_equal(config_file, tmp_path):
+    cfg = load_config(config_file, ["train.lr=1e-3", "train.betas=[0.8, 0.95]", "data.train_size=50"])
+    save_config(cfg, tmp_path / "saved.yaml")
+    assert load_config(tmp_path / "saved.yaml") == cfg
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_configs_load(path):
+    cfg = load_config(path)
+    if path.stem.count("_") == 1:  # <task>_<algo>.yaml, the defaults of train_lm.py
+        assert (cfg.task, cfg.algo) == tuple(path.stem.split("_"))
+
+
+def test_run_saves_the_resolved_config(bp_run):
+    run, _, code = bp_run
+    assert code == 0
+    saved = load_config(run / "config.yaml")
+    # The command: configs/mlm_bp.yaml, overrides (seed=3 among them), then --seed 7.
+    assert saved.seed == 7 and saved.algo == "bp" and saved.task == "mlm"
+    assert saved.train.epochs == 2 and saved.train.lr == 0.0032 and saved.train.batch_size == 32
+    assert saved.model == {"layer_norm": True, "hidden_size": 32, "intermediate_size": 64}
+    assert yaml.safe_load((run / "config.yaml").read_text())["data"]["train_size"] == 300

@@ -1,0 +1,286 @@
+"""scripts/train_lm.py end to end: bad input, a short BP run, and resuming after a SIGKILL.
+
+Oracles: the exit code and the output folder's bytes before the call (bad input); a uniform predictor's perplexity,
+which is the vocabulary size (learning); the checkpoint's own weights (best/); an uninterrupted run of the same
+config, float for float (resume)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from .conftest import BP_RUN_ARGS, TINY, ForkedCLI, run_cli, run_main
+
+V = 8001  # vocabulary of the repository tokenizer: a uniform predictor's perplexity
+
+
+def snapshot(root: Path) -> dict[str, tuple]:
+    """Every file and folder under root with its bytes and modification time."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        rel = str(p.relative_to(root))
+        out[rel] = ("dir",) if p.is_dir() else (p.stat().st_mtime_ns, p.read_bytes())
+    return out
+
+
+def expect_usage_error(capsys, argv: list, pattern: str, output: Path, one_line: bool = True) -> str:
+    """Run the CLI in-process; it must exit 2 with one `error:` line naming the problem and leave `output` as it
+    was (absent, or byte for byte unchanged)."""
+    before = snapshot(output) if output.exists() else None
+    capsys.readouterr()
+    code = run_main([*argv, "--output-dir", output])
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2, err
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(errors) == 1 and re.search(pattern, errors[0]), err
+    if one_line:
+        assert lines == errors, err
+    else:  # the data were loaded first: progress bars, then the error as the last line
+        assert lines[-1] == errors[0], err
+    if before is None:
+        assert not output.exists()
+    else:
+        assert snapshot(output) == before
+    return errors[0]
+
+
+# --- bad input ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("argv, pattern", [
+    (["--algo", "nope"], r"no config for task 'mlm' and algorithm 'nope'"),
+    (["--config", "configs/mlm_bp.yaml", "--algo", "nope"], r"unknown algorithm 'nope'"),
+    (["--task", "nope", "--algo", "bp"], r"no config for task 'nope'"),
+    (["--config", "configs/mlm_bp.yaml", "--task", "nope"], r"unknown task 'nope'"),
+    (["--algo", "bp", "--data-dir", "/nonexistent/lm1b"], r"data directory '/nonexistent/lm1b' does not exist"),
+    (["--algo", "bp", "train.nope=1"], r"unknown config key 'train\.nope'"),
+    (["--algo", "bp", "model.nope=1"], r"unknown config key 'model\.nope'"),
+    (["--algo", "bp", "train.epochs=many"], r"'train\.epochs' must be int"),
+    (["--algo", "bp", "train.tracker=nope"], r"unknown train\.tracker 'nope'"),
+    (["--algo", "bp", "data.max_length=500"], r"exceeds model\.max_position_embeddings=128"),
+    (["--algo", "bp", "--config", "configs/absent.yaml"], r"config file .* does not exist"),
+    (["--algo", "bp", "--threads", "many"], r"--threads"),
+    (["--algo", "ipc", "pc.inference_steps=2"], r"reaches only 1"),
+])
+def test_bad_input_exits_2_and_writes_nothing(capsys, tmp_path, argv, pattern):
+    expect_usage_error(capsys, [*TINY, *argv], pattern, tmp_path / "run")  # later overrides win: argv's
+
+
+def test_empty_data_dir(capsys, tmp_path):
+    (tmp_path / "data").mkdir()
+    expect_usage_error(capsys, ["--algo", "bp", "--data-dir", tmp_path / "data", *TINY], "holds no 1B Word shards",
+                       tmp_path / "run")
+
+
+def test_data_sizes_the_corpus_cannot_hold(capsys, tmp_path):
+    # Found only once the corpus is read, still before the output folder is made.
+    expect_usage_error(capsys, ["--algo", "bp", *TINY, "data.dev_size=100000"], "fewer than", tmp_path / "run",
+                       one_line=False)
+
+
+def test_existing_output_dir_needs_overwrite(capsys, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    expect_usage_error(capsys, ["--algo", "bp", *TINY], "is not empty .*--overwrite", out)
+
+
+def test_exit_code_of_the_real_process(tmp_path):
+    done = run_cli(["--algo", "nope", "--output-dir", tmp_path / "run"])
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == ["error: no config for task 'mlm' and algorithm 'nope' "
+                                                f"({Path('configs/mlm_nope.yaml').resolve()} is missing): choose "
+                                                "--task mlm|clm and --algo bp|pc|ipc, or pass --config"]
+    assert not (tmp_path / "run").exists()
+
+
+# --- bad checkpoints for --resume -------------------------------------------------------------------------------
+def test_resume_without_a_run(capsys, tmp_path):
+    expect_usage_error(capsys, [*BP_RUN_ARGS, "--resume"], "no checkpoint", tmp_path / "run")
+
+
+def test_resume_from_a_folder_of_garbage(capsys, tmp_path):
+    out = tmp_path / "run"
+    (out / "checkpoints").mkdir(parents=True)
+    (out / "junk.bin").write_bytes(os.urandom(256))
+    expect_usage_error(capsys, [*BP_RUN_ARGS, "--resume"], "no checkpoint", out)
+    (out / "checkpoints" / "last").mkdir()
+    (out / "checkpoints" / "last" / "pclm_state.json").write_text("{not json")
+    (out / "config.json").write_text("[]")
+    expect_usage_error(capsys, [*BP_RUN_ARGS, "--resume"], "not a readable pclm checkpoint", out)
+
+
+def test_resume_from_a_saved_model(capsys, tmp_path):
+    from pclm import PCLMConfig, PCLMForMaskedLM
+
+    out = tmp_path / "run"
+    PCLMForMaskedLM(PCLMConfig(hidden_size=32, intermediate_size=64)).save_pretrained(out)  # config.json too
+    expect_usage_error(capsys, [*BP_RUN_ARGS, "--resume"], "no checkpoint", out)
+
+
+@pytest.fixture
+def run_copy(bp_run, tmp_path) -> Path:
+    run, _, code = bp_run
+    assert code == 0
+    shutil.copytree(run, tmp_path / "run")
+    return tmp_path / "run"
+
+
+def test_resume_from_another_models_checkpoint(capsys, run_copy):
+    from pclm import PCLMConfig, PCLMForMaskedLM
+
+    other = PCLMForMaskedLM(PCLMConfig(hidden_size=48, intermediate_size=64))
+    save_file(other.state_dict(), run_copy / "checkpoints" / "last" / "model.safetensors")
+    expect_usage_error(capsys, [*BP_RUN_ARGS, "--resume"], "another model's weights", run_copy)
+
+
+@pytest.mark.parametrize("name", ["model.safetensors", "optimizer.bin", "random_states_0.pkl", "pclm_state.json"])
+def test_resume_from_a_corrupt_checkpoint(capsys, run_copy, name):
+    (run_copy / "checkpoints" / "last" / name).write_bytes(os.urandom(300))
+    expect_usage_error(capsys, [*BP_RUN_ARGS, "--resume"], "not a readable pclm checkpoint", run_copy)
+
+
+def test_resume_from_an_incomplete_checkpoint(capsys, run_copy):
+    (run_copy / "checkpoints" / "last" / "random_states_0.pkl").unlink()  # load_state would silently go on
+    expect_usage_error(capsys, [*BP_RUN_ARGS, "--resume"], "random_states_0.pkl missing", run_copy)
+
+
+def test_resume_with_another_config(capsys, run_copy):
+    expect_usage_error(capsys, [*BP_RUN_ARGS, "train.lr=0.1", "--resume"], "config differs", run_copy)
+
+
+# --- a short BP run ---------------------------------------------------------------------------------------------
+def test_bp_lowers_dev_perplexity(bp_run):
+    _, metrics, code = bp_run
+    assert code == 0 and metrics["status"] == "completed"
+    ppl = [h["dev_ppl"] for h in metrics["history"]]
+    assert [h["epoch"] for h in metrics["history"]] == [1, 2]
+    # An untrained model predicts nearly uniformly (perplexity ~ V = 8001); two epochs must do much better.
+    assert ppl[1] < ppl[0] and ppl[1] < V / 2
+
+
+def test_metrics_json(bp_run):
+    _, m, _ = bp_run
+    assert (m["task"], m["algo"], m["seed"], m["status"]) == ("mlm", "bp", 7, "completed")
+    assert m["data_sizes"] == {"train": 300, "dev": 60, "test": 100, "test_sample": 100}
+    assert m["steps"] == 2 * math.ceil(300 / 32) and m["epochs_run"] == 2
+    assert m["train_seconds"] > 0 and m["wall_seconds"] > 0
+    for h in m["history"]:
+        assert set(h) >= {"epoch", "train_loss", "dev_ppl", "dev_nll", "train_seconds"}
+        assert math.isclose(h["dev_ppl"], math.exp(h["dev_nll"]), rel_tol=1e-12)
+    best = min(m["history"], key=lambda h: h["dev_ppl"])
+    assert (m["best_epoch"], m["best_dev_ppl"]) == (best["epoch"], best["dev_ppl"])
+    # The final dev score is the best model reloaded from disk, scored again: the same number.
+    assert m["dev_ppl"] == best["dev_ppl"]
+    for split in ("test_ppl", "test_sample_ppl"):
+        assert 1 < m[split] < V
+
+
+def test_best_model_loads_with_from_pretrained(bp_run, tokenizer):
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    run, m, _ = bp_run
+    assert m["best_model"] == str(run / "best") and m["best_epoch"] == 2
+    model = AutoModelForMaskedLM.from_pretrained(run / "best")
+    assert AutoTokenizer.from_pretrained(run / "best").get_vocab() == tokenizer.get_vocab()
+    last = load_file(run / "checkpoints" / "last" / "model.safetensors")  # epoch 2 is both best and last
+    state = model.state_dict()
+    assert set(state) == set(last) and all(torch.equal(state[k], last[k]) for k in last)
+
+
+def test_csv_tracker_logs_what_metrics_json_holds(bp_run):
+    run, m, _ = bp_run
+    rows = (run / "logs" / "metrics.csv").read_text().splitlines()
+    assert rows[0] == "step,name,value"
+    dev = [row.split(",") for row in rows[1:] if row.split(",")[1] == "dev/ppl"]
+    logged = [(int(step), float(value)) for step, _, value in dev]
+    assert logged == [(10, m["history"][0]["dev_ppl"]), (20, m["history"][1]["dev_ppl"])]
+
+
+# --- resume after SIGKILL ---------------------------------------------------------------------------------------
+RESUME_ARGS = ["--task", "mlm", "--algo", "bp", "--threads", "1", *TINY, "train.epochs=4",
+               "train.checkpoint_every=3", "train.patience=0"]
+WALL_TIME = {"train_seconds", "wall_seconds", "machine", "best_model"}
+
+
+def read_state(run: Path) -> dict | None:
+    try:
+        return json.loads((run / "checkpoints" / "last" / "pclm_state.json").read_text())
+    except (OSError, ValueError):  # not there yet, or being swapped
+        return None
+
+
+def kill_at(proc, run: Path, wanted, timeout: float = 240) -> dict:
+    """SIGKILL `proc` once its last checkpoint satisfies `wanted(state)`; returns that state. The child is stopped
+    (SIGSTOP) while the checkpoint is read again, so the one resumed from is the one checked."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "the run ended before the checkpoint wanted"
+        state = read_state(run)
+        if state is not None and wanted(state):
+            os.kill(proc.pid, signal.SIGSTOP)
+            state = read_state(run)
+            if state is not None and wanted(state):
+                proc.kill()  # SIGKILL
+                return state
+            os.kill(proc.pid, signal.SIGCONT)
+        time.sleep(0.003)
+    proc.kill()
+    pytest.fail("no checkpoint as wanted before the timeout")
+
+
+def comparable(metrics: dict) -> dict:
+    out = {k: v for k, v in metrics.items() if k not in WALL_TIME}
+    out["history"] = [{k: v for k, v in h.items() if k != "train_seconds"} for h in metrics["history"]]
+    return out
+
+
+def test_resume_after_sigkill_is_bitwise_identical(tmp_path):
+    ref, run = tmp_path / "ref", tmp_path / "run"
+    reference = ForkedCLI([*RESUME_ARGS, "--output-dir", ref], tmp_path / "ref.log")
+    first = ForkedCLI([*RESUME_ARGS, "--output-dir", run], tmp_path / "run1.log")
+    try:
+        # 10 batches an epoch, a checkpoint every 3: kill in the middle of epoch 2 (skip_first_batches, set_epoch) ...
+        mid = kill_at(first, run, lambda s: s["epoch"] == 1 and s["batches_done"] > 0)
+        second = ForkedCLI([*RESUME_ARGS, "--output-dir", run, "--resume"], tmp_path / "run2.log")
+        # ... then at the next epoch boundary, after the resumed part of epoch 2 ...
+        end = kill_at(second, run, lambda s: s["global_step"] > mid["global_step"] and s["batches_done"] == 0)
+        assert end["epoch"] == 2 and len(end["history"]) == 2
+        # ... and let the second resume finish.
+        third = ForkedCLI([*RESUME_ARGS, "--output-dir", run, "--resume"], tmp_path / "run3.log")
+        assert third.wait(timeout=240) == 0, (tmp_path / "run3.log").read_text()[-3000:]
+        assert reference.wait(timeout=240) == 0, (tmp_path / "ref.log").read_text()[-3000:]
+    finally:
+        for proc in (reference, first):
+            proc.kill()
+    assert "resumed from" in (tmp_path / "run2.log").read_text()
+    expected = json.loads((ref / "metrics.json").read_text())
+    got = json.loads((run / "metrics.json").read_text())
+    assert expected["status"] == "completed" and len(expected["history"]) == 4 and expected["steps"] == 40
+    assert comparable(got) == comparable(expected)  # every float, exactly
+    a, b = load_file(ref / "best" / "model.safetensors"), load_file(run / "best" / "model.safetensors")
+    assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_find_checkpoint_prefers_last_and_falls_back_to_the_swapped_out_one(tmp_path):
+    from pclm.training.loop import STATE_FILE, find_checkpoint
+
+    root = tmp_path / "checkpoints"
+    assert find_checkpoint(tmp_path) is None
+    for name in ("last.new", "last.old", "last"):
+        (root / name).mkdir(parents=True)
+    (root / "last.new" / STATE_FILE).write_text("{}")  # being written: never used
+    assert find_checkpoint(tmp_path) is None
+    (root / "last.old" / STATE_FILE).write_text("{}")  # killed mid-swap: last has no state file (yet)
+    assert find_checkpoint(tmp_path) == root / "last.old"
+    (root / "last" / STATE_FILE).write_text("{}")
+    assert find_checkpoint(tmp_path) == root / "last"
