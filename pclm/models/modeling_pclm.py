@@ -12,6 +12,7 @@ The output is clamped to the labels by `nodes.clamp_output(logits, targets)` (th
 
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
@@ -151,6 +152,7 @@ class PCLMForMaskedLM(_PCLMWithHead):
     `logits` is then (N_masked, V) in row-major order of those positions. Without labels, (B, T, V)."""
 
     def __init__(self, config: PCLMConfig) -> None:
+        config = copy.deepcopy(config)  # never turn the caller's config into the other kind of model
         config.is_decoder = False
         super().__init__(config)
 
@@ -177,6 +179,7 @@ class PCLMForCausalLM(_PCLMWithHead, GenerationMixin):
     (-100 where ignored); the model shifts them, so position t predicts token t+1."""
 
     def __init__(self, config: PCLMConfig) -> None:
+        config = copy.deepcopy(config)  # never turn the caller's config into the other kind of model
         config.is_decoder = True
         super().__init__(config)
 
