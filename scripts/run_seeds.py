@@ -1,0 +1,92 @@
+#!/usr/bin/env python
+"""Run N seeds of one task x algorithm x config, each in its own folder, resumably.
+
+    python scripts/run_seeds.py --task clm --algo ipc --seeds 0-4 --output-dir runs/clm_ipc \
+        -- --data-dir ../shared/data/lm1b train.epochs=2
+
+Each seed runs as its own `accelerate launch scripts/train_lm.py` process (arguments after `--` are passed on), so a
+crash or divergence stays inside its seed: it is recorded and the sweep goes on. Re-running skips seeds whose
+metrics.json holds a final status, resumes seeds with a checkpoint, and starts the rest. `--shard i/n` runs only
+seeds with index % n == i, so a cluster runs one job per shard (or per seed: `--seeds 7`) under its own scheduler.
+Writes <output-dir>/seeds.json: each seed's folder, exit code and status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FINAL = {"completed", "early_stopped", "max_steps", "diverged"}
+
+
+def parse_seeds(text: str) -> list[int]:
+    seeds: list[int] = []
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        seeds += list(range(int(lo), int(hi) + 1)) if hi else [int(lo)]
+    return seeds
+
+
+def seed_status(run: Path) -> str | None:
+    try:
+        return json.loads((run / "metrics.json").read_text()).get("status")
+    except (OSError, ValueError):
+        return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    extra: list[str] = []
+    if "--" in argv:
+        i = argv.index("--")
+        argv, extra = argv[:i], argv[i + 1:]
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--task", required=True)
+    p.add_argument("--algo", required=True)
+    p.add_argument("--seeds", default="0-4", help="e.g. 0-9 or 0,3,5")
+    p.add_argument("--output-dir", required=True, type=Path)
+    p.add_argument("--shard", default="0/1", help="i/n: run the seeds whose index % n == i")
+    p.add_argument("--launcher", default=str(Path(sys.executable).with_name("accelerate")) + " launch",
+                   help="command that starts one training process")
+    args = p.parse_args(argv)
+    try:
+        seeds = parse_seeds(args.seeds)
+        shard, shards = (int(v) for v in args.shard.split("/"))
+    except ValueError:
+        print(f"error: bad --seeds '{args.seeds}' or --shard '{args.shard}'", file=sys.stderr)
+        return 2
+    summary_path = args.output_dir / "seeds.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    for index, seed in enumerate(seeds):
+        if index % shards != shard:
+            continue
+        run = args.output_dir / f"seed{seed}"
+        status = seed_status(run)
+        if status in FINAL:
+            print(f"seed {seed}: {status}, skipped")
+            summary[str(seed)] = {"dir": str(run), "status": status, "exit_code": summary.get(str(seed), {}).get("exit_code")}
+            continue
+        resume = ["--resume"] if (run / "checkpoints").is_dir() else ["--overwrite"]
+        cmd = [*args.launcher.split(), str(ROOT / "scripts" / "train_lm.py"), "--task", args.task, "--algo", args.algo,
+               "--seed", str(seed), "--output-dir", str(run), *resume, *extra]
+        print(f"seed {seed}: {' '.join(cmd)}", flush=True)
+        code = subprocess.call(cmd)
+        status = seed_status(run) or "crashed"
+        if code == 2:  # bad input: the same for every seed, so stop here
+            print("error: bad input (see the line above); sweep stopped", file=sys.stderr)
+            return 2
+        summary[str(seed)] = {"dir": str(run), "status": status if code in (0, 1) else "crashed", "exit_code": code}
+        args.output_dir.mkdir(parents=True, exist_ok=True)
+        summary_path.write_text(json.dumps(summary, indent=1))
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    summary_path.write_text(json.dumps(summary, indent=1))
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
