@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .cost import Cost, schedule_cost
+
 __all__ = ["Algorithm"]
 
 
@@ -31,6 +33,11 @@ class Algorithm:
     def reach(self) -> int:
         """Deepest value-node chain D whose lowest weights still get a learning step within one batch."""
         return self.steps - 1
+
+    def cost(self, n_layers: int) -> Cost:
+        """MMs and SMMs per weight update on a chain of `n_layers` weight layers, read off this schedule
+        (SPEC.md Table 4; the counting rules are in `pclm.algorithms.cost`)."""
+        return schedule_cost(self, n_layers)
 
     def updates_x(self, t: int) -> bool:
         """Whether the value nodes take an inference step after evaluation t."""
