@@ -24,7 +24,8 @@ from ..config import RunConfig, save_config
 from ..data.collate import eval_collator, premask, train_collator
 from ..data.lm1b import EMBEDDED_LM1B_DIR, find_lm1b_files, load_lm1b, tokenize_lm1b
 from ..errors import UsageError
-from ..metrics import per_sample_nll, perplexity
+from ..evaluation import load_perplexity
+from ..metrics import per_sample_nll
 from ..models import PCLMConfig, PCLMForCausalLM, PCLMForMaskedLM
 from ..models.value_nodes import error_depth, value_node_selector
 from .loop import Fit, FitState, find_checkpoint, fit, read_state
@@ -167,16 +168,20 @@ def _lm_data(cfg: RunConfig, tokenizer) -> dict[str, Any]:
 
 
 def evaluate_lm(model: torch.nn.Module, loader, accelerator, causal: bool) -> dict[str, float]:
-    """Perplexity and mean NLL over a split, every process's share gathered."""
-    nll, count = 0.0, 0
+    """Perplexity and mean NLL over a split, every process's share gathered.
+
+    Every process feeds the gathered per-sample values (each sample once, padding of the last batch dropped by
+    `gather_for_metrics`) to its own in-memory metric, so all processes return the same score."""
+    metric = load_perplexity()
     with torch.no_grad():
         for batch in loader:
             with accelerator.autocast():
                 out = model(**batch)
             sums, counts = per_sample_nll(out.logits, batch["labels"], causal)
             sums, counts = accelerator.gather_for_metrics((sums, counts))
-            nll, count = nll + float(sums.sum()), count + int(counts.sum())
-    return {"ppl": perplexity(nll, count), "nll": nll / max(count, 1), "targets": count}
+            metric.add_batch(nll_sum=sums.double().cpu().numpy(), count=counts.cpu().numpy())
+    score = metric.compute()
+    return {"ppl": score["perplexity"], "nll": score["nll"] if score["targets"] else 0.0, "targets": score["targets"]}
 
 
 def _masker(tokenizer, mlm_probability: float) -> Callable[[dict], dict]:

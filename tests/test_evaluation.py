@@ -1,0 +1,53 @@
+"""The local `evaluate` perplexity metric against closed forms, loaded with the network blocked, and `evaluate_lm`
+on a model whose uniform logits make the perplexity exactly the vocabulary size."""
+
+from __future__ import annotations
+
+import math
+import socket
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from pclm.evaluation import load_perplexity
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("network access while loading a local metric")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+
+
+def test_perplexity_closed_form(no_network):
+    metric = load_perplexity()
+    nll_sum, count = [2.0, 4.0, 0.5, 0.0], [1, 2, 1, 0]  # total NLL 6.5 over 4 targets
+    assert metric.compute(nll_sum=nll_sum, count=count) == {"perplexity": math.exp(6.5 / 4), "nll": 6.5 / 4,
+                                                            "targets": 4}
+    metric.add_batch(nll_sum=nll_sum[:1], count=count[:1])  # batches add up to the corpus, not a mean of batches
+    metric.add_batch(nll_sum=nll_sum[1:], count=count[1:])
+    assert metric.compute() == {"perplexity": math.exp(6.5 / 4), "nll": 6.5 / 4, "targets": 4}
+    empty = metric.compute(nll_sum=[], count=[])
+    assert math.isnan(empty["perplexity"]) and empty["targets"] == 0
+
+
+def test_evaluate_lm_uniform_logits_give_the_vocabulary_size():
+    from accelerate import Accelerator
+
+    from pclm.training.lm import evaluate_lm
+
+    V = 7
+
+    def model(input_ids, labels):
+        return SimpleNamespace(logits=torch.zeros(*input_ids.shape, V))  # (B, T, V): every token has p = 1/V
+
+    labels = torch.tensor([[1, 2, 3, -100], [4, 5, -100, -100]])
+    batches = [{"input_ids": labels.clamp(min=0), "labels": labels}] * 3
+    out = evaluate_lm(model, batches, Accelerator(cpu=True), causal=True)
+    # Causal: position t predicts token t + 1, so 2 + 1 targets per batch.
+    assert out["targets"] == 9
+    assert math.isclose(out["ppl"], V, rel_tol=1e-6) and math.isclose(out["nll"], math.log(V), rel_tol=1e-6)
