@@ -1,0 +1,295 @@
+"""Per-seed results and Table-3-style reports: converged flags, mean ± spread, dev-perplexity plots.
+
+Inputs are either run folders (each with the `metrics.json` that `pclm.training.lm.train_lm` writes) or per-seed test
+perplexities keyed by task and algorithm, `{"clm": {"pc": [...], "ipc": [...], "bp": [...]}, "mlm": {...}}`.
+
+A seed counts as converged when its run finished without diverging and its test perplexity is below the method's
+threshold (paper: 200 for BP and iPC, 800 for PC). Over the converged seeds a method reports
+  - `mean`,
+  - `pm`, the paper's "±": HALF the population standard deviation (it reproduces every cell of Table 3),
+  - `std`, the population standard deviation (ddof=0),
+  - `sem`, the standard error of the mean, sample standard deviation (ddof=1) / sqrt(n); nan for n < 2.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import UsageError
+
+__all__ = ["ALGOS", "DEFAULT_THRESHOLDS", "TASKS", "MethodSummary", "SeedResult", "is_converged", "load_runs",
+           "load_seed_lists", "markdown_report", "parse_thresholds", "plot_dev_curves", "summarize", "table3",
+           "write_report"]
+
+TASKS = {"mlm": "masked LM", "clm": "conditional LM"}  # Table 3's rows, in its order
+ALGOS = {"bp": "BP", "pc": "PC", "ipc": "iPC"}  # Table 3's columns, in its order
+DEFAULT_THRESHOLDS = {"bp": 200.0, "pc": 800.0, "ipc": 200.0}
+FAILED = ("diverged", "crashed")
+
+
+@dataclass
+class SeedResult:
+    """One seed's test perplexity (None when the run has none) and whether it converged."""
+    task: str
+    algo: str
+    seed: int | None
+    test_ppl: float | None
+    status: str
+    converged: bool
+    run_dir: str | None = None
+    history: list[dict[str, Any]] = field(default_factory=list, repr=False)  # [{epoch, dev_ppl, ...}]
+
+
+@dataclass
+class MethodSummary:
+    """Statistics over the converged seeds of one task and algorithm."""
+    task: str
+    algo: str
+    threshold: float
+    seeds: int
+    converged: int
+    mean: float
+    pm: float
+    std: float
+    sem: float
+
+
+def is_converged(test_ppl: float | None, status: str, threshold: float) -> bool:
+    return (status not in FAILED and test_ppl is not None and math.isfinite(test_ppl)
+            and test_ppl < threshold)
+
+
+def parse_thresholds(items: list[str] | None) -> dict[str, float]:
+    """`["pc=800", "ipc=150"]` -> the defaults with those entries replaced."""
+    thresholds = dict(DEFAULT_THRESHOLDS)
+    for item in items or []:
+        algo, sep, value = item.partition("=")
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if not sep or algo not in ALGOS or not number > 0:
+            raise UsageError(f"--threshold must be ALGO=PERPLEXITY with ALGO in {'|'.join(ALGOS)} and a positive "
+                             f"number, got '{item}'")
+        thresholds[algo] = number
+    return thresholds
+
+
+def _check_names(task: Any, algo: Any, where: str) -> None:
+    if task not in TASKS:
+        raise UsageError(f"{where}: unknown task '{task}' (expected {' or '.join(TASKS)})")
+    if algo not in ALGOS:
+        raise UsageError(f"{where}: unknown algorithm '{algo}' (expected {', '.join(ALGOS)})")
+
+
+def _number(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"not a number: {value!r}")
+    return float(value)
+
+
+def load_seed_lists(path: str | Path, thresholds: dict[str, float]) -> list[SeedResult]:
+    """Per-seed test perplexities from `{task: {algo: [ppl or null, ...]}}`; a null is a crashed seed."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise UsageError(f"cannot read per-seed JSON '{path}' ({type(err).__name__}: {err})") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"'{path}': expected {{task: {{algo: [test perplexities]}}}}")
+    results = []
+    for task, methods in data.items():
+        if not isinstance(methods, dict):
+            raise UsageError(f"'{path}': '{task}' must map algorithms to lists of test perplexities")
+        for algo, values in methods.items():
+            _check_names(task, algo, str(path))
+            try:
+                ppls = [_number(v) for v in values]
+            except (TypeError, ValueError) as err:
+                raise UsageError(f"'{path}': {task}/{algo} must be a list of numbers or nulls ({err})") from None
+            for seed, ppl in enumerate(ppls):
+                status = "completed" if ppl is not None else "crashed"
+                results.append(SeedResult(task, algo, seed, ppl, status,
+                                          is_converged(ppl, status, thresholds[algo])))
+    return results
+
+
+def _run_files(paths: list[str | Path]) -> list[Path]:
+    """Each path's `metrics.json` (or `config.json` of a run that crashed before writing one); a folder holding
+    neither is searched for run folders below it."""
+    found: list[Path] = []
+    for path in map(Path, paths):
+        if not path.is_dir():
+            raise UsageError(f"run folder '{path}' does not exist")
+        if (path / "metrics.json").is_file() or (path / "config.json").is_file():
+            found.append(path)
+            continue
+        below = sorted({p.parent for name in ("metrics.json", "config.json") for p in path.rglob(name)})
+        if not below:
+            raise UsageError(f"'{path}' holds no run (no metrics.json or config.json in it or below it)")
+        found.extend(below)
+    return found
+
+
+def load_runs(paths: list[str | Path], thresholds: dict[str, float]) -> list[SeedResult]:
+    """One result per run folder. A folder with only `config.json` (the run died before its first evaluation) and a
+    run without `test_ppl` are listed as not converged, like diverged runs."""
+    results = []
+    for run in _run_files(paths):
+        name = "metrics.json" if (run / "metrics.json").is_file() else "config.json"
+        try:
+            m = json.loads((run / name).read_text())
+            test_ppl = _number(m.get("test_ppl")) if name == "metrics.json" else None
+            history = [{"epoch": int(h["epoch"]), "dev_ppl": _number(h["dev_ppl"])} for h in m.get("history", [])]
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as err:
+            raise UsageError(f"cannot read '{run / name}' ({type(err).__name__}: {err})") from None
+        _check_names(m.get("task"), m.get("algo"), str(run / name))
+        status = str(m.get("status", "crashed")) if name == "metrics.json" else "crashed"
+        if test_ppl is None and status not in FAILED:
+            status = f"crashed ({status})"  # e.g. "running": killed before its final evaluation
+        results.append(SeedResult(m["task"], m["algo"], m.get("seed"), test_ppl, status,
+                                  is_converged(test_ppl, status, thresholds[m["algo"]]), str(run), history))
+    return results
+
+
+def summarize(results: list[SeedResult], thresholds: dict[str, float]) -> list[MethodSummary]:
+    """Per task and algorithm (Table 3's order), statistics over the converged seeds; nan where none converged."""
+    summaries = []
+    for task in TASKS:
+        for algo in ALGOS:
+            seeds = [r for r in results if (r.task, r.algo) == (task, algo)]
+            if not seeds:
+                continue
+            ppl = [r.test_ppl for r in seeds if r.converged]
+            n = len(ppl)
+            mean = sum(ppl) / n if n else math.nan
+            var = sum((p - mean) ** 2 for p in ppl) / n if n else math.nan  # population variance
+            sem = math.sqrt(var * n / (n - 1) / n) if n > 1 else math.nan  # sample variance / n
+            summaries.append(MethodSummary(task, algo, thresholds[algo], len(seeds), n, mean, math.sqrt(var) / 2,
+                                           math.sqrt(var), sem))
+    return summaries
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.2f}" if math.isfinite(x) else "–"
+
+
+def table3(summaries: list[MethodSummary]) -> str:
+    """Table 3 of the paper: rows masked LM / conditional LM, columns BP, #conv, PC, #conv, iPC, #conv."""
+    by = {(s.task, s.algo): s for s in summaries}
+    lines = ["| | " + " | ".join(f"{name} | #conv" for name in ALGOS.values()) + " |",
+             "|---" * (1 + 2 * len(ALGOS)) + "|"]
+    for task, row in TASKS.items():
+        if not any((task, algo) in by for algo in ALGOS):
+            continue
+        cells = []
+        for algo in ALGOS:
+            s = by.get((task, algo))
+            if s is None:
+                cells += ["–", "–"]
+            else:
+                cells += [f"{_fmt(s.mean)} ± {_fmt(s.pm)}" if s.converged else "–", str(s.converged)]
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def markdown_report(results: list[SeedResult], summaries: list[MethodSummary], command: str,
+                    plot: str | None = None) -> str:
+    lines = ["Made by:", "", "```", command, "```", "",
+             "## Test perplexity (Table 3 layout)", "",
+             "Mean over the converged seeds ± half their population standard deviation (the paper's \"±\"); "
+             "#conv = converged seeds.", "", table3(summaries), "",
+             "## Per method", "",
+             "std is the population standard deviation (ddof=0) of the converged seeds; "
+             "SEM = sample standard deviation (ddof=1) / sqrt(#conv).", "",
+             "| task | method | threshold | #conv / seeds | mean | ± (std/2) | std (population) | SEM |",
+             "|---|---|---|---|---|---|---|---|"]
+    for s in summaries:
+        lines.append(f"| {TASKS[s.task]} | {ALGOS[s.algo]} | < {s.threshold:g} | {s.converged} / {s.seeds} | "
+                     f"{_fmt(s.mean)} | {_fmt(s.pm)} | {_fmt(s.std)} | {_fmt(s.sem)} |")
+    lines += ["", "## Per seed", "", "| task | method | seed | test perplexity | status | converged | run |",
+              "|---|---|---|---|---|---|---|"]
+    for r in sorted(results, key=lambda r: (list(TASKS).index(r.task), list(ALGOS).index(r.algo))):
+        ppl = "–" if r.test_ppl is None else f"{r.test_ppl:.3f}"
+        lines.append(f"| {TASKS[r.task]} | {ALGOS[r.algo]} | {'–' if r.seed is None else r.seed} | {ppl} | "
+                     f"{r.status} | {'yes' if r.converged else 'no'} | {r.run_dir or '–'} |")
+    if plot:
+        lines += ["", "## Dev perplexity per epoch", "",
+                  "Median over seeds (line) and min–max spread (band) of dev perplexity after each epoch; a seed "
+                  "that stopped early or diverged drops out of later epochs.", "", f"![dev perplexity]({plot})"]
+    return "\n".join(lines) + "\n"
+
+
+def plot_dev_curves(results: list[SeedResult], path: Path) -> bool:
+    """Median and min–max over seeds of dev perplexity per epoch, one panel per task (the paper's Fig. 3, right).
+    Returns False, writing nothing, when no result has a history."""
+    tasks = [t for t in TASKS if any(r.task == t and r.history for r in results)]
+    if not tasks:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        for algo, name in ALGOS.items():
+            curves: dict[int, list[float]] = {}
+            for r in results:
+                if (r.task, r.algo) == (task, algo):
+                    for h in r.history:
+                        if h["dev_ppl"] is not None and math.isfinite(h["dev_ppl"]):
+                            curves.setdefault(h["epoch"], []).append(h["dev_ppl"])
+            if not curves:
+                continue
+            epochs = sorted(curves)
+            line, = ax.plot(epochs, [statistics.median(curves[e]) for e in epochs], marker="o", ms=3, label=name)
+            ax.fill_between(epochs, [min(curves[e]) for e in epochs], [max(curves[e]) for e in epochs],
+                            color=line.get_color(), alpha=0.2, linewidth=0)
+        ax.set(title=TASKS[task], xlabel="epoch", ylabel="dev perplexity", yscale="log")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
+def _finite(x: Any) -> Any:
+    return None if isinstance(x, float) and not math.isfinite(x) else x  # JSON has no nan
+
+
+def write_report(results: list[SeedResult], thresholds: dict[str, float], out_dir: str | Path, name: str,
+                 command: str) -> dict[str, Path]:
+    """Write `<out_dir>/<name>.json`, `.md` and (when some run has a dev history) `.png`; returns their paths."""
+    if not results:
+        raise UsageError("no results to report")
+    out_dir = Path(out_dir)
+    summaries = summarize(results, thresholds)
+    paths = {"json": out_dir / f"{name}.json", "md": out_dir / f"{name}.md"}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if plot_dev_curves(results, out_dir / f"{name}.png"):
+        paths["png"] = out_dir / f"{name}.png"
+    report = {
+        "command": command,
+        "thresholds": thresholds,
+        "definitions": {"converged": "status not diverged/crashed and test_ppl < threshold",
+                        "pm": "half the population standard deviation of the converged seeds (the paper's '±')",
+                        "std": "population standard deviation (ddof=0) of the converged seeds",
+                        "sem": "sample standard deviation (ddof=1) / sqrt(converged)"},
+        "summary": [{k: _finite(v) for k, v in asdict(s).items()} for s in summaries],
+        "seeds": [{k: _finite(v) for k, v in asdict(r).items() if k != "history"} for r in results],
+        "table3_markdown": table3(summaries),
+    }
+    paths["json"].write_text(json.dumps(report, indent=1) + "\n")
+    plot = paths["png"].name if "png" in paths else None
+    paths["md"].write_text(markdown_report(results, summaries, command, plot))
+    return paths
