@@ -121,26 +121,34 @@ def load_seed_lists(path: str | Path, thresholds: dict[str, float]) -> list[Seed
     return results
 
 
+def _is_run(path: Path) -> bool:
+    # train_lm writes config.yaml + config.json when a run starts and metrics.json from its first evaluation on;
+    # config.json alone is no marker: every saved model (best/) has one.
+    return (path / "metrics.json").is_file() or (path / "config.yaml").is_file()
+
+
 def _run_files(paths: list[str | Path]) -> list[Path]:
-    """Each path's `metrics.json` (or `config.json` of a run that crashed before writing one); a folder holding
-    neither is searched for run folders below it."""
+    """The run folders among `paths`; a path that is not a run folder is searched for the run folders below it."""
     found: list[Path] = []
     for path in map(Path, paths):
         if not path.is_dir():
             raise UsageError(f"run folder '{path}' does not exist")
-        if (path / "metrics.json").is_file() or (path / "config.json").is_file():
+        if _is_run(path):
             found.append(path)
             continue
-        below = sorted({p.parent for name in ("metrics.json", "config.json") for p in path.rglob(name)})
+        below: list[Path] = []
+        for run in sorted({p.parent for name in ("metrics.json", "config.yaml") for p in path.rglob(name)}):
+            if not any(run.is_relative_to(outer) for outer in below):
+                below.append(run)
         if not below:
-            raise UsageError(f"'{path}' holds no run (no metrics.json or config.json in it or below it)")
+            raise UsageError(f"'{path}' holds no run (no metrics.json or config.yaml in it or below it)")
         found.extend(below)
     return found
 
 
 def load_runs(paths: list[str | Path], thresholds: dict[str, float]) -> list[SeedResult]:
-    """One result per run folder. A folder with only `config.json` (the run died before its first evaluation) and a
-    run without `test_ppl` are listed as not converged, like diverged runs."""
+    """One result per run folder. A run without metrics.json (it died before its first evaluation; task, algorithm
+    and seed come from its config.json) or without `test_ppl` is listed as crashed, not converged."""
     results = []
     for run in _run_files(paths):
         name = "metrics.json" if (run / "metrics.json").is_file() else "config.json"
@@ -237,6 +245,7 @@ def plot_dev_curves(results: list[SeedResult], path: Path) -> bool:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4), squeeze=False)
     for ax, task in zip(axes[0], tasks):
@@ -250,10 +259,13 @@ def plot_dev_curves(results: list[SeedResult], path: Path) -> bool:
             if not curves:
                 continue
             epochs = sorted(curves)
-            line, = ax.plot(epochs, [statistics.median(curves[e]) for e in epochs], marker="o", ms=3, label=name)
+            seeds = sum(1 for r in results if (r.task, r.algo) == (task, algo) and r.history)
+            line, = ax.plot(epochs, [statistics.median(curves[e]) for e in epochs], marker="o", ms=3,
+                            label=f"{name} ({seeds} seed{'s' * (seeds != 1)})")
             ax.fill_between(epochs, [min(curves[e]) for e in epochs], [max(curves[e]) for e in epochs],
                             color=line.get_color(), alpha=0.2, linewidth=0)
-        ax.set(title=TASKS[task], xlabel="epoch", ylabel="dev perplexity", yscale="log")
+        ax.set(title=TASKS[task], xlabel="epoch", ylabel="dev perplexity (median, min–max)", yscale="log")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
     fig.tight_layout()

@@ -110,6 +110,9 @@ def test_null_in_a_seed_list_is_a_crashed_seed(tmp_path):
 def _run(root: Path, name: str, metrics: dict | None, config: dict) -> None:
     (root / name).mkdir(parents=True)
     (root / name / "config.json").write_text(json.dumps(config))
+    (root / name / "config.yaml").write_text("".join(f"{k}: {v}\n" for k, v in config.items()))
+    (root / name / "best").mkdir()  # a saved model's config.json must not pass for a run
+    (root / name / "best" / "config.json").write_text(json.dumps({"model_type": "pclm"}))
     if metrics is not None:
         (root / name / "metrics.json").write_text(json.dumps({**config, **metrics}))
 
