@@ -1,8 +1,11 @@
 """Layer-parallel MLP (one batched matmul over stacked layers) against the sequential MLP as the oracle: the same
 energies and the same updates under the same schedule and optimiser."""
 
+from collections import Counter
+
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from pclm.algorithms import BP, IPC, PC
 from pclm.pc import EnergyGraph, gaussian
@@ -90,6 +93,37 @@ def test_same_updates_as_the_sequential_mlp(depth, algorithm, optim):
     before = StackedMLP.from_mlp(_pair(depth)[0])
     assert not all(torch.equal(p, q) for p, q in zip(before.parameters(), stacked.parameters()))  # it learned
     _assert_same_parameters(mlp, stacked, atol=1e-5)
+
+
+class _CountOps(TorchDispatchMode):
+    def __init__(self):
+        super().__init__()
+        self.ops = Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops[func.overloadpacket.__name__] += 1
+        return func(*args, **(kwargs or {}))
+
+
+def _ops_of_one_evaluation(model):
+    """aten ops of one iPC evaluation (forward + backward of the energy) with existing value nodes."""
+    batch, graph = _batch(4), EnergyGraph(ALL_GAUSSIAN, 5)
+    model(**batch, nodes=graph)  # feedforward initialisation: sequential by nature, not counted
+    with _CountOps() as count:
+        model(**batch, nodes=graph)
+        graph.energy().backward()
+    matmuls = sum(n for op, n in count.ops.items() if op in ("mm", "addmm", "bmm", "baddbmm", "matmul", "linear"))
+    return matmuls, sum(count.ops.values())
+
+
+def test_layer_parallel_evaluation_issues_the_same_ops_at_every_depth():
+    """The point of the mode: predictions, error propagation and weight gradients of all hidden layers are batched,
+    so the number of kernels launched (and matmuls on the critical path) does not grow with depth."""
+    seq3, seq9 = (_ops_of_one_evaluation(_pair(d)[0]) for d in (3, 9))
+    par3, par9 = (_ops_of_one_evaluation(_pair(d)[1]) for d in (3, 9))
+    assert par3 == par9
+    assert seq9[0] > seq3[0] >= 3 * 2 and seq9[1] > seq3[1]  # the loop: at least prediction + gradient per layer
+    assert par9[0] < seq9[0]
 
 
 def test_rejects_a_chain_without_hidden_nodes():
