@@ -20,6 +20,7 @@ Writes JSON (with the command line and the Table 4 SMM counts) and a heatmap PNG
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import platform
@@ -98,7 +99,7 @@ def bench_one(depth: int, width: int, batch_size: int, args: argparse.Namespace)
     torch.manual_seed(0)
     mlp = MLP(in_features=width, width=width, depth=depth + 1, classes=CLASSES)  # depth hidden layers
     stacked = StackedMLP.from_mlp(mlp)
-    seq = StackedMLP.from_mlp(mlp).to_mlp()
+    seq = copy.deepcopy(mlp)
     batch = make_batch(width, batch_size)
     steps = {"bp": bp_step(mlp, batch, args.lr),
              "ipc_seq": ipc_step(seq, batch, args.lr, args.inference_lr),
