@@ -1,0 +1,81 @@
+"""Vision data sets from local files: MNIST / Fashion-MNIST IDX .gz files and CIFAR-10 as Hugging Face parquet.
+
+The data directory is always an argument (a CLI flag in the scripts); nothing here reads the environment.
+A missing file or directory raises `UsageError` with one line that names it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import struct
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import UsageError
+
+__all__ = ["load_idx", "load_idx_split", "load_cifar10_parquet", "IDX_FILES"]
+
+# file names of the original releases (MNIST and Fashion-MNIST use the same ones)
+IDX_FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+             "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
+_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
+               0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+
+
+def _existing(path: str | Path, what: str) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise UsageError(f"{what} not found: {path} (pass the data directory, e.g. --data-dir ../shared/data/...)")
+    return path
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    """One IDX array (magic 0x0000TTNN: type TT, NN dims, then big-endian uint32 sizes and the data)."""
+    with gzip.open(path, "rb") as f:
+        raw = f.read()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
+        raise UsageError(f"not an IDX file: {path}")
+    dtype, ndim = np.dtype(_IDX_DTYPES[raw[2]]), raw[3]
+    shape = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
+    data = np.frombuffer(raw, dtype=dtype, offset=4 + 4 * ndim)
+    if data.size != int(np.prod(shape)):
+        raise UsageError(f"truncated IDX file: {path} (header says {shape}, found {data.size} values)")
+    return data.reshape(shape)
+
+
+def load_idx(images_gz: str | Path, labels_gz: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """MNIST-style IDX files -> images (N, 1, H, W) float32 in [0, 1] and labels (N,) int64."""
+    images = _read_idx(_existing(images_gz, "IDX image file"))
+    labels = _read_idx(_existing(labels_gz, "IDX label file"))
+    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+        raise UsageError(f"IDX shapes do not match: images {images.shape}, labels {labels.shape}")
+    x = torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1)  # (N, 1, H, W)
+    return x, torch.from_numpy(labels.astype(np.int64))
+
+
+def load_idx_split(data_dir: str | Path, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
+    """`load_idx` on the standard file names of `split` ("train" / "test") inside `data_dir`."""
+    data_dir = _existing(data_dir, "data directory")
+    images, labels = IDX_FILES[split]
+    return load_idx(data_dir / images, data_dir / labels)
+
+
+def load_cifar10_parquet(data_dir: str | Path, split: str = "train",
+                         limit: int | None = None, seed: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """CIFAR-10 from Hugging Face parquet files (`{split}.parquet`: `image` JPEG/PNG bytes, `label`) ->
+    images (N, 3, 32, 32) float32 in [0, 1] and labels (N,) int64. `limit` keeps N rows: the first N, or N drawn
+    at random with `seed` (the files are sorted by class, so a subset should be drawn)."""
+    from datasets import Image, load_dataset  # heavy import, only when used
+
+    path = _existing(Path(_existing(data_dir, "data directory")) / f"{split}.parquet", "CIFAR-10 parquet file")
+    ds = load_dataset("parquet", data_files={split: str(path)}, split=split)
+    if not isinstance(ds.features["image"], Image):  # a parquet written without the Image feature's metadata
+        ds = ds.cast_column("image", Image())
+    if limit is not None:
+        rows = range(len(ds)) if seed is None else torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))
+        ds = ds.select([int(i) for i in rows[:min(limit, len(ds))]])
+    images = np.stack([np.asarray(im.convert("RGB"), dtype=np.uint8) for im in ds["image"]])  # (N, H, W, 3)
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0  # (N, 3, H, W)
+    return x.contiguous(), torch.tensor(ds["label"], dtype=torch.int64)
