@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 import torch
 
-from .energies import IGNORE_INDEX, cross_entropy
+from .energies import IGNORE_INDEX, cross_entropy, gaussian
 
 __all__ = ["FeedForward", "EnergyGraph", "EnergyFn"]
 
@@ -39,6 +39,11 @@ class FeedForward:
         """Mean cross-entropy over the targets that are not ignored. logits: (N, V); targets: (N,)."""
         count = (targets != IGNORE_INDEX).sum().clamp(min=1)
         return cross_entropy(logits, targets) / count
+
+    def clamp(self, name: str, target: torch.Tensor, mu: torch.Tensor, energy_fn: EnergyFn = gaussian) -> torch.Tensor:
+        """Clamp node `name` to data `target` (e.g. the image of a generative net); its energy E(target, mu) summed
+        over the batch / batch size. target, mu: (B, ...)."""
+        return energy_fn(target, mu, None) / target.shape[0]
 
 
 class EnergyGraph(FeedForward):
@@ -72,6 +77,12 @@ class EnergyGraph(FeedForward):
         total = cross_entropy(logits, targets)
         self.node_energies["output"] = total
         return total.detach() / (targets != IGNORE_INDEX).sum().clamp(min=1)
+
+    def clamp(self, name: str, target: torch.Tensor, mu: torch.Tensor, energy_fn: EnergyFn = gaussian) -> torch.Tensor:
+        """Clamp node `name` to data `target` with energy E(target, mu); returns its mean energy for logging."""
+        total = energy_fn(target, mu, None)
+        self.node_energies[name] = total
+        return total.detach() / self.batch_size
 
     def values(self) -> list[torch.Tensor]:
         """The value nodes x, in creation order (bottom to top)."""

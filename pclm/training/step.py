@@ -45,6 +45,7 @@ def train_batch(
     optim_w: torch.optim.Optimizer,
     select: Callable[[str], EnergyFn | None],
     accelerator=None,
+    graph: EnergyGraph | None = None,
 ) -> StepStats:
     """Train on one mini-batch with `algorithm`'s schedule.
 
@@ -52,9 +53,12 @@ def train_batch(
     are created by the first forward pass (feedforward initialisation) and live only in this call; their optimiser
     is plain SGD at `algorithm.inference_lr`. With several processes, weight gradients are all-reduced only on
     evaluations that update weights; value-node gradients are never synchronised.
+    `graph`: an energy graph to run on instead of a fresh one. Full-batch training passes the same graph to every
+    call, so the value nodes persist across weight updates (no re-initialisation, iPC's full-batch mode).
     """
     batch_size = next(iter(batch.values())).shape[0]
-    graph = EnergyGraph(select if algorithm.uses_value_nodes else _NO_NODES, batch_size)
+    if graph is None:
+        graph = EnergyGraph(select if algorithm.uses_value_nodes else _NO_NODES, batch_size)
     groups = optim_w.param_groups
     optim_x = None
     stats = StepStats(math.nan, math.nan, math.nan)
