@@ -1,0 +1,428 @@
+#!/usr/bin/env python
+"""Benchmark one training step on CPU and print ratios of competing paths, measured side by side.
+
+    python scripts/bench_step.py                                   # batch 128, seq 32, fp32, 3 repeats
+    python scripts/bench_step.py --repeats 5 --json reports/bench_step.json
+    python scripts/bench_step.py --sections pc --profile           # + top ops of one BP step vs one iPC evaluation
+
+Sections (all by default):
+  hf       pclm BP step (train_batch + AdamW) vs Hugging Face BERT (loss.backward, AdamW) at the same config.
+  pc       PC / iPC at the paper's settings: one train_batch call / algorithm.steps, as a ratio to one BP step
+           of the same model.
+  memory   peak memory of one iPC batch vs one BP batch, each in a fresh subprocess (two methods, see output).
+  hygiene  what configure_cpu buys on a BP step: threads 1 vs all cores (in process), and malloc tuned vs not
+           (fresh subprocesses: configure_cpu, no mallopt, no mallopt but glibc's MALLOC_* env variables).
+In-process timings: every path is warmed up first, repeats are interleaved (order alternates), medians compared;
+the ratio of minima is shown too, because the 2-core machine is shared and other loads inflate single samples.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+
+VOCAB, HIDDEN, LAYERS, HEADS, INTERMEDIATE = 8001, 128, 2, 1, 512
+MASK_ID = 4  # any id: the benchmark never decodes
+# The paper's best settings (SPEC.md section 4): task, algo -> T, x_lr, lr, discount, layer norm.
+PAPER = {
+    ("mlm", "ipc"): dict(T=6, x_lr=0.5, lr=0.0008, discount=None, layer_norm=False),
+    ("mlm", "pc"): dict(T=8, x_lr=0.03125, lr=0.0004, discount=0.9, layer_norm=False),
+    ("clm", "ipc"): dict(T=4, x_lr=0.5, lr=0.0032, discount=None, layer_norm=True),
+    ("clm", "pc"): dict(T=10, x_lr=0.0078125, lr=0.0004, discount=0.9, layer_norm=False),
+}
+BP_LR = {"mlm": 0.0032, "clm": 0.0016}
+SECTIONS = ("hf", "pc", "memory", "hygiene")
+MALLOC_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "100000000000"}
+
+
+# ----------------------------------------------------------------------------------------------- models, batches
+def make_batch(task: str, batch: int, seq: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Random tokens, no padding. mlm: 15% of positions masked, labels -100 elsewhere; clm: labels = inputs."""
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(5, VOCAB, (batch, seq), generator=g)  # (B, T)
+    out = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    if task == "clm":
+        return {**out, "labels": ids.clone()}
+    picked = torch.rand(batch, seq, generator=g) < 0.15
+    return {**out, "input_ids": ids.masked_fill(picked, MASK_ID), "labels": ids.masked_fill(~picked, -100)}
+
+
+def pclm_model(task: str, layer_norm: bool, seq: int) -> torch.nn.Module:
+    from pclm.models import PCLMConfig, PCLMForCausalLM, PCLMForMaskedLM
+
+    cfg = PCLMConfig(vocab_size=VOCAB, hidden_size=HIDDEN, num_hidden_layers=LAYERS, num_attention_heads=HEADS,
+                     intermediate_size=INTERMEDIATE, max_position_embeddings=max(128, seq), layer_norm=layer_norm)
+    return (PCLMForMaskedLM if task == "mlm" else PCLMForCausalLM)(cfg)
+
+
+def hf_model(task: str, seq: int) -> torch.nn.Module:
+    """transformers' BERT with pclm's sizes: no dropout, untied decoder (pclm does not tie), no cache."""
+    from transformers import BertConfig, BertForMaskedLM, BertLMHeadModel
+
+    cfg = BertConfig(vocab_size=VOCAB, hidden_size=HIDDEN, num_hidden_layers=LAYERS, num_attention_heads=HEADS,
+                     intermediate_size=INTERMEDIATE, max_position_embeddings=max(128, seq), hidden_act="gelu",
+                     hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, layer_norm_eps=1e-12,
+                     tie_word_embeddings=False, is_decoder=task == "clm", use_cache=False)
+    return (BertForMaskedLM if task == "mlm" else BertLMHeadModel)(cfg)
+
+
+def cpu_model() -> str:
+    """The CPU's model name, as lscpu shows it."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
+def autocast(bf16: bool):
+    return torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else nullcontext()
+
+
+def pclm_step(model, batch, algo: str, bf16: bool, settings: dict | None = None, lr: float = 1e-3) -> tuple[Callable, object]:
+    """One pclm training step through the library's own path: train_batch with the algorithm's schedule."""
+    from pclm.algorithms import build_algorithm
+    from pclm.models.value_nodes import value_node_selector
+    from pclm.training.step import train_batch, weight_groups
+
+    s = settings or {}
+    algorithm = build_algorithm(algo, s.get("T", 1), s.get("x_lr", 0.0), s.get("discount"))
+    optim = torch.optim.AdamW(weight_groups(model), lr=s.get("lr", lr), weight_decay=0.01)
+    select = value_node_selector("out+scores")
+
+    def step() -> None:
+        with autocast(bf16):
+            train_batch(model, batch, algorithm, optim, select)
+    return step, algorithm
+
+
+def hf_step(model, batch, bf16: bool, lr: float = 1e-3) -> Callable:
+    optim = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+
+    def step() -> None:
+        with autocast(bf16):
+            loss = model(**batch).loss
+        loss.backward()
+        optim.step()
+        optim.zero_grad()
+    return step
+
+
+# ----------------------------------------------------------------------------------------------------- timing
+def race(steps: dict[str, Callable[[], None]], repeats: int, warmup: int) -> dict[str, list[float]]:
+    """Warm every path up, then time them in turns (order alternating each round). Seconds per call."""
+    for step in steps.values():
+        for _ in range(warmup):
+            step()
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    names = list(steps)
+    for r in range(repeats):
+        for name in names if r % 2 == 0 else names[::-1]:
+            t0 = time.perf_counter()
+            steps[name]()
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+
+def med(xs: list[float]) -> float:
+    return statistics.median(xs)
+
+
+def ratio(a: float, b: float) -> float:
+    return a / b if b else float("nan")
+
+
+def bench_hf(args) -> list[dict]:
+    rows = []
+    for task, hf_name, target in (("mlm", "BertForMaskedLM", ">= 1.5"), ("clm", "BertLMHeadModel", ">= 1.0")):
+        torch.manual_seed(0)
+        batch = make_batch(task, args.batch, args.seq)
+        ours, theirs = pclm_model(task, True, args.seq), hf_model(task, args.seq)
+        step_ours, _ = pclm_step(ours, batch, "bp", args.bf16)
+        t = race({"pclm": step_ours, "hf": hf_step(theirs, batch, args.bf16)}, args.repeats, args.warmup)
+        rows.append({"task": task, "hf_model": hf_name, "pclm_s": t["pclm"], "hf_s": t["hf"],
+                     "speedup": med(t["hf"]) / med(t["pclm"]), "speedup_min": min(t["hf"]) / min(t["pclm"]),
+                     "target": target, "params_pclm": sum(p.numel() for p in ours.parameters()),
+                     "params_hf": sum(p.numel() for p in theirs.parameters()),
+                     "hf_attn": theirs.config._attn_implementation})
+        del ours, theirs
+    print("\n[hf] one BP training step (forward, backward, AdamW), pclm train_batch vs transformers BERT")
+    print(f"{'task':5} {'HF model':17} {'pclm ms':>9} {'HF ms':>9} {'HF/pclm (median)':>17} {'(min)':>6}  target  params pclm/HF, HF attn")
+    for r in rows:
+        print(f"{r['task']:5} {r['hf_model']:17} {1e3 * med(r['pclm_s']):9.1f} {1e3 * med(r['hf_s']):9.1f} "
+              f"{r['speedup']:16.2f}x {r['speedup_min']:5.2f}x  {r['target']:6}  {r['params_pclm']}/{r['params_hf']}, {r['hf_attn']}")
+    return rows
+
+
+def bench_pc(args) -> list[dict]:
+    rows = []
+    for (task, algo), s in PAPER.items():
+        torch.manual_seed(0)
+        batch = make_batch(task, args.batch, args.seq)
+        model = pclm_model(task, s["layer_norm"], args.seq)
+        step_pc, algorithm = pclm_step(model, batch, algo, args.bf16, s)
+        step_bp, _ = pclm_step(model, batch, "bp", args.bf16, lr=BP_LR[task])
+        t = race({algo: step_pc, "bp": step_bp}, args.repeats, args.warmup)
+        per_eval = med(t[algo]) / algorithm.steps
+        rows.append({"task": task, "algo": algo, "T": s["T"], "steps": algorithm.steps,
+                     "layer_norm": s["layer_norm"], "call_s": t[algo], "bp_s": t["bp"],
+                     "per_eval_over_bp": per_eval / med(t["bp"]),
+                     "per_eval_over_bp_min": min(t[algo]) / algorithm.steps / min(t["bp"]),
+                     "call_over_bp": med(t[algo]) / med(t["bp"])})
+        del model
+    print("\n[pc] PC / iPC at the paper's settings (value nodes out+scores): one train_batch call / algorithm.steps,"
+          "\n     relative to one BP step of the same model (target <= 1.0)")
+    print(f"{'task':5} {'algo':4} {'T':>3} {'evals':>5} {'LN':>3} {'call ms':>9} {'BP ms':>8} {'eval/BP (median)':>17} "
+          f"{'(min)':>6} {'call/BP':>8}")
+    for r in rows:
+        print(f"{r['task']:5} {r['algo']:4} {r['T']:3d} {r['steps']:5d} {'on' if r['layer_norm'] else 'off':>3} "
+              f"{1e3 * med(r['call_s']):9.1f} {1e3 * med(r['bp_s']):8.1f} {r['per_eval_over_bp']:16.2f}x "
+              f"{r['per_eval_over_bp_min']:5.2f}x {r['call_over_bp']:7.2f}x")
+    return rows
+
+
+# ---------------------------------------------------------------------------------------- subprocess children
+def child(args) -> dict:
+    """Run in a fresh process; returns one JSON-able dict (printed as the last line)."""
+    kind, *rest = args.child.split(":")
+    if kind == "malloc" and rest[0] != "tuned":  # the same as configure_cpu, minus mallopt
+        torch.set_flush_denormal(True)
+        torch.set_num_threads(len(os.sched_getaffinity(0)) if args.threads == "auto" else int(args.threads))
+    else:
+        from pclm.cpu import configure_cpu
+
+        configure_cpu(args.threads)
+    if kind == "memory":
+        return child_memory(args, task=rest[0], algo=rest[1])
+    return child_malloc(args)
+
+
+def _proc_status_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
+
+
+def _reset_peak_rss() -> bool:
+    """Linux >= 4.0: writing 5 to clear_refs resets VmHWM (the peak RSS) to the current RSS."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def child_memory(args, task: str, algo: str) -> dict:
+    """Peak memory of one batch, two ways. ru_maxrss is not used: Linux copies it into a child across fork and
+    exec, so in a child of this (large) benchmark process it reports the parent's peak."""
+    from torch.profiler import ProfilerActivity, profile
+
+    s = PAPER[(task, "ipc")]  # the iPC setting's model (layer norm) for both, so only the algorithm differs
+    torch.manual_seed(0)
+    batch = make_batch(task, args.batch, args.seq)
+    model = pclm_model(task, s["layer_norm"], args.seq)
+    step, _ = pclm_step(model, batch, algo, args.bf16, s if algo == "ipc" else None)
+    rss0 = _proc_status_kib("VmRSS")
+    reset = _reset_peak_rss()
+    step()  # the first batch: activations, gradients, and AdamW's state created on the way
+    hwm = _proc_status_kib("VmHWM")
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        step()  # a steady-state batch: every tensor allocation and free, in order
+    events = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events() if e.name() == "[memory]")
+    live = peak = 0
+    for _, nbytes in events:
+        live += nbytes
+        peak = max(peak, live)
+    return {"task": task, "algo": algo, "rss_before_mib": rss0 / 1024, "peak_reset": reset,
+            "rss_peak_delta_mib": (hwm - rss0) / 1024 if reset else float("nan"), "alloc_peak_mib": peak / 2**20}
+
+
+def child_malloc(args) -> dict:
+    out = {}
+    for task in ("mlm", "clm"):
+        torch.manual_seed(0)
+        step, _ = pclm_step(pclm_model(task, True, args.seq), make_batch(task, args.batch, args.seq), "bp", args.bf16)
+        for _ in range(args.warmup + 1):  # +1: let malloc's adaptive mmap threshold settle
+            step()
+        times, faults = [], []
+        for _ in range(args.repeats):
+            f0, t0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, time.perf_counter()
+            step()
+            times.append(time.perf_counter() - t0)
+            faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0)
+        out[task] = {"s": times, "minor_faults": faults}
+    return out
+
+
+def run_child(args, spec: str, env: dict[str, str] | None = None) -> dict:
+    cmd = [sys.executable, __file__, "--child", spec, "--batch", str(args.batch), "--seq", str(args.seq),
+           "--repeats", str(args.repeats), "--warmup", str(args.warmup), "--threads", str(args.threads)]
+    cmd += ["--bf16"] if args.bf16 else []
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")} | (env or {})
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if res.returncode:
+        raise RuntimeError(f"child {spec} failed:\n{res.stderr[-2000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def bench_memory(args) -> dict:
+    rows = {f"{task}:{algo}": run_child(args, f"memory:{task}:{algo}") for task in ("mlm", "clm") for algo in ("bp", "ipc")}
+    print("\n[memory] peak memory of one iPC batch vs one BP batch (paper's iPC model; each run in a fresh process)"
+          "\n  rss: peak RSS of the first batch (VmHWM, reset through /proc/self/clear_refs just before it) minus the"
+          "\n       RSS before it; model, optimiser and batch already built; includes AdamW's state and the gradients,"
+          "\n       created during that batch; configure_cpu's malloc settings keep freed memory, so this is the heap's"
+          "\n       high-water mark. (ru_maxrss is not used: Linux carries the parent's peak into a child.)"
+          "\n  alloc: torch.profiler(profile_memory=True) on a second, steady-state batch: the running sum of every tensor"
+          "\n       allocation and free, peak above its level at the start of the batch (allocator-independent)")
+    print(f"{'task':5} {'T':>3} {'BP rss MiB':>11} {'iPC rss MiB':>12} {'ratio':>6} {'BP alloc MiB':>13} {'iPC alloc MiB':>14} "
+          f"{'ratio':>6}  (target <= 1.5)")
+    summary = {}
+    for task in ("mlm", "clm"):
+        bp, ipc = rows[f"{task}:bp"], rows[f"{task}:ipc"]
+        rss_ratio = ratio(ipc["rss_peak_delta_mib"], bp["rss_peak_delta_mib"])
+        alloc_ratio = ratio(ipc["alloc_peak_mib"], bp["alloc_peak_mib"])
+        summary[task] = {"bp": bp, "ipc": ipc, "T": PAPER[(task, "ipc")]["T"], "rss_ratio": rss_ratio,
+                         "alloc_ratio": alloc_ratio}
+        print(f"{task:5} {PAPER[(task, 'ipc')]['T']:3d} {bp['rss_peak_delta_mib']:11.1f} {ipc['rss_peak_delta_mib']:12.1f} "
+              f"{rss_ratio:5.2f}x {bp['alloc_peak_mib']:13.1f} {ipc['alloc_peak_mib']:14.1f} {alloc_ratio:5.2f}x")
+    return summary
+
+
+def bench_hygiene(args, cpu: dict) -> dict:
+    cores = len(os.sched_getaffinity(0))
+    threads = {}
+    for task in ("mlm", "clm") if cores > 1 else ():
+        torch.manual_seed(0)
+        step, _ = pclm_step(pclm_model(task, True, args.seq), make_batch(task, args.batch, args.seq), "bp", args.bf16)
+
+        def with_threads(n: int) -> Callable[[], None]:
+            def run() -> None:
+                torch.set_num_threads(n)
+                step()
+            return run
+        t = race({f"{cores}": with_threads(cores), "1": with_threads(1)}, args.repeats, args.warmup)
+        torch.set_num_threads(cpu["threads"])
+        threads[task] = {"all_s": t[f"{cores}"], "one_s": t["1"], "slowdown_1_thread": med(t["1"]) / med(t[f"{cores}"])}
+    variants = {"tuned": ("malloc:tuned", None), "untuned": ("malloc:untuned", None),
+                "env": ("malloc:env", MALLOC_ENV)}
+    malloc = {name: run_child(args, spec, env) for name, (spec, env) in variants.items()}
+    print("\n[hygiene] pclm BP step with and without configure_cpu's settings")
+    print(f"  threads (in process, interleaved): 1 thread vs {cores} (all cores this process may use)")
+    for task, r in threads.items():
+        print(f"    {task}: {cores} threads {1e3 * med(r['all_s']):8.1f} ms, 1 thread {1e3 * med(r['one_s']):8.1f} ms"
+              f" -> 1 thread is {r['slowdown_1_thread']:.2f}x the time")
+    print("  malloc (one fresh process each, run one after another, not interleaved): configure_cpu (mallopt) vs"
+          "\n    no mallopt vs no mallopt + MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=1e11; minor page faults per step")
+    for task in ("mlm", "clm"):
+        base = med(malloc["tuned"][task]["s"])
+        cells = [f"{name} {1e3 * med(m[task]['s']):7.1f} ms ({med(m[task]['s']) / base:4.2f}x, "
+                 f"{int(med(m[task]['minor_faults']))} faults)" for name, m in malloc.items()]
+        print(f"    {task}: " + ", ".join(cells))
+    return {"threads": threads, "malloc": malloc}
+
+
+def profile_ops(args) -> dict:
+    """Top ops (self CPU time) of one BP step and of one iPC train_batch, per evaluation, masked and causal."""
+    from torch.profiler import ProfilerActivity, profile
+
+    out = {}
+    for task in ("mlm", "clm"):
+        s = PAPER[(task, "ipc")]
+        model = pclm_model(task, s["layer_norm"], args.seq)
+        batch = make_batch(task, args.batch, args.seq)
+        for algo in ("bp", "ipc"):
+            step, algorithm = pclm_step(model, batch, algo, args.bf16, s if algo == "ipc" else None)
+            step()
+            with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+                step()
+            ops = sorted(prof.key_averages(group_by_input_shape=True), key=lambda e: -e.self_cpu_time_total)
+            total = sum(e.self_cpu_time_total for e in ops)
+            top = [{"op": e.key, "shapes": str(e.input_shapes)[:70], "calls_per_eval": e.count / algorithm.steps,
+                    "ms_per_eval": e.self_cpu_time_total / 1e3 / algorithm.steps} for e in ops[:args.profile_top]]
+            out[f"{task}:{algo}"] = {"ms_per_eval": total / 1e3 / algorithm.steps, "top": top}
+            print(f"\n[profile] {task} {algo} (T={algorithm.steps}): {total / 1e3 / algorithm.steps:.1f} ms self CPU per evaluation")
+            for op in top:
+                print(f"  {op['ms_per_eval']:8.1f} ms  x{op['calls_per_eval']:<5.1f} {op['op']:34} {op['shapes']}")
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------- main
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--seq", type=int, default=32)
+    p.add_argument("--repeats", type=int, default=3, help="timed calls per path, interleaved (default 3)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed calls per path first (default 1)")
+    p.add_argument("--threads", default="auto", help="passed to configure_cpu (default auto: every core)")
+    p.add_argument("--bf16", action="store_true", help="run every step under torch.autocast('cpu', bfloat16)")
+    p.add_argument("--json", help="also write every measurement to this JSON file")
+    p.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}")
+    p.add_argument("--profile", action="store_true", help="also print the top ops of a BP step and an iPC evaluation")
+    p.add_argument("--profile-top", type=int, default=8, help=argparse.SUPPRESS)
+    p.add_argument("--child", help=argparse.SUPPRESS)  # internal: one measurement in a fresh process
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.child:
+        print(json.dumps(child(args)))
+        return 0
+    sections = [s.strip() for s in args.sections.split(",") if s.strip()]
+    bad = [s for s in sections if s not in SECTIONS]
+    if bad or args.batch < 1 or args.seq < 2 or args.repeats < 1 or args.warmup < 0:
+        print(f"error: bad arguments ({'unknown section ' + bad[0] if bad else 'need batch >= 1, seq >= 2, repeats >= 1'})",
+              file=sys.stderr)
+        return 2
+    if args.json and not Path(args.json).resolve().parent.is_dir():
+        print(f"error: --json: folder '{Path(args.json).parent}' does not exist", file=sys.stderr)
+        return 2
+    from pclm.cpu import configure_cpu
+    import transformers
+
+    cpu = configure_cpu(args.threads)
+    load0 = os.getloadavg()
+    print(f"configure_cpu() applied: {cpu}")
+    print(f"torch {torch.__version__}, transformers {transformers.__version__}, {cpu_model()}, {os.cpu_count()} CPUs, "
+          f"load average {load0[0]:.2f} at start")
+    print(f"config: vocab {VOCAB}, hidden {HIDDEN}, {LAYERS} layers, {HEADS} head, intermediate {INTERMEDIATE}, "
+          f"batch {args.batch}, seq {args.seq}, {'bf16 autocast' if args.bf16 else 'fp32'}, "
+          f"{args.warmup} warm-up + {args.repeats} timed calls per path")
+    result: dict = {"command": "python " + " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:]),
+                    "torch": torch.__version__, "transformers": transformers.__version__, "cpu_model": cpu_model(),
+                    "cpus": os.cpu_count(), "cpu_config": cpu,
+                    "batch": args.batch, "seq": args.seq, "repeats": args.repeats, "warmup": args.warmup,
+                    "bf16": args.bf16, "load_average_start": load0}
+    t0 = time.perf_counter()
+    if "hf" in sections:
+        result["hf"] = bench_hf(args)
+    if "pc" in sections:
+        result["pc"] = bench_pc(args)
+    if "memory" in sections:
+        result["memory"] = bench_memory(args)
+    if "hygiene" in sections:
+        result["hygiene"] = bench_hygiene(args, cpu)
+    if args.profile:
+        result["profile"] = profile_ops(args)
+    result["load_average_end"] = os.getloadavg()
+    result["wall_s"] = time.perf_counter() - t0
+    print(f"\nload average at end {result['load_average_end'][0]:.2f}; wall time {result['wall_s']:.0f} s")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
