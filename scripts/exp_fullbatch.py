@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -91,6 +92,32 @@ def train_curve(name: str, batch: dict[str, torch.Tensor], depth: int, width: in
             "final_loss": curve["loss"][-1], "min_loss": min(curve["loss"]), **curve}
 
 
+def time_updates(batch: dict[str, torch.Tensor], depth: int, width: int, lr: float, inference_lr: float,
+                 pc_steps: list[int], repeats: int, seed: int) -> dict[str, float]:
+    """Median wall time of one weight update (one iPC iteration) per algorithm, repeats interleaved in one process
+    (order alternating), so that other loads on a shared machine hit every algorithm alike."""
+    steps = {}
+    for name, t in runs_for(depth, pc_steps):
+        torch.manual_seed(seed)
+        model = MLP(in_features=batch["pixel_values"][0].numel(), width=width, depth=depth, classes=10, act="tanh")
+        optim_w = torch.optim.SGD(weight_groups(model), lr=lr)
+        algorithm, _ = schedule(name, depth, t, inference_lr)
+        graph = EnergyGraph(ALL_GAUSSIAN, len(batch["labels"])) if name == "ipc" else None
+        label = f"PC T={t}" if name == "pc" else {"bp": "BP", "zil": "Z-IL", "ipc": "iPC"}[name]
+        steps[label] = (lambda m=model, a=algorithm, o=optim_w, g=graph:
+                        train_batch(m, batch, a, o, ALL_GAUSSIAN, graph=g))
+        for _ in range(depth):  # warm-up; iPC reaches its steady state (errors at every layer)
+            steps[label]()
+    times: dict[str, list[float]] = {k: [] for k in steps}
+    names = list(steps)
+    for r in range(repeats):
+        for k in names if r % 2 == 0 else names[::-1]:
+            t0 = time.perf_counter()
+            steps[k]()
+            times[k].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
 def runs_for(depth: int, pc_steps: list[int]) -> list[tuple[str, int]]:
     """(algorithm, T) pairs; PC with T < L - 1 is left out: its errors never reach the first layer (cost() raises)."""
     return [("bp", 0), ("zil", 0), ("ipc", 1)] + [("pc", t) for t in pc_steps if t >= depth - 1]
@@ -139,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0, help="initial weights")
     p.add_argument("--data-seed", type=int, default=0, help="which training images")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--bench", type=int, default=0, metavar="REPEATS",
+                   help="instead of training curves: median time of one update per algorithm, interleaved repeats, "
+                        "written to <out>_update_times.json")
     p.add_argument("--quick", action="store_true", help="tiny run: 64 images, width 32, depth 3, 60 SMMs")
     args = p.parse_args(argv)
     if args.quick:
@@ -151,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if args.bench:
+        return bench(args, batch, argv)
     results = []
     for lr in args.lrs:
         for depth in args.depths:
@@ -173,6 +205,28 @@ def main(argv: list[str] | None = None) -> int:
     plot(results, out.with_suffix(".png"), f"Full-batch training loss, {args.n_images} Fashion-MNIST images, "
          f"MLP width {args.width} tanh, SGD, gamma {args.inference_lr}")
     print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.png')}")
+    return 0
+
+
+def bench(args: argparse.Namespace, batch: dict[str, torch.Tensor], argv: list[str] | None) -> int:
+    rows = []
+    for depth in args.depths:
+        med = time_updates(batch, depth, args.width, args.lrs[0], args.inference_lr, args.pc_steps, args.bench,
+                           args.seed)
+        smms = {label: schedule(name, depth, t, args.inference_lr)[1]
+                for (name, t), label in zip(runs_for(depth, args.pc_steps), med)}
+        rows.append({"depth": depth, "median_update_s": med, "smms_per_update": smms,
+                     "median_s_per_smm": {k: med[k] / smms[k] for k in med},
+                     "ipc_update/bp_update": med["iPC"] / med["BP"]})
+        print(f"depth {depth}: " + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in med.items())
+              + f"; iPC/BP per update {med['iPC'] / med['BP']:.2f}", flush=True)
+    out = Path(str(args.out) + "_update_times.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"command": "python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
+                               "repeats": args.bench, "n_images": args.n_images, "width": args.width,
+                               "threads": args.threads, "seed": args.seed, "data_seed": args.data_seed,
+                               "torch": torch.__version__, "machine": platform.platform(), "rows": rows}, indent=1))
+    print(f"wrote {out}")
     return 0
 
 

@@ -85,14 +85,16 @@ def plot(results: list[dict], path: Path, title: str) -> None:
         for r in results:
             if (r["lr"], r["inference_lr"]) == (lr, gamma):
                 style = "-" if r["mode"] != "pc-persistent" else ":"
-                ax.plot(r["iteration"], r["energy"], style, color=colors.get(r["inference_steps"]), label=r["label"],
-                        lw=1.6 if r["mode"] == "ipc" else 1.1)
+                label = r["label"] + (" (diverged)" if r["diverged"] else "")
+                ax.plot(r["iteration"], r["energy"], style, color=colors.get(r["inference_steps"]), label=label,
+                        lw=1.6 if r["mode"] == "ipc" else 1.1, marker="x" if r["diverged"] else None, markevery=[-1])
         ax.set_yscale("log")
         ax.set_title(f"alpha {lr:g}, gamma {gamma:g}", fontsize=9)
         ax.set_xlabel("iterations (energy evaluations)")
         ax.set_ylabel("total energy F (per image)")
         ax.grid(alpha=0.3, which="both")
-    axes[0][0].legend(fontsize=7)
+    for ax in axes[0]:
+        ax.legend(fontsize=6)
     fig.suptitle(title, fontsize=10)
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -148,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
             "machine": platform.platform()}
     out.with_suffix(".json").write_text(json.dumps({**meta, "results": results}, indent=1))
     plot(results, out.with_suffix(".png"), f"Generative PC net {args.latent}-" + f"{args.width}-" * (args.depth - 1)
-         + f"{images[0].numel()} (tanh), {args.n_images} CIFAR-10 (JPEG q75) images, full batch, SGD")
+         + f"{images[0].numel()} (tanh),\n{args.n_images} CIFAR-10 (JPEG q75) images, full batch, SGD")
     print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.png')}")
     return 0
 
