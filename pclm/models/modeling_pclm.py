@@ -195,6 +195,8 @@ class PCLMForCausalLM(_PCLMWithHead, GenerationMixin):
         logits = self.lm_head(self.pclm(input_ids, attention_mask, nodes))  # (B, T, V)
         loss = None
         if labels is not None:
-            V = logits.shape[-1]
-            loss = nodes.clamp_output(logits[:, :-1].reshape(-1, V), labels[:, 1:].reshape(-1))
+            # Shift the labels, not the logits: slicing the (B, T, V) logits would copy them in the forward pass
+            # and zero-fill a (B, T, V) gradient in the backward. The last position gets no target.
+            targets = F.pad(labels[:, 1:], (0, 1), value=IGNORE_INDEX)
+            loss = nodes.clamp_output(logits.view(-1, logits.shape[-1]), targets.reshape(-1))
         return CausalLMOutput(loss=loss, logits=logits)

@@ -212,8 +212,9 @@ def train_lm(cfg: RunConfig, output_dir: Path, resume: bool = False, overwrite: 
 
     model = MODELS[cfg.task](_model_config(cfg, tokenizer))
     algorithm = build_algorithm(cfg.algo, cfg.pc.inference_steps, cfg.pc.inference_lr, cfg.pc.discount)
+    # fused: one kernel for all 40 tensors instead of a Python loop (about 10% of a masked BP step on CPU)
     optim_w = torch.optim.AdamW(weight_groups(model), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay,
-                                betas=cfg.train.betas)
+                                betas=cfg.train.betas, fused=True)
     cols = ["input_ids"] + (["labels"] if cfg.task == "mlm" else [])
     # The collate function only pads (mlm masks are drawn by the loop, see `Fit.batch_transform`); the loader's own
     # generator keeps iterator creation from drawing on the global RNG, which a mid-epoch resume would shift.
