@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     if not rows:
         print("error: no run folder with a metrics.json", file=sys.stderr)
         return 2
-    rows.sort(key=lambda r: (r["task"], ORDER.get(r["algo"], 9), r["seed"]))
+    rows.sort(key=lambda r: (r["task"], ORDER.get(r["algo"], 9), r["seed"]))  # stable: same-method runs keep their order
     out = ROOT / "reports"
     keep = out / args.name
     keep.mkdir(parents=True, exist_ok=True)
@@ -52,10 +52,10 @@ def main(argv: list[str] | None = None) -> int:
         return "—" if x is None else f"{x:.1f}"
 
     lines = [f"# {args.name}", "", f"Command: `{args.command}`", "", args.note, "",
-             "| task | algo | seed | status | untrained dev | dev ppl per epoch | best dev | test | 1B Word test sample (100) | train s |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| run | task | algo | seed | status | untrained dev | dev ppl per epoch | best dev | test | 1B Word test sample (100) | train s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['task']} | {r['algo']} | {r['seed']} | {r['status']} | {f(r['init_dev_ppl'])} | "
+        lines.append(f"| {r['run']} | {r['task']} | {r['algo']} | {r['seed']} | {r['status']} | {f(r['init_dev_ppl'])} | "
                      f"{', '.join(f(x) for x in r['dev_ppl_per_epoch'])} | {f(r['dev_ppl'])} | {f(r['test_ppl'])} | "
                      f"{f(r['test_sample_ppl'])} | {r['train_seconds']:.0f} |")
     sizes = rows[0]["data_sizes"]
