@@ -38,6 +38,52 @@ _ACTS = {"tanh": torch.tanh, "relu": torch.relu, "gelu": F.gelu}  # the same fun
 NODE = "hidden"
 
 
+def _will_compute(node) -> bool:
+    """Whether the running backward will deliver a gradient to `node` (False for the weights when `train_batch`
+    backpropagates to the value nodes only, as PC's inference steps do). True when it cannot tell."""
+    will = getattr(torch._C, "_will_engine_execute_node", None)
+    if node is None or will is None:
+        return True
+    try:
+        return bool(will(node))
+    except RuntimeError:  # not inside the autograd engine
+        return True
+
+
+class _StackedAffine(torch.autograd.Function):
+    """bias + x @ weight_t for every layer at once, (L, B, W_in) x (L, W_in, W_out) -> (L, B, W_out): baddbmm,
+    with a hand-written backward. Autograd's own BaddbmmBackward computes dF/dweight_t as the bmm x^T @ g, which
+    for one sample (a batch of L outer products, inner dimension 1) the CPU bmm runs several times slower than the
+    broadcast product x^T * g, the same values (one product per entry, no sum). Like the built-in backward, it
+    skips the gradients that the running backward does not ask for."""
+
+    @staticmethod
+    def forward(bias: torch.Tensor, x: torch.Tensor, weight_t: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(bias.unsqueeze(1), x, weight_t)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        bias, x, weight_t = inputs
+        ctx.save_for_backward(x, weight_t)
+        edge = torch.autograd.graph.get_gradient_edge
+        ctx.nodes = (edge(bias).node if bias.requires_grad else None,
+                     edge(weight_t).node if weight_t.requires_grad else None)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: torch.Tensor):
+        x, weight_t = ctx.saved_tensors
+        need_b, need_x, need_w = ctx.needs_input_grad
+        grad = grad.to(weight_t.dtype)  # under autocast the output (and its gradient) may be in lower precision
+        d_bias = grad.sum(1) if need_b and _will_compute(ctx.nodes[0]) else None
+        d_x = torch.bmm(grad, weight_t.transpose(1, 2)).to(x.dtype) if need_x else None  # (L, B, W_in)
+        d_w = None
+        if need_w and _will_compute(ctx.nodes[1]):
+            x_t = x.to(weight_t.dtype).transpose(1, 2)  # (L, W_in, B)
+            d_w = x_t * grad if x.shape[1] == 1 else torch.bmm(x_t, grad)  # (L, W_in, W_out), the weight's layout
+        return d_bias, d_x, d_w
+
+
 class StackedMLP(nn.Module):
     """The MLP of `pclm.vision.MLP` (`depth` weight layers, `width` hidden units) with its D - 2 hidden-to-hidden
     layers stacked into one (D-2, W, W) weight and its D - 1 hidden value nodes into one (D-1, B, W) node."""
@@ -49,17 +95,19 @@ class StackedMLP(nn.Module):
             raise ValueError("StackedMLP needs depth >= 2 (at least one hidden value node)")
         self.act_name, self.act = act, _ACTS[act]
         self.inp = nn.Linear(in_features, width)
-        self.weight = nn.Parameter(torch.empty(depth - 2, width, width))  # (D-2, W_out, W_in), like nn.Linear
+        # (D-2, W_in, W_out): nn.Linear's weight TRANSPOSED, so that x @ weight_t is a plain bmm whose weight
+        # gradient x^T @ grad comes out in the parameter's own layout (see `predict_hidden`)
+        self.weight_t = nn.Parameter(torch.empty(depth - 2, width, width))
         self.bias = nn.Parameter(torch.empty(depth - 2, width))  # (D-2, W)
         self.out = nn.Linear(width, classes)
         with torch.no_grad():  # nn.Linear's default initialisation, layer by layer
-            for w, b in zip(self.weight, self.bias):
-                nn.init.kaiming_uniform_(w, a=math.sqrt(5))
+            for w, b in zip(self.weight_t, self.bias):
+                nn.init.kaiming_uniform_(w.T, a=math.sqrt(5))  # fan_in of the (W_out, W_in) view, as nn.Linear
                 nn.init.uniform_(b, -1 / math.sqrt(width), 1 / math.sqrt(width))
 
     @property
     def depth(self) -> int:
-        return self.weight.shape[0] + 2
+        return self.weight_t.shape[0] + 2
 
     # ------------------------------------------------------------------------------------------------- conversion
     @classmethod
@@ -74,7 +122,7 @@ class StackedMLP(nn.Module):
             model.inp.load_state_dict(layers[0].state_dict())
             model.out.load_state_dict(layers[-1].state_dict())
             for i, layer in enumerate(layers[1:-1]):
-                model.weight[i].copy_(layer.weight)
+                model.weight_t[i].copy_(layer.weight.T)
                 model.bias[i].copy_(layer.bias)
         return model.to(layers[0].weight.device, layers[0].weight.dtype)
 
@@ -85,25 +133,31 @@ class StackedMLP(nn.Module):
             mlp.layers[0].load_state_dict(self.inp.state_dict())
             mlp.layers[-1].load_state_dict(self.out.state_dict())
             for i, layer in enumerate(mlp.layers[1:-1]):
-                layer.weight.copy_(self.weight[i])
+                layer.weight.copy_(self.weight_t[i].T)
                 layer.bias.copy_(self.bias[i])
-        return mlp.to(self.weight.device, self.weight.dtype)
+        return mlp.to(self.weight_t.device, self.weight_t.dtype)
 
     # ---------------------------------------------------------------------------------------------------- forward
     def feedforward_hidden(self, x0: torch.Tensor) -> torch.Tensor:
         """The D - 1 hidden activations of a feedforward pass, layer after layer. x0: (B, D_in) -> (D-1, B, W)."""
         h = [self.act(self.inp(x0))]
-        for w, b in zip(self.weight, self.bias):
-            h.append(self.act(F.linear(h[-1], w, b)))
+        for w_t, b in zip(self.weight_t, self.bias):
+            h.append(self.act(torch.addmm(b, h[-1], w_t)))
         return torch.stack(h)
 
     def predict_hidden(self, x0: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """All hidden predictions from the value nodes at once. x0: (B, D_in), x: (D-1, B, W) -> mu: (D-1, B, W)."""
         first = self.act(self.inp(x0)).unsqueeze(0)  # (1, B, W)
-        if self.weight.shape[0] == 0:
+        if self.weight_t.shape[0] == 0:
             return first
-        # mu_{l+1} = act(x_l W_{l+1}^T + b_{l+1}) for every hidden-to-hidden layer in one batched matmul
-        rest = self.act(torch.baddbmm(self.bias.unsqueeze(1), x[:-1], self.weight.transpose(1, 2)))  # (D-2, B, W)
+        # mu_{l+1} = act(x_l W_{l+1}^T + b_{l+1}) for every hidden-to-hidden layer in one batched matmul.
+        # Layout matters (2-core CPU, 32 x 1024, batch 1): with the weight stored (W_out, W_in) and passed as a
+        # transposed view, baddbmm's backward returns dF/dW^T and AccumulateGrad copies it into the parameter's
+        # layout: a strided copy of the whole (D-2, W, W) gradient that cost more than the rest of the step.
+        # Computing mu^T = W x^T instead makes the x-gradient a bmm with a transposed (W, W) operand and one
+        # column, which the CPU kernels run 10x slower. Storing W^T gives three fast bmm: forward x @ W^T,
+        # dF/dx = g @ (W^T)^T and dF/dW^T = x^T @ g, the last already contiguous in the parameter's layout.
+        rest = self.act(_StackedAffine.apply(self.bias, x[:-1], self.weight_t))  # (D-2, B, W)
         return torch.cat([first, rest])
 
     def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None, nodes=None) -> VisionOutput:
