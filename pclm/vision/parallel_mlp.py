@@ -65,9 +65,9 @@ class _StackedAffine(torch.autograd.Function):
     def setup_context(ctx, inputs, output) -> None:
         bias, x, weight_t = inputs
         ctx.save_for_backward(x, weight_t)
-        edge = torch.autograd.graph.get_gradient_edge
-        ctx.nodes = (edge(bias).node if bias.requires_grad else None,
-                     edge(weight_t).node if weight_t.requires_grad else None)
+        # the weight's gradient node, to skip the (L, W, W) product in value-only backwards (the bias gradient is
+        # a cheap sum: computed whenever bias requires grad, as looking its node up costs more than the sum)
+        ctx.weight_node = torch.autograd.graph.get_gradient_edge(weight_t).node if weight_t.requires_grad else None
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -75,10 +75,10 @@ class _StackedAffine(torch.autograd.Function):
         x, weight_t = ctx.saved_tensors
         need_b, need_x, need_w = ctx.needs_input_grad
         grad = grad.to(weight_t.dtype)  # under autocast the output (and its gradient) may be in lower precision
-        d_bias = grad.sum(1) if need_b and _will_compute(ctx.nodes[0]) else None
+        d_bias = grad.sum(1) if need_b else None
         d_x = torch.bmm(grad, weight_t.transpose(1, 2)).to(x.dtype) if need_x else None  # (L, B, W_in)
         d_w = None
-        if need_w and _will_compute(ctx.nodes[1]):
+        if need_w and _will_compute(ctx.weight_node):
             x_t = x.to(weight_t.dtype).transpose(1, 2)  # (L, W_in, B)
             d_w = x_t * grad if x.shape[1] == 1 else torch.bmm(x_t, grad)  # (L, W_in, W_out), the weight's layout
         return d_bias, d_x, d_w
@@ -155,8 +155,9 @@ class StackedMLP(nn.Module):
         # transposed view, baddbmm's backward returns dF/dW^T and AccumulateGrad copies it into the parameter's
         # layout: a strided copy of the whole (D-2, W, W) gradient that cost more than the rest of the step.
         # Computing mu^T = W x^T instead makes the x-gradient a bmm with a transposed (W, W) operand and one
-        # column, which the CPU kernels run 10x slower. Storing W^T gives three fast bmm: forward x @ W^T,
-        # dF/dx = g @ (W^T)^T and dF/dW^T = x^T @ g, the last already contiguous in the parameter's layout.
+        # column, which the CPU kernels run 10x slower. Storing W^T gives fast kernels throughout: forward x @ W^T,
+        # dF/dx = g @ (W^T)^T and dF/dW^T = x^T g (a broadcast product at batch 1, see `_StackedAffine`), the last
+        # already contiguous in the parameter's layout.
         rest = self.act(_StackedAffine.apply(self.bias, x[:-1], self.weight_t))  # (D-2, B, W)
         return torch.cat([first, rest])
 
