@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-FINAL = {"completed", "early_stopped", "max_steps", "diverged"}
+from pclm.runs import FINAL_STATUSES, default_launcher, launch_train, run_status, split_passthrough
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -31,26 +29,15 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def seed_status(run: Path) -> str | None:
-    try:
-        return json.loads((run / "metrics.json").read_text()).get("status")
-    except (OSError, ValueError):
-        return None
-
-
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    extra: list[str] = []
-    if "--" in argv:
-        i = argv.index("--")
-        argv, extra = argv[:i], argv[i + 1:]
+    argv, extra = split_passthrough(sys.argv[1:] if argv is None else argv)
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--task", required=True)
     p.add_argument("--algo", required=True)
     p.add_argument("--seeds", default="0-4", help="e.g. 0-9 or 0,3,5")
     p.add_argument("--output-dir", required=True, type=Path)
     p.add_argument("--shard", default="0/1", help="i/n: run the seeds whose index % n == i")
-    p.add_argument("--launcher", default=str(Path(sys.executable).with_name("accelerate")) + " launch",
+    p.add_argument("--launcher", default=default_launcher(),
                    help="command that starts one training process")
     args = p.parse_args(argv)
     try:
@@ -65,17 +52,13 @@ def main(argv: list[str] | None = None) -> int:
         if index % shards != shard:
             continue
         run = args.output_dir / f"seed{seed}"
-        status = seed_status(run)
-        if status in FINAL:
+        status = run_status(run)
+        if status in FINAL_STATUSES:
             print(f"seed {seed}: {status}, skipped")
             summary[str(seed)] = {"dir": str(run), "status": status, "exit_code": summary.get(str(seed), {}).get("exit_code")}
             continue
-        resume = ["--resume"] if (run / "checkpoints").is_dir() else ["--overwrite"]
-        cmd = [*args.launcher.split(), str(ROOT / "scripts" / "train_lm.py"), "--task", args.task, "--algo", args.algo,
-               "--seed", str(seed), "--output-dir", str(run), *resume, *extra]
-        print(f"seed {seed}: {' '.join(cmd)}", flush=True)
-        code = subprocess.call(cmd)
-        status = seed_status(run) or "crashed"
+        code = launch_train(args.launcher, run, ["--task", args.task, "--algo", args.algo, "--seed", str(seed), *extra])
+        status = run_status(run) or "crashed"
         if code == 2:  # bad input: the same for every seed, so stop here
             print("error: bad input (see the line above); sweep stopped", file=sys.stderr)
             return 2

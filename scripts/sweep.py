@@ -22,14 +22,12 @@ import argparse
 import itertools
 import json
 import math
-import subprocess
 import sys
 from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-FINAL = {"completed", "early_stopped", "max_steps", "diverged"}
+from pclm.runs import FINAL_STATUSES, default_launcher, launch_train, run_status, split_passthrough
 
 
 def expand(grid: dict[str, list]) -> list[dict[str, object]]:
@@ -50,7 +48,7 @@ def collect(output_dir: Path, points: list[dict[str, object]], converged_below: 
         except (OSError, ValueError):
             m = {"status": "missing"}
         dev = m.get("best_dev_ppl")
-        ok = m.get("status") in FINAL - {"diverged"} and dev is not None and math.isfinite(dev)
+        ok = m.get("status") in FINAL_STATUSES - {"diverged"} and dev is not None and math.isfinite(dev)
         rows.append({"point": point, "dir": str(run), "status": m.get("status"), "best_dev_ppl": dev,
                      "test_ppl": m.get("test_ppl"),
                      "converged": ok and (converged_below is None or dev < converged_below)})
@@ -70,17 +68,13 @@ def write_results(output_dir: Path, spec: dict, rows: list[dict]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    extra: list[str] = []
-    if "--" in argv:
-        i = argv.index("--")
-        argv, extra = argv[:i], argv[i + 1:]
+    argv, extra = split_passthrough(sys.argv[1:] if argv is None else argv)
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("grid", type=Path)
     p.add_argument("--output-dir", required=True, type=Path)
     p.add_argument("--converged-below", type=float)
     p.add_argument("--dry-run", action="store_true", help="list the points and write nothing")
-    p.add_argument("--launcher", default=str(Path(sys.executable).with_name("accelerate")) + " launch")
+    p.add_argument("--launcher", default=default_launcher())
     args = p.parse_args(argv)
     try:
         spec = yaml.safe_load(args.grid.read_text())
@@ -97,17 +91,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     for point in points:
         run = args.output_dir / point_name(point)
-        try:
-            if json.loads((run / "metrics.json").read_text()).get("status") in FINAL:
-                continue
-        except (OSError, ValueError):
-            pass
-        resume = ["--resume"] if (run / "checkpoints").is_dir() else ["--overwrite"]
+        if run_status(run) in FINAL_STATUSES:
+            continue
         overrides = [f"{k}={v}" for k, v in {**fixed, **point}.items()]
-        cmd = [*args.launcher.split(), str(ROOT / "scripts" / "train_lm.py"), "--task", task, "--algo", algo,
-               "--output-dir", str(run), *resume, *extra, *overrides]
-        print(" ".join(cmd), flush=True)
-        if subprocess.call(cmd) == 2:
+        if launch_train(args.launcher, run, ["--task", task, "--algo", algo, *extra, *overrides]) == 2:
             print("error: bad input (see the line above); sweep stopped", file=sys.stderr)
             return 2
         write_results(args.output_dir, spec, collect(args.output_dir, points, args.converged_below))
