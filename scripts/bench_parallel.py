@@ -26,13 +26,13 @@ import math
 import platform
 import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 from pclm.algorithms import BP, IPC
+from pclm.benchmarking import race
 from pclm.cpu import configure_cpu
 from pclm.pc import EnergyGraph, gaussian
 from pclm.training.step import train_batch, weight_groups
@@ -78,21 +78,6 @@ def ipc_step(model: torch.nn.Module, batch: dict, lr: float, inference_lr: float
         optim_x.zero_grad(set_to_none=True)
 
     return step
-
-
-def race(steps: dict[str, Callable[[], None]], repeats: int, warmup: int) -> dict[str, list[float]]:
-    """Warm every path up, then time them in turns (order alternating each round). Seconds per call."""
-    for step in steps.values():
-        for _ in range(warmup):
-            step()
-    times: dict[str, list[float]] = {name: [] for name in steps}
-    names = list(steps)
-    for r in range(repeats):
-        for name in names if r % 2 == 0 else names[::-1]:
-            t0 = time.perf_counter()
-            steps[name]()
-            times[name].append(time.perf_counter() - t0)
-    return times
 
 
 def bench_one(depth: int, width: int, batch_size: int, args: argparse.Namespace) -> dict:

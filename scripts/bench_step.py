@@ -33,6 +33,8 @@ from pathlib import Path
 
 import torch
 
+from pclm.benchmarking import race
+
 VOCAB, HIDDEN, LAYERS, HEADS, INTERMEDIATE = 8001, 128, 2, 1, 512
 MASK_ID = 4  # any id: the benchmark never decodes
 # The paper's best settings (SPEC.md section 4): task, algo -> T, x_lr, lr, discount, layer norm.
@@ -121,21 +123,6 @@ def hf_step(model, batch, bf16: bool, lr: float = 1e-3) -> Callable:
 
 
 # ----------------------------------------------------------------------------------------------------- timing
-def race(steps: dict[str, Callable[[], None]], repeats: int, warmup: int) -> dict[str, list[float]]:
-    """Warm every path up, then time them in turns (order alternating each round). Seconds per call."""
-    for step in steps.values():
-        for _ in range(warmup):
-            step()
-    times: dict[str, list[float]] = {name: [] for name in steps}
-    names = list(steps)
-    for r in range(repeats):
-        for name in names if r % 2 == 0 else names[::-1]:
-            t0 = time.perf_counter()
-            steps[name]()
-            times[name].append(time.perf_counter() - t0)
-    return times
-
-
 def med(xs: list[float]) -> float:
     return statistics.median(xs)
 
