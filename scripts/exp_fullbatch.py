@@ -31,6 +31,7 @@ import torch
 
 from pclm.algorithms import BP, IPC, PC, Algorithm, build_algorithm
 from pclm.algorithms.cost import inference_step_cost
+from pclm.benchmarking import race
 from pclm.data.vision import load_idx_split
 from pclm.errors import UsageError
 from pclm.pc import EnergyGraph, gaussian
@@ -106,15 +107,8 @@ def time_updates(batch: dict[str, torch.Tensor], depth: int, width: int, lr: flo
         label = f"PC T={t}" if name == "pc" else {"bp": "BP", "zil": "Z-IL", "ipc": "iPC"}[name]
         steps[label] = (lambda m=model, a=algorithm, o=optim_w, g=graph:
                         train_batch(m, batch, a, o, ALL_GAUSSIAN, graph=g))
-        for _ in range(depth):  # warm-up; iPC reaches its steady state (errors at every layer)
-            steps[label]()
-    times: dict[str, list[float]] = {k: [] for k in steps}
-    names = list(steps)
-    for r in range(repeats):
-        for k in names if r % 2 == 0 else names[::-1]:
-            t0 = time.perf_counter()
-            steps[k]()
-            times[k].append(time.perf_counter() - t0)
+    # warm-up of `depth` calls: iPC reaches its steady state (errors at every layer)
+    times = race(steps, repeats, warmup=depth)
     return {k: statistics.median(v) for k, v in times.items()}
 
 

@@ -127,3 +127,16 @@ def bp_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, int]:
     code = run_main([*BP_RUN_ARGS, "--output-dir", run])
     metrics = json.loads((run / "metrics.json").read_text()) if (run / "metrics.json").is_file() else {}
     return run, metrics, code
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny tensors: one thread avoids contention on a busy 2-core machine (10x here); denormals flushed as in the
+    scripts."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_flush_denormal(True)
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
