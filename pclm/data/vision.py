@@ -15,7 +15,7 @@ import torch
 
 from ..errors import UsageError
 
-__all__ = ["load_idx", "load_idx_split", "load_cifar10_parquet", "IDX_FILES"]
+__all__ = ["load_idx", "load_idx_split", "load_cifar10_parquet", "load_vision_dataset", "VISION_DATASETS", "IDX_FILES"]
 
 # file names of the original releases (MNIST and Fashion-MNIST use the same ones)
 IDX_FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
@@ -79,3 +79,18 @@ def load_cifar10_parquet(data_dir: str | Path, split: str = "train",
     images = np.stack([np.asarray(im.convert("RGB"), dtype=np.uint8) for im in ds["image"]])  # (N, H, W, 3)
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0  # (N, 3, H, W)
     return x.contiguous(), torch.tensor(ds["label"], dtype=torch.int64)
+
+
+# name -> (channels, image size, classes); the loaders below return images (N, C, H, W) in [0, 1]
+VISION_DATASETS = {"mnist": (1, 28, 10), "fashion-mnist": (1, 28, 10), "cifar10": (3, 32, 10)}
+
+
+def load_vision_dataset(name: str, data_dir: str | Path, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
+    """Split "train" / "test" of the data set `name` (a key of VISION_DATASETS) stored in `data_dir`."""
+    if name not in VISION_DATASETS:
+        raise UsageError(f"unknown dataset '{name}' (choose from {', '.join(VISION_DATASETS)})")
+    if split not in ("train", "test"):
+        raise UsageError(f"unknown split '{split}' (train or test)")
+    if name in ("mnist", "fashion-mnist"):
+        return load_idx_split(data_dir, split)
+    return load_cifar10_parquet(data_dir, split)
