@@ -1,4 +1,5 @@
-"""Vision data sets from local files: MNIST / Fashion-MNIST IDX .gz files and CIFAR-10 as Hugging Face parquet.
+"""Vision data sets from local files: MNIST / Fashion-MNIST IDX .gz files, CIFAR-10 as Hugging Face parquet or in the
+original python-pickle batches, and SVHN (cropped digits) from the original `.mat` files.
 
 The data directory is always an argument (a CLI flag in the scripts); nothing here reads the environment.
 A missing file or directory raises `UsageError` with one line that names it.
@@ -7,6 +8,7 @@ A missing file or directory raises `UsageError` with one line that names it.
 from __future__ import annotations
 
 import gzip
+import pickle
 import struct
 from pathlib import Path
 
@@ -15,11 +17,16 @@ import torch
 
 from ..errors import UsageError
 
-__all__ = ["load_idx", "load_idx_split", "load_cifar10_parquet", "load_vision_dataset", "VISION_DATASETS", "IDX_FILES"]
+__all__ = ["load_idx", "load_idx_split", "load_cifar10_parquet", "load_cifar10_pickle", "load_svhn_mat",
+           "load_vision_dataset", "VISION_DATASETS", "IDX_FILES", "CIFAR10_PICKLE_FILES", "SVHN_FILES"]
 
 # file names of the original releases (MNIST and Fashion-MNIST use the same ones)
 IDX_FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
              "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
+# CIFAR-10 "python version" (cifar-10-python.tar.gz unpacked): five train batches and one test batch
+CIFAR10_PICKLE_FILES = {"train": tuple(f"data_batch_{i}" for i in range(1, 6)), "test": ("test_batch",)}
+# SVHN format 2 (cropped 32x32 digits)
+SVHN_FILES = {"train": "train_32x32.mat", "test": "test_32x32.mat"}
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
                0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
 
@@ -81,8 +88,54 @@ def load_cifar10_parquet(data_dir: str | Path, split: str = "train",
     return x.contiguous(), torch.tensor(ds["label"], dtype=torch.int64)
 
 
+def _read_cifar10_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """One pickled CIFAR-10 batch: a dict with b"data" (N, 3072) uint8 (R, G, B planes of 32x32, row-major) and
+    b"labels" (N,) -> images (N, 3, 32, 32) uint8 and labels (N,) int64."""
+    try:
+        with open(path, "rb") as f:
+            batch = pickle.load(f, encoding="bytes")
+        data = np.asarray(batch[b"data"], dtype=np.uint8)
+        labels = np.asarray(batch[b"labels"], dtype=np.int64)
+    except Exception as err:  # any unpickling failure or a missing key: the file is not a CIFAR-10 batch
+        raise UsageError(f"not a CIFAR-10 pickle batch: {path} ({type(err).__name__})") from None
+    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or labels.shape != (len(data),):
+        raise UsageError(f"bad CIFAR-10 batch shapes in {path}: data {data.shape}, labels {labels.shape}")
+    return data.reshape(-1, 3, 32, 32), labels
+
+
+def load_cifar10_pickle(data_dir: str | Path, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
+    """CIFAR-10 in the original python-pickle layout (`data_dir` is `cifar-10-batches-py/` or its parent) ->
+    images (N, 3, 32, 32) float32 in [0, 1] and labels (N,) int64, train batches 1..5 concatenated in order."""
+    data_dir = _existing(data_dir, "data directory")
+    if (data_dir / "cifar-10-batches-py").is_dir():
+        data_dir = data_dir / "cifar-10-batches-py"
+    parts = [_read_cifar10_batch(_existing(data_dir / name, "CIFAR-10 batch file")) for name in CIFAR10_PICKLE_FILES[split]]
+    images = np.concatenate([p[0] for p in parts])  # (N, 3, 32, 32)
+    labels = np.concatenate([p[1] for p in parts])
+    return torch.from_numpy(images.astype(np.float32) / 255.0), torch.from_numpy(labels)
+
+
+def load_svhn_mat(path: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """One SVHN `.mat` file (X (32, 32, 3, N) uint8, y (N, 1) with 10 meaning the digit 0) ->
+    images (N, 3, 32, 32) float32 in [0, 1] and labels (N,) int64 in 0..9."""
+    from scipy.io import loadmat  # only needed for SVHN
+
+    path = _existing(path, "SVHN .mat file")
+    try:
+        mat = loadmat(str(path))
+        x, y = np.asarray(mat["X"]), np.asarray(mat["y"]).reshape(-1).astype(np.int64)
+    except Exception as err:  # not a MAT file, truncated, or without X / y
+        raise UsageError(f"not an SVHN .mat file: {path} ({type(err).__name__})") from None
+    if x.ndim != 4 or x.shape[2] != 3 or x.shape[3] != len(y) or not ((y >= 0) & (y <= 10)).all():
+        raise UsageError(f"bad SVHN arrays in {path}: X {x.shape}, y {y.shape}")
+    y[y == 10] = 0
+    images = np.ascontiguousarray(x.transpose(3, 2, 0, 1))  # (H, W, C, N) -> (N, C, H, W)
+    return torch.from_numpy(images.astype(np.float32) / 255.0), torch.from_numpy(y)
+
+
 # name -> (channels, image size, classes); the loaders below return images (N, C, H, W) in [0, 1]
-VISION_DATASETS = {"mnist": (1, 28, 10), "fashion-mnist": (1, 28, 10), "cifar10": (3, 32, 10)}
+VISION_DATASETS = {"mnist": (1, 28, 10), "fashion-mnist": (1, 28, 10), "cifar10": (3, 32, 10),
+                   "cifar10-pickle": (3, 32, 10), "svhn": (3, 32, 10)}
 
 
 def load_vision_dataset(name: str, data_dir: str | Path, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
@@ -93,4 +146,8 @@ def load_vision_dataset(name: str, data_dir: str | Path, split: str = "train") -
         raise UsageError(f"unknown split '{split}' (train or test)")
     if name in ("mnist", "fashion-mnist"):
         return load_idx_split(data_dir, split)
+    if name == "cifar10-pickle":
+        return load_cifar10_pickle(data_dir, split)
+    if name == "svhn":
+        return load_svhn_mat(Path(_existing(data_dir, "data directory")) / SVHN_FILES[split])
     return load_cifar10_parquet(data_dir, split)

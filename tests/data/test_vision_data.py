@@ -1,8 +1,10 @@
-"""Vision loaders on tiny fixture files written here (IDX .gz, a parquet of PNGs), and on the real files when the
-shared data directory exists."""
+"""Vision loaders on tiny fixture files written here (IDX .gz, a parquet of PNGs, CIFAR-10 pickle batches, an SVHN
+.mat), and on the real files when the shared data directory exists. No real SVHN files exist in ../shared/data, so
+SVHN is checked on fixtures only."""
 
 import gzip
 import io
+import pickle
 import struct
 from pathlib import Path
 
@@ -10,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from pclm.data.vision import load_cifar10_parquet, load_idx, load_idx_split
+from pclm.data.vision import (VISION_DATASETS, load_cifar10_parquet, load_cifar10_pickle, load_idx, load_idx_split,
+                               load_svhn_mat, load_vision_dataset)
 from pclm.errors import UsageError
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -74,3 +77,88 @@ def test_real_files():
     assert torch.bincount(y).tolist() == [1000] * 10
     x, y = load_cifar10_parquet(SHARED / "cifar10-jpeg", "test", limit=16, seed=0)
     assert x.shape == (16, 3, 32, 32) and 0.0 <= x.min() and x.max() <= 1.0 and y.max() <= 9
+
+
+def _write_cifar_batch(path: Path, data: np.ndarray, labels: list[int]) -> None:
+    with open(path, "wb") as f:
+        pickle.dump({b"batch_label": b"fixture", b"data": data, b"labels": labels, b"filenames": []}, f)
+
+
+def test_load_cifar10_pickle_fixture(tmp_path):
+    root = tmp_path / "cifar-10-batches-py"
+    root.mkdir()
+    for i in range(1, 6):  # batch i holds one image whose bytes are all i, label i
+        _write_cifar_batch(root / f"data_batch_{i}", np.full((1, 3072), i, dtype=np.uint8), [i])
+    data = np.zeros((2, 3072), dtype=np.uint8)
+    # row-major planes: byte c*1024 + h*32 + w is channel c, row h, column w
+    data[1, 1 * 1024 + 2 * 32 + 5] = 255  # green, row 2, column 5 of the second image
+    _write_cifar_batch(root / "test_batch", data, [9, 0])
+    x, y = load_cifar10_pickle(tmp_path, "train")  # the parent of cifar-10-batches-py works too
+    assert x.shape == (5, 3, 32, 32) and x.dtype == torch.float32 and y.dtype == torch.int64
+    assert y.tolist() == [1, 2, 3, 4, 5] and torch.equal(x[:, 0, 0, 0], torch.arange(1, 6) / 255.0)
+    x, y = load_vision_dataset("cifar10-pickle", root, "test")
+    assert x.shape == (2, 3, 32, 32) and y.tolist() == [9, 0]
+    assert x[1, 1, 2, 5] == 1.0 and x.sum() == 1.0 and 0.0 <= x.min() and x.max() <= 1.0
+
+
+def test_load_cifar10_pickle_missing_and_corrupt(tmp_path):
+    with pytest.raises(UsageError, match="data directory not found"):
+        load_cifar10_pickle(tmp_path / "missing")
+    with pytest.raises(UsageError, match="CIFAR-10 batch file not found: .*test_batch"):
+        load_cifar10_pickle(tmp_path, "test")
+    (tmp_path / "test_batch").write_bytes(b"not a pickle")
+    with pytest.raises(UsageError, match="not a CIFAR-10 pickle batch: .*test_batch"):
+        load_cifar10_pickle(tmp_path, "test")
+    _write_cifar_batch(tmp_path / "test_batch", np.zeros((2, 100), dtype=np.uint8), [0, 1])
+    with pytest.raises(UsageError, match="bad CIFAR-10 batch shapes"):
+        load_cifar10_pickle(tmp_path, "test")
+
+
+def test_load_svhn_mat_fixture(tmp_path):
+    from scipy.io import savemat
+
+    X = np.zeros((32, 32, 3, 3), dtype=np.uint8)  # SVHN layout: (H, W, C, N)
+    X[4, 7, 2, 1] = 255  # image 1, blue channel, row 4, column 7
+    X[:, :, 0, 2] = 51  # image 2, the whole red channel 51/255 = 0.2
+    savemat(str(tmp_path / "test_32x32.mat"), {"X": X, "y": np.array([[10], [3], [1]], dtype=np.uint8)})
+    x, y = load_vision_dataset("svhn", tmp_path, "test")
+    assert x.shape == (3, 3, 32, 32) and x.dtype == torch.float32 and y.dtype == torch.int64
+    assert y.tolist() == [0, 3, 1]  # label 10 is the digit 0
+    assert x[1, 2, 4, 7] == 1.0 and x[1].sum() == 1.0 and x[0].sum() == 0.0
+    assert torch.equal(x[2, 0], torch.full((32, 32), 51 / 255.0)) and x[2, 1:].sum() == 0.0
+    assert VISION_DATASETS["svhn"] == (3, 32, 10) and VISION_DATASETS["cifar10-pickle"] == (3, 32, 10)
+
+
+def test_load_svhn_mat_missing_and_corrupt(tmp_path):
+    from scipy.io import savemat
+
+    with pytest.raises(UsageError, match="SVHN .mat file not found: .*train_32x32.mat"):
+        load_vision_dataset("svhn", tmp_path, "train")
+    with pytest.raises(UsageError, match="data directory not found"):
+        load_vision_dataset("svhn", tmp_path / "missing", "train")
+    (tmp_path / "bad.mat").write_bytes(b"\x00" * 200)
+    with pytest.raises(UsageError, match="not an SVHN .mat file: .*bad.mat"):
+        load_svhn_mat(tmp_path / "bad.mat")
+    savemat(str(tmp_path / "nox.mat"), {"y": np.array([[1]])})
+    with pytest.raises(UsageError, match="not an SVHN .mat file"):
+        load_svhn_mat(tmp_path / "nox.mat")
+    savemat(str(tmp_path / "short.mat"), {"X": np.zeros((32, 32, 3, 2), np.uint8), "y": np.array([[1]])})
+    with pytest.raises(UsageError, match="bad SVHN arrays"):
+        load_svhn_mat(tmp_path / "short.mat")
+
+
+def test_load_vision_dataset_rejects_unknown(tmp_path):
+    with pytest.raises(UsageError, match="unknown dataset 'imagenet'"):
+        load_vision_dataset("imagenet", tmp_path)
+    with pytest.raises(UsageError, match="unknown split"):
+        load_vision_dataset("svhn", tmp_path, "val")
+
+
+@pytest.mark.skipif(not SHARED.exists(), reason="shared data directory not present")
+def test_real_files_through_dispatcher():
+    for name in ("mnist", "fashion-mnist"):
+        x, y = load_vision_dataset(name, SHARED / name, "test")
+        assert x.shape == (10000, 1, 28, 28) and x.dtype == torch.float32 and y.dtype == torch.int64
+        assert 0.0 <= x.min() and x.max() == 1.0 and sorted(y.unique().tolist()) == list(range(10))
+    x, y = load_idx_split(SHARED / "mnist", "test")
+    assert y[:5].tolist() == [7, 2, 1, 0, 4]  # the well-known first MNIST test labels
