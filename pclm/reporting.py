@@ -23,7 +23,7 @@ from typing import Any
 from .errors import UsageError
 
 __all__ = ["ALGOS", "DEFAULT_THRESHOLDS", "TASKS", "MethodSummary", "SeedResult", "is_converged", "load_runs",
-           "load_seed_lists", "markdown_report", "parse_thresholds", "plot_dev_curves", "summarize", "table3",
+           "load_seed_lists", "markdown_report", "parse_thresholds", "plot_dev_curves", "summarize", "table3", "threshold_of",
            "write_report"]
 
 TASKS = {"mlm": "masked LM", "clm": "conditional LM"}  # Table 3's rows, in its order
@@ -65,19 +65,26 @@ def is_converged(test_ppl: float | None, status: str, threshold: float) -> bool:
 
 
 def parse_thresholds(items: list[str] | None) -> dict[str, float]:
-    """`["pc=800", "ipc=150"]` -> the defaults with those entries replaced."""
+    """`["pc=800", "clm:ipc=1322.1"]` -> the defaults with those entries replaced or added. A `TASK:ALGO` key sets
+    the threshold of one task only (e.g. a unigram baseline's perplexity, which differs between the tasks)."""
     thresholds = dict(DEFAULT_THRESHOLDS)
     for item in items or []:
-        algo, sep, value = item.partition("=")
+        key, sep, value = item.partition("=")
+        task, _, algo = key.rpartition(":")
         try:
             number = float(value)
         except ValueError:
             number = math.nan
-        if not sep or algo not in ALGOS or not number > 0:
-            raise UsageError(f"--threshold must be ALGO=PERPLEXITY with ALGO in {'|'.join(ALGOS)} and a positive "
-                             f"number, got '{item}'")
-        thresholds[algo] = number
+        if not sep or algo not in ALGOS or (task and task not in TASKS) or not number > 0:
+            raise UsageError(f"--threshold must be [TASK:]ALGO=PERPLEXITY with TASK in {'|'.join(TASKS)}, ALGO in "
+                             f"{'|'.join(ALGOS)} and a positive number, got '{item}'")
+        thresholds[key] = number
     return thresholds
+
+
+def threshold_of(thresholds: dict[str, float], task: str, algo: str) -> float:
+    """The threshold of `algo` on `task`: its `task:algo` entry, else its `algo` entry."""
+    return thresholds.get(f"{task}:{algo}", thresholds[algo])
 
 
 def _check_names(task: Any, algo: Any, where: str) -> None:
@@ -117,7 +124,7 @@ def load_seed_lists(path: str | Path, thresholds: dict[str, float]) -> list[Seed
             for seed, ppl in enumerate(ppls):
                 status = "completed" if ppl is not None else "crashed"
                 results.append(SeedResult(task, algo, seed, ppl, status,
-                                          is_converged(ppl, status, thresholds[algo])))
+                                          is_converged(ppl, status, threshold_of(thresholds, task, algo))))
     return results
 
 
@@ -163,7 +170,7 @@ def load_runs(paths: list[str | Path], thresholds: dict[str, float]) -> list[See
         if test_ppl is None and status not in FAILED:
             status = f"crashed ({status})"  # e.g. "running": killed before its final evaluation
         results.append(SeedResult(m["task"], m["algo"], m.get("seed"), test_ppl, status,
-                                  is_converged(test_ppl, status, thresholds[m["algo"]]), str(run), history))
+                                  is_converged(test_ppl, status, threshold_of(thresholds, m["task"], m["algo"])), str(run), history))
     return results
 
 
@@ -180,7 +187,7 @@ def summarize(results: list[SeedResult], thresholds: dict[str, float]) -> list[M
             mean = sum(ppl) / n if n else math.nan
             var = sum((p - mean) ** 2 for p in ppl) / n if n else math.nan  # population variance
             sem = math.sqrt(var * n / (n - 1) / n) if n > 1 else math.nan  # sample variance / n
-            summaries.append(MethodSummary(task, algo, thresholds[algo], len(seeds), n, mean, math.sqrt(var) / 2,
+            summaries.append(MethodSummary(task, algo, threshold_of(thresholds, task, algo), len(seeds), n, mean, math.sqrt(var) / 2,
                                            math.sqrt(var), sem))
     return summaries
 
@@ -189,11 +196,13 @@ def _fmt(x: float) -> str:
     return f"{x:.2f}" if math.isfinite(x) else "–"
 
 
-def table3(summaries: list[MethodSummary]) -> str:
-    """Table 3 of the paper: rows masked LM / conditional LM, columns BP, #conv, PC, #conv, iPC, #conv."""
+def table3(summaries: list[MethodSummary], unigram: dict[str, float] | None = None) -> str:
+    """Table 3 of the paper: rows masked LM / conditional LM, columns BP, #conv, PC, #conv, iPC, #conv, and a last
+    column with a unigram model's perplexity on the same test targets when `unigram` ({task: ppl}) is given."""
     by = {(s.task, s.algo): s for s in summaries}
-    lines = ["| | " + " | ".join(f"{name} | #conv" for name in ALGOS.values()) + " |",
-             "|---" * (1 + 2 * len(ALGOS)) + "|"]
+    extra = " unigram |" if unigram else ""
+    lines = ["| | " + " | ".join(f"{name} | #conv" for name in ALGOS.values()) + " |" + extra,
+             "|---" * (1 + 2 * len(ALGOS) + bool(unigram)) + "|"]
     for task, row in TASKS.items():
         if not any((task, algo) in by for algo in ALGOS):
             continue
@@ -204,16 +213,19 @@ def table3(summaries: list[MethodSummary]) -> str:
                 cells += ["–", "–"]
             else:
                 cells += [f"{_fmt(s.mean)} ± {_fmt(s.pm)}" if s.converged else "–", str(s.converged)]
+        if unigram:
+            cells.append(_fmt(unigram[task]) if task in unigram else "–")
         lines.append(f"| {row} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def markdown_report(results: list[SeedResult], summaries: list[MethodSummary], command: str,
-                    plot: str | None = None) -> str:
+                    plot: str | None = None, unigram: dict[str, float] | None = None) -> str:
     lines = ["Made by:", "", "```", command, "```", "",
              "## Test perplexity (Table 3 layout)", "",
              "Mean over the converged seeds ± half their population standard deviation (the paper's \"±\"); "
-             "#conv = converged seeds.", "", table3(summaries), "",
+             "#conv = converged seeds." + (" unigram = a unigram model's test perplexity on the same targets."
+                                           if unigram else ""), "", table3(summaries, unigram), "",
              "## Per method", "",
              "std is the population standard deviation (ddof=0) of the converged seeds; "
              "SEM = sample standard deviation (ddof=1) / sqrt(#conv).", "",
@@ -280,7 +292,7 @@ def _finite(x: Any) -> Any:
 
 
 def write_report(results: list[SeedResult], thresholds: dict[str, float], out_dir: str | Path, name: str,
-                 command: str) -> dict[str, Path]:
+                 command: str, unigram: dict[str, float] | None = None) -> dict[str, Path]:
     """Write `<out_dir>/<name>.json`, `.md` and (when some run has a dev history) `.png`; returns their paths."""
     if not results:
         raise UsageError("no results to report")
@@ -299,9 +311,10 @@ def write_report(results: list[SeedResult], thresholds: dict[str, float], out_di
                         "sem": "sample standard deviation (ddof=1) / sqrt(converged)"},
         "summary": [{k: _finite(v) for k, v in asdict(s).items()} for s in summaries],
         "seeds": [{k: _finite(v) for k, v in asdict(r).items() if k != "history"} for r in results],
-        "table3_markdown": table3(summaries),
+        "unigram_test_ppl": unigram or {},
+        "table3_markdown": table3(summaries, unigram),
     }
     paths["json"].write_text(json.dumps(report, indent=1) + "\n")
     plot = paths["png"].name if "png" in paths else None
-    paths["md"].write_text(markdown_report(results, summaries, command, plot))
+    paths["md"].write_text(markdown_report(results, summaries, command, plot, unigram))
     return paths

@@ -96,6 +96,17 @@ def test_thresholds():
     assert strict["clmipc"] == 6 and strict["mlmipc"] == 9 and strict["clmpc"] == 10
 
 
+def test_task_thresholds_apply_to_one_task_only():
+    thresholds = parse_thresholds(["clm:ipc=150", "mlm:pc=1e3"])
+    assert thresholds["clm:ipc"] == 150.0 and thresholds["ipc"] == 200.0
+    for bad in ["xlm:ipc=100", "clm:zil=100", "clm:=100"]:
+        with pytest.raises(UsageError):
+            parse_thresholds([bad])
+    summaries = {s.task + s.algo: s for s in summarize(load_seed_lists(SEEDS, thresholds), thresholds)}
+    assert summaries["clmipc"].converged == 6 and summaries["clmipc"].threshold == 150.0
+    assert summaries["mlmipc"].converged == 10 and summaries["mlmipc"].threshold == 200.0  # Table 3: 10 of 10
+
+
 def test_null_in_a_seed_list_is_a_crashed_seed(tmp_path):
     path = tmp_path / "seeds.json"
     path.write_text(json.dumps({"mlm": {"pc": [700.0, None, 900.0]}}))
@@ -172,6 +183,18 @@ def test_report_script_on_run_folders(runs, tmp_path, capsys):
     assert md.splitlines()[3] == report["command"] and "![dev perplexity](tiny.png)" in md
     assert "| masked LM | 110.00 ± 5.00 | 2 | – | 0 | – | – |" in md
     assert (out / "tiny.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_unigram_column(tmp_path, capsys):
+    out = tmp_path / "reports"
+    assert _report_script().main(["--name", "u", "--out-dir", str(out), "--seeds", str(SEEDS),
+                                  "--unigram", "clm=1322.1"]) == 0
+    table = json.loads((out / "u.json").read_text())["table3_markdown"].splitlines()
+    assert table[0].endswith("| unigram |") and table[-1].endswith("| 1322.10 |")  # conditional LM row
+    assert table[-2].endswith("| – |")  # masked LM: no unigram given
+    assert _report_script().main(["--name", "v", "--out-dir", str(out), "--seeds", str(SEEDS),
+                                  "--unigram", "clm=x"]) == 2
+    assert not (out / "v.json").exists()
 
 
 def test_report_script_bad_input_writes_nothing(tmp_path, capsys):
