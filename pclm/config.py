@@ -6,6 +6,14 @@ Sections (every key documented in configs/README.md):
     model                   PCLMConfig fields (hidden_size, layer_norm, ...)
     train                   epochs, batch size, weight optimiser, early stopping, checkpoints
     pc                      inference steps T, inference lr gamma, discount, which positions are value nodes
+
+The vision runs (scripts/train_vision.py) use `VisionRunConfig`, read by `load_vision_config` with the same rules:
+    algo, seed              as above
+    data                    data set name, its folder, train / dev / test subset sizes, normalisation
+    model                   `name` (mlp, cnn, alexnet, width_cnn) plus that model's constructor arguments
+    train                   as above, plus the weight optimiser's name
+    pc                      inference steps T, inference lr gamma, discount (every hidden layer is a value node)
+Keys are documented in configs/vision/README.md.
 """
 
 from __future__ import annotations
@@ -21,7 +29,8 @@ import yaml
 
 from .errors import UsageError
 
-__all__ = ["DataConfig", "TrainConfig", "PCConfig", "RunConfig", "load_config", "save_config"]
+__all__ = ["DataConfig", "TrainConfig", "PCConfig", "RunConfig", "load_config", "save_config",
+           "VisionDataConfig", "VisionTrainConfig", "VisionPCConfig", "VisionRunConfig", "load_vision_config"]
 
 TASKS = ("mlm", "clm")
 
@@ -72,6 +81,56 @@ class RunConfig:
     model: dict[str, Any] = field(default_factory=dict)
     train: TrainConfig = field(default_factory=TrainConfig)
     pc: PCConfig = field(default_factory=PCConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["train"]["betas"] = list(self.train.betas)
+        return out
+
+
+@dataclass
+class VisionDataConfig:
+    dataset: str = "mnist"  # a key of pclm.data.vision.VISION_DATASETS
+    data_dir: str | None = None  # None = ../shared/data/<dataset> when it exists (resolved by the CLI)
+    train_size: int | None = None  # training images drawn (with split_seed) from what dev leaves; None = all
+    dev_size: int = 5000  # held out from the training split, picks the best epoch; 0 = select on the test split
+    test_size: int | None = None  # images drawn from the official test split; None = all
+    split_seed: int = 0
+    normalize: bool = True  # per-channel mean / std of the training images, stored with the model
+
+
+@dataclass
+class VisionTrainConfig:
+    epochs: int = 20
+    batch_size: int = 64
+    eval_batch_size: int = 1000
+    optimizer: str = "adamw"  # adamw, adam or sgd (weights only; value nodes always use plain SGD)
+    lr: float = 0.0001  # alpha
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    momentum: float = 0.0  # sgd only
+    patience: int = 0  # epochs without a better dev accuracy before stopping; 0 = never stop early
+    max_steps: int | None = None
+    checkpoint_every: int = 0
+    log_every: int = 50
+    tracker: str = "none"
+
+
+@dataclass
+class VisionPCConfig:
+    inference_steps: int = 8  # T
+    inference_lr: float = 0.5  # gamma
+    discount: float | None = None
+
+
+@dataclass
+class VisionRunConfig:
+    algo: str = "ipc"
+    seed: int = 0
+    data: VisionDataConfig = field(default_factory=VisionDataConfig)
+    model: dict[str, Any] = field(default_factory=lambda: {"name": "mlp"})
+    train: VisionTrainConfig = field(default_factory=VisionTrainConfig)
+    pc: VisionPCConfig = field(default_factory=VisionPCConfig)
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -167,8 +226,7 @@ def _set_dotted(tree: dict[str, Any], dotted: str) -> None:
     _set(tree, path, value)
 
 
-def load_config(path: str | Path | None, overrides: list[str] = (), **flags: Any) -> RunConfig:
-    """Read `path` (YAML), apply dotted `overrides` ("train.lr=0.001"), then the non-None CLI `flags`."""
+def _read_tree(path: str | Path | None, overrides: list[str], flags: dict[str, Any]) -> dict[str, Any]:
     tree: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
@@ -185,10 +243,42 @@ def load_config(path: str | Path | None, overrides: list[str] = (), **flags: Any
     for key, value in flags.items():
         if value is not None:
             _set(tree, key, value)
-    cfg = _build(RunConfig, tree, "")
+    return tree
+
+
+def load_config(path: str | Path | None, overrides: list[str] = (), **flags: Any) -> RunConfig:
+    """Read `path` (YAML), apply dotted `overrides` ("train.lr=0.001"), then the non-None CLI `flags`."""
+    cfg = _build(RunConfig, _read_tree(path, overrides, flags), "")
     if cfg.task not in TASKS:
         raise UsageError(f"unknown task '{cfg.task}' (choose from {', '.join(TASKS)})")
     _check_ranges(cfg)
+    return cfg
+
+
+_VISION_MINIMA = [("train", "epochs", 1), ("train", "batch_size", 1), ("train", "eval_batch_size", 1),
+                  ("train", "patience", 0), ("train", "checkpoint_every", 0), ("train", "log_every", 1),
+                  ("train", "max_steps", 1), ("data", "dev_size", 0), ("data", "train_size", 1),
+                  ("data", "test_size", 1), ("pc", "inference_steps", 1)]
+
+
+def load_vision_config(path: str | Path | None, overrides: list[str] = (), **flags: Any) -> VisionRunConfig:
+    """`load_config` for a vision run: the same file, override and flag rules, into a `VisionRunConfig`.
+    The `model` section must name the model (`model.name`); its other keys are checked against that model's
+    constructor when the run starts."""
+    tree = _read_tree(path, overrides, flags)
+    model = tree.get("model")
+    if model is not None and not isinstance(model, dict):
+        raise UsageError(f"config section 'model' must be a mapping, got {model!r}")
+    tree["model"] = {"name": "mlp", **(model or {})}
+    cfg = _build(VisionRunConfig, tree, "")
+    if not isinstance(cfg.model["name"], str):
+        raise UsageError(f"config key 'model.name' must be str, got {cfg.model['name']!r}")
+    for section, key, low in _VISION_MINIMA:
+        value = getattr(getattr(cfg, section), key)
+        if value is not None and value < low:
+            raise UsageError(f"config key '{section}.{key}' must be >= {low}, got {value}")
+    if cfg.train.optimizer not in ("adamw", "adam", "sgd"):
+        raise UsageError(f"config key 'train.optimizer' must be adamw, adam or sgd, got {cfg.train.optimizer!r}")
     return cfg
 
 

@@ -1,0 +1,186 @@
+"""scripts/train_vision.py and pclm.training.vision: every model x algorithm trains through the shared loop, bad
+input exits 2 writing nothing, the saved model reloads to the same logits, a resumed run equals an uninterrupted one.
+Data: tiny synthetic MNIST-format IDX files written by the tests."""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pclm.config import load_vision_config
+from pclm.data.vision import load_idx_split
+from pclm.training import vision as tv
+
+ROOT = Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location("train_vision_script", ROOT / "scripts" / "train_vision.py")
+cli = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(cli)
+
+# 96 training images (16 held out as dev, 80 trained on: 3 batches of 32, the last of 16), 40 test images.
+TINY = ["data.dev_size=16", "data.test_size=40", "train.batch_size=32", "train.epochs=1", "train.eval_batch_size=64",
+        "train.lr=0.001", "--threads", "1"]
+# T = value nodes on the chain + 1, so that iPC's errors reach the first layer
+SMALL_MODELS = {"mlp": ["model.width=16", "model.depth=3", "pc.inference_steps=3"],
+                "cnn": ["model.channels=[4,8,4]", "model.hidden=16", "pc.inference_steps=5"],
+                "alexnet": ["model.channels=[4,4,8,4,4]", "model.fc_width=16", "pc.inference_steps=8"],
+                "width_cnn": ["model.C=1", "pc.inference_steps=5"]}
+
+
+def _write_idx(path: Path, array: np.ndarray) -> None:
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """MNIST-format files: 96 training and 40 test images, 28x28, whose class is the bright row band."""
+    root = tmp_path_factory.mktemp("mnist")
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 96), ("test", 40)):
+        labels = np.arange(n) % 10
+        images = rng.integers(0, 60, size=(n, 28, 28))
+        for i, y in enumerate(labels):
+            images[i, 2 * y + 4: 2 * y + 7] = 255
+        images_name, labels_name = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+                                    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}[split]
+        _write_idx(root / images_name, images)
+        _write_idx(root / labels_name, labels)
+    return root
+
+
+def run(argv: list) -> int:
+    return cli.main([str(a) for a in argv])
+
+
+def args(data_dir: Path, out: Path, model: str = "mlp", algo: str = "ipc", *extra: str) -> list:
+    return ["--model", model, "--dataset", "mnist", "--algo", algo, "--data-dir", data_dir, "--output-dir", out,
+            *TINY, *SMALL_MODELS[model], *extra]
+
+
+CASES = [(m, a) for m in SMALL_MODELS for a in ("bp", "pc", "ipc")] + [("mlp", "zil")]
+
+
+@pytest.mark.parametrize("model,algo", CASES)
+def test_every_model_and_algorithm_trains_one_epoch(model, algo, data_dir, tmp_path, one_thread):
+    out = tmp_path / "run"
+    assert run(args(data_dir, out, model, algo)) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["status"] == "completed" and m["algo"] == algo and m["model"] == model
+    assert m["epochs_run"] == 1 and m["steps"] == 3 and m["data_sizes"] == {"train": 80, "dev": 16, "test": 40}
+    assert 0.0 <= m["test_accuracy"] <= 1.0 and np.isfinite(m["test_loss"])
+    assert len(m["seconds_per_epoch"]) == 1 and m["history"][0]["dev_accuracy"] == m["best_dev_accuracy"]
+    assert {p.name for p in (out / "best").iterdir()} >= {"model.safetensors", "model.json", "config.yaml"}
+    assert load_vision_config(out / "config.yaml").algo == algo
+
+
+def test_saved_model_reloads_to_the_same_logits(data_dir, tmp_path, one_thread):
+    out = tmp_path / "run"
+    assert run(args(data_dir, out, "cnn", "ipc")) == 0
+    model, cfg = tv.load_vision_run(out)
+    assert cfg.model["name"] == "cnn" and cfg.data.data_dir == str(data_dir)
+    # the last checkpoint holds the same weights (one epoch: the best is the last)
+    from safetensors.torch import load_file
+
+    twin = tv.build_model(*tv.model_spec(cfg), 1)
+    twin.load_state_dict(load_file(str(out / "checkpoints" / "last" / "model.safetensors")))
+    images, labels = load_idx_split(data_dir, "test")
+    logits = tv.predict_logits(model, images, batch_size=7)
+    assert logits.shape == (40, 10)
+    assert torch.equal(logits, tv.predict_logits(twin, images))
+    # metrics.json's test accuracy is the reloaded model's (test_size=40 draws every test image)
+    m = json.loads((out / "metrics.json").read_text())
+    assert (logits.argmax(-1) == labels).float().mean().item() == pytest.approx(m["test_accuracy"])
+    assert model.mean.flatten().item() != 0.0  # normalisation statistics were stored with the weights
+
+
+def test_resume_equals_an_uninterrupted_run(data_dir, tmp_path, one_thread, monkeypatch):
+    extra = ("train.epochs=2",)
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    assert run(args(data_dir, straight, "mlp", "ipc", *extra)) == 0
+
+    class Stop(Exception):
+        pass
+
+    real_fit = tv.fit
+
+    def fit_then_die(job, accelerator, output_dir, state):  # killed right after epoch 1's checkpoint
+        write = job.write_metrics
+
+        def write_then_die(st, status, final=None):
+            write(st, status)
+            if status == "running":
+                raise Stop
+
+        job.write_metrics = write_then_die
+        return real_fit(job, accelerator, output_dir, state)
+
+    monkeypatch.setattr(tv, "fit", fit_then_die)
+    with pytest.raises(Stop):
+        run(args(data_dir, resumed, "mlp", "ipc", *extra))
+    monkeypatch.setattr(tv, "fit", real_fit)
+    assert json.loads((resumed / "metrics.json").read_text())["epochs_run"] == 1
+    assert run(args(data_dir, resumed, "mlp", "ipc", *extra, "--resume")) == 0
+    a, b = (json.loads((d / "metrics.json").read_text()) for d in (straight, resumed))
+    assert [h["dev_loss"] for h in a["history"]] == [h["dev_loss"] for h in b["history"]]
+    assert (a["test_accuracy"], a["test_loss"]) == (b["test_accuracy"], b["test_loss"])
+
+
+def test_divergence_stops_cleanly_with_exit_1(data_dir, tmp_path, one_thread, capsys):
+    out = tmp_path / "run"
+    assert run(args(data_dir, out, "mlp", "ipc", "pc.inference_lr=1.0e30")) == 1
+    assert "diverged" in capsys.readouterr().err
+    assert json.loads((out / "metrics.json").read_text())["status"] == "diverged"
+
+
+BAD = {
+    "missing data dir": ["--data-dir", "{tmp}/nowhere"],
+    "unknown algorithm": ["--algo", "sgd"],
+    "unknown model": ["--model", "resnet"],
+    "unknown dataset": ["--dataset", "imagenet"],
+    "unknown config key": ["train.speed=2"],
+    "unknown model key": ["model.heads=2"],
+    "shape key set by the data": ["model.in_features=10"],
+    "bad value type": ["train.lr=fast"],
+    "too few images": ["data.train_size=1000"],
+    "T too short for PC": ["--algo", "pc", "pc.inference_steps=1"],
+    "missing config file": ["--config", "{tmp}/none.yaml"],
+    "resume without checkpoint": ["--resume"],
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(case, data_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    extra = [a.format(tmp=tmp_path) for a in BAD[case]]
+    assert run([*args(data_dir, out), *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err
+    assert not out.exists()
+
+
+def test_corrupt_checkpoint_on_resume_exits_2_and_changes_nothing(data_dir, tmp_path, capsys, one_thread):
+    out = tmp_path / "run"
+    assert run(args(data_dir, out)) == 0
+    weights = out / "checkpoints" / "last" / "model.safetensors"
+    weights.write_bytes(b"\x00garbage" * 10)
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
+    capsys.readouterr()
+    assert run([*args(data_dir, out), "--resume"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --resume") and "\n" not in err
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before
+
+
+def test_no_data_dir_anywhere_is_a_usage_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(cli, "SHARED_DATA", tmp_path / "empty")
+    assert run(["--dataset", "mnist", "--output-dir", tmp_path / "run"]) == 2
+    assert "pass --data-dir" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
