@@ -1,0 +1,247 @@
+"""Calibration under shift: the AdaECE metric against hand-computed values, the corruptions (identity at intensity
+0, range, shape, monotone distortion, seeded determinism), `calibration_under_corruption` on a predictor with a
+closed-form answer, and scripts/calibration.py on fake runs (the trained-model loader is replaced by a stub)."""
+
+import importlib.util
+import json
+import pickle
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pclm.evaluation.calibration import adaece_of_logits, calibration_under_corruption, load_adaece
+from pclm.vision.corruptions import CORRUPTIONS, LEVELS, corrupt
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "calibration.py"
+
+
+# ---- AdaECE: hand-computed oracles -------------------------------------------------------------------------------
+
+# Six two-class predictions; confidence = top probability, prediction = its class:
+#   sample  probs        ref  conf  pred  correct
+#   0       (.9, .1)     0    .90   0     yes
+#   1       (.2, .8)     0    .80   1     no
+#   2       (.4, .6)     1    .60   1     yes
+#   3       (.7, .3)     1    .70   0     no
+#   4       (.45, .55)   1    .55   1     yes
+#   5       (.05, .95)   1    .95   1     yes
+# sorted by confidence: .55 y, .60 y | .70 n, .80 n | .90 y, .95 y  (3 equal-mass bins of 2)
+#   bin 1: acc 1, conf .575 -> |1 - .575| = .425
+#   bin 2: acc 0, conf .75  -> .75
+#   bin 3: acc 1, conf .925 -> .075
+# AdaECE = (2/6)(.425 + .75 + .075) = 1.25 / 3 = 0.41666...; accuracy 4/6.
+# With 4 bins, array_split gives sizes 2, 2, 1, 1: (2/6)(.425) + (2/6)(.75) + (1/6)|1 - .9| + (1/6)|1 - .95|
+#   = (.85 + 1.5 + .1 + .05) / 6 = 2.5 / 6 = 0.41666... as well; with 1 bin: |4/6 - 4.5/6| = 0.5/6 = 0.08333...
+PROBS = [[.9, .1], [.2, .8], [.4, .6], [.7, .3], [.45, .55], [.05, .95]]
+REFS = [0, 0, 1, 1, 1, 1]
+
+
+@pytest.fixture(scope="module")
+def metric():
+    return load_adaece()
+
+
+def test_adaece_hand_computed(metric):
+    out = metric.compute(probabilities=PROBS, references=REFS, n_bins=3)
+    assert out["adaece"] == pytest.approx(1.25 / 3, abs=1e-12) and out["accuracy"] == pytest.approx(4 / 6)
+    assert out["bins"] == 3
+    assert metric.compute(probabilities=PROBS, references=REFS, n_bins=4)["adaece"] == pytest.approx(2.5 / 6)
+    assert metric.compute(probabilities=PROBS, references=REFS, n_bins=1)["adaece"] == pytest.approx(0.5 / 6)
+    # default 15 bins > 6 samples: one sample per bin, so AdaECE = mean |correct - conf|
+    # = (.45 + .4 + .7 + .8 + .1 + .05) / 6 = 2.5 / 6
+    out = metric.compute(probabilities=PROBS, references=REFS)
+    assert out["bins"] == 6 and out["adaece"] == pytest.approx(2.5 / 6)
+
+
+def test_adaece_confidences_form_matches_probabilities():
+    conf = [max(p) for p in PROBS]
+    pred = [int(np.argmax(p)) for p in PROBS]
+    out = load_adaece("confidences").compute(confidences=conf, predictions=pred, references=REFS, n_bins=3)
+    assert out["adaece"] == pytest.approx(1.25 / 3, abs=1e-12)
+    logits = torch.log(torch.tensor(PROBS, dtype=torch.float64))  # softmax(log p) = p
+    assert adaece_of_logits(logits, torch.tensor(REFS), n_bins=3)["adaece"] == pytest.approx(1.25 / 3)
+
+
+def test_adaece_perfect_calibration_is_zero(metric):
+    # one-hot predictions, all correct: confidence 1, accuracy 1 in every bin
+    assert metric.compute(probabilities=[[1.0, 0.0], [0.0, 1.0]] * 5, references=[0, 1] * 5)["adaece"] == 0.0
+    # confidence 0.75 everywhere and 3 of every 4 correct in each bin of 4
+    m = load_adaece("confidences")
+    out = m.compute(confidences=[0.75] * 8, predictions=[1] * 8, references=[1, 1, 1, 0] * 2, n_bins=2)
+    assert out["adaece"] == pytest.approx(0.0, abs=1e-15) and out["accuracy"] == 0.75
+
+
+# ---- corruptions --------------------------------------------------------------------------------------------------
+
+def _images(channels: int = 3, n: int = 4) -> torch.Tensor:
+    """Smooth colourful 32x32 test images (N, C, 32, 32) in [0, 1]; each image a shifted copy of the first."""
+    t = torch.linspace(0, 1, 32)
+    yy, xx = torch.meshgrid(t, t, indexing="ij")
+    img = torch.stack([0.5 + 0.4 * torch.sin(6 * xx + 2 * yy), 0.5 + 0.4 * torch.cos(5 * yy - 3 * xx),
+                       0.3 + 0.3 * xx * yy])[:channels]
+    return torch.stack([img.roll(5 * i, -1) for i in range(n)])
+
+
+@pytest.mark.parametrize("channels", [3, 1])
+@pytest.mark.parametrize("name", CORRUPTIONS)
+def test_corruption_range_shape_identity_monotone(name, channels):
+    x = _images(channels)
+    assert torch.equal(corrupt(x, name, 0), x)
+    diffs = []
+    for i in range(1, 6):
+        y = corrupt(x, name, i, seed=1)
+        assert y.shape == x.shape and y.dtype == x.dtype and 0.0 <= y.min() and y.max() <= 1.0
+        diffs.append((y - x).abs().mean().item())
+    if name == "hue" and channels == 1:
+        assert diffs == [0.0] * 5  # hue is a no-op on gray images
+    else:
+        assert 0.0 < diffs[0] and all(a < b for a, b in zip(diffs, diffs[1:])), diffs
+
+
+@pytest.mark.parametrize("name", CORRUPTIONS)
+def test_corruption_deterministic_given_seed(name):
+    x = _images()
+    assert torch.equal(corrupt(x, name, 3, seed=5), corrupt(x, name, 3, seed=5))
+
+
+def test_corruption_seed_matters_for_random_ones_and_levels_table():
+    x = _images(n=16)
+    for name in ("rotation", "gaussian_noise", "hue"):
+        assert not torch.equal(corrupt(x, name, 3, seed=0), corrupt(x, name, 3, seed=1))
+    # brightness is +level clipped: an all-0.2 image at intensity 2 becomes 0.4 exactly (up to float rounding)
+    assert torch.allclose(corrupt(torch.full((1, 3, 8, 8), 0.2), "brightness", 2), torch.full((1, 3, 8, 8), 0.4))
+    assert set(LEVELS) == set(CORRUPTIONS) and all(len(v) == 5 for v in LEVELS.values())
+    with pytest.raises(ValueError, match="unknown corruption"):
+        corrupt(x, "fog", 1)
+    with pytest.raises(ValueError, match="intensity"):
+        corrupt(x, "hue", 6)
+
+
+# ---- calibration_under_corruption ---------------------------------------------------------------------------------
+
+def test_calibration_under_corruption_closed_form():
+    # logits (log 3, 0) for every image: confidence 0.75 on class 0; every label is 0, so accuracy is 1 and
+    # AdaECE = |1 - 0.75| = 0.25 on the clean set and under every corruption
+    seen = []
+
+    def predict_fn(x):
+        seen.append(x.clone())
+        return torch.tensor([[np.log(3.0), 0.0]]).repeat(len(x), 1)
+
+    x, labels = _images(n=6), torch.zeros(6, dtype=torch.int64)
+    res = calibration_under_corruption(predict_fn, x, labels, intensities=[1, 5], n_bins=3)
+    assert res["clean"] == {"adaece": pytest.approx(0.25), "accuracy": 1.0}
+    assert set(res["corrupted"]) == set(CORRUPTIONS)
+    for levels in res["corrupted"].values():
+        assert set(levels) == {"1", "5"}
+        assert all(v == {"adaece": pytest.approx(0.25), "accuracy": 1.0} for v in levels.values())
+    assert len(seen) == 1 + 6 * 2 and torch.equal(seen[0], x)
+    assert torch.equal(seen[1], corrupt(x, CORRUPTIONS[0], 1, seed=0))  # the predictor saw the corrupted batch
+    assert res["n_images"] == 6 and res["n_bins"] == 3
+
+
+# ---- scripts/calibration.py on fake runs --------------------------------------------------------------------------
+
+def _script():
+    spec = importlib.util.spec_from_file_location("calibration_script", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class _FakeModel(torch.nn.Module):
+    """Logits from the mean of each channel: a fixed random linear map, different per run folder."""
+
+    def __init__(self, seed: int) -> None:
+        super().__init__()
+        self.w = torch.randn(3, 10, generator=torch.Generator().manual_seed(seed)) * 4
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(2, 3)) @ self.w  # (N, 10)
+
+
+@pytest.fixture
+def fake_runs(tmp_path, monkeypatch):
+    loaded = []
+
+    def load_vision_run(run_dir):
+        loaded.append(Path(run_dir))
+        return _FakeModel(len(loaded)), {"data": {"dataset": "cifar10-pickle"}}
+
+    def predict_logits(model, images, batch_size=512):
+        return torch.cat([model(images[i:i + batch_size]) for i in range(0, len(images), batch_size)])
+
+    stub = types.ModuleType("pclm.training.vision")
+    stub.load_vision_run, stub.predict_logits = load_vision_run, predict_logits
+    monkeypatch.setitem(sys.modules, "pclm.training.vision", stub)
+    data = tmp_path / "cifar"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    with open(data / "test_batch", "wb") as f:
+        pickle.dump({b"data": rng.integers(0, 256, (30, 3072), dtype=np.uint8),
+                     b"labels": rng.integers(0, 10, 30).tolist()}, f)
+    dirs = {}
+    for name in ("bp0", "bp1", "ipc0", "ipc1"):
+        (tmp_path / name).mkdir()
+        dirs[name] = str(tmp_path / name)
+    return {"data": str(data), "dirs": dirs, "loaded": loaded, "tmp": tmp_path}
+
+
+def test_script_writes_json_and_boxplot(fake_runs, capsys):
+    d, out = fake_runs["dirs"], fake_runs["tmp"] / "reports" / "calib"
+    rc = _script().main(["--runs", f"BP={d['bp0']},{d['bp1']}", "--runs", f"iPC={d['ipc0']},{d['ipc1']}",
+                         "--dataset", "cifar10-pickle", "--data-dir", fake_runs["data"], "--output", str(out),
+                         "--test-size", "20", "--n-bins", "4", "--batch-size", "7"])
+    assert rc == 0, capsys.readouterr().err
+    report = json.loads((out.parent / "calib.json").read_text())
+    assert (out.parent / "calib.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert list(report["methods"]) == ["BP", "iPC"] and report["n_images"] == 20 and report["n_bins"] == 4
+    assert list(report["methods"]["BP"]) == [d["bp0"], d["bp1"]]
+    for runs in report["methods"].values():
+        for res in runs.values():
+            assert set(res["corrupted"]) == set(CORRUPTIONS)
+            assert all(set(levels) == {"1", "2", "3", "4", "5"} for levels in res["corrupted"].values())
+            assert 0.0 <= res["clean"]["adaece"] <= 1.0
+    summary = report["summary"]["iPC"]
+    assert summary["0"]["values"] == 2 and summary["3"]["values"] == 6 * 2  # seeds; corruptions x seeds
+    ipc_clean = [r["clean"]["adaece"] for r in report["methods"]["iPC"].values()]
+    assert summary["0"]["adaece_mean"] == pytest.approx(sum(ipc_clean) / 2)
+    assert report["levels"]["rotation"] == [15.0, 30.0, 45.0, 60.0, 75.0] and "scripts/calibration.py" in report["command"]
+    assert fake_runs["loaded"] == [Path(d[k]) for k in ("bp0", "bp1", "ipc0", "ipc1")]
+
+
+def test_script_results_match_library(fake_runs):
+    # the JSON holds exactly what calibration_under_corruption gives for the same model and test subset
+    from pclm.data.vision import load_vision_dataset
+
+    d, out = fake_runs["dirs"], fake_runs["tmp"] / "one"
+    assert _script().main(["--runs", f"BP={d['bp0']}", "--dataset", "cifar10-pickle", "--data-dir", fake_runs["data"],
+                           "--output", str(out), "--test-size", "12", "--seed", "3"]) == 0
+    x, y = load_vision_dataset("cifar10-pickle", fake_runs["data"], "test")
+    keep = torch.randperm(30, generator=torch.Generator().manual_seed(3))[:12]
+    expected = calibration_under_corruption(_FakeModel(1), x[keep], y[keep], seed=3)  # the model the stub built
+    got = json.loads(out.with_suffix(".json").read_text())["methods"]["BP"][d["bp0"]]
+    assert got == json.loads(json.dumps(expected))
+
+
+@pytest.mark.parametrize("case", ["missing_run", "unknown_dataset", "bad_runs", "missing_data"])
+def test_script_bad_input_exits_2_writes_nothing(fake_runs, capsys, case):
+    d, out = fake_runs["dirs"], fake_runs["tmp"] / "out" / "calib"
+    args = {"runs": f"BP={d['bp0']}", "dataset": "cifar10-pickle", "data": fake_runs["data"]}
+    if case == "missing_run":
+        args["runs"] = f"BP={d['bp0']},{fake_runs['tmp'] / 'nope'}"
+    elif case == "unknown_dataset":
+        args["dataset"] = "imagenet"
+    elif case == "bad_runs":
+        args["runs"] = d["bp0"]
+    else:
+        args["data"] = str(fake_runs["tmp"] / "no-data")
+    rc = _script().main(["--runs", args["runs"], "--dataset", args["dataset"], "--data-dir", args["data"],
+                         "--output", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("error: ") and err.count("\n") == 1
+    assert not (fake_runs["tmp"] / "out").exists()
