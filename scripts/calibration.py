@@ -93,7 +93,7 @@ def plot(methods: dict[str, dict[str, dict]], path: Path, title: str) -> None:
     for k, (method, p) in enumerate(pooled.items()):
         pos = [int(i) - 0.4 + width * (k + 0.5) for i in intensities]
         bp = ax.boxplot([p.get(i, []) for i in intensities], positions=pos, widths=width * 0.9, patch_artist=True,
-                        manage_ticks=False)
+                        manage_ticks=False, medianprops={"color": "black"})
         for box in bp["boxes"]:
             box.set_facecolor(colors[k % len(colors)])
             box.set_alpha(0.7)
