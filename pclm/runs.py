@@ -34,10 +34,11 @@ def default_launcher() -> str:
     return str(Path(sys.executable).with_name("accelerate")) + " launch"
 
 
-def launch_train(launcher: str, run: Path, args: list[str]) -> int:
-    """Run train_lm.py into `run` in its own process: resumed when it has checkpoints, started afresh otherwise.
-    Returns the exit code (2 = bad input, the same for every run)."""
+def launch_train(launcher: str, run: Path, args: list[str], script: Path = TRAIN_SCRIPT) -> int:
+    """Run `script` (train_lm.py, or train_vision.py, which takes the same flags) into `run` in its own process:
+    resumed when it has checkpoints, started afresh otherwise. Returns the exit code (2 = bad input, the same for
+    every run)."""
     start = ["--resume"] if (run / "checkpoints").is_dir() else ["--overwrite"]
-    cmd = [*launcher.split(), str(TRAIN_SCRIPT), "--output-dir", str(run), *start, *args]
+    cmd = [*launcher.split(), str(script), "--output-dir", str(run), *start, *args]
     print(" ".join(cmd), flush=True)
     return subprocess.call(cmd)

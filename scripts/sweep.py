@@ -1,7 +1,9 @@
 #!/usr/bin/env python
-"""Grid search from a YAML file: one training run per grid point, the best selected on dev perplexity, resumable.
+"""Grid search from a YAML file: one training run per grid point, the best selected on dev perplexity (language
+models) or dev accuracy (vision), resumable.
 
     python scripts/sweep.py configs/grids/clm_ipc.yaml --output-dir runs/grid_clm_ipc -- --data-dir ../shared/data/lm1b
+    python scripts/sweep.py configs/grids/vision_mlp_robustness.yaml --output-dir runs/grid_vision_mlp
 
 The grid file names the task, the algorithm, fixed overrides and the grid (dotted keys -> lists of values):
 
@@ -10,10 +12,17 @@ The grid file names the task, the algorithm, fixed overrides and the grid (dotte
     fixed: {train.epochs: 2, data.train_size: 2000}
     grid: {pc.inference_steps: [3, 4, 5, 6], train.lr: [0.0008, 0.0016, 0.0032]}
 
-Each point runs as its own `accelerate launch scripts/train_lm.py` process in <output-dir>/<point name>; points whose
+`script` names the training script in scripts/ (default train_lm.py). A vision grid sets `script: train_vision.py`
+and names `model` and `dataset` (and `algo`) instead of `task`; a grid key may be any config key of that script.
+
+Each point runs as its own `accelerate launch scripts/<script>` process in <output-dir>/<point name>; points whose
 metrics.json holds a final status are skipped on a re-run, points with a checkpoint are resumed. Writes
-<output-dir>/results.json and results.md: every point with its status, best dev and test perplexity, the best point
-first, and the number of converged points (dev perplexity below --converged-below, default: no threshold).
+<output-dir>/results.json and results.md: every point with its status, best dev and test score, the best point
+first, and the number of converged points. Converged means: status completed, early_stopped or max_steps (not
+diverged, not missing) and
+* language models: best dev perplexity finite and below --converged-below (default: no threshold);
+* vision: final test accuracy (of the best-dev model; dev accuracy if no test score) above --converged-above
+  (default: twice chance, 2 / classes, i.e. 0.2 for 10 classes).
 """
 
 from __future__ import annotations
@@ -28,6 +37,21 @@ from pathlib import Path
 import yaml
 
 from pclm.runs import FINAL_STATUSES, default_launcher, launch_train, run_status, split_passthrough
+
+SCRIPTS = Path(__file__).resolve().parent
+VISION_SCRIPT = "train_vision.py"
+
+
+def is_vision(spec: dict) -> bool:
+    return spec.get("script", "train_lm.py") == VISION_SCRIPT
+
+
+def default_converged_above(spec: dict) -> float:
+    """Twice chance for the grid's data set (0.2 for 10 classes)."""
+    from pclm.data.vision import VISION_DATASETS
+
+    classes = VISION_DATASETS.get(spec.get("dataset", "mnist"), (None, None, 10))[2]
+    return 2.0 / classes
 
 
 def expand(grid: dict[str, list]) -> list[dict[str, object]]:
@@ -56,14 +80,44 @@ def collect(output_dir: Path, points: list[dict[str, object]], converged_below: 
     return rows
 
 
-def write_results(output_dir: Path, spec: dict, rows: list[dict]) -> None:
+def collect_vision(output_dir: Path, points: list[dict[str, object]], converged_above: float) -> list[dict]:
+    """Vision points, best dev accuracy first; converged = final status other than diverged and final test accuracy
+    (dev accuracy when there is no test score) above `converged_above`."""
+    rows = []
+    for point in points:
+        run = output_dir / point_name(point)
+        try:
+            m = json.loads((run / "metrics.json").read_text())
+        except (OSError, ValueError):
+            m = {"status": "missing"}
+        dev, test = m.get("best_dev_accuracy"), m.get("test_accuracy")
+        final = test if test is not None else dev
+        ok = m.get("status") in FINAL_STATUSES - {"diverged"} and final is not None and math.isfinite(final)
+        rows.append({"point": point, "dir": str(run), "status": m.get("status"), "best_dev_accuracy": dev,
+                     "test_accuracy": test, "converged": ok and final > converged_above})
+    rows.sort(key=lambda r: (not r["converged"], -(r["best_dev_accuracy"] if r["best_dev_accuracy"] is not None
+                                                    and math.isfinite(r["best_dev_accuracy"]) else -math.inf)))
+    return rows
+
+
+def write_results(output_dir: Path, spec: dict, rows: list[dict], rule: str | None = None) -> None:
     output_dir.mkdir(parents=True, exist_ok=True)
     converged = sum(r["converged"] for r in rows)
-    (output_dir / "results.json").write_text(json.dumps({"spec": spec, "converged": converged, "points": rows}, indent=1))
-    f = lambda x: "—" if x is None else f"{x:.2f}"  # noqa: E731
-    lines = [f"# Grid: {spec['task']} {spec['algo']}", "", f"{converged} of {len(rows)} points converged; best first.",
-             "", "| point | status | best dev ppl | test ppl |", "|---|---|---|---|"]
-    lines += [f"| {point_name(r['point'])} | {r['status']} | {f(r['best_dev_ppl'])} | {f(r['test_ppl'])} |" for r in rows]
+    out = {"spec": spec, "converged": converged, "converged_rule": rule, "points": rows}
+    (output_dir / "results.json").write_text(json.dumps(out, indent=1))
+    if is_vision(spec):
+        f = lambda x: "—" if x is None else f"{100 * x:.2f}%"  # noqa: E731
+        title = f"{spec.get('model', '')} {spec.get('dataset', '')} {spec.get('algo', '')}".strip()
+        head, cols = "| point | status | best dev accuracy | test accuracy |", ("best_dev_accuracy", "test_accuracy")
+    else:
+        f = lambda x: "—" if x is None else f"{x:.2f}"  # noqa: E731
+        title = f"{spec['task']} {spec['algo']}"
+        head, cols = "| point | status | best dev ppl | test ppl |", ("best_dev_ppl", "test_ppl")
+    lines = [f"# Grid: {title}", "", f"{converged} of {len(rows)} points converged; best first."]
+    if rule:
+        lines += ["", f"Converged: {rule}."]
+    lines += ["", head, "|---|---|---|---|"]
+    lines += [f"| {point_name(r['point'])} | {r['status']} | {f(r[cols[0]])} | {f(r[cols[1]])} |" for r in rows]
     (output_dir / "results.md").write_text("\n".join(lines) + "\n")
 
 
@@ -72,20 +126,37 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("grid", type=Path)
     p.add_argument("--output-dir", required=True, type=Path)
-    p.add_argument("--converged-below", type=float)
+    p.add_argument("--converged-below", type=float, help="language models: dev perplexity threshold")
+    p.add_argument("--converged-above", type=float,
+                   help="vision: test accuracy threshold, a fraction (default: 2 / classes, twice chance)")
     p.add_argument("--dry-run", action="store_true", help="list the points and write nothing")
     p.add_argument("--launcher", default=default_launcher())
     args = p.parse_args(argv)
     try:
         spec = yaml.safe_load(args.grid.read_text())
-        task, algo, grid = spec["task"], spec["algo"], spec.get("grid") or {}
-        fixed = spec.get("fixed") or {}
+        grid, fixed = spec.get("grid") or {}, spec.get("fixed") or {}
+        script = SCRIPTS / spec.get("script", "train_lm.py")
+        if not script.is_file():
+            raise ValueError(f"no training script '{script.name}' in {SCRIPTS}")
+        if is_vision(spec):
+            flags = [f"--{key}={spec[key]}" for key in ("model", "dataset", "algo") if key in spec]
+        else:
+            flags = ["--task", spec["task"], "--algo", spec["algo"]]
         if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
             raise ValueError("'grid' must map dotted keys to non-empty lists")
-    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as err:
+    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError, AttributeError) as err:
         print(f"error: bad grid file '{args.grid}': {err}", file=sys.stderr)
         return 2
     points = expand(grid)
+    if is_vision(spec):
+        above = default_converged_above(spec) if args.converged_above is None else args.converged_above
+        rule = (f"status completed / early_stopped / max_steps and final test accuracy above {100 * above:.1f}%"
+                + (" (twice chance)" if args.converged_above is None else ""))
+        gather = lambda: collect_vision(args.output_dir, points, above)  # noqa: E731
+    else:
+        rule = "status completed / early_stopped / max_steps and finite best dev perplexity" + (
+            f" below {args.converged_below}" if args.converged_below is not None else "")
+        gather = lambda: collect(args.output_dir, points, args.converged_below)  # noqa: E731
     if args.dry_run:
         print("\n".join(point_name(pt) for pt in points))
         return 0
@@ -94,12 +165,11 @@ def main(argv: list[str] | None = None) -> int:
         if run_status(run) in FINAL_STATUSES:
             continue
         overrides = [f"{k}={v}" for k, v in {**fixed, **point}.items()]
-        if launch_train(args.launcher, run, ["--task", task, "--algo", algo, *extra, *overrides]) == 2:
+        if launch_train(args.launcher, run, [*flags, *extra, *overrides], script=script) == 2:
             print("error: bad input (see the line above); sweep stopped", file=sys.stderr)
             return 2
-        write_results(args.output_dir, spec, collect(args.output_dir, points, args.converged_below))
-    rows = collect(args.output_dir, points, args.converged_below)
-    write_results(args.output_dir, spec, rows)
+        write_results(args.output_dir, spec, gather(), rule)
+    write_results(args.output_dir, spec, gather(), rule)
     print((args.output_dir / "results.md").read_text())
     return 0
 

@@ -34,7 +34,9 @@ def test_best_point_first_and_diverged_not_converged(tmp_path):
 def test_shipped_grids_match_the_paper_sizes():
     sizes = {p.stem: len(sweep.expand(__import__("yaml").safe_load(p.read_text())["grid"]))
              for p in (ROOT / "configs" / "grids").glob("*.yaml")}
-    assert sizes == {"mlm_bp": 35, "clm_bp": 35, "mlm_pc": 96, "mlm_ipc": 20, "clm_pc": 96, "clm_ipc": 20}
+    expected = {"mlm_bp": 35, "clm_bp": 35, "mlm_pc": 96, "mlm_ipc": 20, "clm_pc": 96, "clm_ipc": 20,
+                "vision_mlp_robustness_bp": 4, "vision_mlp_robustness_ipc": 36}
+    assert {k: sizes.get(k) for k in expected} == expected  # other grids (CPU-scale extras) may sit beside them
 
 
 def test_bad_grid_file_exits_2(tmp_path, capsys):
@@ -43,3 +45,53 @@ def test_bad_grid_file_exits_2(tmp_path, capsys):
     assert sweep.main([str(bad), "--output-dir", str(tmp_path / "out")]) == 2
     assert "error: bad grid file" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_vision_points_converge_above_twice_chance(tmp_path):
+    points = sweep.expand({"train.lr": [1, 2, 3, 4, 5]})
+    runs = {1: ("completed", 0.80, 0.78), 2: ("completed", 0.15, 0.19), 3: ("diverged", 0.90, None),
+            4: ("early_stopped", 0.85, 0.84)}
+    for lr, (status, dev, test) in runs.items():
+        d = tmp_path / sweep.point_name({"train.lr": lr})
+        d.mkdir()
+        (d / "metrics.json").write_text(json.dumps({"status": status, "best_dev_accuracy": dev, "test_accuracy": test}))
+    spec = {"script": "train_vision.py", "model": "mlp", "dataset": "fashion-mnist", "algo": "ipc"}
+    above = sweep.default_converged_above(spec)
+    assert above == 0.2
+    rows = sweep.collect_vision(tmp_path, points, above)
+    # converged first, best dev accuracy first; 0.19 test accuracy is below twice chance; diverged never converges
+    assert [r["point"]["train.lr"] for r in rows] == [4, 1, 3, 2, 5]
+    assert [r["converged"] for r in rows] == [True, True, False, False, False]
+    assert sum(r["converged"] for r in sweep.collect_vision(tmp_path, points, 0.8)) == 1
+    sweep.write_results(tmp_path, spec, rows, "the rule")
+    assert json.loads((tmp_path / "results.json").read_text())["converged"] == 2
+    md = (tmp_path / "results.md").read_text()
+    assert "Converged: the rule." in md and "84.00%" in md
+
+
+def test_vision_grid_launches_train_vision_with_its_flags(tmp_path, monkeypatch):
+    grid = tmp_path / "g.yaml"
+    grid.write_text("script: train_vision.py\nmodel: mlp\ndataset: mnist\nalgo: bp\n"
+                    "fixed: {train.epochs: 1}\ngrid: {train.lr: [0.1, 0.2]}\n")
+    calls = []
+
+    def fake_launch(launcher, run, args, script):
+        calls.append((run.name, args, script.name))
+        run.mkdir(parents=True)
+        (run / "metrics.json").write_text(json.dumps({"status": "completed", "best_dev_accuracy": 0.5,
+                                                      "test_accuracy": 0.15 if "train.lr=0.1" in args else 0.5}))
+        return 0
+
+    monkeypatch.setattr(sweep, "launch_train", fake_launch)
+    assert sweep.main([str(grid), "--output-dir", str(tmp_path / "out"), "--", "--threads", "1"]) == 0
+    assert calls[0] == ("lr=0.1", ["--model=mlp", "--dataset=mnist", "--algo=bp", "--threads", "1",
+                                   "train.epochs=1", "train.lr=0.1"], "train_vision.py")
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["converged"] == 1 and "above 20.0%" in results["converged_rule"]
+
+
+def test_unknown_training_script_exits_2(tmp_path, capsys):
+    grid = tmp_path / "g.yaml"
+    grid.write_text("script: train_nothing.py\nalgo: bp\ngrid: {train.lr: [1]}\n")
+    assert sweep.main([str(grid), "--output-dir", str(tmp_path / "out")]) == 2
+    assert "train_nothing.py" in capsys.readouterr().err
