@@ -36,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train-size", type=int, help="train on a subset (default: all 60000)")
     p.add_argument("--dataset", default="mnist")
     p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data" / "mnist"))
-    p.add_argument("--threads", default="auto")
+    p.add_argument("--threads", default="1", help="intra-op threads (default 1: the matrices are tiny, and on the "
+                   "shared 2-core machine 2 threads ran 20x slower while another job was running)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--output", type=Path, default=ROOT / "reports" / "bench_vision.json")
     args = p.parse_args(argv)
