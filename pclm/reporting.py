@@ -57,6 +57,9 @@ class MethodSummary:
     pm: float
     std: float
     sem: float
+    finished: int = 0  # seeds with a finite test perplexity, converged or not
+    mean_all: float = math.nan  # mean and "±" over those seeds: what the method reached, threshold aside
+    pm_all: float = math.nan
 
 
 def is_converged(test_ppl: float | None, status: str, threshold: float) -> bool:
@@ -187,8 +190,12 @@ def summarize(results: list[SeedResult], thresholds: dict[str, float]) -> list[M
             mean = sum(ppl) / n if n else math.nan
             var = sum((p - mean) ** 2 for p in ppl) / n if n else math.nan  # population variance
             sem = math.sqrt(var * n / (n - 1) / n) if n > 1 else math.nan  # sample variance / n
-            summaries.append(MethodSummary(task, algo, threshold_of(thresholds, task, algo), len(seeds), n, mean, math.sqrt(var) / 2,
-                                           math.sqrt(var), sem))
+            done = [r.test_ppl for r in seeds if r.status not in FAILED and r.test_ppl is not None
+                    and math.isfinite(r.test_ppl)]
+            mean_all = statistics.fmean(done) if done else math.nan
+            pm_all = statistics.pstdev(done) / 2 if done else math.nan
+            summaries.append(MethodSummary(task, algo, threshold_of(thresholds, task, algo), len(seeds), n, mean,
+                                           math.sqrt(var) / 2, math.sqrt(var), sem, len(done), mean_all, pm_all))
     return summaries
 
 
@@ -229,11 +236,14 @@ def markdown_report(results: list[SeedResult], summaries: list[MethodSummary], c
              "## Per method", "",
              "std is the population standard deviation (ddof=0) of the converged seeds; "
              "SEM = sample standard deviation (ddof=1) / sqrt(#conv).", "",
-             "| task | method | threshold | #conv / seeds | mean | ± (std/2) | std (population) | SEM |",
-             "|---|---|---|---|---|---|---|---|"]
+             "The last column is over every seed that finished with a finite test perplexity, converged or not.", "",
+             "| task | method | threshold | #conv / seeds | mean | ± (std/2) | std (population) | SEM | "
+             "all finished seeds: mean ± (std/2) (n) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for s in summaries:
         lines.append(f"| {TASKS[s.task]} | {ALGOS[s.algo]} | < {s.threshold:g} | {s.converged} / {s.seeds} | "
-                     f"{_fmt(s.mean)} | {_fmt(s.pm)} | {_fmt(s.std)} | {_fmt(s.sem)} |")
+                     f"{_fmt(s.mean)} | {_fmt(s.pm)} | {_fmt(s.std)} | {_fmt(s.sem)} | "
+                     f"{_fmt(s.mean_all)} ± {_fmt(s.pm_all)} ({s.finished}) |")
     lines += ["", "## Per seed", "", "| task | method | seed | test perplexity | status | converged | run |",
               "|---|---|---|---|---|---|---|"]
     for r in sorted(results, key=lambda r: (list(TASKS).index(r.task), list(ALGOS).index(r.algo))):

@@ -182,6 +182,9 @@ def test_report_script_on_run_folders(runs, tmp_path, capsys):
     md = (out / "tiny.md").read_text()
     assert md.splitlines()[3] == report["command"] and "![dev perplexity](tiny.png)" in md
     assert "| masked LM | 110.00 ± 5.00 | 2 | – | 0 | – | – |" in md
+    # PC's seeds finished above the threshold: not converged, but their mean is still reported
+    assert by["mlm", "pc"]["finished"] == 1 and by["mlm", "pc"]["mean_all"] == 700.0
+    assert by["mlm", "bp"]["mean_all"] == by["mlm", "bp"]["mean"]
     assert (out / "tiny.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
