@@ -3,7 +3,7 @@
 # Scale (the same for every method and seed): 1B Word shards in ../shared, split seed 0, 2,000 training sentences,
 # 500 dev, 3,000 test, 32 tokens, 2 epochs, batch 128, no early stopping. Paper hyperparameters from configs/.
 # Seed 0 of every method and seeds 1-2 of CLM BP/iPC were first run by reports/lm_single_seed_cpu and
-# reports/lm_seeds_clm_cpu_partial with this exact config; they are copied in rather than run again.
+# an earlier 3-seed run (runs/seeds, same config) with this exact config; they are copied in rather than run again.
 # Threads: seeds 0-2 ran with --threads auto (2); from seed 3 on every run uses one thread and two chains run side
 # by side (a vision job held the other core, and 2-thread runs on a shared core ran up to 6x slower).
 set -u
