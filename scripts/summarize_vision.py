@@ -60,7 +60,7 @@ def cell_stats(seeds: list[dict]) -> dict:
 def fmt(stats: dict) -> str:
     if stats["mean"] is None:
         return "—"
-    out = f"{stats['mean']:.2f} ± {stats['pm']:.2f}"
+    out = f"{stats['mean']:.2f}" + (f" ± {stats['pm']:.2f}" if stats["finished"] > 1 else "")  # no ± for one seed
     return out if stats["finished"] == stats["n"] else f"{out} ({stats['finished']}/{stats['n']} finished)"
 
 
