@@ -27,7 +27,7 @@ from ..evaluation import load_perplexity
 from ..metrics import per_sample_nll
 from ..models import PCLMConfig, PCLMForCausalLM, PCLMForMaskedLM
 from ..models.value_nodes import error_depth, value_node_selector
-from .loop import Fit, FitState, find_checkpoint, fit, read_state
+from .loop import Fit, FitState, check_resume, fit, read_state
 from .step import weight_groups
 from .tracking import build_tracker
 
@@ -79,51 +79,6 @@ def _check_model_section(cfg: RunConfig) -> None:
         raise UsageError(f"bad model config: {err}") from None
 
 
-def _check_resume(cfg: RunConfig, output_dir: Path, tokenizer) -> Path:
-    """The checkpoint to resume from, after checking it belongs to this run and holds this model's weights."""
-    checkpoint = find_checkpoint(output_dir)
-    if checkpoint is None:
-        raise UsageError(f"--resume: no checkpoint in '{output_dir / 'checkpoints' / 'last'}'")
-    bad = f"--resume: '{checkpoint}' is not a readable pclm checkpoint"
-    try:
-        read_state(checkpoint)
-        saved = json.loads((output_dir / "config.json").read_text())
-    except (OSError, ValueError, TypeError) as err:
-        raise UsageError(f"{bad} ({err})") from None
-    if saved != cfg.to_dict():
-        raise UsageError(f"--resume: the config differs from the one '{output_dir}' was started with")
-    # Accelerate's load_state would fail on these with a traceback, or (random states) silently go on without them
-    # and break the exact replay of the masking: check them all first.
-    weights, optim, rng = (checkpoint / n for n in ("model.safetensors", "optimizer.bin", "random_states_0.pkl"))
-    missing = [p.name for p in (weights, optim, rng) if not p.is_file()]
-    if missing:
-        raise UsageError(f"{bad} ({', '.join(missing)} missing)")
-    from accelerate.utils import load
-    from safetensors import safe_open
-
-    with torch.device("meta"):
-        model = MODELS[cfg.task](_model_config(cfg, tokenizer))
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    try:
-        with safe_open(str(weights), framework="pt") as f:
-            found = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
-        optim_state = load(optim, map_location="cpu")
-        rng_state = load(rng)
-    except Exception as err:  # noqa: BLE001 - parsing arbitrary bytes can raise almost anything (ValueError, ...)
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UsageError(f"{bad} ({first})") from None
-    if found != expected:
-        diff = sorted(set(found) ^ set(expected)) or sorted(k for k in found if found[k] != expected[k])
-        raise UsageError(f"--resume: '{checkpoint}' holds another model's weights (first mismatch: {diff[0]})")
-    groups = [len(g["params"]) for g in weight_groups(model)]
-    saved_groups = optim_state.get("param_groups", ()) if isinstance(optim_state, dict) else ()
-    if [len(g.get("params", ())) if isinstance(g, dict) else -1 for g in saved_groups] != groups:
-        raise UsageError(f"{bad} (optimizer.bin does not match this model's parameters)")
-    if not isinstance(rng_state, dict) or "torch_manual_seed" not in rng_state:
-        raise UsageError(f"{bad} (random_states_0.pkl holds no torch RNG state)")
-    return checkpoint
-
-
 def check_lm_run(cfg: RunConfig, output_dir: Path, resume: bool, overwrite: bool) -> Path | None:
     """Every check a user can fail that needs neither the data nor a load, before anything is written.
     Returns the checkpoint to resume from."""
@@ -145,7 +100,9 @@ def check_lm_run(cfg: RunConfig, output_dir: Path, resume: bool, overwrite: bool
                 f"pc.value_nodes='{cfg.pc.value_nodes}' puts {depth} value nodes on a chain but {cfg.algo} with "
                 f"T={cfg.pc.inference_steps} reaches only {algorithm.reach}: the lowest weights would never learn")
     if resume:
-        return _check_resume(cfg, output_dir, tokenizer)
+        with torch.device("meta"):
+            model = MODELS[cfg.task](_model_config(cfg, tokenizer))
+        return check_resume(output_dir, cfg.to_dict(), model)
     if output_dir.exists() and not output_dir.is_dir():
         raise UsageError(f"output directory '{output_dir}' is a file")
     if output_dir.exists() and any(output_dir.iterdir()):

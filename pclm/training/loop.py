@@ -17,9 +17,10 @@ import torch
 from tqdm.auto import tqdm
 
 from ..algorithms import Algorithm
-from .step import Diverged, train_batch
+from ..errors import UsageError
+from .step import Diverged, train_batch, weight_groups
 
-__all__ = ["FitState", "Fit", "fit", "find_checkpoint", "read_state", "STATE_FILE"]
+__all__ = ["FitState", "Fit", "fit", "check_resume", "find_checkpoint", "read_state", "STATE_FILE"]
 
 STATE_FILE = "pclm_state.json"
 STATE_FORMAT = "pclm-train-state/1"
@@ -59,6 +60,50 @@ def find_checkpoint(output_dir: Path) -> Path | None:
             return path
     return None
 
+
+def check_resume(output_dir: Path, config: dict[str, Any], model: torch.nn.Module) -> Path:
+    """The checkpoint to resume `output_dir` from, after checking that the run was started with `config` (its
+    `config.json`) and that the checkpoint holds `model`'s weights (`model` may live on the meta device), an
+    optimiser state for its weight groups and a torch RNG state. Any failure is a one-line `UsageError`."""
+    checkpoint = find_checkpoint(output_dir)
+    if checkpoint is None:
+        raise UsageError(f"--resume: no checkpoint in '{output_dir / 'checkpoints' / 'last'}'")
+    bad = f"--resume: '{checkpoint}' is not a readable pclm checkpoint"
+    try:
+        read_state(checkpoint)
+        saved = json.loads((output_dir / "config.json").read_text())
+    except (OSError, ValueError, TypeError) as err:
+        raise UsageError(f"{bad} ({err})") from None
+    if saved != config:
+        raise UsageError(f"--resume: the config differs from the one '{output_dir}' was started with")
+    # Accelerate's load_state would fail on these with a traceback, or (random states) silently go on without them
+    # and break the exact replay of the data order and masks: check them all first.
+    weights, optim, rng = (checkpoint / n for n in ("model.safetensors", "optimizer.bin", "random_states_0.pkl"))
+    missing = [p.name for p in (weights, optim, rng) if not p.is_file()]
+    if missing:
+        raise UsageError(f"{bad} ({', '.join(missing)} missing)")
+    from accelerate.utils import load
+    from safetensors import safe_open
+
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    try:
+        with safe_open(str(weights), framework="pt") as f:
+            found = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+        optim_state = load(optim, map_location="cpu")
+        rng_state = load(rng)
+    except Exception as err:  # noqa: BLE001 - parsing arbitrary bytes can raise almost anything (ValueError, ...)
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UsageError(f"{bad} ({first})") from None
+    if found != expected:
+        diff = sorted(set(found) ^ set(expected)) or sorted(k for k in found if found[k] != expected[k])
+        raise UsageError(f"--resume: '{checkpoint}' holds another model's weights (first mismatch: {diff[0]})")
+    groups = [len(g["params"]) for g in weight_groups(model)]
+    saved_groups = optim_state.get("param_groups", ()) if isinstance(optim_state, dict) else ()
+    if [len(g.get("params", ())) if isinstance(g, dict) else -1 for g in saved_groups] != groups:
+        raise UsageError(f"{bad} (optimizer.bin does not match this model's parameters)")
+    if not isinstance(rng_state, dict) or "torch_manual_seed" not in rng_state:
+        raise UsageError(f"{bad} (random_states_0.pkl holds no torch RNG state)")
+    return checkpoint
 
 @dataclass
 class Fit:
