@@ -16,6 +16,8 @@ import os
 
 import torch
 
+from .errors import UsageError
+
 __all__ = ["configure_cpu"]
 
 _M_TRIM_THRESHOLD = -1
@@ -34,7 +36,10 @@ def _keep_malloc_arenas() -> bool:
 
 
 def configure_cpu(threads: int | str = "auto", local_processes: int = 1) -> dict[str, object]:
-    """Flush denormals, keep malloc's arenas, set the intra-op thread count. Returns what was applied."""
+    """Flush denormals, keep malloc's arenas, set the intra-op thread count (`threads`: "auto", a positive integer
+    or its digits; anything else is a `UsageError`). Returns what was applied."""
+    if threads != "auto" and not (str(threads).isdigit() and int(threads) > 0):
+        raise UsageError(f"--threads must be 'auto' or a positive integer, got '{threads}'")
     if threads == "auto":
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         threads = max(1, cores // max(1, local_processes))

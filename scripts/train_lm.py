@@ -51,8 +51,6 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(config, args.overrides, **{"task": args.task, "algo": args.algo, "seed": args.seed,
                                                      "data.data_dir": args.data_dir})
         output = Path(args.output_dir or ROOT / "runs" / f"{cfg.task}_{cfg.algo}_seed{cfg.seed}")
-        if args.threads != "auto" and not (args.threads.isdigit() and int(args.threads) > 0):
-            raise UsageError(f"--threads must be 'auto' or a positive integer, got '{args.threads}'")
         cpu = configure_cpu(args.threads, int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
         metrics = train_lm(cfg, output, resume=args.resume, overwrite=args.overwrite, cpu_info=cpu)
     except UsageError as err:

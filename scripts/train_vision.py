@@ -70,8 +70,6 @@ def main(argv: list[str] | None = None) -> int:
             cfg.data.data_dir = found
         name = f"{cfg.model['name']}_{cfg.data.dataset}_{cfg.algo}_seed{cfg.seed}"
         output = Path(args.output_dir or ROOT / "runs" / "vision" / name)
-        if args.threads != "auto" and not (args.threads.isdigit() and int(args.threads) > 0):
-            raise UsageError(f"--threads must be 'auto' or a positive integer, got '{args.threads}'")
         cpu = configure_cpu(args.threads, int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
         metrics = train_vision(cfg, output, resume=args.resume, overwrite=args.overwrite, cpu_info=cpu)
     except UsageError as err:
