@@ -63,14 +63,19 @@ def point_name(point: dict[str, object]) -> str:
     return "_".join(f"{k.split('.')[-1]}={v}" for k, v in point.items()) or "default"
 
 
+def read_metrics(run: Path) -> dict:
+    """A point's metrics.json, or {"status": "missing"} when it has none (not started, or died before writing it)."""
+    try:
+        return json.loads((run / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return {"status": "missing"}
+
+
 def collect(output_dir: Path, points: list[dict[str, object]], converged_below: float | None) -> list[dict]:
     rows = []
     for point in points:
         run = output_dir / point_name(point)
-        try:
-            m = json.loads((run / "metrics.json").read_text())
-        except (OSError, ValueError):
-            m = {"status": "missing"}
+        m = read_metrics(run)
         dev = m.get("best_dev_ppl")
         ok = m.get("status") in FINAL_STATUSES - {"diverged"} and dev is not None and math.isfinite(dev)
         rows.append({"point": point, "dir": str(run), "status": m.get("status"), "best_dev_ppl": dev,
@@ -86,10 +91,7 @@ def collect_vision(output_dir: Path, points: list[dict[str, object]], converged_
     rows = []
     for point in points:
         run = output_dir / point_name(point)
-        try:
-            m = json.loads((run / "metrics.json").read_text())
-        except (OSError, ValueError):
-            m = {"status": "missing"}
+        m = read_metrics(run)
         dev, test = m.get("best_dev_accuracy"), m.get("test_accuracy")
         final = test if test is not None else dev
         ok = m.get("status") in FINAL_STATUSES - {"diverged"} and final is not None and math.isfinite(final)
