@@ -5,6 +5,7 @@ the paper's Fig. 6), measured side by side in one process.
     python scripts/bench_parallel.py --quick                     # tiny grid, seconds: checks that everything runs
     python scripts/bench_parallel.py                             # depth {2..32} x width {64,256,1024} x batch {1,16,128}
     python scripts/bench_parallel.py --depths 8 32 --widths 1024 --batches 1 --repeats 11
+    python scripts/bench_parallel.py --device cuda --json out/gpu.json --png out/gpu.png   # the grid on a GPU
 
 Paths, on the same initial weights (width W in, W hidden units per layer, `depth` hidden layers, 10 classes):
   bp       `train_batch` with BP on `pclm.vision.MLP`: feedforward + backprop + one SGD step.
@@ -15,6 +16,12 @@ Paths, on the same initial weights (width W in, W hidden units per layer, `depth
 Timing: every path warmed up, repeats interleaved (order alternating), medians compared (minima also stored,
 since other loads on a shared machine inflate single samples). Denormals flushed, as in training.
 Writes JSON (with the command line and the Table 4 SMM counts) and a heatmap PNG of the ratios.
+
+--device cuda: models and batches on the GPU (fp32, PyTorch's default matmul precision), torch.cuda.synchronize()
+before every reading of the clock; more repeats by default (steps take milliseconds), default outputs
+reports/bench_parallel_cuda.{json,png} so the CPU report is kept, and a --max-seconds budget (default 150 s on
+cuda): the grid stops after the cell that crosses it. The JSON is rewritten after every cell ("complete": false
+until the end), so a killed run keeps what it measured; the PNG is drawn at the end (skipped without matplotlib).
 """
 
 from __future__ import annotations
@@ -24,9 +31,12 @@ import copy
 import json
 import math
 import platform
+import os
 import statistics
 import sys
+import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -43,10 +53,14 @@ ALL_GAUSSIAN = lambda name: gaussian  # noqa: E731
 PATHS = ("bp", "ipc_seq", "ipc_par")
 
 
-def make_batch(width: int, batch: int, seed: int = 0) -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    return {"pixel_values": torch.randn(batch, width, generator=g),
-            "labels": torch.randint(0, CLASSES, (batch,), generator=g)}
+DEFAULTS = {"cpu": {"repeats": 7, "warmup": 2, "max_seconds": None},  # max_seconds None: no budget
+            "cuda": {"repeats": 25, "warmup": 5, "max_seconds": 150.0}}
+
+
+def make_batch(width: int, batch: int, seed: int = 0, device: str = "cpu") -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)  # the same data on every device
+    return {"pixel_values": torch.randn(batch, width, generator=g).to(device),
+            "labels": torch.randint(0, CLASSES, (batch,), generator=g).to(device)}
 
 
 def bp_step(model: MLP, batch: dict, lr: float) -> Callable[[], None]:
@@ -82,14 +96,16 @@ def ipc_step(model: torch.nn.Module, batch: dict, lr: float, inference_lr: float
 
 def bench_one(depth: int, width: int, batch_size: int, args: argparse.Namespace) -> dict:
     torch.manual_seed(0)
-    mlp = MLP(in_features=width, width=width, depth=depth + 1, classes=CLASSES)  # depth hidden layers
-    stacked = StackedMLP.from_mlp(mlp)
-    seq = copy.deepcopy(mlp)
-    batch = make_batch(width, batch_size)
+    on_device = nullcontext() if args.device == "cpu" else torch.device(args.device)  # parameters made there
+    with on_device:
+        mlp = MLP(in_features=width, width=width, depth=depth + 1, classes=CLASSES)  # depth hidden layers
+        stacked = StackedMLP.from_mlp(mlp)
+        seq = copy.deepcopy(mlp)
+    batch = make_batch(width, batch_size, device=args.device)
     steps = {"bp": bp_step(mlp, batch, args.lr),
              "ipc_seq": ipc_step(seq, batch, args.lr, args.inference_lr),
              "ipc_par": ipc_step(stacked, batch, args.lr, args.inference_lr)}
-    times = race(steps, args.repeats, args.warmup)
+    times = race(steps, args.repeats, args.warmup, sync=torch.cuda.synchronize if args.device == "cuda" else None)
     med = {k: statistics.median(v) for k, v in times.items()}
     low = {k: min(v) for k, v in times.items()}
     L = depth + 1  # weight layers
@@ -146,47 +162,105 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--depths", type=int, nargs="+", default=[2, 4, 8, 16, 32], help="hidden layers")
     p.add_argument("--widths", type=int, nargs="+", default=[64, 256, 1024])
     p.add_argument("--batches", type=int, nargs="+", default=[1, 16, 128])
-    p.add_argument("--repeats", type=int, default=7)
-    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="where models and batches live (cuda: exit 2 if CUDA is not available)")
+    p.add_argument("--repeats", type=int, default=None, help="timed calls per path (default 7 on cpu, 25 on cuda)")
+    p.add_argument("--warmup", type=int, default=None, help="untimed calls per path (default 2 on cpu, 5 on cuda)")
+    p.add_argument("--max-seconds", type=float, default=None,
+                   help="stop the grid after the cell that crosses this total time (default: none on cpu, "
+                        "150 on cuda; 0: none)")
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--inference-lr", type=float, default=0.1)
-    p.add_argument("--threads", default="auto", help="intra-op threads ('auto': every core, as in training)")
+    p.add_argument("--threads", default="auto", help="intra-op threads ('auto': every core, as in training; "
+                                                     "on cuda only an explicit number is applied)")
     p.add_argument("--quick", action="store_true", help="tiny grid (depth {2,8} x width {32,128} x batch {1,16}), "
                                                         "3 repeats: checks that it runs, not a measurement")
-    p.add_argument("--json", type=Path, default=Path("reports/bench_parallel.json"))
-    p.add_argument("--png", type=Path, default=Path("reports/bench_parallel.png"))
+    p.add_argument("--json", type=Path, default=None,
+                   help="default reports/bench_parallel.json (cpu), reports/bench_parallel_cuda.json (cuda)")
+    p.add_argument("--png", type=Path, default=None,
+                   help="default reports/bench_parallel.png (cpu), reports/bench_parallel_cuda.png (cuda)")
     args = p.parse_args(argv)
+    suffix = "" if args.device == "cpu" else f"_{args.device}"
+    args.json = args.json or Path(f"reports/bench_parallel{suffix}.json")
+    args.png = args.png or Path(f"reports/bench_parallel{suffix}.png")
+    for key, value in DEFAULTS[args.device].items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
     if args.quick:
         args.depths, args.widths, args.batches, args.repeats, args.warmup = [2, 8], [32, 128], [1, 16], 3, 1
     return args
 
 
+def setup_device(args: argparse.Namespace) -> tuple[dict, str]:
+    """CPU hygiene (cpu) or the GPU's identity (cuda). Returns (what was applied, the device's name)."""
+    if args.device == "cpu":
+        cpu = configure_cpu(args.threads if args.threads == "auto" else int(args.threads))
+        return cpu, platform.processor() or platform.machine()
+    if args.threads != "auto":
+        torch.set_num_threads(int(args.threads))
+    applied = {"flush_denormal": torch.set_flush_denormal(True),  # host-side only: harmless on cuda
+               "threads": torch.get_num_threads(),
+               "float32_matmul_precision": torch.get_float32_matmul_precision(),
+               "cuda": torch.version.cuda}
+    return applied, torch.cuda.get_device_name()
+
+
+def write_json(path: Path, report: dict) -> None:
+    """Replace `path` atomically, so that a run killed mid-write leaves the previous cell's report."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(report, indent=1))
+    os.replace(tmp, path)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    cpu = configure_cpu(args.threads if args.threads == "auto" else int(args.threads))
-    print(f"configure_cpu() applied: {cpu}")
-    print(f"{'hidden':>6} {'width':>6} {'batch':>6} | {'bp ms':>8} {'ipc_seq':>8} {'ipc_par':>8} | "
-          f"{'seq/bp':>7} {'par/bp':>7} {'par/seq':>7} | SMMs bp/ipc")
-    rows = []
-    for depth in args.depths:
-        for width in args.widths:
-            for batch in args.batches:
-                r = bench_one(depth, width, batch, args)
-                rows.append(r)
-                m = r["median_s"]
-                print(f"{depth:6d} {width:6d} {batch:6d} | {m['bp'] * 1e3:8.3f} {m['ipc_seq'] * 1e3:8.3f} "
-                      f"{m['ipc_par'] * 1e3:8.3f} | {r['ipc_seq/bp']:7.2f} {r['ipc_par/bp']:7.2f} "
-                      f"{r['ipc_par/ipc_seq']:7.2f} | {r['smms']['bp']}/{r['smms']['ipc']}", flush=True)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print(f"error: --device cuda, but CUDA is not available to this torch {torch.__version__} "
+              f"(built for CUDA {torch.version.cuda})", file=sys.stderr)
+        return 2
+    start = time.perf_counter()
+    cpu, device_name = setup_device(args)
     command = " ".join(["python", "scripts/bench_parallel.py", *(argv if argv is not None else sys.argv[1:])])
+    cells = len(args.depths) * len(args.widths) * len(args.batches)
+    budget = args.max_seconds or None
+    print(f"{command}\ndevice {args.device} ({device_name}), torch {torch.__version__}, applied: {cpu}\n"
+          f"{cells} cells, {args.repeats} repeats after {args.warmup} warm-up calls per path, "
+          f"budget {f'{budget:g} s' if budget else 'none'}; writing {args.json} after every cell", flush=True)
+    print(f"{'hidden':>6} {'width':>6} {'batch':>6} | {'bp ms':>8} {'ipc_seq':>8} {'ipc_par':>8} | "
+          f"{'seq/bp':>7} {'par/bp':>7} {'par/seq':>7} | SMMs bp/ipc | elapsed s", flush=True)
+    rows: list[dict] = []
     report = {
-        "command": command, "quick": args.quick, "cpu": cpu, "machine": platform.processor() or platform.machine(),
+        "command": command, "quick": args.quick, "device": args.device, "device_name": device_name,
+        "cpu": cpu, "machine": platform.processor() or platform.machine(),
         "torch": torch.__version__, "repeats": args.repeats, "warmup": args.warmup, "lr": args.lr,
-        "inference_lr": args.inference_lr, "paths": PATHS, "rows": rows,
+        "inference_lr": args.inference_lr, "max_seconds": budget, "paths": PATHS, "rows": rows,
+        "cells_planned": cells, "complete": False, "stopped_by_budget": False,
         "note": "ratios are medians of interleaved repeats; one iPC step = one evaluation + weight and value update",
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=1))
-    heatmap(rows, args.png, f"{command}\ntorch {torch.__version__}, {cpu['threads']} threads")
+    grid = [(d, w, b) for d in args.depths for w in args.widths for b in args.batches]
+    for i, (depth, width, batch) in enumerate(grid):
+        r = bench_one(depth, width, batch, args)
+        rows.append(r)
+        elapsed = time.perf_counter() - start
+        report["elapsed_s"] = round(elapsed, 3)
+        m = r["median_s"]
+        print(f"{depth:6d} {width:6d} {batch:6d} | {m['bp'] * 1e3:8.3f} {m['ipc_seq'] * 1e3:8.3f} "
+              f"{m['ipc_par'] * 1e3:8.3f} | {r['ipc_seq/bp']:7.2f} {r['ipc_par/bp']:7.2f} "
+              f"{r['ipc_par/ipc_seq']:7.2f} | {r['smms']['bp']}/{r['smms']['ipc']} | {elapsed:.1f}", flush=True)
+        if budget is not None and elapsed > budget and i + 1 < len(grid):
+            report["stopped_by_budget"] = True
+            print(f"budget of {budget:g} s spent after {i + 1}/{cells} cells: stopping", flush=True)
+            break
+        write_json(args.json, report)
+    report["complete"] = len(rows) == cells
+    write_json(args.json, report)
+    threads = f"{cpu['threads']} threads" if args.device == "cpu" else device_name
+    try:
+        heatmap(rows, args.png, f"{command}\ntorch {torch.__version__}, {threads}")
+    except ImportError as e:  # a GPU machine without matplotlib: the JSON holds every number
+        print(f"no heatmap ({e}); wrote {args.json}")
+        return 0
     print(f"wrote {args.json} and {args.png}")
     return 0
 
