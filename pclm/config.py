@@ -97,6 +97,7 @@ class VisionDataConfig:
     test_size: int | None = None  # images drawn from the official test split; None = all
     split_seed: int = 0
     normalize: bool = True  # per-channel mean / std of the training images, stored with the model
+    augment: bool = False  # training batches only: random crop (4-pixel zero padding) + horizontal flip
 
 
 @dataclass

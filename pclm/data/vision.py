@@ -73,19 +73,39 @@ def load_cifar10_parquet(data_dir: str | Path, split: str = "train",
                          limit: int | None = None, seed: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """CIFAR-10 from Hugging Face parquet files (`{split}.parquet`: `image` JPEG/PNG bytes, `label`) ->
     images (N, 3, 32, 32) float32 in [0, 1] and labels (N,) int64. `limit` keeps N rows: the first N, or N drawn
-    at random with `seed` (the files are sorted by class, so a subset should be drawn)."""
-    from datasets import Image, load_dataset  # heavy import, only when used
+    at random with `seed` (the files are sorted by class, so a subset should be drawn).
 
+    Read with pyarrow and decoded with Pillow (no Hugging Face ``datasets``, which a training machine may lack). The
+    `image` column is the ``datasets`` Image struct {bytes, path} or plain bytes."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    try:
+        from PIL import Image
+    except ImportError:
+        raise UsageError("decoding the CIFAR-10 parquet images needs Pillow (pip install pillow); or use the "
+                         "python-pickle batches (--dataset cifar10-pickle)") from None
     path = _existing(Path(_existing(data_dir, "data directory")) / f"{split}.parquet", "CIFAR-10 parquet file")
-    ds = load_dataset("parquet", data_files={split: str(path)}, split=split)
-    if not isinstance(ds.features["image"], Image):  # a parquet written without the Image feature's metadata
-        ds = ds.cast_column("image", Image())
+    table = pq.read_table(path, columns=["image", "label"])
     if limit is not None:
-        rows = range(len(ds)) if seed is None else torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))
-        ds = ds.select([int(i) for i in rows[:min(limit, len(ds))]])
-    images = np.stack([np.asarray(im.convert("RGB"), dtype=np.uint8) for im in ds["image"]])  # (N, H, W, 3)
+        rows = range(table.num_rows) if seed is None else \
+            torch.randperm(table.num_rows, generator=torch.Generator().manual_seed(seed))
+        table = table.take([int(i) for i in rows[:min(limit, table.num_rows)]])
+
+    def decode(cell) -> np.ndarray:
+        if isinstance(cell, dict):
+            data = cell.get("bytes")
+            if data is None:
+                data = (Path(data_dir) / cell["path"]).read_bytes()
+        else:
+            data = cell
+        with Image.open(io.BytesIO(data)) as im:
+            return np.asarray(im.convert("RGB"), dtype=np.uint8)
+
+    images = np.stack([decode(c) for c in table.column("image").to_pylist()])  # (N, H, W, 3)
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0  # (N, 3, H, W)
-    return x.contiguous(), torch.tensor(ds["label"], dtype=torch.int64)
+    return x.contiguous(), torch.tensor(table.column("label").to_pylist(), dtype=torch.int64)
 
 
 def _read_cifar10_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:

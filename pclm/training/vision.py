@@ -31,6 +31,7 @@ from ..config import VisionRunConfig, load_vision_config, save_config
 from ..data.vision import VISION_DATASETS, load_vision_dataset
 from ..errors import UsageError
 from ..pc import gaussian
+from ..vision.augment import random_crop_flip
 from ..vision.registry import VISION_MODELS, build_vision_model
 from .loop import Fit, FitState, check_resume, fit, read_state
 from .step import weight_groups
@@ -182,6 +183,13 @@ def _as_is(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return batch
 
 
+def _augmented(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """`data.augment`: the batch with randomly cropped and flipped images, on the batch's device. Run by the loop
+    as it takes the batch (`Fit.batch_transform`), so the draws follow the global RNG in step order and a resume
+    replays them; the dev and test splits never pass through here."""
+    return {**batch, "pixel_values": random_crop_flip(batch["pixel_values"])}
+
+
 @torch.no_grad()
 def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
     """Logits (N, classes) on the CPU of `images` (N, C, H, W) in [0, 1], in batches, feedforward (no value nodes).
@@ -325,7 +333,8 @@ def train_vision(cfg: VisionRunConfig, output_dir: Path, resume: bool = False, o
               dev_loader=data["dev"], evaluate=lambda m, d: evaluate_vision(m, d, eval_bs), monitor="accuracy",
               lower_is_better=False, save_best=lambda m, path: save_vision_model(m, cfg, path),
               epochs=cfg.train.epochs, patience=cfg.train.patience, max_steps=cfg.train.max_steps,
-              checkpoint_every=cfg.train.checkpoint_every, log_every=cfg.train.log_every, write_metrics=write_metrics)
+              checkpoint_every=cfg.train.checkpoint_every, log_every=cfg.train.log_every, write_metrics=write_metrics,
+              batch_transform=_augmented if cfg.data.augment else None)
     status = fit(job, accelerator, output_dir, state)
     final: dict[str, Any] = {"best_model": str(output_dir / "best") if state.best_epoch else None}
     if state.best_epoch:  # score the kept model, reloaded from disk

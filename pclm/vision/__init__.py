@@ -1,9 +1,11 @@
 """The vision suite: classifiers and generative nets on the same PC core, algorithms and training loop."""
 
+from .augment import random_crop_flip
 from .cnn import CNN, AlexNet, ConvNet, ConvSpec, WidthCNN
 from .mlp import MLP, VisionOutput
 from .parallel_mlp import StackedMLP
 from .registry import VISION_MODELS, build_vision_model
 
 __all__ = ["MLP", "StackedMLP", "VisionOutput", "ConvSpec", "ConvNet", "CNN", "AlexNet", "WidthCNN",
-           "VISION_MODELS", "build_vision_model"]
+           "VISION_MODELS", "build_vision_model",
+           "random_crop_flip"]
