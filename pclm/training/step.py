@@ -12,6 +12,7 @@ import torch
 
 from ..algorithms import Algorithm
 from ..pc import EnergyFn, EnergyGraph
+from .compiled import CompiledEnergy
 
 __all__ = ["Diverged", "StepStats", "train_batch", "weight_groups"]
 
@@ -46,6 +47,7 @@ def train_batch(
     select: Callable[[str], EnergyFn | None],
     accelerator=None,
     graph: EnergyGraph | None = None,
+    compiled: CompiledEnergy | None = None,
 ) -> StepStats:
     """Train on one mini-batch with `algorithm`'s schedule.
 
@@ -55,6 +57,8 @@ def train_batch(
     evaluations that update weights; value-node gradients are never synchronised.
     `graph`: an energy graph to run on instead of a fresh one. Full-batch training passes the same graph to every
     call, so the value nodes persist across weight updates (no re-initialisation, iPC's full-batch mode).
+    `compiled`: get the gradients from `compiled` (a `CompiledEnergy` of `model`) instead of an eager forward and
+    backward; everything else is the same. The value nodes are then created by a feedforward pass without gradients.
     """
     batch_size = next(iter(batch.values())).shape[0]
     if graph is None:
@@ -64,25 +68,14 @@ def train_batch(
     stats = StepStats(math.nan, math.nan, math.nan)
     for t in range(algorithm.steps):
         learn = algorithm.learning_groups(t, len(groups))
-        sync = nullcontext() if learn or accelerator is None else accelerator.no_sync(model)
-        autocast = nullcontext() if accelerator is None else accelerator.autocast()
-        with sync:
-            with autocast:
-                out = model(**batch, nodes=graph)
-            energy = graph.energy()
-            value = energy.item()
-            if accelerator is not None and accelerator.num_processes > 1:  # every rank stops together
-                value = float(accelerator.reduce(energy.detach().reshape(1), reduction="sum")) / accelerator.num_processes
-            if not math.isfinite(value):
-                raise Diverged(f"energy is {value} at inference step {t}")
-            inputs = None if learn else graph.values()  # inference only: skip the weight gradients
-            if inputs is None or inputs:
-                if accelerator is None:
-                    energy.backward(inputs=inputs)
-                else:
-                    accelerator.backward(energy, inputs=inputs)
+        if compiled is None:
+            value, loss = _evaluate(model, batch, graph, learn, accelerator)
+        else:
+            value, loss = _evaluate_compiled(compiled, model, batch, graph, learn, first=t == 0)
+        if not math.isfinite(value):
+            raise Diverged(f"energy is {value} at inference step {t}")
         if t == 0:
-            stats.loss, stats.energy_first = float(out.loss), value
+            stats.loss, stats.energy_first = float(loss), value
             if graph.x:
                 optim_x = torch.optim.SGD(graph.values(), lr=algorithm.inference_lr)
             algorithm.start_batch(optim_x)
@@ -101,3 +94,38 @@ def train_batch(
                 optim_x.step()
             optim_x.zero_grad(set_to_none=True)
     return stats
+
+
+def _evaluate(model, batch, graph: EnergyGraph, learn: list[int], accelerator) -> tuple[float, torch.Tensor]:
+    """Eager evaluation: forward on `graph`, then one backward for all local gradients (value nodes only when no
+    weight group learns). Returns (F, output loss); nothing is backpropagated from a non-finite F."""
+    sync = nullcontext() if learn or accelerator is None else accelerator.no_sync(model)
+    autocast = nullcontext() if accelerator is None else accelerator.autocast()
+    with sync:
+        with autocast:
+            out = model(**batch, nodes=graph)
+        energy = graph.energy()
+        value = energy.item()
+        if accelerator is not None and accelerator.num_processes > 1:  # every rank stops together
+            value = float(accelerator.reduce(energy.detach().reshape(1), reduction="sum")) / accelerator.num_processes
+        if not math.isfinite(value):
+            return value, out.loss
+        inputs = None if learn else graph.values()  # inference only: skip the weight gradients
+        if inputs is None or inputs:
+            if accelerator is None:
+                energy.backward(inputs=inputs)
+            else:
+                accelerator.backward(energy, inputs=inputs)
+    return value, out.loss
+
+
+def _evaluate_compiled(compiled: CompiledEnergy, model, batch, graph: EnergyGraph, learn: list[int],
+                       first: bool) -> tuple[float, torch.Tensor]:
+    """The same evaluation through `compiled`. The value nodes are created first, by a feedforward pass."""
+    if first and not graph.x:
+        with torch.no_grad():
+            model(**batch, nodes=graph)
+        for x in graph.values():
+            x.requires_grad_(True)
+    energy, loss = compiled.evaluate(graph, batch, weights=bool(learn))
+    return energy.item(), loss
