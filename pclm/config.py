@@ -115,6 +115,7 @@ class VisionTrainConfig:
     checkpoint_every: int = 0
     log_every: int = 50
     tracker: str = "none"
+    compile: bool = False  # energy gradients through torch.compile (pclm.training.compiled); one process only
 
 
 @dataclass

@@ -38,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data" / "mnist"))
     p.add_argument("--threads", default="1", help="intra-op threads (default 1: the matrices are tiny, and on the "
                    "shared 2-core machine 2 threads ran 20x slower while another job was running)")
+    p.add_argument("--compile", action="store_true", help="train.compile=true: energy gradients through "
+                   "torch.compile (the first epoch includes the compilation)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--output", type=Path, default=ROOT / "reports" / "bench_vision.json")
     args = p.parse_args(argv)
@@ -53,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
                  "train.optimizer=adamw", f"train.lr={args.lr}", "train.weight_decay=0.0", "train.patience=0",
                  "train.log_every=100", f"pc.inference_steps={args.inference_steps}",
                  f"pc.inference_lr={args.inference_lr}", f"algo={args.algo}", f"seed={args.seed}"]
+    if args.compile:
+        overrides.append("train.compile=true")
     if args.train_size:
         overrides.append(f"data.train_size={args.train_size}")
     try:

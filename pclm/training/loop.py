@@ -129,6 +129,7 @@ class Fit:
     # global RNG in step order, so a checkpoint's RNG state replays it exactly on resume; drawn in the collate
     # function it would run one batch ahead (Accelerate prefetches) and a mid-epoch resume would differ.
     batch_transform: Callable[[Any], Any] | None = None
+    compiled: Any = None  # a `CompiledEnergy` of the model: `train_batch` takes its gradients from it
 
 
 def _save_checkpoint(accelerator, output_dir: Path, state: FitState) -> None:
@@ -186,7 +187,8 @@ def fit(fit: Fit, accelerator, output_dir: Path, state: FitState) -> str:
             if fit.batch_transform is not None:
                 batch = fit.batch_transform(batch)
             try:
-                stats = train_batch(model, batch, fit.algorithm, fit.optim_w, fit.select, accelerator)
+                stats = train_batch(model, batch, fit.algorithm, fit.optim_w, fit.select, accelerator,
+                                    compiled=fit.compiled)
             except Diverged as err:
                 state.train_seconds += time.perf_counter() - started
                 accelerator.print(f"diverged: {err}")

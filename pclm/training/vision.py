@@ -33,6 +33,7 @@ from ..errors import UsageError
 from ..pc import gaussian
 from ..vision.augment import random_crop_flip
 from ..vision.registry import VISION_MODELS, build_vision_model
+from .compiled import CompiledEnergy
 from .loop import Fit, FitState, check_resume, fit, read_state
 from .step import weight_groups
 from .tracking import build_tracker
@@ -272,6 +273,8 @@ def train_vision(cfg: VisionRunConfig, output_dir: Path, resume: bool = False, o
         project_dir=str(output_dir),
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
     )
+    if cfg.train.compile and (accelerator.num_processes > 1 or accelerator.mixed_precision != "no"):
+        raise UsageError("train.compile=true runs in one process without mixed precision")
     with accelerator.main_process_first():
         data = vision_data(cfg)  # raises UsageError on sizes the data set cannot hold
     set_seed(cfg.seed)
@@ -322,7 +325,9 @@ def train_vision(cfg: VisionRunConfig, output_dir: Path, resume: bool = False, o
             "steps": st.global_step, "data_sizes": sizes, "model_kwargs": kwargs,
             "num_processes": accelerator.num_processes, "mixed_precision": accelerator.mixed_precision,
             "machine": {"platform": platform.platform(), "cpu": platform.processor() or platform.machine(),
-                        "torch": torch.__version__, **(cpu_info or {})},
+                        "torch": torch.__version__, "device": str(accelerator.device),
+                        **({"gpu": torch.cuda.get_device_name(accelerator.device)}
+                           if accelerator.device.type == "cuda" else {}), **(cpu_info or {})},
             **(final or {}),
         }
         if accelerator.is_main_process:
@@ -334,7 +339,8 @@ def train_vision(cfg: VisionRunConfig, output_dir: Path, resume: bool = False, o
               lower_is_better=False, save_best=lambda m, path: save_vision_model(m, cfg, path),
               epochs=cfg.train.epochs, patience=cfg.train.patience, max_steps=cfg.train.max_steps,
               checkpoint_every=cfg.train.checkpoint_every, log_every=cfg.train.log_every, write_metrics=write_metrics,
-              batch_transform=_augmented if cfg.data.augment else None)
+              batch_transform=_augmented if cfg.data.augment else None,
+              compiled=CompiledEnergy(accelerator.unwrap_model(model)) if cfg.train.compile else None)
     status = fit(job, accelerator, output_dir, state)
     final: dict[str, Any] = {"best_model": str(output_dir / "best") if state.best_epoch else None}
     if state.best_epoch:  # score the kept model, reloaded from disk

@@ -184,3 +184,20 @@ def test_no_data_dir_anywhere_is_a_usage_error(tmp_path, capsys, monkeypatch):
     assert run(["--dataset", "mnist", "--output-dir", tmp_path / "run"]) == 2
     assert "pass --data-dir" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_compiled_run_equals_the_eager_run(data_dir, tmp_path, one_thread, monkeypatch):
+    """train.compile=true gives the same training as the eager path (traced with aot_eager here: the same graphs as
+    inductor without code generation, see tests/test_compiled.py for inductor)."""
+    import functools
+
+    monkeypatch.setattr(tv, "CompiledEnergy", functools.partial(tv.CompiledEnergy, backend="aot_eager"))
+    eager, compiled = tmp_path / "eager", tmp_path / "compiled"
+    assert run(args(data_dir, eager, "mlp", "ipc", "train.optimizer=sgd", "train.lr=0.05")) == 0
+    assert run(args(data_dir, compiled, "mlp", "ipc", "train.optimizer=sgd", "train.lr=0.05",
+                    "train.compile=true")) == 0
+    a, b = (json.loads((d / "metrics.json").read_text()) for d in (eager, compiled))
+    assert b["status"] == "completed" and load_vision_config(compiled / "config.yaml").train.compile
+    assert a["history"][0]["train_loss"] == pytest.approx(b["history"][0]["train_loss"], rel=1e-5)
+    assert a["history"][0]["dev_loss"] == pytest.approx(b["history"][0]["dev_loss"], rel=1e-5)
+    assert a["test_loss"] == pytest.approx(b["test_loss"], rel=1e-5)
