@@ -22,6 +22,14 @@ before every reading of the clock; more repeats by default (steps take milliseco
 reports/bench_parallel_cuda.{json,png} so the CPU report is kept, and a --max-seconds budget (default 150 s on
 cuda): the grid stops after the cell that crosses it. The JSON is rewritten after every cell ("complete": false
 until the end), so a killed run keeps what it measured; the PNG is drawn at the end (skipped without matplotlib).
+
+--cuda-graphs (with --device cuda only): removes the launch and Python overhead from EVERY path alike. Each path's
+one weight update is a capturable step (`bp_graph_step`, `ipc_graph_step`: the same maths as above, but no host
+sync, no Python branch on tensor values, static inputs and value nodes, SGD as in-place foreach adds, gradients
+zeroed in place), warmed up on a side stream, captured once with `torch.cuda.graph`, and timed by replaying the
+graph (same barriers as the eager cuda path). What remains is the chain of dependent kernels: O(L) for BP, O(1)
+for layer-parallel iPC. No energy check inside the graph: parameters and value nodes are checked for finiteness
+once after the timing. Default outputs reports/bench_parallel_cuda_graphs.{json,png}.
 """
 
 from __future__ import annotations
@@ -50,6 +58,7 @@ from pclm.vision import MLP, StackedMLP
 
 CLASSES = 10
 ALL_GAUSSIAN = lambda name: gaussian  # noqa: E731
+NO_NODES = lambda name: None  # noqa: E731  (BP: the output node only, as train_batch builds for it)
 PATHS = ("bp", "ipc_seq", "ipc_par")
 
 
@@ -94,6 +103,74 @@ def ipc_step(model: torch.nn.Module, batch: dict, lr: float, inference_lr: float
     return step
 
 
+def _sgd_(params: list[torch.Tensor], lr: float) -> None:
+    """Plain SGD (no momentum, no weight decay) in place, then the gradients zeroed in place: no CPU-side state, so
+    it can be captured in a CUDA graph. The same arithmetic as torch.optim.SGD's step (p += -lr * grad)."""
+    grads = [p.grad for p in params]
+    with torch.no_grad():
+        torch._foreach_add_(params, grads, alpha=-lr)
+        torch._foreach_zero_(grads)
+
+
+def bp_graph_step(model: MLP, batch: dict, lr: float) -> Callable[[], None]:
+    """`bp_step` without host syncs (capturable): feedforward, cross-entropy energy (the BP loss, summed / batch
+    size, as `train_batch` with BP), backward, SGD on the weights. Gradients persist, zeroed in place."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    batch_size = batch["labels"].shape[0]
+
+    def step() -> None:
+        graph = EnergyGraph(NO_NODES, batch_size)
+        model(**batch, nodes=graph)
+        graph.energy().backward()
+        _sgd_(params, lr)
+
+    return step
+
+
+def ipc_graph_step(model: torch.nn.Module, batch: dict, lr: float, inference_lr: float) -> Callable[[], None]:
+    """`ipc_step` without host syncs (capturable): no energy read, SGD on the weights and on the (static) value
+    nodes as in-place foreach adds. `step.values` are the value nodes, for the finiteness check after timing."""
+    graph = EnergyGraph(ALL_GAUSSIAN, batch["labels"].shape[0])
+    with torch.no_grad():
+        model(**batch, nodes=graph)  # feedforward initialisation of the value nodes (not timed)
+    params = [p for p in model.parameters() if p.requires_grad]
+    values = graph.values()
+
+    def step() -> None:
+        model(**batch, nodes=graph)
+        graph.energy().backward()
+        # drop this step's autograd graph: kept alive, it keeps the leaves' AccumulateGrad nodes, which then carry
+        # the stream of an earlier step (the warm-up's side stream) into the capture. On an H200 (torch 2.11) that
+        # gave a stream-mismatch warning and graph replays that did NOT reproduce the eager updates.
+        graph.node_energies.clear()
+        graph.scale_value_grads()
+        _sgd_(params, lr)
+        _sgd_(values, inference_lr)
+
+    step.values, step.graph = values, graph
+    return step
+
+
+def capture(step: Callable[[], None], warmup: int = 3) -> Callable[[], None]:
+    """`step` captured once in a CUDA graph, after `warmup` eager calls on a side stream (PyTorch's "whole network
+    capture" recipe); returns the graph's replay."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(warmup):
+            step()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        step()
+    torch.cuda.synchronize()
+    return graph.replay
+
+
+def _all_finite(tensors) -> bool:
+    return all(bool(torch.isfinite(t).all()) for t in tensors)
+
+
 def bench_one(depth: int, width: int, batch_size: int, args: argparse.Namespace) -> dict:
     torch.manual_seed(0)
     on_device = nullcontext() if args.device == "cpu" else torch.device(args.device)  # parameters made there
@@ -102,10 +179,22 @@ def bench_one(depth: int, width: int, batch_size: int, args: argparse.Namespace)
         stacked = StackedMLP.from_mlp(mlp)
         seq = copy.deepcopy(mlp)
     batch = make_batch(width, batch_size, device=args.device)
-    steps = {"bp": bp_step(mlp, batch, args.lr),
-             "ipc_seq": ipc_step(seq, batch, args.lr, args.inference_lr),
-             "ipc_par": ipc_step(stacked, batch, args.lr, args.inference_lr)}
+    if args.cuda_graphs:
+        eager = {"bp": bp_graph_step(mlp, batch, args.lr),
+                 "ipc_seq": ipc_graph_step(seq, batch, args.lr, args.inference_lr),
+                 "ipc_par": ipc_graph_step(stacked, batch, args.lr, args.inference_lr)}
+        steps = {name: capture(step) for name, step in eager.items()}
+    else:
+        steps = {"bp": bp_step(mlp, batch, args.lr),
+                 "ipc_seq": ipc_step(seq, batch, args.lr, args.inference_lr),
+                 "ipc_par": ipc_step(stacked, batch, args.lr, args.inference_lr)}
     times = race(steps, args.repeats, args.warmup, sync=torch.cuda.synchronize if args.device == "cuda" else None)
+    if args.cuda_graphs:  # no energy check inside the graphs: check what they updated, once, untimed
+        tensors = [*mlp.parameters(), *seq.parameters(), *stacked.parameters(),
+                   *eager["ipc_seq"].values, *eager["ipc_par"].values]
+        if not _all_finite(tensors):
+            raise RuntimeError("non-finite parameters or value nodes after the graph replays; lower --lr / "
+                               "--inference-lr")
     med = {k: statistics.median(v) for k, v in times.items()}
     low = {k: min(v) for k, v in times.items()}
     L = depth + 1  # weight layers
@@ -164,6 +253,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batches", type=int, nargs="+", default=[1, 16, 128])
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                    help="where models and batches live (cuda: exit 2 if CUDA is not available)")
+    p.add_argument("--cuda-graphs", action="store_true",
+                   help="with --device cuda only: capture each path's weight update in a CUDA graph and time its "
+                        "replay (default outputs reports/bench_parallel_cuda_graphs.{json,png})")
     p.add_argument("--repeats", type=int, default=None, help="timed calls per path (default 7 on cpu, 25 on cuda)")
     p.add_argument("--warmup", type=int, default=None, help="untimed calls per path (default 2 on cpu, 5 on cuda)")
     p.add_argument("--max-seconds", type=float, default=None,
@@ -180,7 +272,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--png", type=Path, default=None,
                    help="default reports/bench_parallel.png (cpu), reports/bench_parallel_cuda.png (cuda)")
     args = p.parse_args(argv)
-    suffix = "" if args.device == "cpu" else f"_{args.device}"
+    suffix = ("" if args.device == "cpu" else f"_{args.device}") + ("_graphs" if args.cuda_graphs else "")
     args.json = args.json or Path(f"reports/bench_parallel{suffix}.json")
     args.png = args.png or Path(f"reports/bench_parallel{suffix}.png")
     for key, value in DEFAULTS[args.device].items():
@@ -215,6 +307,9 @@ def write_json(path: Path, report: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.cuda_graphs and args.device != "cuda":
+        print(f"error: --cuda-graphs needs --device cuda (got --device {args.device})", file=sys.stderr)
+        return 2
     if args.device == "cuda" and not torch.cuda.is_available():
         print(f"error: --device cuda, but CUDA is not available to this torch {torch.__version__} "
               f"(built for CUDA {torch.version.cuda})", file=sys.stderr)
@@ -224,7 +319,8 @@ def main(argv: list[str] | None = None) -> int:
     command = " ".join(["python", "scripts/bench_parallel.py", *(argv if argv is not None else sys.argv[1:])])
     cells = len(args.depths) * len(args.widths) * len(args.batches)
     budget = args.max_seconds or None
-    print(f"{command}\ndevice {args.device} ({device_name}), torch {torch.__version__}, applied: {cpu}\n"
+    graphs = ", CUDA graphs" if args.cuda_graphs else ""
+    print(f"{command}\ndevice {args.device} ({device_name}){graphs}, torch {torch.__version__}, applied: {cpu}\n"
           f"{cells} cells, {args.repeats} repeats after {args.warmup} warm-up calls per path, "
           f"budget {f'{budget:g} s' if budget else 'none'}; writing {args.json} after every cell", flush=True)
     print(f"{'hidden':>6} {'width':>6} {'batch':>6} | {'bp ms':>8} {'ipc_seq':>8} {'ipc_par':>8} | "
@@ -232,6 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict] = []
     report = {
         "command": command, "quick": args.quick, "device": args.device, "device_name": device_name,
+        "cuda_graphs": args.cuda_graphs,
         "cpu": cpu, "machine": platform.processor() or platform.machine(),
         "torch": torch.__version__, "repeats": args.repeats, "warmup": args.warmup, "lr": args.lr,
         "inference_lr": args.inference_lr, "max_seconds": budget, "paths": PATHS, "rows": rows,
@@ -256,6 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     report["complete"] = len(rows) == cells
     write_json(args.json, report)
     threads = f"{cpu['threads']} threads" if args.device == "cpu" else device_name
+    threads += ", CUDA graphs (replay)" if args.cuda_graphs else ""
     try:
         heatmap(rows, args.png, f"{command}\ntorch {torch.__version__}, {threads}")
     except ImportError as e:  # a GPU machine without matplotlib: the JSON holds every number
