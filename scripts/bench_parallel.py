@@ -30,6 +30,14 @@ zeroed in place), warmed up on a side stream, captured once with `torch.cuda.gra
 graph (same barriers as the eager cuda path). What remains is the chain of dependent kernels: O(L) for BP, O(1)
 for layer-parallel iPC. No energy check inside the graph: parameters and value nodes are checked for finiteness
 once after the timing. Default outputs reports/bench_parallel_cuda_graphs.{json,png}.
+Status: BP's replay was verified equal to its eager steps on an H200 (torch 2.11). iPC's replay (ipc_seq and
+ipc_par) FAILED that check on the H200 (parameters after replays differed from eager steps), also after the fix
+that frees each step's autograd graph; the cause is not confirmed (capturing on the warm-up stream is an untested
+guess). So every captured path is now verified before it is timed, in every cell: on deep copies of the model and
+batch (value nodes made from them), the warm-up plus 3 eager steps against the same warm-up plus 3 graph replays,
+all parameters and value nodes compared (rtol 1e-4, atol 1e-5). A path that disagrees is NOT timed: the JSON row
+records "graph_check": "failed" with its max abs difference (passing paths: "passed" and theirs), its times and
+every ratio with it are null, the table prints "invalid" and the heatmap leaves those cells blank.
 """
 
 from __future__ import annotations
@@ -153,7 +161,10 @@ def ipc_graph_step(model: torch.nn.Module, batch: dict, lr: float, inference_lr:
 
 def capture(step: Callable[[], None], warmup: int = 3) -> Callable[[], None]:
     """`step` captured once in a CUDA graph, after `warmup` eager calls on a side stream (PyTorch's "whole network
-    capture" recipe); returns the graph's replay."""
+    capture" recipe); returns the graph's replay. The capture runs on that same side stream (not on
+    torch.cuda.graph's own capture stream), so that nothing made during the warm-up (e.g. an AccumulateGrad node
+    kept alive from a warm-up step, which carries the stream it was created on) refers to a stream outside the
+    capture. NOT verified on a GPU to change anything: `check_replay` is what guards the timings."""
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):
@@ -161,10 +172,66 @@ def capture(step: Callable[[], None], warmup: int = 3) -> Callable[[], None]:
             step()
     torch.cuda.current_stream().wait_stream(side)
     graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
+    with torch.cuda.graph(graph, stream=side):
         step()
     torch.cuda.synchronize()
     return graph.replay
+
+
+GRAPH_CHECK = {"steps": 3, "rtol": 1e-4, "atol": 1e-5}  # fp32 on a GPU: far below one update of lr 1e-4 would move
+
+
+def compare_steps(eager: Callable[[], None], eager_state: list[torch.Tensor], replay: Callable[[], None],
+                  replay_state: list[torch.Tensor], steps: int = GRAPH_CHECK["steps"],
+                  rtol: float = GRAPH_CHECK["rtol"], atol: float = GRAPH_CHECK["atol"],
+                  sync: Callable[[], None] | None = None) -> dict:
+    """Run `steps` calls of `eager` and of `replay`, which must start from equal states, and compare the tensors they
+    update (`eager_state[i]` against `replay_state[i]`: parameters, and value nodes for iPC) with allclose(rtol,
+    atol). Returns {"graph_check": "passed" | "failed", "max_abs_diff": float (None if not finite), ...}."""
+    for _ in range(steps):
+        eager()
+    for _ in range(steps):
+        replay()
+    if sync is not None:
+        sync()
+    same = len(eager_state) == len(replay_state) and all(
+        a.shape == b.shape for a, b in zip(eager_state, replay_state))
+    diff = math.inf
+    if same:
+        with torch.no_grad():
+            diffs = [float((a.double() - b.double()).abs().max()) if a.numel() else 0.0
+                     for a, b in zip(eager_state, replay_state)]
+            diff = max(diffs, default=0.0)
+            diff = diff if diff == diff else math.inf  # NaN: as bad as it gets
+            same = all(torch.allclose(b, a, rtol=rtol, atol=atol) for a, b in zip(eager_state, replay_state))
+    return {"graph_check": "passed" if same else "failed", "max_abs_diff": diff if math.isfinite(diff) else None,
+            "steps": steps, "rtol": rtol, "atol": atol}
+
+
+def _state(model: torch.nn.Module, step: Callable[[], None]) -> list[torch.Tensor]:
+    """What a step updates: the model's trainable parameters, then the value nodes (iPC steps only)."""
+    return [*(p for p in model.parameters() if p.requires_grad), *getattr(step, "values", [])]
+
+
+def captured_and_checked(make: Callable[[torch.nn.Module, dict], Callable[[], None]], model: torch.nn.Module,
+                         batch: dict, warmup: int = 3, sync: Callable[[], None] | None = None,
+                         ) -> tuple[Callable[[], None], Callable[[], None], dict]:
+    """Capture `make(model, batch)` (module-level `capture`, `warmup` eager warm-up calls) and check the graph before
+    anyone times it: a deep copy of the model and batch, taken first, runs the same step eagerly for the warm-up and
+    `GRAPH_CHECK["steps"]` more calls, the graph is replayed as often, and the parameters and value nodes must agree
+    (`compare_steps`). Returns (replay, the captured model's step, the check); time the replay only if the check
+    says "passed". The replays leave `model` `warmup + steps` updates on (as any warm-up would)."""
+    reference, ref_batch = copy.deepcopy(model), {k: v.clone() for k, v in batch.items()}
+    ref_step, step = make(reference, ref_batch), make(model, batch)  # value nodes from equal models and batches
+    for _ in range(warmup):  # what `capture` does eagerly before capturing
+        ref_step()
+    replay = capture(step, warmup)
+    check = compare_steps(ref_step, _state(reference, ref_step), replay, _state(model, step), sync=sync)
+    return replay, step, check
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a / b
 
 
 def _all_finite(tensors) -> bool:
@@ -179,33 +246,41 @@ def bench_one(depth: int, width: int, batch_size: int, args: argparse.Namespace)
         stacked = StackedMLP.from_mlp(mlp)
         seq = copy.deepcopy(mlp)
     batch = make_batch(width, batch_size, device=args.device)
+    sync = torch.cuda.synchronize if args.device == "cuda" else None
+    checks: dict[str, dict] = {}
     if args.cuda_graphs:
-        eager = {"bp": bp_graph_step(mlp, batch, args.lr),
-                 "ipc_seq": ipc_graph_step(seq, batch, args.lr, args.inference_lr),
-                 "ipc_par": ipc_graph_step(stacked, batch, args.lr, args.inference_lr)}
-        steps = {name: capture(step) for name, step in eager.items()}
+        makers = {"bp": (mlp, lambda m, b: bp_graph_step(m, b, args.lr)),
+                  "ipc_seq": (seq, lambda m, b: ipc_graph_step(m, b, args.lr, args.inference_lr)),
+                  "ipc_par": (stacked, lambda m, b: ipc_graph_step(m, b, args.lr, args.inference_lr))}
+        steps, timed_state = {}, []
+        for name, (model, make) in makers.items():  # every graph checked against eager steps before it is timed
+            replay, step, checks[name] = captured_and_checked(make, model, batch, sync=sync)
+            if checks[name]["graph_check"] == "passed":
+                steps[name] = replay
+                timed_state += _state(model, step)
     else:
         steps = {"bp": bp_step(mlp, batch, args.lr),
                  "ipc_seq": ipc_step(seq, batch, args.lr, args.inference_lr),
                  "ipc_par": ipc_step(stacked, batch, args.lr, args.inference_lr)}
-    times = race(steps, args.repeats, args.warmup, sync=torch.cuda.synchronize if args.device == "cuda" else None)
-    if args.cuda_graphs:  # no energy check inside the graphs: check what they updated, once, untimed
-        tensors = [*mlp.parameters(), *seq.parameters(), *stacked.parameters(),
-                   *eager["ipc_seq"].values, *eager["ipc_par"].values]
-        if not _all_finite(tensors):
-            raise RuntimeError("non-finite parameters or value nodes after the graph replays; lower --lr / "
-                               "--inference-lr")
-    med = {k: statistics.median(v) for k, v in times.items()}
-    low = {k: min(v) for k, v in times.items()}
+    times = race(steps, args.repeats, args.warmup, sync=sync) if steps else {}
+    if args.cuda_graphs and not _all_finite(timed_state):  # no energy check inside the graphs: check, untimed
+        raise RuntimeError("non-finite parameters or value nodes after the graph replays; lower --lr / "
+                           "--inference-lr")
+    med = {k: statistics.median(times[k]) if k in times else None for k in PATHS}  # None: not timed (check failed)
+    low = {k: min(times[k]) if k in times else None for k in PATHS}
     L = depth + 1  # weight layers
-    return {
+    row = {
         "depth": depth, "width": width, "batch": batch_size, "weight_layers": L,
         "median_s": med, "min_s": low,
-        "ipc_seq/bp": med["ipc_seq"] / med["bp"], "ipc_par/bp": med["ipc_par"] / med["bp"],
-        "ipc_par/ipc_seq": med["ipc_par"] / med["ipc_seq"],
-        "min ipc_par/bp": low["ipc_par"] / low["bp"],
+        "ipc_seq/bp": _ratio(med["ipc_seq"], med["bp"]), "ipc_par/bp": _ratio(med["ipc_par"], med["bp"]),
+        "ipc_par/ipc_seq": _ratio(med["ipc_par"], med["ipc_seq"]),
+        "min ipc_par/bp": _ratio(low["ipc_par"], low["bp"]),
         "smms": {"bp": BP().cost(L).smms, "ipc": IPC(L + 1, args.inference_lr).cost(L).smms},
     }
+    if args.cuda_graphs:
+        row["graph_check"] = checks  # per path: {"graph_check": "passed" | "failed", "max_abs_diff": ...}
+        row["invalid"] = [k for k in PATHS if checks[k]["graph_check"] != "passed"]
+    return row
 
 
 def heatmap(rows: list[dict], path: Path, title: str) -> None:
@@ -222,17 +297,25 @@ def heatmap(rows: list[dict], path: Path, title: str) -> None:
     fig, axes = plt.subplots(len(keys), len(batches), figsize=(3.2 * len(batches) + 1, 2.6 * len(keys) + 0.6),
                              squeeze=False, layout="constrained")
     norm = LogNorm(vmin=1 / 8, vmax=8)
+    cmap = plt.get_cmap("RdBu_r").with_extremes(bad="white")  # masked (NaN) cells stay blank
     for i, key in enumerate(keys):
         for j, b in enumerate(batches):
             ax = axes[i][j]
-            grid = torch.full((len(depths), len(widths)), float("nan"))
+            grid = torch.full((len(depths), len(widths)), float("nan"))  # NaN: not measured, or not valid
+            invalid = set()
             for r in rows:
                 if r["batch"] == b:
-                    grid[depths.index(r["depth"]), widths.index(r["width"])] = r[key]
-            im = ax.imshow(grid.numpy(), cmap="RdBu_r", norm=norm, origin="lower", aspect="auto")
+                    cell = depths.index(r["depth"]), widths.index(r["width"])
+                    if r[key] is None:  # a path of this ratio failed its CUDA-graph check: left blank
+                        invalid.add(cell)
+                    else:
+                        grid[cell] = r[key]
+            im = ax.imshow(grid.numpy(), cmap=cmap, norm=norm, origin="lower", aspect="auto")
             for (y, x), v in zip(((y, x) for y in range(len(depths)) for x in range(len(widths))), grid.flatten()):
                 if v == v:
                     ax.text(x, y, f"{v:.2f}", ha="center", va="center", fontsize=8)
+                elif (y, x) in invalid:
+                    ax.text(x, y, "invalid", ha="center", va="center", fontsize=7, color="0.4")
             ax.set_xticks(range(len(widths)), [str(w) for w in widths])
             ax.set_yticks(range(len(depths)), [str(d) for d in depths])
             ax.set_title(f"{key}, batch {b}", fontsize=9)
@@ -335,6 +418,11 @@ def main(argv: list[str] | None = None) -> int:
         "cells_planned": cells, "complete": False, "stopped_by_budget": False,
         "note": "ratios are medians of interleaved repeats; one iPC step = one evaluation + weight and value update",
     }
+    if args.cuda_graphs:
+        report["graph_check"] = {**GRAPH_CHECK, "how": (
+            "per cell and path, before timing: a deep copy runs the warm-up plus `steps` eager steps, the graph "
+            "copy the same warm-up then `steps` replays; parameters (and value nodes) compared with allclose(rtol, "
+            "atol). A path that fails is not timed: its median_s/min_s and every ratio with it are null")}
     grid = [(d, w, b) for d in args.depths for w in args.widths for b in args.batches]
     for i, (depth, width, batch) in enumerate(grid):
         r = bench_one(depth, width, batch, args)
@@ -342,9 +430,15 @@ def main(argv: list[str] | None = None) -> int:
         elapsed = time.perf_counter() - start
         report["elapsed_s"] = round(elapsed, 3)
         m = r["median_s"]
-        print(f"{depth:6d} {width:6d} {batch:6d} | {m['bp'] * 1e3:8.3f} {m['ipc_seq'] * 1e3:8.3f} "
-              f"{m['ipc_par'] * 1e3:8.3f} | {r['ipc_seq/bp']:7.2f} {r['ipc_par/bp']:7.2f} "
-              f"{r['ipc_par/ipc_seq']:7.2f} | {r['smms']['bp']}/{r['smms']['ipc']} | {elapsed:.1f}", flush=True)
+        ms = " ".join("invalid".rjust(8) if m[k] is None else f"{m[k] * 1e3:8.3f}" for k in PATHS)
+        ratios = " ".join("-".rjust(7) if r[k] is None else f"{r[k]:7.2f}"
+                          for k in ("ipc_seq/bp", "ipc_par/bp", "ipc_par/ipc_seq"))
+        print(f"{depth:6d} {width:6d} {batch:6d} | {ms} | {ratios} | {r['smms']['bp']}/{r['smms']['ipc']} | "
+              f"{elapsed:.1f}", flush=True)
+        for k in r.get("invalid", []):
+            diff = r["graph_check"][k]["max_abs_diff"]
+            print(f"  {k}: CUDA graph replay disagrees with eager steps (max abs diff "
+                  f"{'non-finite' if diff is None else f'{diff:.3g}'}): not timed", flush=True)
         if budget is not None and elapsed > budget and i + 1 < len(grid):
             report["stopped_by_budget"] = True
             print(f"budget of {budget:g} s spent after {i + 1}/{cells} cells: stopping", flush=True)
