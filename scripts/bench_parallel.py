@@ -6,6 +6,7 @@ the paper's Fig. 6), measured side by side in one process.
     python scripts/bench_parallel.py                             # depth {2..32} x width {64,256,1024} x batch {1,16,128}
     python scripts/bench_parallel.py --depths 8 32 --widths 1024 --batches 1 --repeats 11
     python scripts/bench_parallel.py --device cuda --json out/gpu.json --png out/gpu.png   # the grid on a GPU
+    python scripts/bench_parallel.py --compile --depths 32 --widths 64 1024 --batches 1   # compiled, every path
 
 Paths, on the same initial weights (width W in, W hidden units per layer, `depth` hidden layers, 10 classes):
   bp       `train_batch` with BP on `pclm.vision.MLP`: feedforward + backprop + one SGD step.
@@ -61,6 +62,7 @@ from pclm.algorithms import BP, IPC
 from pclm.benchmarking import race
 from pclm.cpu import configure_cpu
 from pclm.pc import EnergyGraph, gaussian
+from pclm.training.compiled import CompiledEnergy
 from pclm.training.step import train_batch, weight_groups
 from pclm.vision import MLP, StackedMLP
 
@@ -80,13 +82,17 @@ def make_batch(width: int, batch: int, seed: int = 0, device: str = "cpu") -> di
             "labels": torch.randint(0, CLASSES, (batch,), generator=g).to(device)}
 
 
-def bp_step(model: MLP, batch: dict, lr: float) -> Callable[[], None]:
+def bp_step(model: MLP, batch: dict, lr: float, compile: bool = False) -> Callable[[], None]:
     optim = torch.optim.SGD(weight_groups(model), lr=lr)
-    return lambda: train_batch(model, batch, BP(), optim, ALL_GAUSSIAN)
+    compiled = CompiledEnergy(model) if compile else None
+    return lambda: train_batch(model, batch, BP(), optim, ALL_GAUSSIAN, compiled=compiled)
 
 
-def ipc_step(model: torch.nn.Module, batch: dict, lr: float, inference_lr: float) -> Callable[[], None]:
-    """One steady-state iPC step: the body of `train_batch`'s loop at t >= 1, on value nodes initialised once."""
+def ipc_step(model: torch.nn.Module, batch: dict, lr: float, inference_lr: float,
+             compile: bool = False) -> Callable[[], None]:
+    """One steady-state iPC step: the body of `train_batch`'s loop at t >= 1, on value nodes initialised once.
+    `compile`: the gradients come from `CompiledEnergy` (train.compile), as in `train_batch`."""
+    compiled = CompiledEnergy(model) if compile else None
     graph = EnergyGraph(ALL_GAUSSIAN, batch["labels"].shape[0])
     with torch.no_grad():
         model(**batch, nodes=graph)  # feedforward initialisation of the value nodes (not timed)
@@ -95,11 +101,15 @@ def ipc_step(model: torch.nn.Module, batch: dict, lr: float, inference_lr: float
     algorithm = IPC(2, inference_lr)
 
     def step() -> None:
-        model(**batch, nodes=graph)
-        energy = graph.energy()
+        if compiled is None:
+            model(**batch, nodes=graph)
+            energy = graph.energy()
+        else:
+            energy, _ = compiled.evaluate(graph, batch, weights=True)
         if not math.isfinite(energy.item()):  # train_batch reads the energy every step too
             raise RuntimeError("energy diverged; lower --lr / --inference-lr")
-        energy.backward()
+        if compiled is None:
+            energy.backward()
         graph.scale_value_grads()
         if algorithm.learning_groups(1, len(optim_w.param_groups)):
             optim_w.step()
@@ -259,9 +269,9 @@ def bench_one(depth: int, width: int, batch_size: int, args: argparse.Namespace)
                 steps[name] = replay
                 timed_state += _state(model, step)
     else:
-        steps = {"bp": bp_step(mlp, batch, args.lr),
-                 "ipc_seq": ipc_step(seq, batch, args.lr, args.inference_lr),
-                 "ipc_par": ipc_step(stacked, batch, args.lr, args.inference_lr)}
+        steps = {"bp": bp_step(mlp, batch, args.lr, args.compile),
+                 "ipc_seq": ipc_step(seq, batch, args.lr, args.inference_lr, args.compile),
+                 "ipc_par": ipc_step(stacked, batch, args.lr, args.inference_lr, args.compile)}
     times = race(steps, args.repeats, args.warmup, sync=sync) if steps else {}
     if args.cuda_graphs and not _all_finite(timed_state):  # no energy check inside the graphs: check, untimed
         raise RuntimeError("non-finite parameters or value nodes after the graph replays; lower --lr / "
@@ -339,6 +349,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cuda-graphs", action="store_true",
                    help="with --device cuda only: capture each path's weight update in a CUDA graph and time its "
                         "replay (default outputs reports/bench_parallel_cuda_graphs.{json,png})")
+    p.add_argument("--compile", action="store_true",
+                   help="every path gets its gradients through torch.compile (pclm.training.compiled, train.compile); "
+                        "each cell compiles 3 functions first, so use a small grid")
     p.add_argument("--repeats", type=int, default=None, help="timed calls per path (default 7 on cpu, 25 on cuda)")
     p.add_argument("--warmup", type=int, default=None, help="untimed calls per path (default 2 on cpu, 5 on cuda)")
     p.add_argument("--max-seconds", type=float, default=None,
@@ -355,7 +368,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--png", type=Path, default=None,
                    help="default reports/bench_parallel.png (cpu), reports/bench_parallel_cuda.png (cuda)")
     args = p.parse_args(argv)
-    suffix = ("" if args.device == "cpu" else f"_{args.device}") + ("_graphs" if args.cuda_graphs else "")
+    suffix = (("" if args.device == "cpu" else f"_{args.device}") + ("_graphs" if args.cuda_graphs else "")
+              + ("_compiled" if args.compile else ""))
     args.json = args.json or Path(f"reports/bench_parallel{suffix}.json")
     args.png = args.png or Path(f"reports/bench_parallel{suffix}.png")
     for key, value in DEFAULTS[args.device].items():
@@ -390,6 +404,9 @@ def write_json(path: Path, report: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.compile and args.cuda_graphs:
+        print("error: --compile and --cuda-graphs are separate modes; choose one", file=sys.stderr)
+        return 2
     if args.cuda_graphs and args.device != "cuda":
         print(f"error: --cuda-graphs needs --device cuda (got --device {args.device})", file=sys.stderr)
         return 2
@@ -402,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
     command = " ".join(["python", "scripts/bench_parallel.py", *(argv if argv is not None else sys.argv[1:])])
     cells = len(args.depths) * len(args.widths) * len(args.batches)
     budget = args.max_seconds or None
-    graphs = ", CUDA graphs" if args.cuda_graphs else ""
+    graphs = (", CUDA graphs" if args.cuda_graphs else "") + (", torch.compile" if args.compile else "")
     print(f"{command}\ndevice {args.device} ({device_name}){graphs}, torch {torch.__version__}, applied: {cpu}\n"
           f"{cells} cells, {args.repeats} repeats after {args.warmup} warm-up calls per path, "
           f"budget {f'{budget:g} s' if budget else 'none'}; writing {args.json} after every cell", flush=True)
@@ -411,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict] = []
     report = {
         "command": command, "quick": args.quick, "device": args.device, "device_name": device_name,
-        "cuda_graphs": args.cuda_graphs,
+        "cuda_graphs": args.cuda_graphs, "compiled": args.compile,
         "cpu": cpu, "machine": platform.processor() or platform.machine(),
         "torch": torch.__version__, "repeats": args.repeats, "warmup": args.warmup, "lr": args.lr,
         "inference_lr": args.inference_lr, "max_seconds": budget, "paths": PATHS, "rows": rows,
@@ -448,6 +465,7 @@ def main(argv: list[str] | None = None) -> int:
     write_json(args.json, report)
     threads = f"{cpu['threads']} threads" if args.device == "cpu" else device_name
     threads += ", CUDA graphs (replay)" if args.cuda_graphs else ""
+    threads += ", torch.compile" if args.compile else ""
     try:
         heatmap(rows, args.png, f"{command}\ntorch {torch.__version__}, {threads}")
     except ImportError as e:  # a GPU machine without matplotlib: the JSON holds every number

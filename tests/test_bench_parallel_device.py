@@ -6,6 +6,7 @@ import argparse
 import copy
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,8 +23,10 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def bench():
     spec = importlib.util.spec_from_file_location("bench_parallel", SCRIPT)
     module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_parallel"] = module  # torch.compile (--compile) looks traced functions' modules up by name
     spec.loader.exec_module(module)
-    return module
+    yield module
+    sys.modules.pop("bench_parallel", None)
 
 
 def test_cuda_unavailable_exits_2_with_one_line_and_writes_nothing(bench, tmp_path, monkeypatch, capsys):
@@ -344,3 +347,28 @@ def test_cli_json_and_heatmap_with_a_failed_path(bench, tmp_path, monkeypatch, c
         assert r["graph_check"]["ipc_par"]["graph_check"] == "failed" and r["graph_check"]["ipc_par"]["max_abs_diff"]
         assert r["median_s"]["ipc_seq"] is None and r["ipc_par/bp"] is None and r["median_s"]["bp"] > 0
     assert png.stat().st_size > 0
+
+
+@pytest.mark.parametrize("stacked", [False, True], ids=["ipc_seq", "ipc_par"])
+def test_compiled_ipc_step_matches_eager(bench, monkeypatch, stacked):
+    """--compile: the iPC step with gradients from CompiledEnergy (traced with aot_eager here) makes the same updates."""
+    import functools
+
+    monkeypatch.setattr(bench, "CompiledEnergy", functools.partial(bench.CompiledEnergy, backend="aot_eager"))
+    torch._dynamo.reset()
+    mlp, stack, batch = _small(bench)
+    model = stack if stacked else mlp
+    ref = copy.deepcopy(model)
+    eager = bench.ipc_step(ref, batch, lr=0.5, inference_lr=0.2)
+    compiled = bench.ipc_step(model, batch, lr=0.5, inference_lr=0.2, compile=True)
+    for _ in range(3):
+        eager()
+        compiled()
+    for p, q in zip(model.parameters(), ref.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+
+
+def test_compile_and_cuda_graphs_exclude_each_other(bench, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert bench.main(["--compile", "--cuda-graphs", "--device", "cuda"]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1 and list(tmp_path.iterdir()) == []
