@@ -21,6 +21,7 @@ pass (no gradients) at the start of each batch.
 
 from __future__ import annotations
 
+import types
 from collections.abc import Callable, Mapping
 
 import torch
@@ -58,7 +59,15 @@ class CompiledEnergy:
         if key not in self._fns:
             def energy(params, xs, batch):
                 return self._energy(params, xs, batch, select, batch_size)
-            fn = grad_and_value(energy, argnums=(0, 1) if weights else 1, has_aux=True)
+            grads = grad_and_value(energy, argnums=(0, 1) if weights else 1, has_aux=True)
+
+            def evaluate(params, xs, batch):
+                return grads(params, xs, batch)
+            # Dynamo keeps its compiled graphs (and checks their guards on every call) per code object. A code
+            # object of its own per model and kind keeps one model's calls from walking another's cache entries,
+            # and many models in one process (benchmarks, sweeps) from reaching the recompile limit.
+            code = evaluate.__code__.replace(co_name=f"pclm_energy_{id(self):x}_{len(self._fns)}")
+            fn = types.FunctionType(code, evaluate.__globals__, code.co_name, None, evaluate.__closure__)
             self._fns[key] = fn if self.backend is None else torch.compile(fn, backend=self.backend, dynamic=False)
         return self._fns[key]
 
@@ -66,14 +75,14 @@ class CompiledEnergy:
                  ) -> tuple[torch.Tensor, torch.Tensor]:
         """Evaluate the energy on `graph`'s value nodes (which must exist) and write dF/dx into each node's `.grad`
         and, when `weights`, dF/dtheta into each trainable parameter's `.grad`. Returns (F, mean output loss)."""
-        params = {name: p.detach() for name, p in self.model.named_parameters() if p.requires_grad}
+        named = [(name, p) for name, p in self.model.named_parameters() if p.requires_grad]
+        params = {name: p.detach() for name, p in named}
         xs = {name: x.detach() for name, x in graph.x.items()}
         grads, (energy, loss) = self._fn(weights, graph.select, graph.batch_size)(params, xs, dict(batch))
         grad_params, grad_xs = grads if weights else ({}, grads)
         for name, x in graph.x.items():
             x.grad = grad_xs[name]
         if weights:
-            for name, p in self.model.named_parameters():
-                if name in grad_params:
-                    p.grad = grad_params[name]
+            for name, p in named:
+                p.grad = grad_params[name]
         return energy, loss
