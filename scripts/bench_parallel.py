@@ -272,6 +272,8 @@ def bench_one(depth: int, width: int, batch_size: int, args: argparse.Namespace)
         steps = {"bp": bp_step(mlp, batch, args.lr, args.compile),
                  "ipc_seq": ipc_step(seq, batch, args.lr, args.inference_lr, args.compile),
                  "ipc_par": ipc_step(stacked, batch, args.lr, args.inference_lr, args.compile)}
+        if args.compile:  # the fastest BP may be the eager one: time it in the same race
+            steps["bp_eager"] = bp_step(copy.deepcopy(mlp), batch, args.lr)
     times = race(steps, args.repeats, args.warmup, sync=sync) if steps else {}
     if args.cuda_graphs and not _all_finite(timed_state):  # no energy check inside the graphs: check, untimed
         raise RuntimeError("non-finite parameters or value nodes after the graph replays; lower --lr / "
@@ -287,6 +289,9 @@ def bench_one(depth: int, width: int, batch_size: int, args: argparse.Namespace)
         "min ipc_par/bp": _ratio(low["ipc_par"], low["bp"]),
         "smms": {"bp": BP().cost(L).smms, "ipc": IPC(L + 1, args.inference_lr).cost(L).smms},
     }
+    if "bp_eager" in times:
+        row["bp_eager_median_s"] = statistics.median(times["bp_eager"])
+        row["ipc_par/bp_eager"] = _ratio(med["ipc_par"], row["bp_eager_median_s"])
     if args.cuda_graphs:
         row["graph_check"] = checks  # per path: {"graph_check": "passed" | "failed", "max_abs_diff": ...}
         row["invalid"] = [k for k in PATHS if checks[k]["graph_check"] != "passed"]
@@ -452,6 +457,9 @@ def main(argv: list[str] | None = None) -> int:
                           for k in ("ipc_seq/bp", "ipc_par/bp", "ipc_par/ipc_seq"))
         print(f"{depth:6d} {width:6d} {batch:6d} | {ms} | {ratios} | {r['smms']['bp']}/{r['smms']['ipc']} | "
               f"{elapsed:.1f}", flush=True)
+        if "bp_eager_median_s" in r:
+            print(f"  eager bp {r['bp_eager_median_s'] * 1e3:.3f} ms: compiled ipc_par / eager bp = "
+                  f"{r['ipc_par/bp_eager']:.2f}", flush=True)
         for k in r.get("invalid", []):
             diff = r["graph_check"][k]["max_abs_diff"]
             print(f"  {k}: CUDA graph replay disagrees with eager steps (max abs diff "

@@ -372,3 +372,17 @@ def test_compile_and_cuda_graphs_exclude_each_other(bench, tmp_path, monkeypatch
     monkeypatch.chdir(tmp_path)
     assert bench.main(["--compile", "--cuda-graphs", "--device", "cuda"]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1 and list(tmp_path.iterdir()) == []
+
+
+def test_compile_mode_also_times_eager_bp(bench, tmp_path, monkeypatch):
+    """--compile races compiled bp / ipc_seq / ipc_par and the eager BP step, and reports ipc_par against both."""
+    import functools
+
+    monkeypatch.setattr(bench, "CompiledEnergy", functools.partial(bench.CompiledEnergy, backend="aot_eager"))
+    out = tmp_path / "c.json"
+    assert bench.main(["--compile", "--depths", "2", "--widths", "8", "--batches", "1", "--repeats", "2",
+                       "--warmup", "1", "--threads", "1", "--json", str(out), "--png", str(tmp_path / "c.png")]) == 0
+    report = json.loads(out.read_text())
+    (row,) = report["rows"]
+    assert report["compiled"] is True and row["bp_eager_median_s"] > 0
+    assert row["ipc_par/bp_eager"] == pytest.approx(row["median_s"]["ipc_par"] / row["bp_eager_median_s"], rel=1e-3)
