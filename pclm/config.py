@@ -62,6 +62,7 @@ class TrainConfig:
     checkpoint_every: int = 0  # batches between mid-epoch checkpoints; 0 = at epoch ends only
     log_every: int = 20
     tracker: str = "csv"  # csv (built in), tensorboard, wandb, ... any Accelerate tracker; "none" = off
+    compile: bool = False  # energy gradients through torch.compile (pclm.training.compiled); one process only
 
 
 @dataclass

@@ -106,3 +106,36 @@ def test_inductor_equals_eager():
     comp, _ = _train(copy.deepcopy(base), batches, IPC(4, 0.1), "inductor")
     for p, q in zip(eager.parameters(), comp.parameters()):
         torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("task", ["clm", "mlm"])
+def test_compiled_equals_eager_on_the_language_models(task):
+    """The transformer graphs (Gaussian and softmax-KL "vec." nodes, masks) under torch.func + aot_eager: the same
+    losses and weights after two iPC batches."""
+    from pathlib import Path
+
+    from pclm.algorithms import build_algorithm
+    from pclm.config import load_config
+    from pclm.models import PCLMConfig, PCLMForCausalLM, PCLMForMaskedLM
+    from pclm.models.value_nodes import value_node_selector
+
+    from .pc.conftest import lm_batch
+
+    torch._dynamo.reset()
+    cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / f"{task}_ipc.yaml", [])
+    torch.manual_seed(0)
+    cls = PCLMForMaskedLM if task == "mlm" else PCLMForCausalLM
+    base = cls(PCLMConfig(vocab_size=50, max_position_embeddings=16, **cfg.model))
+    algorithm = build_algorithm(cfg.algo, cfg.pc.inference_steps, cfg.pc.inference_lr, cfg.pc.discount)
+    select = value_node_selector(cfg.pc.value_nodes)
+    batches = [lm_batch(task, batch=4, length=10) for _ in range(2)]
+    runs = []
+    for backend in ("eager", "aot_eager"):
+        model = copy.deepcopy(base).train()
+        optim = torch.optim.SGD(weight_groups(model), lr=0.05)
+        compiled = None if backend == "eager" else CompiledEnergy(model, backend)
+        runs.append((model, [train_batch(model, b, algorithm, optim, select, compiled=compiled) for b in batches]))
+    (eager, eager_stats), (comp, comp_stats) = runs
+    assert [s.loss for s in eager_stats] == pytest.approx([s.loss for s in comp_stats], rel=1e-5)
+    for p, q in zip(eager.parameters(), comp.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)

@@ -36,15 +36,19 @@ class _SoftmaxKL(torch.autograd.Function):
     normalisation would turn that noise into full-size updates of weights that should not have moved yet."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
+    def forward(x: torch.Tensor, mu: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         log_p, log_q = F.log_softmax(x, dim=-1), F.log_softmax(mu, dim=-1)
-        p = log_p.exp()
-        kl = (p * (log_p - log_q)).sum(-1)
-        ctx.save_for_backward(log_p, log_q, kl)
-        return kl
+        kl = (log_p.exp() * (log_p - log_q)).sum(-1)
+        return kl, log_p, log_q  # the log-probabilities are outputs only so that backward can reuse them
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor):
+    def setup_context(ctx, inputs, output) -> None:  # separate from forward: torch.func (train.compile) needs it
+        kl, log_p, log_q = output
+        ctx.mark_non_differentiable(log_p, log_q)
+        ctx.save_for_backward(log_p, log_q, kl)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor, _grad_log_p=None, _grad_log_q=None):
         log_p, log_q, kl = ctx.saved_tensors
         p, g = log_p.exp(), grad.unsqueeze(-1)
         return g * p * (log_p - log_q - kl.unsqueeze(-1)), g * (log_q.exp() - p)
@@ -56,7 +60,7 @@ def softmax_kl(x: torch.Tensor, mu: torch.Tensor, mask: torch.Tensor | None = No
     x, mu: (..., K) logits (attention scores); mask: broadcastable to (...). Entries masked out of the softmax
     must carry a large finite negative value (not -inf) in both x and mu, so they contribute exactly zero.
     """
-    return _masked_sum(_SoftmaxKL.apply(x, mu), mask)
+    return _masked_sum(_SoftmaxKL.apply(x, mu)[0], mask)
 
 
 def cross_entropy(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:

@@ -27,9 +27,17 @@ from collections.abc import Callable, Mapping
 import torch
 from torch.func import functional_call, grad_and_value
 
+from ..errors import UsageError
 from ..pc import EnergyFn, EnergyGraph
 
-__all__ = ["CompiledEnergy"]
+__all__ = ["CompiledEnergy", "check_compile"]
+
+
+def check_compile(enabled: bool, accelerator) -> None:
+    """`train.compile=true` needs one process and no mixed precision; anything else is a one-line `UsageError`
+    (raised before a run writes anything)."""
+    if enabled and (accelerator.num_processes > 1 or accelerator.mixed_precision != "no"):
+        raise UsageError("train.compile=true runs in one process without mixed precision")
 
 
 class CompiledEnergy:

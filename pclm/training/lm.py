@@ -27,6 +27,7 @@ from ..evaluation import load_perplexity
 from ..metrics import per_sample_nll
 from ..models import PCLMConfig, PCLMForCausalLM, PCLMForMaskedLM
 from ..models.value_nodes import error_depth, value_node_selector
+from .compiled import CompiledEnergy, check_compile
 from .loop import Fit, FitState, check_resume, fit, read_state
 from .step import weight_groups
 from .tracking import build_tracker
@@ -161,6 +162,7 @@ def train_lm(cfg: RunConfig, output_dir: Path, resume: bool = False, overwrite: 
         project_dir=str(output_dir),
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
     )
+    check_compile(cfg.train.compile, accelerator)
     tokenizer = load_tokenizer(cfg.data.tokenizer)
     with accelerator.main_process_first():
         data = _lm_data(cfg, tokenizer)  # raises UsageError on sizes the corpus cannot hold
@@ -232,7 +234,8 @@ def train_lm(cfg: RunConfig, output_dir: Path, resume: bool = False, overwrite: 
               lower_is_better=True, save_best=save_best, epochs=cfg.train.epochs, patience=cfg.train.patience,
               max_steps=cfg.train.max_steps, checkpoint_every=cfg.train.checkpoint_every,
               log_every=cfg.train.log_every, write_metrics=write_metrics,
-              batch_transform=_masker(tokenizer, cfg.data.mlm_probability) if cfg.task == "mlm" else None)
+              batch_transform=_masker(tokenizer, cfg.data.mlm_probability) if cfg.task == "mlm" else None,
+              compiled=CompiledEnergy(accelerator.unwrap_model(model)) if cfg.train.compile else None)
     started = time.perf_counter()
     status = fit(job, accelerator, output_dir, state)
     final: dict[str, Any] = {"best_model": str(output_dir / "best") if state.best_epoch else None}

@@ -33,7 +33,7 @@ from ..errors import UsageError
 from ..pc import gaussian
 from ..vision.augment import random_crop_flip
 from ..vision.registry import VISION_MODELS, build_vision_model
-from .compiled import CompiledEnergy
+from .compiled import CompiledEnergy, check_compile
 from .loop import Fit, FitState, check_resume, fit, read_state
 from .step import weight_groups
 from .tracking import build_tracker
@@ -273,8 +273,7 @@ def train_vision(cfg: VisionRunConfig, output_dir: Path, resume: bool = False, o
         project_dir=str(output_dir),
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
     )
-    if cfg.train.compile and (accelerator.num_processes > 1 or accelerator.mixed_precision != "no"):
-        raise UsageError("train.compile=true runs in one process without mixed precision")
+    check_compile(cfg.train.compile, accelerator)
     with accelerator.main_process_first():
         data = vision_data(cfg)  # raises UsageError on sizes the data set cannot hold
     set_seed(cfg.seed)
