@@ -12,6 +12,8 @@ Sections (all by default):
   memory   peak memory of one iPC batch vs one BP batch, each in a fresh subprocess (two methods, see output).
   hygiene  what configure_cpu buys on a BP step: threads 1 vs all cores (in process), and malloc tuned vs not
            (fresh subprocesses: configure_cpu, no mallopt, no mallopt but glibc's MALLOC_* env variables).
+  compile  (not run by default: it compiles first) iPC at the paper's settings, eager train_batch vs
+           train.compile (pclm.training.compiled), one train_batch call each.
 In-process timings: every path is warmed up first, repeats are interleaved (order alternates), medians compared;
 the ratio of minima is shown too, because the 2-core machine is shared and other loads inflate single samples.
 """
@@ -45,7 +47,8 @@ PAPER = {
     ("clm", "pc"): dict(T=10, x_lr=0.0078125, lr=0.0004, discount=0.9, layer_norm=False),
 }
 BP_LR = {"mlm": 0.0032, "clm": 0.0016}
-SECTIONS = ("hf", "pc", "memory", "hygiene")
+SECTIONS = ("hf", "pc", "memory", "hygiene", "compile")
+DEFAULT_SECTIONS = ("hf", "pc", "memory", "hygiene")
 MALLOC_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "100000000000"}
 
 
@@ -93,20 +96,24 @@ def autocast(bf16: bool):
     return torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else nullcontext()
 
 
-def pclm_step(model, batch, algo: str, bf16: bool, settings: dict | None = None, lr: float = 1e-3) -> tuple[Callable, object]:
-    """One pclm training step through the library's own path: train_batch with the algorithm's schedule."""
+def pclm_step(model, batch, algo: str, bf16: bool, settings: dict | None = None, lr: float = 1e-3,
+              compile: bool = False) -> tuple[Callable, object]:
+    """One pclm training step through the library's own path: train_batch with the algorithm's schedule
+    (`compile`: gradients through pclm.training.compiled, as train.compile=true)."""
     from pclm.algorithms import build_algorithm
     from pclm.models.value_nodes import value_node_selector
+    from pclm.training.compiled import CompiledEnergy
     from pclm.training.step import train_batch, weight_groups
 
     s = settings or {}
     algorithm = build_algorithm(algo, s.get("T", 1), s.get("x_lr", 0.0), s.get("discount"))
     optim = torch.optim.AdamW(weight_groups(model), lr=s.get("lr", lr), weight_decay=0.01)
     select = value_node_selector("out+scores")
+    compiled = CompiledEnergy(model) if compile else None
 
     def step() -> None:
         with autocast(bf16):
-            train_batch(model, batch, algorithm, optim, select)
+            train_batch(model, batch, algorithm, optim, select, compiled=compiled)
     return step, algorithm
 
 
@@ -177,6 +184,31 @@ def bench_pc(args) -> list[dict]:
         print(f"{r['task']:5} {r['algo']:4} {r['T']:3d} {r['steps']:5d} {'on' if r['layer_norm'] else 'off':>3} "
               f"{1e3 * med(r['call_s']):9.1f} {1e3 * med(r['bp_s']):8.1f} {r['per_eval_over_bp']:16.2f}x "
               f"{r['per_eval_over_bp_min']:5.2f}x {r['call_over_bp']:7.2f}x")
+    return rows
+
+
+def bench_compile(args) -> list[dict]:
+    import copy
+
+    rows = []
+    for task in ("clm", "mlm"):
+        s = PAPER[(task, "ipc")]
+        torch.manual_seed(0)
+        batch = make_batch(task, args.batch, args.seq)
+        model = pclm_model(task, s["layer_norm"], args.seq)
+        eager, _ = pclm_step(model, batch, "ipc", args.bf16, s)
+        compiled, _ = pclm_step(copy.deepcopy(model), batch, "ipc", args.bf16, s, compile=True)
+        started = time.perf_counter()
+        compiled()  # compiles
+        first = time.perf_counter() - started
+        t = race({"eager": eager, "compiled": compiled}, args.repeats, args.warmup)
+        rows.append({"task": task, "T": s["T"], "eager_s": t["eager"], "compiled_s": t["compiled"],
+                     "first_compiled_call_s": first, "compiled_over_eager": med(t["compiled"]) / med(t["eager"])})
+    print("\n[compile] iPC at the paper's settings, one train_batch call: train.compile vs eager")
+    print(f"{'task':5} {'T':>3} {'eager ms':>9} {'compiled ms':>12} {'compiled/eager':>15} {'1st call s':>11}")
+    for r in rows:
+        print(f"{r['task']:5} {r['T']:3d} {1e3 * med(r['eager_s']):9.1f} {1e3 * med(r['compiled_s']):12.1f} "
+              f"{r['compiled_over_eager']:14.2f}x {r['first_compiled_call_s']:11.1f}")
     return rows
 
 
@@ -355,7 +387,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", default="auto", help="passed to configure_cpu (default auto: every core)")
     p.add_argument("--bf16", action="store_true", help="run every step under torch.autocast('cpu', bfloat16)")
     p.add_argument("--json", help="also write every measurement to this JSON file")
-    p.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}")
+    p.add_argument("--sections", default=",".join(DEFAULT_SECTIONS),
+                   help=f"comma-separated subset of {','.join(SECTIONS)} (default {','.join(DEFAULT_SECTIONS)})")
     p.add_argument("--profile", action="store_true", help="also print the top ops of a BP step and an iPC evaluation")
     p.add_argument("--profile-top", type=int, default=8, help=argparse.SUPPRESS)
     p.add_argument("--child", help=argparse.SUPPRESS)  # internal: one measurement in a fresh process
@@ -401,6 +434,8 @@ def main(argv: list[str] | None = None) -> int:
         result["memory"] = bench_memory(args)
     if "hygiene" in sections:
         result["hygiene"] = bench_hygiene(args, cpu)
+    if "compile" in sections:
+        result["compile"] = bench_compile(args)
     if args.profile:
         result["profile"] = profile_ops(args)
     result["load_average_end"] = os.getloadavg()
