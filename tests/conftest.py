@@ -5,10 +5,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -46,54 +44,6 @@ def _script():
 def run_main(argv: list[str]) -> int:
     """`scripts/train_lm.py`'s main(argv), in this process (no start-up cost)."""
     return _script().main([str(a) for a in argv])
-
-
-class ForkedCLI:
-    """`scripts/train_lm.py`'s main(argv) in a forked child process: a real process that SIGKILL ends, without the
-    seconds a fresh interpreter spends importing torch and transformers. Its output goes to `log`."""
-
-    def __init__(self, argv: list, log: Path) -> None:
-        _script()
-        import pclm.training.lm  # noqa: F401  (imported once here, not in every child)
-
-        sys.stdout.flush(), sys.stderr.flush()
-        self.pid = os.fork()
-        if self.pid == 0:  # the child: never returns into pytest
-            code = 1
-            try:
-                os.environ["TOKENIZERS_PARALLELISM"] = "false"
-                sys.stdout = sys.stderr = open(log, "w", buffering=1)
-                code = run_main(argv)
-            except BaseException:
-                import traceback
-
-                traceback.print_exc()
-            finally:
-                sys.stdout.flush()
-                os._exit(code)
-        self.returncode: int | None = None
-
-    def poll(self) -> int | None:
-        if self.returncode is None:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-            if pid:
-                self.returncode = os.waitstatus_to_exitcode(status)
-        return self.returncode
-
-    def wait(self, timeout: float) -> int:
-        deadline = time.monotonic() + timeout
-        while self.poll() is None:
-            if time.monotonic() > deadline:
-                self.kill()
-                raise TimeoutError(f"child {self.pid} still running after {timeout} s")
-            time.sleep(0.01)
-        return self.returncode
-
-    def kill(self) -> None:
-        if self.poll() is None:
-            os.kill(self.pid, signal.SIGKILL)
-            os.waitpid(self.pid, 0)
-            self.returncode = -signal.SIGKILL
 
 
 def child_env() -> dict[str, str]:

@@ -19,7 +19,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from .conftest import BP_RUN_ARGS, TINY, ForkedCLI, run_cli, run_main
+from .conftest import BP_RUN_ARGS, TINY, run_cli, run_main, start_cli
 
 V = 8001  # vocabulary of the repository tokenizer: a uniform predictor's perplexity
 
@@ -245,23 +245,30 @@ def comparable(metrics: dict) -> dict:
 
 
 def test_resume_after_sigkill_is_bitwise_identical(tmp_path):
+    # Fresh interpreters, not forks of this process: earlier tests may leave threads (torch.compile's, tqdm's
+    # monitor) whose locks a forked child would inherit held; a child forked here once hung in epoch 2.
     ref, run = tmp_path / "ref", tmp_path / "run"
-    reference = ForkedCLI([*RESUME_ARGS, "--output-dir", ref], tmp_path / "ref.log")
-    first = ForkedCLI([*RESUME_ARGS, "--output-dir", run], tmp_path / "run1.log")
+    reference = start_cli([*RESUME_ARGS, "--output-dir", ref], tmp_path / "ref.log")
+    first = start_cli([*RESUME_ARGS, "--output-dir", run], tmp_path / "run1.log")
+    procs = [reference, first]
     try:
         # 10 batches an epoch, a checkpoint every 3: kill in the middle of epoch 2 (skip_first_batches, set_epoch) ...
         mid = kill_at(first, run, lambda s: s["epoch"] == 1 and s["batches_done"] > 0)
-        second = ForkedCLI([*RESUME_ARGS, "--output-dir", run, "--resume"], tmp_path / "run2.log")
+        second = start_cli([*RESUME_ARGS, "--output-dir", run, "--resume"], tmp_path / "run2.log")
+        procs.append(second)
         # ... then at the next epoch boundary, after the resumed part of epoch 2 ...
         end = kill_at(second, run, lambda s: s["global_step"] > mid["global_step"] and s["batches_done"] == 0)
         assert end["epoch"] == 2 and len(end["history"]) == 2
         # ... and let the second resume finish.
-        third = ForkedCLI([*RESUME_ARGS, "--output-dir", run, "--resume"], tmp_path / "run3.log")
+        third = start_cli([*RESUME_ARGS, "--output-dir", run, "--resume"], tmp_path / "run3.log")
+        procs.append(third)
         assert third.wait(timeout=240) == 0, (tmp_path / "run3.log").read_text()[-3000:]
         assert reference.wait(timeout=240) == 0, (tmp_path / "ref.log").read_text()[-3000:]
     finally:
-        for proc in (reference, first):
-            proc.kill()
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
     assert "resumed from" in (tmp_path / "run2.log").read_text()
     expected = json.loads((ref / "metrics.json").read_text())
     got = json.loads((run / "metrics.json").read_text())
