@@ -4,26 +4,16 @@ draws, and the config key round-trips and reaches training (tiny CLI runs on syn
 
 from __future__ import annotations
 
-import gzip
-import importlib.util
-import json
-import struct
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
 from pclm.config import load_vision_config, save_config
-from pclm.data.vision import IDX_FILES
 from pclm.errors import UsageError
 from pclm.vision.augment import random_crop_flip
 
 ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("train_vision_script_augment", ROOT / "scripts" / "train_vision.py")
-cli = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(cli)
-
 
 def shifted(image: torch.Tensor, dy: int, dx: int, flip: bool) -> torch.Tensor:
     """`image` (C, H, W) moved down by dy and right by dx pixels (negative: up / left), zeros where uncovered,
@@ -126,70 +116,3 @@ def test_config_key_round_trips_and_bad_values_are_rejected(tmp_path):
         c = load_vision_config(ROOT / "configs" / "vision" / f"alexnet_cifar10_{algo}.yaml")
         assert (c.algo, c.model["name"], c.data.dataset, c.train.lr) == (algo, "alexnet", "cifar10", 5e-5)
         assert algo == "bp" or c.pc.inference_lr == 1.0
-
-
-def _write_idx(path: Path, array: np.ndarray) -> None:
-    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    with gzip.open(path, "wb") as f:
-        f.write(header + array.astype(np.uint8).tobytes())
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """MNIST-format files: 48 training and 16 test images, 28x28, random pixels."""
-    root = tmp_path_factory.mktemp("mnist_aug")
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 48), ("test", 16)):
-        images_name, labels_name = IDX_FILES[split]
-        _write_idx(root / images_name, rng.integers(0, 256, size=(n, 28, 28)))
-        _write_idx(root / labels_name, np.arange(n) % 10)
-    return root
-
-
-def _train(data_dir: Path, out: Path, *extra: str) -> dict:
-    argv = ["--model", "cnn", "--dataset", "mnist", "--algo", "ipc", "--data-dir", data_dir, "--output-dir", out,
-            "--threads", "1", "data.dev_size=16", "data.test_size=16", "train.batch_size=16", "train.epochs=1",
-            "train.lr=0.001", "model.channels=[4,8,4]", "model.hidden=16", "pc.inference_steps=5", *extra]
-    assert cli.main([str(a) for a in argv]) == 0
-    return json.loads((out / "metrics.json").read_text())
-
-
-def test_training_with_augment_completes_and_differs(data_dir, tmp_path, one_thread):
-    plain = _train(data_dir, tmp_path / "plain")
-    augmented = _train(data_dir, tmp_path / "augmented", "data.augment=true")
-    assert augmented["status"] == "completed" and augmented["steps"] == 2
-    assert load_vision_config(tmp_path / "augmented" / "config.yaml").data.augment is True
-    # the same seed and batches: only the augmentation separates the two runs
-    assert augmented["history"][0]["dev_loss"] != plain["history"][0]["dev_loss"]
-
-
-def test_resume_with_augment_equals_an_uninterrupted_run(data_dir, tmp_path, one_thread, monkeypatch):
-    """The crops and flips of epoch 2 come from the RNG state saved in epoch 1's checkpoint."""
-    from pclm.training import vision as tv
-
-    extra = ("data.augment=true", "train.epochs=2")
-    straight = _train(data_dir, tmp_path / "straight", *extra)
-
-    class Stop(Exception):
-        pass
-
-    real_fit = tv.fit
-
-    def fit_then_die(job, accelerator, output_dir, state):  # killed right after epoch 1's checkpoint
-        write = job.write_metrics
-
-        def write_then_die(st, status, final=None):
-            write(st, status)
-            if status == "running":
-                raise Stop
-
-        job.write_metrics = write_then_die
-        return real_fit(job, accelerator, output_dir, state)
-
-    monkeypatch.setattr(tv, "fit", fit_then_die)
-    with pytest.raises(Stop):
-        _train(data_dir, tmp_path / "resumed", *extra)
-    monkeypatch.setattr(tv, "fit", real_fit)
-    resumed = _train(data_dir, tmp_path / "resumed", *extra, "--resume")
-    assert [h["dev_loss"] for h in straight["history"]] == [h["dev_loss"] for h in resumed["history"]]
-    assert (straight["test_accuracy"], straight["test_loss"]) == (resumed["test_accuracy"], resumed["test_loss"])

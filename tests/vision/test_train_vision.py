@@ -101,8 +101,10 @@ def test_saved_model_reloads_to_the_same_logits(data_dir, tmp_path, one_thread):
     assert model.mean.flatten().item() != 0.0  # normalisation statistics were stored with the weights
 
 
-def test_resume_equals_an_uninterrupted_run(data_dir, tmp_path, one_thread, monkeypatch):
-    extra = ("train.epochs=2",)
+@pytest.mark.parametrize("augment", [False, True], ids=["plain", "augment"])
+def test_resume_equals_an_uninterrupted_run(augment, data_dir, tmp_path, one_thread, monkeypatch):
+    """With data.augment, the crops and flips of epoch 2 come from the RNG state saved in epoch 1's checkpoint."""
+    extra = ("train.epochs=2",) + (("data.augment=true",) if augment else ())
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     assert run(args(data_dir, straight, "mlp", "ipc", *extra)) == 0
 
@@ -131,6 +133,17 @@ def test_resume_equals_an_uninterrupted_run(data_dir, tmp_path, one_thread, monk
     a, b = (json.loads((d / "metrics.json").read_text()) for d in (straight, resumed))
     assert [h["dev_loss"] for h in a["history"]] == [h["dev_loss"] for h in b["history"]]
     assert (a["test_accuracy"], a["test_loss"]) == (b["test_accuracy"], b["test_loss"])
+
+
+def test_training_with_augment_completes_and_differs(data_dir, tmp_path, one_thread):
+    plain, augmented = tmp_path / "plain", tmp_path / "augmented"
+    assert run(args(data_dir, plain, "cnn", "ipc")) == 0
+    assert run(args(data_dir, augmented, "cnn", "ipc", "data.augment=true")) == 0
+    a, b = (json.loads((d / "metrics.json").read_text()) for d in (plain, augmented))
+    assert b["status"] == "completed" and b["steps"] == a["steps"] == 3
+    assert load_vision_config(augmented / "config.yaml").data.augment is True
+    # the same seed and batches: only the augmentation separates the two runs
+    assert b["history"][0]["dev_loss"] != a["history"][0]["dev_loss"]
 
 
 def test_divergence_stops_cleanly_with_exit_1(data_dir, tmp_path, one_thread, capsys):
