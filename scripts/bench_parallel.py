@@ -63,7 +63,7 @@ from pclm.benchmarking import race
 from pclm.cpu import configure_cpu
 from pclm.pc import EnergyGraph, gaussian
 from pclm.training.compiled import CompiledEnergy
-from pclm.training.step import train_batch, weight_groups
+from pclm.training.step import evaluate_energy, train_batch, weight_groups
 from pclm.vision import MLP, StackedMLP
 
 CLASSES = 10
@@ -101,17 +101,12 @@ def ipc_step(model: torch.nn.Module, batch: dict, lr: float, inference_lr: float
     algorithm = IPC(2, inference_lr)
 
     def step() -> None:
-        if compiled is None:
-            model(**batch, nodes=graph)
-            energy = graph.energy()
-        else:
-            energy, _ = compiled.evaluate(graph, batch, weights=True)
-        if not math.isfinite(energy.item()):  # train_batch reads the energy every step too
+        learn = algorithm.learning_groups(1, len(optim_w.param_groups))
+        value, _ = evaluate_energy(model, batch, graph, learn, compiled=compiled)  # as train_batch evaluates
+        if not math.isfinite(value):
             raise RuntimeError("energy diverged; lower --lr / --inference-lr")
-        if compiled is None:
-            energy.backward()
         graph.scale_value_grads()
-        if algorithm.learning_groups(1, len(optim_w.param_groups)):
+        if learn:
             optim_w.step()
         optim_w.zero_grad(set_to_none=True)
         if algorithm.updates_x(1):

@@ -14,7 +14,7 @@ from ..algorithms import Algorithm
 from ..pc import EnergyFn, EnergyGraph
 from .compiled import CompiledEnergy
 
-__all__ = ["Diverged", "StepStats", "train_batch", "weight_groups"]
+__all__ = ["Diverged", "StepStats", "evaluate_energy", "train_batch", "weight_groups"]
 
 _NO_NODES: Callable[[str], EnergyFn | None] = lambda name: None  # noqa: E731
 
@@ -68,10 +68,7 @@ def train_batch(
     stats = StepStats(math.nan, math.nan, math.nan)
     for t in range(algorithm.steps):
         learn = algorithm.learning_groups(t, len(groups))
-        if compiled is None:
-            value, loss = _evaluate(model, batch, graph, learn, accelerator)
-        else:
-            value, loss = _evaluate_compiled(compiled, model, batch, graph, learn, first=t == 0)
+        value, loss = evaluate_energy(model, batch, graph, learn, accelerator, compiled)
         if not math.isfinite(value):
             raise Diverged(f"energy is {value} at inference step {t}")
         if t == 0:
@@ -96,9 +93,20 @@ def train_batch(
     return stats
 
 
-def _evaluate(model, batch, graph: EnergyGraph, learn: list[int], accelerator) -> tuple[float, torch.Tensor]:
-    """Eager evaluation: forward on `graph`, then one backward for all local gradients (value nodes only when no
-    weight group learns). Returns (F, output loss); nothing is backpropagated from a non-finite F."""
+def evaluate_energy(model, batch, graph: EnergyGraph, learn: list[int], accelerator=None,
+                    compiled: CompiledEnergy | None = None) -> tuple[float, torch.Tensor]:
+    """One evaluation of the energy on `graph` with every local gradient in `.grad`: dF/dx always, dF/dtheta when
+    `learn` names a weight group. Eager: a forward, then one backward (nothing is backpropagated from a non-finite
+    F). With `compiled`: the same gradients from its compiled function; on a graph no pass has run on yet, the
+    value nodes are first created by a feedforward pass without gradients. Returns (F, mean output loss)."""
+    if compiled is not None:
+        if not graph.node_energies:  # no pass on this graph yet (the output node is recorded by every pass)
+            with torch.no_grad():
+                model(**batch, nodes=graph)
+            for x in graph.values():
+                x.requires_grad_(True)
+        energy, loss = compiled.evaluate(graph, batch, weights=bool(learn))
+        return energy.item(), loss
     sync = nullcontext() if learn or accelerator is None else accelerator.no_sync(model)
     autocast = nullcontext() if accelerator is None else accelerator.autocast()
     with sync:
@@ -117,15 +125,3 @@ def _evaluate(model, batch, graph: EnergyGraph, learn: list[int], accelerator) -
             else:
                 accelerator.backward(energy, inputs=inputs)
     return value, out.loss
-
-
-def _evaluate_compiled(compiled: CompiledEnergy, model, batch, graph: EnergyGraph, learn: list[int],
-                       first: bool) -> tuple[float, torch.Tensor]:
-    """The same evaluation through `compiled`. The value nodes are created first, by a feedforward pass."""
-    if first and not graph.x:
-        with torch.no_grad():
-            model(**batch, nodes=graph)
-        for x in graph.values():
-            x.requires_grad_(True)
-    energy, loss = compiled.evaluate(graph, batch, weights=bool(learn))
-    return energy.item(), loss
