@@ -77,12 +77,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     report = {"command": "python scripts/bench_vision.py " + " ".join(map(shlex.quote, sys.argv[1:] if argv is None else argv)),
-              "config": cfg.to_dict(), "modes": {},
+              "config": cfg.to_dict(), "modes": {},  # config: the settings every mode shares; train.compile per mode
               "reference": {"pcx_seconds_per_epoch": 4.1, "pcx_accuracy_5_epochs": 0.976}}
     for mode, metrics in results.items():
         epochs = [{"epoch": h["epoch"], "seconds": s, "test_accuracy": h["dev_accuracy"], "test_loss": h["dev_loss"]}
                   for h, s in zip(metrics["history"], metrics["seconds_per_epoch"])]
-        report["modes"][mode] = {"status": metrics["status"], "epochs": epochs,
+        report["modes"][mode] = {"train.compile": mode == "compiled", "status": metrics["status"], "epochs": epochs,
                                  "mean_seconds_per_epoch": metrics["mean_seconds_per_epoch"]}
         report["data_sizes"], report["machine"] = metrics["data_sizes"], metrics["machine"]
     print("epoch  " + "  ".join(f"{m + ' s':>11}  {m + ' acc':>12}" for m in results)

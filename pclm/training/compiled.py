@@ -47,7 +47,8 @@ class CompiledEnergy:
     evaluation (with weight gradients, or value-node gradients only: PC's inference steps).
 
     Args:
-        model: the module `train_batch` trains (its parameters are read afresh at every call).
+        model: the module `train_batch` trains (its trainable parameters are listed once, here; their values are
+            read at every call).
         backend: `torch.compile` backend; "inductor" generates fused kernels, "aot_eager" traces the same graphs
             without code generation (fast to build; the tests use it), None runs the functional path uncompiled.
     """
@@ -55,6 +56,7 @@ class CompiledEnergy:
     def __init__(self, model: torch.nn.Module, backend: str | None = "inductor") -> None:
         self.model = model
         self.backend = backend
+        self._named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
         self._fns: dict[tuple[bool, int, int], Callable] = {}
 
     def _energy(self, params: dict, xs: dict, batch: dict, select: Callable[[str], EnergyFn | None],
@@ -85,14 +87,13 @@ class CompiledEnergy:
                  ) -> tuple[torch.Tensor, torch.Tensor]:
         """Evaluate the energy on `graph`'s value nodes (which must exist) and write dF/dx into each node's `.grad`
         and, when `weights`, dF/dtheta into each trainable parameter's `.grad`. Returns (F, mean output loss)."""
-        named = [(name, p) for name, p in self.model.named_parameters() if p.requires_grad]
-        params = {name: p.detach() for name, p in named}
+        params = {name: p.detach() for name, p in self._named}
         xs = {name: x.detach() for name, x in graph.x.items()}
         grads, (energy, loss) = self._fn(weights, graph.select, graph.batch_size)(params, xs, dict(batch))
         grad_params, grad_xs = grads if weights else ({}, grads)
         for name, x in graph.x.items():
             x.grad = grad_xs[name]
         if weights:
-            for name, p in named:
+            for name, p in self._named:
                 p.grad = grad_params[name]
         return energy, loss
