@@ -117,6 +117,7 @@ class VisionTrainConfig:
     log_every: int = 50
     tracker: str = "none"
     compile: bool = False  # energy gradients through torch.compile (pclm.training.compiled); one process only
+    fused: bool = False  # MLP only: each mini-batch in closed form (pclm.vision.fused_mlp); one process only
 
 
 @dataclass

@@ -3,12 +3,13 @@
 `train_vision` as every vision run. Prints seconds per epoch and test accuracy after each epoch and writes
 reports/bench_vision.json (with the command). Reference on this CPU: pcx ~4.1 s/epoch, 97.6% after 5 epochs.
 
-    python scripts/bench_vision.py                              # the full comparison (eager)
-    python scripts/bench_vision.py --compare                    # eager, then train.compile, in this process
+    python scripts/bench_vision.py --threads 2                  # the comparison run (train.fused, both cores)
+    python scripts/bench_vision.py --modes eager fused          # autograd, then closed form, in this process
     python scripts/bench_vision.py --epochs 1 --train-size 10000  # a quick check
 
-gamma defaults to 0.5 (SPEC.md: the paper's usual best) and alpha to 1e-4 (AdamW). With `--compare` both modes use
-the same seed and data order; epoch 1 of the compiled mode includes its compilation (two batch shapes).
+gamma defaults to 0.5 (SPEC.md: the paper's usual best) and alpha to 1e-4 (AdamW). Every mode uses the same seed and
+data order; epoch 1 of the compiled mode includes its compilation (two batch shapes). The pcx side of the comparison
+is measured on the same machine by scripts/bench_pcx.py (JAX, in its own environment).
 
 The test split is the dev set here (data.dev_size=0), so "dev accuracy" after each epoch IS test accuracy, as pcx
 reports it; nothing is selected on it that the report depends on (the last epoch's number is the one to quote).
@@ -24,6 +25,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+MODES = ("eager", "compiled", "fused")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,10 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data" / "mnist"))
     p.add_argument("--threads", default="1", help="intra-op threads (default 1: the matrices are tiny, and on the "
                    "shared 2-core machine 2 threads ran 20x slower while another job was running)")
-    p.add_argument("--compile", action="store_true", help="train.compile=true: energy gradients through "
-                   "torch.compile (the first epoch includes the compilation)")
-    p.add_argument("--compare", action="store_true", help="run eager and compiled one after the other in this "
-                   "process, with the same seed and data order, and print the ratio of their epoch times")
+    p.add_argument("--modes", nargs="+", choices=MODES, default=["fused"],
+                   help="execution modes to run one after the other in this process, with the same seed and data "
+                   "order: eager (autograd), compiled (train.compile=true), fused (train.fused=true, the MLP's "
+                   "mini-batch in closed form; the default)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--output", type=Path, default=ROOT / "reports" / "bench_vision.json")
     args = p.parse_args(argv)
@@ -63,13 +65,14 @@ def main(argv: list[str] | None = None) -> int:
                  f"pc.inference_lr={args.inference_lr}", f"algo={args.algo}", f"seed={args.seed}"]
     if args.train_size:
         overrides.append(f"data.train_size={args.train_size}")
-    modes = ["eager", "compiled"] if args.compare else ["compiled" if args.compile else "eager"]
+    modes = list(dict.fromkeys(args.modes))
     results = {}
     try:
         cfg = load_vision_config(None, overrides)
         cpu = configure_cpu(args.threads if args.threads == "auto" else int(args.threads))
         for mode in modes:  # the same seed, data order and config; only the way gradients are computed differs
-            run_cfg = load_vision_config(None, overrides + [f"train.compile={mode == 'compiled'}"])
+            run_cfg = load_vision_config(None, overrides + [f"train.compile={mode == 'compiled'}",
+                                                             f"train.fused={mode == 'fused'}"])
             with tempfile.TemporaryDirectory() as tmp:
                 print(f"--- {mode}", flush=True)
                 results[mode] = train_vision(run_cfg, Path(tmp) / "run", cpu_info=cpu)
@@ -77,21 +80,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     report = {"command": "python scripts/bench_vision.py " + " ".join(map(shlex.quote, sys.argv[1:] if argv is None else argv)),
-              "config": cfg.to_dict(), "modes": {},  # config: the settings every mode shares; train.compile per mode
+              "config": cfg.to_dict(), "modes": {},  # config: the settings every mode shares; the mode's keys per mode
               "reference": {"pcx_seconds_per_epoch": 4.1, "pcx_accuracy_5_epochs": 0.976}}
     for mode, metrics in results.items():
         epochs = [{"epoch": h["epoch"], "seconds": s, "test_accuracy": h["dev_accuracy"], "test_loss": h["dev_loss"]}
                   for h, s in zip(metrics["history"], metrics["seconds_per_epoch"])]
-        report["modes"][mode] = {"train.compile": mode == "compiled", "status": metrics["status"], "epochs": epochs,
+        report["modes"][mode] = {"train.compile": mode == "compiled", "train.fused": mode == "fused",
+                                 "status": metrics["status"], "epochs": epochs,
                                  "mean_seconds_per_epoch": metrics["mean_seconds_per_epoch"]}
         report["data_sizes"], report["machine"] = metrics["data_sizes"], metrics["machine"]
+    first = modes[0]
     print("epoch  " + "  ".join(f"{m + ' s':>11}  {m + ' acc':>12}" for m in results)
-          + ("  eager/compiled" if len(results) == 2 else ""))
+          + "".join(f"  {first + '/' + m:>16}" for m in modes[1:]))
     for i in range(max(len(r["epochs"]) for r in report["modes"].values())):
         cells = [report["modes"][m]["epochs"][i] for m in results]
         line = f"{i + 1:5d}  " + "  ".join(f"{e['seconds']:11.2f}  {100 * e['test_accuracy']:11.2f}%" for e in cells)
-        if len(cells) == 2:
-            line += f"  {cells[0]['seconds'] / cells[1]['seconds']:14.2f}"
+        line += "".join(f"  {cells[0]['seconds'] / c['seconds']:16.2f}" for c in cells[1:])
         print(line)
     for mode in results:
         e = report["modes"][mode]["epochs"]

@@ -130,6 +130,7 @@ class Fit:
     # function it would run one batch ahead (Accelerate prefetches) and a mid-epoch resume would differ.
     batch_transform: Callable[[Any], Any] | None = None
     compiled: Any = None  # a `CompiledEnergy` of the model: `train_batch` takes its gradients from it
+    fused: Any = None  # a `FusedMLP` of the model: `train_batch` runs each mini-batch in closed form through it
 
 
 def _save_checkpoint(accelerator, output_dir: Path, state: FitState) -> None:
@@ -188,7 +189,7 @@ def fit(fit: Fit, accelerator, output_dir: Path, state: FitState) -> str:
                 batch = fit.batch_transform(batch)
             try:
                 stats = train_batch(model, batch, fit.algorithm, fit.optim_w, fit.select, accelerator,
-                                    compiled=fit.compiled)
+                                    compiled=fit.compiled, fused=fit.fused)
             except Diverged as err:
                 state.train_seconds += time.perf_counter() - started
                 accelerator.print(f"diverged: {err}")

@@ -48,6 +48,7 @@ def train_batch(
     accelerator=None,
     graph: EnergyGraph | None = None,
     compiled: CompiledEnergy | None = None,
+    fused=None,
 ) -> StepStats:
     """Train on one mini-batch with `algorithm`'s schedule.
 
@@ -59,7 +60,12 @@ def train_batch(
     call, so the value nodes persist across weight updates (no re-initialisation, iPC's full-batch mode).
     `compiled`: get the gradients from `compiled` (a `CompiledEnergy` of `model`) instead of an eager forward and
     backward; everything else is the same. The value nodes are then created by a feedforward pass without gradients.
+    `fused`: a `pclm.vision.FusedMLP` of `model`; it runs the whole mini-batch in closed form, with the same updates.
     """
+    if fused is not None:
+        if graph is not None:
+            raise ValueError("a fused mini-batch creates its own value nodes; it cannot run on a given graph")
+        return fused.train_batch(batch, algorithm, optim_w)
     batch_size = next(iter(batch.values())).shape[0]
     if graph is None:
         graph = EnergyGraph(select if algorithm.uses_value_nodes else _NO_NODES, batch_size)

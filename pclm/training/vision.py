@@ -32,6 +32,7 @@ from ..data.vision import VISION_DATASETS, load_vision_dataset
 from ..errors import UsageError
 from ..pc import gaussian
 from ..vision.augment import random_crop_flip
+from ..vision.fused_mlp import FusedMLP
 from ..vision.registry import VISION_MODELS, build_vision_model
 from .compiled import CompiledEnergy, check_compile
 from .loop import Fit, FitState, check_resume, fit, read_state
@@ -119,6 +120,13 @@ def check_vision_run(cfg: VisionRunConfig, output_dir: Path, resume: bool, overw
     if algorithm.uses_value_nodes and depth > algorithm.reach:
         raise UsageError(f"{cfg.algo} with T={cfg.pc.inference_steps} reaches {algorithm.reach} value nodes but "
                          f"'{name}' has {depth}: the lowest weights would never learn (raise pc.inference_steps)")
+    if cfg.train.fused:
+        if name != "mlp":
+            raise UsageError(f"train.fused=true needs model.name=mlp, not '{name}'")
+        if not algorithm.uses_value_nodes:
+            raise UsageError(f"train.fused=true needs an algorithm with value nodes (pc, ipc or zil), not '{cfg.algo}'")
+        if cfg.train.compile:
+            raise UsageError("train.fused=true and train.compile=true exclude each other")
     if cfg.data.data_dir is None:
         raise UsageError(f"no data directory for dataset '{cfg.data.dataset}' (pass --data-dir or data.data_dir)")
     if not Path(cfg.data.data_dir).is_dir():
@@ -274,6 +282,8 @@ def train_vision(cfg: VisionRunConfig, output_dir: Path, resume: bool = False, o
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
     )
     check_compile(cfg.train.compile, accelerator)
+    if cfg.train.fused and (accelerator.num_processes > 1 or accelerator.mixed_precision != "no"):
+        raise UsageError("train.fused=true runs in one process without mixed precision")
     with accelerator.main_process_first():
         data = vision_data(cfg)  # raises UsageError on sizes the data set cannot hold
     set_seed(cfg.seed)
@@ -339,7 +349,8 @@ def train_vision(cfg: VisionRunConfig, output_dir: Path, resume: bool = False, o
               epochs=cfg.train.epochs, patience=cfg.train.patience, max_steps=cfg.train.max_steps,
               checkpoint_every=cfg.train.checkpoint_every, log_every=cfg.train.log_every, write_metrics=write_metrics,
               batch_transform=_augmented if cfg.data.augment else None,
-              compiled=CompiledEnergy(accelerator.unwrap_model(model)) if cfg.train.compile else None)
+              compiled=CompiledEnergy(accelerator.unwrap_model(model)) if cfg.train.compile else None,
+              fused=FusedMLP(accelerator.unwrap_model(model), optim_w) if cfg.train.fused else None)
     status = fit(job, accelerator, output_dir, state)
     final: dict[str, Any] = {"best_model": str(output_dir / "best") if state.best_epoch else None}
     if state.best_epoch:  # score the kept model, reloaded from disk

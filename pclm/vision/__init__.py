@@ -2,10 +2,11 @@
 
 from .augment import random_crop_flip
 from .cnn import CNN, AlexNet, ConvNet, ConvSpec, WidthCNN
+from .fused_mlp import FusedMLP
 from .mlp import MLP, VisionOutput
 from .parallel_mlp import StackedMLP
 from .registry import VISION_MODELS, build_vision_model
 
-__all__ = ["MLP", "StackedMLP", "VisionOutput", "ConvSpec", "ConvNet", "CNN", "AlexNet", "WidthCNN",
+__all__ = ["MLP", "FusedMLP", "StackedMLP", "VisionOutput", "ConvSpec", "ConvNet", "CNN", "AlexNet", "WidthCNN",
            "VISION_MODELS", "build_vision_model",
            "random_crop_flip"]

@@ -35,6 +35,7 @@ class MLP(nn.Module):
             raise ValueError("depth must be >= 1")
         sizes = [in_features] + [width] * (depth - 1) + [classes]
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.act_name = act
         self.act = {"tanh": torch.tanh, "relu": torch.relu, "gelu": nn.functional.gelu}[act]
 
     def pc_layers(self) -> list[list[nn.Parameter]]:

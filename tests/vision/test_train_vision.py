@@ -166,6 +166,9 @@ BAD = {
     "T too short for PC": ["--algo", "pc", "pc.inference_steps=1"],
     "missing config file": ["--config", "{tmp}/none.yaml"],
     "resume without checkpoint": ["--resume"],
+    "fused on a conv net": ["--model", "cnn", "train.fused=true"],
+    "fused with bp": ["--algo", "bp", "train.fused=true"],
+    "fused and compiled": ["train.fused=true", "train.compile=true"],
 }
 
 
@@ -214,3 +217,25 @@ def test_compiled_run_equals_the_eager_run(data_dir, tmp_path, one_thread, monke
     assert a["history"][0]["train_loss"] == pytest.approx(b["history"][0]["train_loss"], rel=1e-5)
     assert a["history"][0]["dev_loss"] == pytest.approx(b["history"][0]["dev_loss"], rel=1e-5)
     assert a["test_loss"] == pytest.approx(b["test_loss"], rel=1e-5)
+
+
+@pytest.mark.parametrize("algo", ["ipc", "pc"])
+def test_fused_run_equals_the_eager_run(algo, data_dir, tmp_path, one_thread):
+    """train.fused=true (the MLP's mini-batch in closed form) trains the same model as autograd, with the default
+    optimiser (fused AdamW, whose kernel the fused path calls directly)."""
+    eager, fused = tmp_path / "eager", tmp_path / "fused"
+    assert run(args(data_dir, eager, "mlp", algo, "train.lr=0.01")) == 0
+    assert run(args(data_dir, fused, "mlp", algo, "train.lr=0.01", "train.fused=true")) == 0
+    a, b = (json.loads((d / "metrics.json").read_text()) for d in (eager, fused))
+    assert b["status"] == "completed" and load_vision_config(fused / "config.yaml").train.fused
+    assert a["steps"] == b["steps"] == 3
+    assert a["history"][0]["train_loss"] == pytest.approx(b["history"][0]["train_loss"], rel=1e-5)
+    assert a["history"][0]["dev_loss"] == pytest.approx(b["history"][0]["dev_loss"], rel=1e-5)
+    assert a["test_loss"] == pytest.approx(b["test_loss"], rel=1e-5)
+
+
+def test_fused_divergence_stops_cleanly_with_exit_1(data_dir, tmp_path, one_thread, capsys):
+    out = tmp_path / "run"
+    assert run(args(data_dir, out, "mlp", "ipc", "pc.inference_lr=1.0e30", "train.fused=true")) == 1
+    assert "diverged" in capsys.readouterr().err
+    assert json.loads((out / "metrics.json").read_text())["status"] == "diverged"
