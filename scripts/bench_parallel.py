@@ -7,6 +7,7 @@ the paper's Fig. 6), measured side by side in one process.
     python scripts/bench_parallel.py --depths 8 32 --widths 1024 --batches 1 --repeats 11
     python scripts/bench_parallel.py --device cuda --json out/gpu.json --png out/gpu.png   # the grid on a GPU
     python scripts/bench_parallel.py --compile --depths 32 --widths 64 1024 --batches 1   # compiled, every path
+    python scripts/bench_parallel.py --fused                     # closed form (train.fused), every path
 
 Paths, on the same initial weights (width W in, W hidden units per layer, `depth` hidden layers, 10 classes):
   bp       `train_batch` with BP on `pclm.vision.MLP`: feedforward + backprop + one SGD step.
@@ -64,7 +65,8 @@ from pclm.cpu import configure_cpu
 from pclm.pc import EnergyGraph, gaussian
 from pclm.training.compiled import CompiledEnergy
 from pclm.training.step import evaluate_energy, train_batch, weight_groups
-from pclm.vision import MLP, StackedMLP
+from pclm.vision import MLP, FusedMLP, StackedMLP
+from pclm.vision.fused_mlp import _optimizer_kernel
 
 CLASSES = 10
 ALL_GAUSSIAN = lambda name: gaussian  # noqa: E731
@@ -112,6 +114,30 @@ def ipc_step(model: torch.nn.Module, batch: dict, lr: float, inference_lr: float
         if algorithm.updates_x(1):
             optim_x.step()
         optim_x.zero_grad(set_to_none=True)
+
+    return step
+
+
+def fused_bp_step(model: MLP, batch: dict, lr: float) -> Callable[[], None]:
+    """`bp_step` in closed form (train.fused, `FusedMLP`): the same update without autograd."""
+    optim = torch.optim.SGD(weight_groups(model), lr=lr)
+    engine = FusedMLP(model, optim)
+    return lambda: train_batch(model, batch, BP(), optim, NO_NODES, fused=engine)
+
+
+def fused_ipc_step(model: torch.nn.Module, batch: dict, lr: float, inference_lr: float) -> Callable[[], None]:
+    """`ipc_step` in closed form (train.fused, `FusedMLP`): one steady-state iPC step, evaluation t = 1 of a batch
+    whose value nodes were initialised (and whose fresh t = 0 step ran) once, untimed."""
+    optim = torch.optim.SGD(weight_groups(model), lr=lr)
+    engine, algorithm = FusedMLP(model, optim), IPC(2, inference_lr)
+    state = engine.begin(batch, algorithm)
+    direct = _optimizer_kernel(optim)
+    with torch.no_grad():
+        engine.step(state, 0, algorithm, optim, direct)
+
+    def step() -> None:
+        with torch.no_grad():  # as train_batch runs it
+            engine.step(state, 1, algorithm, optim, direct)
 
     return step
 
@@ -263,6 +289,11 @@ def bench_one(depth: int, width: int, batch_size: int, args: argparse.Namespace)
             if checks[name]["graph_check"] == "passed":
                 steps[name] = replay
                 timed_state += _state(model, step)
+    elif args.fused:
+        steps = {"bp": fused_bp_step(mlp, batch, args.lr),
+                 "ipc_seq": fused_ipc_step(seq, batch, args.lr, args.inference_lr),
+                 "ipc_par": fused_ipc_step(stacked, batch, args.lr, args.inference_lr),
+                 "bp_eager": bp_step(copy.deepcopy(mlp), batch, args.lr)}  # autograd's BP in the same race
     else:
         steps = {"bp": bp_step(mlp, batch, args.lr, args.compile),
                  "ipc_seq": ipc_step(seq, batch, args.lr, args.inference_lr, args.compile),
@@ -352,6 +383,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--compile", action="store_true",
                    help="every path gets its gradients through torch.compile (pclm.training.compiled, train.compile); "
                         "each cell compiles 3 functions first, so use a small grid")
+    p.add_argument("--fused", action="store_true",
+                   help="every path in closed form (train.fused, pclm.vision.FusedMLP: no autograd, the optimiser's "
+                        "kernel called directly), plus autograd's BP step in the same race")
     p.add_argument("--repeats", type=int, default=None, help="timed calls per path (default 7 on cpu, 25 on cuda)")
     p.add_argument("--warmup", type=int, default=None, help="untimed calls per path (default 2 on cpu, 5 on cuda)")
     p.add_argument("--max-seconds", type=float, default=None,
@@ -369,7 +403,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="default reports/bench_parallel.png (cpu), reports/bench_parallel_cuda.png (cuda)")
     args = p.parse_args(argv)
     suffix = (("" if args.device == "cpu" else f"_{args.device}") + ("_graphs" if args.cuda_graphs else "")
-              + ("_compiled" if args.compile else ""))
+              + ("_compiled" if args.compile else "") + ("_fused" if args.fused else ""))
     args.json = args.json or Path(f"reports/bench_parallel{suffix}.json")
     args.png = args.png or Path(f"reports/bench_parallel{suffix}.png")
     for key, value in DEFAULTS[args.device].items():
@@ -404,8 +438,8 @@ def write_json(path: Path, report: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.compile and args.cuda_graphs:
-        print("error: --compile and --cuda-graphs are separate modes; choose one", file=sys.stderr)
+    if args.compile + args.cuda_graphs + args.fused > 1:
+        print("error: --compile, --cuda-graphs and --fused are separate modes; choose one", file=sys.stderr)
         return 2
     if args.cuda_graphs and args.device != "cuda":
         print(f"error: --cuda-graphs needs --device cuda (got --device {args.device})", file=sys.stderr)
@@ -428,7 +462,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict] = []
     report = {
         "command": command, "quick": args.quick, "device": args.device, "device_name": device_name,
-        "cuda_graphs": args.cuda_graphs, "compiled": args.compile,
+        "cuda_graphs": args.cuda_graphs, "compiled": args.compile, "fused": args.fused,
         "cpu": cpu, "machine": platform.processor() or platform.machine(),
         "torch": torch.__version__, "repeats": args.repeats, "warmup": args.warmup, "lr": args.lr,
         "inference_lr": args.inference_lr, "max_seconds": budget, "paths": PATHS, "rows": rows,
@@ -453,7 +487,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{depth:6d} {width:6d} {batch:6d} | {ms} | {ratios} | {r['smms']['bp']}/{r['smms']['ipc']} | "
               f"{elapsed:.1f}", flush=True)
         if "bp_eager_median_s" in r:
-            print(f"  eager bp {r['bp_eager_median_s'] * 1e3:.3f} ms: compiled ipc_par / eager bp = "
+            print(f"  eager bp {r['bp_eager_median_s'] * 1e3:.3f} ms: {'fused' if args.fused else 'compiled'} ipc_par / eager bp = "
                   f"{r['ipc_par/bp_eager']:.2f}", flush=True)
         for k in r.get("invalid", []):
             diff = r["graph_check"][k]["max_abs_diff"]

@@ -7,7 +7,7 @@ JSON report (default reports/bench_pcx.json).
 Standalone: it imports only jax, pcx, optax, numpy and the standard library, and runs in its own environment
 (pclm's .venv has no jax; nothing in pclm or the tests imports this file):
 
-    python3 -m venv /work/pcx-venv && /work/pcx-venv/bin/pip install jax pcx numpy
+    python3 -m venv /work/pcx-venv && /work/pcx-venv/bin/pip install jax pcx numpy  # pcx 0.6.3 pins jax < 0.5
     flock /tmp/bench.lock /work/pcx-venv/bin/python scripts/bench_pcx.py --threads 2
     flock /tmp/bench.lock /work/pcx-venv/bin/python scripts/bench_pcx.py --threads 1 \
         --output reports/bench_pcx_1thread.json

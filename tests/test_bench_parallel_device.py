@@ -386,3 +386,36 @@ def test_compile_mode_also_times_eager_bp(bench, tmp_path, monkeypatch):
     (row,) = report["rows"]
     assert report["compiled"] is True and row["bp_eager_median_s"] > 0
     assert row["ipc_par/bp_eager"] == pytest.approx(row["median_s"]["ipc_par"] / row["bp_eager_median_s"], rel=1e-3)
+
+
+@pytest.mark.parametrize("stacked", [False, True], ids=["ipc_seq", "ipc_par"])
+def test_fused_steps_match_autograd(bench, stacked):
+    """--fused: the closed-form iPC step (FusedMLP) and BP step make autograd's updates."""
+    mlp, stack, batch = _small(bench)
+    model = stack if stacked else mlp
+    ref = copy.deepcopy(model)
+    eager = bench.ipc_step(ref, batch, lr=0.5, inference_lr=0.2)
+    fused = bench.fused_ipc_step(model, batch, lr=0.5, inference_lr=0.2)
+    eager()  # the eager step's first evaluation is the fused path's untimed t = 0 step
+    for _ in range(3):
+        eager()
+        fused()
+    for p, q in zip(model.parameters(), ref.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+    if not stacked:
+        bp_ref, bp_model = copy.deepcopy(mlp), copy.deepcopy(mlp)
+        eager_bp, fused_bp = bench.bp_step(bp_ref, batch, lr=0.5), bench.fused_bp_step(bp_model, batch, lr=0.5)
+        for _ in range(3):
+            eager_bp()
+            fused_bp()
+        for p, q in zip(bp_model.parameters(), bp_ref.parameters()):
+            torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+
+
+def test_fused_mode_races_every_path_and_eager_bp(bench, tmp_path):
+    out = tmp_path / "f.json"
+    assert bench.main(["--fused", "--depths", "2", "--widths", "8", "--batches", "1", "--repeats", "2",
+                       "--warmup", "1", "--threads", "1", "--json", str(out), "--png", str(tmp_path / "f.png")]) == 0
+    report = json.loads(out.read_text())
+    (row,) = report["rows"]
+    assert report["fused"] is True and row["bp_eager_median_s"] > 0 and row["median_s"]["ipc_par"] > 0

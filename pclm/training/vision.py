@@ -123,8 +123,6 @@ def check_vision_run(cfg: VisionRunConfig, output_dir: Path, resume: bool, overw
     if cfg.train.fused:
         if name != "mlp":
             raise UsageError(f"train.fused=true needs model.name=mlp, not '{name}'")
-        if not algorithm.uses_value_nodes:
-            raise UsageError(f"train.fused=true needs an algorithm with value nodes (pc, ipc or zil), not '{cfg.algo}'")
         if cfg.train.compile:
             raise UsageError("train.fused=true and train.compile=true exclude each other")
     if cfg.data.data_dir is None:

@@ -1,6 +1,6 @@
 """The vision MLP's mini-batch in closed form: `train.fused: true`.
 
-For the chain of `pclm.vision.MLP` every local gradient of the energy has a closed form. With r_l = mu_l - x_l
+For the chain of `pclm.vision.MLP` (and of its layer-parallel form `StackedMLP`) every local gradient of the energy has a closed form. With r_l = mu_l - x_l
 (minus the error), pre-activations a_l = x_{l-1} W_l^T + b_l, x_0 the (normalised) image and
 G_l = B dF/da_l = act'(a_l) * r_l for a hidden layer, softmax(logits) - onehot(label) for the output layer:
 
@@ -21,8 +21,16 @@ One shortcut, exact: the first evaluation after the feedforward initialisation h
 and hidden G is exactly zero; its hidden weight gradients are zeros and its forward pass is the initialisation
 itself, so neither is recomputed.
 
-Limits: the MLP only (any depth >= 1, tanh / relu / gelu), the weight optimiser built by `pclm.training.vision`
-(one parameter group per layer, nearest the output first), one process, no autocast.
+BP (no value nodes) is the same chain run as backprop: a feedforward pass, then G_l = act'(a_l) * (G_{l+1} W_{l+1})
+from the output down, and the same weight gradients.
+
+On a `StackedMLP` the hidden-to-hidden layers are one (D-2, W, W) weight, so every layer's prediction, error
+propagation and weight gradient is one batched matmul (`torch.baddbmm`): an iPC step issues the same few operations
+at any depth (SPEC.md section 3, the layer-parallel mode); BP on it is not offered (its passes are sequential).
+
+Limits: `MLP` (any depth >= 1) or `StackedMLP`, tanh / relu / gelu, the weight groups of
+`pclm.training.step.weight_groups` (per layer, nearest the output first, for the MLP; one group for StackedMLP),
+one process, no autocast.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ import torch.nn.functional as F
 
 from ..errors import UsageError
 from .mlp import MLP
+from .parallel_mlp import StackedMLP
 
 __all__ = ["FusedMLP"]
 
@@ -53,154 +62,341 @@ def _unwrap(optimizer):
     return getattr(optimizer, "optimizer", optimizer)
 
 
-def _fused_adam_step(optimizer: torch.optim.Optimizer, groups: list[dict]) -> bool:
-    """The step that a fused torch Adam / AdamW takes on `groups` (all of whose parameters have gradients), as one
-    call of the kernel its own `step()` calls (`torch._fused_adam(w)_`), without the ~0.2 ms of Python around it
-    and one call for all groups when their settings agree. Returns False, having done nothing, for any other
-    optimiser or setting, and before the optimiser's state exists (its first step creates it): then the caller
-    steps it the ordinary way."""
+def _sgd_kernel(optimizer: torch.optim.Optimizer):
+    """`step(group_indices)` for a plain torch SGD (no momentum, weight decay, dampening or Nesterov): p -= lr * grad,
+    one `torch._foreach_add_` per group, the same arithmetic as SGD's own foreach step, without its Python. None for
+    any other setting."""
+    groups = optimizer.param_groups
+    if type(optimizer) is not torch.optim.SGD or any(
+            g["momentum"] or g["weight_decay"] or g["dampening"] or g["nesterov"] or g["maximize"]
+            or isinstance(g["lr"], torch.Tensor) for g in groups):
+        return None
+
+    def step(indices: list[int]) -> None:
+        for i in indices:
+            params = groups[i]["params"]
+            torch._foreach_add_(params, [p.grad for p in params], alpha=-groups[i]["lr"])
+    return step
+
+
+def _optimizer_kernel(optimizer: torch.optim.Optimizer):
+    """The direct step of `optimizer` (`_adam_kernel`, `_sgd_kernel`), or None: use `optimizer.step()`."""
+    return _adam_kernel(optimizer) or _sgd_kernel(optimizer)
+
+
+def _adam_kernel(optimizer: torch.optim.Optimizer):
+    """A function `step(group_indices)` that takes the step a fused torch Adam / AdamW would take on those groups
+    (every parameter in them must have a gradient), as one call of the kernel its own `step()` calls
+    (`torch._fused_adam(w)_`) for all groups whose settings agree, without the ~0.2 ms of Python around it. None for
+    any other optimiser or setting, and before the optimiser's state exists (its first step creates it): then the
+    caller steps it the ordinary way. The settings are read at every step, so schedules apply as usual."""
     if not isinstance(optimizer, torch.optim.Adam):  # AdamW is an Adam with decoupled weight decay
-        return False
-    params = [p for group in groups for p in group["params"]]
-    if any(not group.get("fused") or group["amsgrad"] or group["maximize"] or group["capturable"]
-           or group["differentiable"] or isinstance(group["lr"], torch.Tensor) for group in groups):
-        return False
-    if any(p.grad is None or "step" not in optimizer.state.get(p, {}) for p in params):
-        return False
-    settings = {(group["lr"], *group["betas"], group["weight_decay"], group["eps"], group["decoupled_weight_decay"])
-                for group in groups}
-    for lr, beta1, beta2, weight_decay, eps, decoupled in settings:
-        chosen = [p for group in groups for p in group["params"]
-                  if (group["lr"], *group["betas"], group["weight_decay"], group["eps"],
-                      group["decoupled_weight_decay"]) == (lr, beta1, beta2, weight_decay, eps, decoupled)]
-        state = [optimizer.state[p] for p in chosen]
-        steps = [s["step"] for s in state]
-        torch._foreach_add_(steps, 1)
-        kernel = torch._fused_adamw_ if decoupled else torch._fused_adam_
-        kernel(chosen, [p.grad for p in chosen], [s["exp_avg"] for s in state], [s["exp_avg_sq"] for s in state],
-               [], steps, amsgrad=False, lr=lr, beta1=beta1, beta2=beta2, weight_decay=weight_decay, eps=eps,
-               maximize=False, grad_scale=None, found_inf=None)
-    return True
+        return None
+    groups = optimizer.param_groups
+    if any(not g.get("fused") or g["amsgrad"] or g["maximize"] or g["capturable"] or g["differentiable"]
+           or isinstance(g["lr"], torch.Tensor) for g in groups):
+        return None
+    if any("step" not in optimizer.state.get(p, {}) for g in groups for p in g["params"]):
+        return None
+    lists = []  # per group: params, first moments, second moments, step counts
+    for g in groups:
+        state = [optimizer.state[p] for p in g["params"]]
+        lists.append((g["params"], [s["exp_avg"] for s in state], [s["exp_avg_sq"] for s in state],
+                      [s["step"] for s in state]))
+
+    def step(indices: list[int]) -> None:
+        calls: dict[tuple, tuple[list, list, list, list]] = {}
+        for i in indices:
+            g = groups[i]
+            key = (g["lr"], *g["betas"], g["weight_decay"], g["eps"], g["decoupled_weight_decay"])
+            merged = calls.setdefault(key, ([], [], [], []))
+            for into, part in zip(merged, lists[i]):
+                into.extend(part)
+        for (lr, beta1, beta2, weight_decay, eps, decoupled), (params, exp_avg, exp_avg_sq, steps) in calls.items():
+            torch._foreach_add_(steps, 1)
+            kernel = torch._fused_adamw_ if decoupled else torch._fused_adam_
+            kernel(params, [p.grad for p in params], exp_avg, exp_avg_sq, [], steps, amsgrad=False, lr=lr,
+                   beta1=beta1, beta2=beta2, weight_decay=weight_decay, eps=eps, maximize=False, grad_scale=None,
+                   found_inf=None)
+    return step
+
+
+class _Chain:
+    """The layers of an `MLP`: one matmul per layer; one parameter group per layer, nearest the output first.
+    The hidden layers' bias gradients, and the weight gradients of the hidden-to-hidden layers, live in stacked
+    buffers (their rows are the parameters' `.grad`), so a step that trains every layer fills each with one call."""
+
+    def __init__(self, mlp: MLP) -> None:
+        self.layers = list(mlp.layers)
+        self.out = self.layers[-1]
+        self.W = [layer.weight for layer in self.layers]
+        self.b = [layer.bias for layer in self.layers]
+        n, width = len(self.layers), self.layers[0].out_features
+        like = self.W[0]
+        self.grad_W = [torch.empty_like(w) for w in self.W]
+        self.grad_b = [torch.empty_like(b) for b in self.b]
+        if n >= 2:  # rows of one (D-1, W) buffer: the hidden layers' bias gradients
+            self.grad_b_hidden = torch.empty(n - 1, width, dtype=like.dtype, device=like.device)
+            self.grad_b[:-1] = list(self.grad_b_hidden.unbind(0))
+        if n >= 3:  # one (D-2, W, W) buffer: the hidden-to-hidden weight gradients
+            self.grad_W_inner = torch.empty(n - 2, width, width, dtype=like.dtype, device=like.device)
+            self.grad_W[1:-1] = list(self.grad_W_inner.unbind(0))
+
+    def groups(self) -> list[list[torch.Tensor]]:
+        return [[w, b] for w, b in zip(reversed(self.W), reversed(self.b))]
+
+    def feedforward(self, act, x0, a, x) -> None:
+        """a_l and x_l = mu_l = act(a_l) of a feedforward pass, layer after layer."""
+        inputs = (x0, *x.unbind(0))
+        for l in range(len(self.layers) - 1):
+            torch.addmm(self.b[l], inputs[l], self.W[l].t(), out=a[l])
+            x[l] = act(a[l])
+
+    def predict(self, x0, x, a) -> None:
+        """Every hidden pre-activation from the value nodes, a_l = x_{l-1} W_l^T + b_l."""
+        inputs, a_l = (x0, *x.unbind(0)), a.unbind(0)
+        for l in range(len(self.layers) - 1):
+            torch.addmm(self.b[l], inputs[l], self.W[l].t(), out=a_l[l])
+
+    def propagate(self, r, G, dx) -> None:
+        """dx_l = -r_l + G_{l+1} W_{l+1} for every hidden node below the top one."""
+        r_l, G_l, dx_l = r.unbind(0), G.unbind(0), dx.unbind(0)
+        for l in range(len(self.layers) - 2):
+            torch.addmm(r_l[l], G_l[l + 1], self.W[l + 1], beta=-1, out=dx_l[l])
+
+    def backprop(self, act_grad, a, x, G, g_out) -> None:
+        """BP: G_l = act'(a_l) * (G_{l+1} W_{l+1}), from the output down (x holds the feedforward activations)."""
+        above = g_out
+        for l in range(len(self.layers) - 2, -1, -1):
+            G[l] = act_grad(above @ self.W[l + 1], a[l], x[l])
+            above = G[l]
+
+    def set_grads(self, engine, x0, x, G, g_out, learn: list[int]) -> None:
+        """dF/dtheta of every layer in a learning group, None for the others (G None: the hidden G are zero)."""
+        n, B = len(self.layers), x0.shape[0]
+        hidden = [l for l in range(n - 1) if n - 1 - l in learn]
+        if len(hidden) == n - 1 and n >= 3:  # every hidden layer: stacked calls
+            if G is None:
+                self.grad_b_hidden.zero_()
+                self.grad_W_inner.zero_()
+                self.grad_W[0].zero_()
+            else:
+                torch.mean(G, 1, out=self.grad_b_hidden)
+                torch.baddbmm(self.grad_W_inner, G[1:].transpose(1, 2), x[:-1], beta=0, alpha=1.0 / B,
+                              out=self.grad_W_inner)
+                torch.addmm(self.grad_W[0], G[0].t(), x0, beta=0, alpha=1.0 / B, out=self.grad_W[0])
+        else:
+            inputs = (x0, *x.unbind(0))
+            for l in hidden:
+                if G is None:
+                    self.grad_W[l].zero_()
+                    self.grad_b[l].zero_()
+                else:
+                    torch.addmm(self.grad_W[l], G[l].t(), inputs[l], beta=0, alpha=1.0 / B, out=self.grad_W[l])
+                    torch.mean(G[l], 0, out=self.grad_b[l])
+        if 0 in learn:  # the output layer
+            torch.addmm(self.grad_W[-1], g_out.t(), x[-1] if n > 1 else x0, beta=0, alpha=1.0 / B,
+                        out=self.grad_W[-1])
+            torch.mean(g_out, 0, out=self.grad_b[-1])
+        for l in range(n):
+            on = n - 1 - l in learn
+            self.W[l].grad = self.grad_W[l] if on else None
+            self.b[l].grad = self.grad_b[l] if on else None
+
+
+class _Stack:
+    """The layers of a `StackedMLP`: the input layer, then every hidden-to-hidden layer at once as one batched
+    matmul over the (D-2, W_in, W_out) weight; one parameter group."""
+
+    def __init__(self, model: StackedMLP) -> None:
+        self.model = model
+        self.out = model.out
+
+    def groups(self) -> list[list[torch.Tensor]]:
+        return [list(self.model.parameters())]
+
+    def feedforward(self, act, x0, a, x) -> None:
+        m = self.model
+        torch.addmm(m.inp.bias, x0, m.inp.weight.t(), out=a[0])
+        x[0] = act(a[0])
+        for l in range(1, a.shape[0]):
+            torch.addmm(m.bias[l - 1], x[l - 1], m.weight_t[l - 1], out=a[l])
+            x[l] = act(a[l])
+
+    def predict(self, x0, x, a) -> None:
+        m = self.model
+        torch.addmm(m.inp.bias, x0, m.inp.weight.t(), out=a[0])
+        if m.weight_t.shape[0]:
+            torch.baddbmm(m.bias.unsqueeze(1), x[:-1], m.weight_t, out=a[1:])
+
+    def propagate(self, r, G, dx) -> None:
+        if self.model.weight_t.shape[0]:
+            torch.baddbmm(r[:-1], G[1:], self.model.weight_t.transpose(1, 2), beta=-1, out=dx[:-1])
+
+    def backprop(self, act_grad, a, x, G, g_out) -> None:
+        raise UsageError("train.fused=true runs BP on the sequential MLP, not on StackedMLP")
+
+    def set_grads(self, engine, x0, x, G, g_out, learn: list[int]) -> None:
+        m = self.model
+        if 0 not in learn:
+            for p in m.parameters():
+                p.grad = None
+            return
+        g0, g_rest = (None, None) if G is None else (G[0], G[1:])
+        B = x0.shape[0]
+        m.inp.weight.grad = engine.grad_buffer(m.inp.weight, g0, lambda out: torch.addmm(
+            out, g0.t(), x0, beta=0, alpha=1.0 / B, out=out))
+        m.inp.bias.grad = engine.grad_buffer(m.inp.bias, g0, lambda out: torch.mean(g0, 0, out=out))
+        if B == 1:  # a batch of outer products: the broadcast product, several times faster than bmm on a CPU
+            weight = lambda out: torch.mul(x[:-1].transpose(1, 2), g_rest, out=out)  # noqa: E731
+        else:
+            weight = lambda out: torch.baddbmm(out, x[:-1].transpose(1, 2), g_rest, beta=0,  # noqa: E731
+                                               alpha=1.0 / B, out=out)
+        m.weight_t.grad = engine.grad_buffer(m.weight_t, g_rest, weight)
+        m.bias.grad = engine.grad_buffer(m.bias, g_rest, lambda out: torch.mean(g_rest, 1, out=out))
+        m.out.weight.grad = engine.grad_buffer(m.out.weight, g_out, lambda out: torch.addmm(
+            out, g_out.t(), x[-1], beta=0, alpha=1.0 / B, out=out))
+        m.out.bias.grad = engine.grad_buffer(m.out.bias, g_out, lambda out: torch.mean(g_out, 0, out=out))
 
 
 class FusedMLP:
-    """`train_batch` for a `pclm.vision.MLP` (or a module holding one as `.model` with per-channel `mean`/`std`
-    buffers, as `pclm.training.vision.Normalized` does), trained by `optim_w`."""
+    """`train_batch` for a `pclm.vision.MLP` or `StackedMLP` (or a module holding one as `.model` with per-channel
+    `mean`/`std` buffers, as `pclm.training.vision.Normalized` does), trained by `optim_w`."""
 
     def __init__(self, model: torch.nn.Module, optim_w: torch.optim.Optimizer) -> None:
-        self.mlp = getattr(model, "model", model)
-        if not isinstance(self.mlp, MLP):
-            raise UsageError(f"train.fused=true needs model.name=mlp, not {type(self.mlp).__name__}")
-        self.norm = (model.mean, model.std) if self.mlp is not model else None
-        self.act = self.mlp.act
-        self.act_grad = _derivative(self.mlp.act_name)
-        self.layers = list(self.mlp.layers)
-        expected = [[layer.weight, layer.bias] for layer in reversed(self.layers)]
+        inner = getattr(model, "model", model)
+        if isinstance(inner, MLP):
+            self.chain, self.width, self.hidden = _Chain(inner), inner.layers[0].out_features, len(inner.layers) - 1
+        elif isinstance(inner, StackedMLP):
+            self.chain, self.width, self.hidden = _Stack(inner), inner.inp.out_features, inner.depth - 1
+        else:
+            raise UsageError(f"train.fused=true needs model.name=mlp, not {type(inner).__name__}")
+        self.norm = (model.mean, model.std) if inner is not model else None
+        self.act = inner.act
+        self.act_grad = _derivative(inner.act_name)
+        expected = self.chain.groups()
         groups = [list(group["params"]) for group in _unwrap(optim_w).param_groups]
-        if len(groups) != len(expected) or any(len(g) != 2 or g[0] is not e[0] or g[1] is not e[1]
+        if len(groups) != len(expected) or any(len(g) != len(e) or any(p is not q for p, q in zip(g, e))
                                                for g, e in zip(groups, expected)):
-            raise UsageError("train.fused=true needs one weight group per layer, nearest the output first")
-        self._buffers: dict[int, dict[str, torch.Tensor]] = {}
+            what = "one weight group per layer, nearest the output first" if isinstance(inner, MLP) else \
+                "one weight group"
+            raise UsageError(f"train.fused=true needs {what} (pclm.training.step.weight_groups)")
+        self._buffers: dict[tuple[int, torch.dtype, torch.device], dict[str, torch.Tensor]] = {}
+        self._grads: dict[torch.Tensor, torch.Tensor] = {}  # a gradient buffer per parameter
 
-    def _buffers_for(self, batch_size: int, like: torch.Tensor) -> dict[str, torch.Tensor]:
-        if batch_size not in self._buffers:
-            hidden = (len(self.layers) - 1, batch_size, self.layers[0].out_features)
-            new = lambda shape: torch.empty(shape, dtype=like.dtype, device=like.device)  # noqa: E731
-            self._buffers[batch_size] = {"a": new(hidden), "x": new(hidden), "dx": new(hidden)}
-        return self._buffers[batch_size]
+    def _buffers_for(self, like: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Pre-activations a, value nodes x, their steps dx and the hidden G: (D-1, B, W) each."""
+        key = (like.shape[0], like.dtype, like.device)
+        if key not in self._buffers:
+            shape = (self.hidden, like.shape[0], self.width)
+            self._buffers[key] = {name: torch.empty(shape, dtype=like.dtype, device=like.device)
+                                  for name in ("a", "x", "dx", "G")}
+        return self._buffers[key]
+
+    def grad_buffer(self, param: torch.Tensor, g: torch.Tensor | None, compute) -> torch.Tensor:
+        """`compute(out)` into the parameter's gradient buffer; zeros when its G is (None)."""
+        out = self._grads.get(param)
+        if out is None:
+            out = self._grads[param] = torch.empty_like(param)
+        return out.zero_() if g is None else compute(out)
 
     @torch.no_grad()
     def train_batch(self, batch, algorithm, optim_w: torch.optim.Optimizer):
-        from ..training.step import Diverged, StepStats  # the training package imports this module's package
+        """One mini-batch with `algorithm`'s schedule; the same result as `pclm.training.step.train_batch`."""
+        from ..training.step import StepStats  # the training package imports this module's package
 
-        if not algorithm.uses_value_nodes:
-            raise UsageError("train.fused=true needs an algorithm with value nodes (pc, ipc or zil)")
+        state = self.begin(batch, algorithm)
+        optimizer = _unwrap(optim_w)
+        fast_step = _optimizer_kernel(optimizer)
+        stats = StepStats(float("nan"), float("nan"), float("nan"))
+        for t in range(algorithm.steps):
+            value, loss = self.step(state, t, algorithm, optimizer, fast_step)
+            if t == 0:
+                stats.loss, stats.energy_first = loss, value
+            stats.energy_last = value
+        for group in optimizer.param_groups:
+            for p in group["params"]:
+                p.grad = None
+        return stats
+
+    @torch.no_grad()
+    def begin(self, batch, algorithm) -> _Batch:
+        """A mini-batch's state: the normalised images and the value nodes after the feedforward initialisation."""
         images, labels = batch["pixel_values"], batch["labels"]
         if self.norm is not None:
             images = (images - self.norm[0]) / self.norm[1]
-        h0 = images.flatten(1)
-        B, depth = h0.shape[0], len(self.layers)
-        W = [layer.weight for layer in self.layers]
-        b = [layer.bias for layer in self.layers]
-        buf = self._buffers_for(B, h0)
-        a, x, dx = buf["a"], buf["x"], buf["dx"]
-        inputs = lambda l: h0 if l == 0 else x[l - 1]  # noqa: E731  (the input of weight layer l)
-        hidden = depth - 1
+        x0 = images.flatten(1)
+        state = _Batch(x0, labels, F.one_hot(labels, self.chain.out.out_features).to(x0.dtype), self._buffers_for(x0))
+        self.chain.feedforward(self.act, x0, state.a, state.x)  # x = mu: also the first evaluation's predictions
+        out = self.chain.out
+        state.top = state.x[-1] if self.hidden else x0  # the output layer's input
+        state.out_weight, state.out_bias = out.weight, out.bias
+        state.out_weight_t = out.weight.t()
+        if algorithm.uses_value_nodes and self.hidden:
+            # carries the value nodes' rate, which PC's hooks adjust; x moves by x -= rate * dx in `step`
+            state.optim_x = torch.optim.SGD([state.x], lr=algorithm.inference_lr)
+        return state
 
-        # feedforward initialisation: x = mu (its pre-activations a and mu are also the first evaluation's)
-        for l in range(hidden):
-            torch.addmm(b[l], inputs(l), W[l].t(), out=a[l])
-            x[l] = self.act(a[l])
-        mu = None
-        onehot = F.one_hot(labels, W[-1].shape[0]).to(h0.dtype)
-        optim_x = torch.optim.SGD([x], lr=algorithm.inference_lr)  # carries the rate PC's hooks adjust
-        stats = StepStats(float("nan"), float("nan"), float("nan"))
-        n_groups = depth
-        fresh = True  # x == mu: every hidden error and hidden G is exactly zero
-        r = G = None
-        for t in range(algorithm.steps):
-            learn = algorithm.learning_groups(t, n_groups)
-            if not fresh:
-                for l in range(hidden):
-                    torch.addmm(b[l], inputs(l), W[l].t(), out=a[l])
-                mu = self.act(a)
-                r = mu - x
-            logits = torch.addmm(b[-1], inputs(hidden), W[-1].t())
-            log_p = F.log_softmax(logits, dim=1)
-            ce = F.nll_loss(log_p, labels, reduction="sum")
-            total = ce if r is None else ce + 0.5 * torch.dot(r.view(-1), r.view(-1))
-            value = float(total) / B
-            if value != value or value in (float("inf"), float("-inf")):
-                raise Diverged(f"energy is {value} at inference step {t}")
-            if t == 0:
-                stats.loss, stats.energy_first = float(ce) / B, value
-                algorithm.start_batch(optim_x)
-            stats.energy_last = value
-            algorithm.observe_energy(t, value, optim_x)
+    def step(self, state: _Batch, t: int, algorithm, optimizer: torch.optim.Optimizer, fast_step=None):
+        """Evaluation t of the batch and the updates the algorithm makes after it (one iteration of train_batch's
+        loop). Returns (F, mean output loss). `fast_step`: `_optimizer_kernel(optimizer)`, or None. Call it under
+        `torch.no_grad()` (as `train_batch` does)."""
+        from ..training.step import Diverged  # the training package imports this module's package
 
-            g_out = log_p.exp_().sub_(onehot)  # B dF/dlogits
-            if r is not None:
-                G = self.act_grad(r, a, mu)  # B dF/da, every hidden layer at once
-            move_x = algorithm.updates_x(t)
-            if move_x and hidden:  # B dF/dx from the current weights, before they move
-                for l in range(hidden - 1):
-                    if G is None:
-                        dx[l].zero_()
-                    else:
-                        torch.addmm(r[l], G[l + 1], W[l + 1], beta=-1, out=dx[l])
-                if r is None:
-                    torch.mm(g_out, W[-1], out=dx[-1])
-                else:
-                    torch.addmm(r[-1], g_out, W[-1], beta=-1, out=dx[-1])
-            if learn:
-                for i in range(n_groups):
-                    l = depth - 1 - i
-                    if i not in learn:
-                        W[l].grad = b[l].grad = None
-                        continue
-                    g_l = g_out if l == hidden else G[l] if G is not None else None
-                    W[l].grad = self._grad(W[l], g_l, inputs(l), B)
-                    b[l].grad = self._grad_bias(b[l], g_l, B)
-                optimizer = _unwrap(optim_w)
-                if not _fused_adam_step(optimizer, [optimizer.param_groups[i] for i in learn]):
-                    optimizer.step()
-            if move_x and hidden:
-                x.sub_(dx, alpha=optim_x.param_groups[0]["lr"])
-            fresh = False
-        for p in W + b:
-            p.grad = None
-        return stats
+        a, x, dx, B = state.a, state.x, state.dx, state.x0.shape[0]
+        learn = algorithm.learning_groups(t, len(optimizer.param_groups))
+        if t > 0 and self.hidden and algorithm.uses_value_nodes:
+            self.chain.predict(state.x0, x, a)
+            state.mu = self.act(a)
+            state.r = state.mu - x
+        r = state.r  # None while x == mu: then every hidden error and hidden G is exactly zero
+        logits = torch.addmm(state.out_bias, state.top, state.out_weight_t)
+        log_p = F.log_softmax(logits, dim=1)
+        ce = float(F.nll_loss(log_p, state.labels, reduction="sum"))
+        if r is not None:
+            flat = r.view(-1)
+            value = (ce + 0.5 * float(torch.dot(flat, flat))) / B
+        else:
+            value = ce / B
+        if value != value or value in (float("inf"), float("-inf")):
+            raise Diverged(f"energy is {value} at inference step {t}")
+        if t == 0:
+            algorithm.start_batch(state.optim_x)
+        algorithm.observe_energy(t, value, state.optim_x)
 
-    @staticmethod
-    def _grad(weight: torch.Tensor, g: torch.Tensor | None, inputs: torch.Tensor, B: int) -> torch.Tensor:
-        out = weight.grad if weight.grad is not None else torch.empty_like(weight)
-        if g is None:
-            return out.zero_()
-        return torch.addmm(out, g.t(), inputs, beta=0, alpha=1.0 / B, out=out)
+        g_out = log_p.exp_().sub_(state.onehot)  # B dF/dlogits
+        G = None
+        if not algorithm.uses_value_nodes:  # BP: the chain rule from the output down, on the feedforward pass
+            if self.hidden:
+                G = state.G
+                self.chain.backprop(self.act_grad, a, x, G, g_out)
+        elif r is not None:
+            G = self.act_grad(r, a, state.mu)  # every hidden layer at once
+        move_x = state.optim_x is not None and algorithm.updates_x(t)
+        if move_x:  # B dF/dx = -r_l + G_{l+1} W_{l+1}, from the weights before they move
+            if r is None:  # x == mu: only the top node has a non-zero gradient, from the output
+                dx[:-1].zero_()
+                torch.mm(g_out, state.out_weight, out=dx[-1])
+            else:
+                self.chain.propagate(r, G, dx)
+                torch.addmm(r[-1], g_out, state.out_weight, beta=-1, out=dx[-1])
+        if learn:
+            self.chain.set_grads(self, state.x0, x, G, g_out, learn)
+            if fast_step is None:
+                optimizer.step()
+            else:
+                fast_step(learn)
+        if move_x:
+            x.sub_(dx, alpha=state.optim_x.param_groups[0]["lr"])
+        return value, ce / B
 
-    @staticmethod
-    def _grad_bias(bias: torch.Tensor, g: torch.Tensor | None, B: int) -> torch.Tensor:
-        out = bias.grad if bias.grad is not None else torch.empty_like(bias)
-        if g is None:
-            return out.zero_()
-        return torch.sum(g, 0, out=out).div_(B)
+
+class _Batch:
+    """One mini-batch in `FusedMLP`: inputs, labels and the (D-1, B, W) buffers a, x, dx, G; r = mu - x."""
+
+    def __init__(self, x0, labels, onehot, buffers: dict[str, torch.Tensor]) -> None:
+        self.x0, self.labels, self.onehot = x0, labels, onehot
+        self.a, self.x, self.dx, self.G = buffers["a"], buffers["x"], buffers["dx"], buffers["G"]
+        self.mu = self.r = None
+        self.optim_x: torch.optim.Optimizer | None = None
+        self.top = self.out_weight = self.out_weight_t = self.out_bias = None  # set by `FusedMLP.begin`

@@ -8,14 +8,16 @@ import copy
 import pytest
 import torch
 
-from pclm.algorithms import IPC, PC, ZIL
+from pclm.algorithms import BP, IPC, PC, ZIL
 from pclm.errors import UsageError
 from pclm.pc import gaussian
 from pclm.training.step import Diverged, train_batch, weight_groups
-from pclm.vision import CNN, MLP, FusedMLP
+from pclm.vision import CNN, MLP, FusedMLP, StackedMLP
 
 ALL_GAUSSIAN = lambda name: gaussian  # noqa: E731
-ALGOS = {"ipc": lambda: IPC(5, 0.3), "pc": lambda: PC(5, 0.3, discount=0.5), "zil": lambda: ZIL(4, 1.0)}
+ALGOS = {"ipc": lambda: IPC(5, 0.3), "pc": lambda: PC(5, 0.3, discount=0.5), "zil": lambda: ZIL(4, 1.0),
+         "bp": lambda: BP()}
+NO_NODES = lambda name: None  # noqa: E731  (BP's graph: the output node only, as the training loop builds it)
 OPTIMISERS = {
     "adamw-fused": lambda groups: torch.optim.AdamW(groups, lr=1e-2, weight_decay=0.01, fused=True),
     "adam-fused": lambda groups: torch.optim.Adam(groups, lr=1e-2, weight_decay=0.01, fused=True),
@@ -40,7 +42,8 @@ def _both(act: str, algo: str, optimiser: str, depth: int = 4, batches=None):
         optim = OPTIMISERS[optimiser](weight_groups(model))
         algorithm = ALGOS[algo]()
         engine = FusedMLP(model, optim) if use_fused else None
-        stats = [train_batch(model, b, algorithm, optim, ALL_GAUSSIAN, fused=engine)
+        select = ALL_GAUSSIAN if algorithm.uses_value_nodes else NO_NODES
+        stats = [train_batch(model, b, algorithm, optim, select, fused=engine)
                  for b in batches or _batches(3)]
         runs.append((model, optim, stats))
     return runs, start
@@ -111,3 +114,29 @@ def test_refuses_what_it_cannot_run():
         optim = torch.optim.SGD(weight_groups(mlp), lr=0.1)
         train_batch(mlp, _batches(1)[0], IPC(3, 0.1), optim, ALL_GAUSSIAN, graph=EnergyGraph(ALL_GAUSSIAN, 8),
                     fused=FusedMLP(mlp, optim))
+
+
+@pytest.mark.parametrize("batch_size", [1, 8])
+@pytest.mark.parametrize("algo", ["ipc", "pc"])
+def test_fused_layer_parallel_equals_autograd_on_the_stacked_mlp(algo, batch_size):
+    """On a StackedMLP (every hidden-to-hidden layer one batched matmul) the closed form makes autograd's updates,
+    and both equal the sequential MLP's (the layer-parallel mode is the same algorithm). SGD: Adam would turn the
+    float noise between a batched and a sequential matmul (where the errors should be exactly zero, at t = 0) into
+    full-size steps."""
+    torch.manual_seed(0)
+    mlp = MLP(in_features=12, width=10, depth=5, classes=4, act="gelu")
+    models = {"mlp": mlp, "stacked": StackedMLP.from_mlp(mlp), "stacked_fused": StackedMLP.from_mlp(mlp)}
+    for name, model in models.items():
+        groups = [{"params": list(model.parameters())}]  # one group: what StackedMLP's weight_groups gives
+        optim = torch.optim.SGD(groups, lr=0.05)
+        engine = FusedMLP(model, optim) if name.endswith("fused") else None
+        for b in _batches(3, size=batch_size):
+            train_batch(model, b, ALGOS[algo](), optim, ALL_GAUSSIAN, fused=engine)
+    reference = models["stacked"].to_mlp()
+    for other in (models["stacked_fused"].to_mlp(), models["mlp"]):
+        for p, q in zip(reference.parameters(), other.parameters()):
+            assert torch.allclose(p, q, atol=1e-6, rtol=1e-5)
+    with pytest.raises(UsageError, match="BP on the sequential MLP"):
+        optim = torch.optim.SGD([{"params": list(models["stacked"].parameters())}], lr=0.1)
+        train_batch(models["stacked"], _batches(1)[0], BP(), optim, NO_NODES,
+                    fused=FusedMLP(models["stacked"], optim))

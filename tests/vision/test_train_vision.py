@@ -167,7 +167,6 @@ BAD = {
     "missing config file": ["--config", "{tmp}/none.yaml"],
     "resume without checkpoint": ["--resume"],
     "fused on a conv net": ["--model", "cnn", "train.fused=true"],
-    "fused with bp": ["--algo", "bp", "train.fused=true"],
     "fused and compiled": ["train.fused=true", "train.compile=true"],
 }
 
