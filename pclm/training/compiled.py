@@ -17,7 +17,7 @@ implementation of it (tests/test_compiled.py checks it against the eager path, s
 Costs and limits: each new batch shape compiles once (tens of seconds on a small CPU; the last, smaller batch of an
 epoch is a second shape); one process only; no autocast. The value nodes are still created by an eager feedforward
 pass (no gradients) at the start of each batch.
-Measured on a 2-core CPU (README, "Speed against pcx"; `bench_step.py --sections compile`): about 10% faster per
+Measured on a 2-core CPU (reports/bench_vision_2threads.json; `bench_step.py --sections compile`): about 14% faster per
 epoch for the MNIST MLP, no gain for the transformer LMs, whose steps are dominated by large matmuls already.
 """
 
