@@ -487,7 +487,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{depth:6d} {width:6d} {batch:6d} | {ms} | {ratios} | {r['smms']['bp']}/{r['smms']['ipc']} | "
               f"{elapsed:.1f}", flush=True)
         if "bp_eager_median_s" in r:
-            print(f"  eager bp {r['bp_eager_median_s'] * 1e3:.3f} ms: {'fused' if args.fused else 'compiled'} ipc_par / eager bp = "
+            mode = "fused" if args.fused else "compiled"
+            print(f"  eager bp {r['bp_eager_median_s'] * 1e3:.3f} ms: {mode} ipc_par / eager bp = "
                   f"{r['ipc_par/bp_eager']:.2f}", flush=True)
         for k in r.get("invalid", []):
             diff = r["graph_check"][k]["max_abs_diff"]

@@ -73,9 +73,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.train_size:
         overrides.append(f"data.train_size={args.train_size}")
     modes = list(dict.fromkeys(args.modes))
-    if args.pcx_python is not None and not Path(args.pcx_python).exists():
-        print(f"error: --pcx-python {args.pcx_python} does not exist", file=sys.stderr)
-        return 2
+    if args.pcx_python is not None:  # bench_pcx.py runs the gelu MLP on MNIST with iPC or BP only
+        problem = (f"--pcx-python {args.pcx_python} does not exist" if not Path(args.pcx_python).exists() else
+                   "--pcx-python compares the gelu MLP on MNIST with --algo ipc or bp only"
+                   if args.act != "gelu" or args.dataset != "mnist" or args.algo not in ("ipc", "bp") else None)
+        if problem:
+            print(f"error: {problem}", file=sys.stderr)
+            return 2
     rounds = []
     try:
         cfg = load_vision_config(None, overrides)
@@ -95,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    report = {"command": "python scripts/bench_vision.py " + " ".join(map(shlex.quote, sys.argv[1:] if argv is None else argv)),
+    command = "python scripts/bench_vision.py " + " ".join(map(shlex.quote, sys.argv[1:] if argv is None else argv))
+    report = {"command": command,
               "config": cfg.to_dict(), "threads": cpu["threads"], "rounds": rounds,
               "note": "seconds: the training loop of each epoch (evaluation apart); epoch 1 includes compilation "
                       "(train.compile, pcx's jit); 'steady' = mean over epochs 2..N. Contenders run one after the "
@@ -143,15 +148,17 @@ def _pcx_run(args) -> dict:
     jax and pcx); its JSON report, with the steady time computed as for pclm."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "pcx.json"
-        cmd = [args.pcx_python, str(ROOT / "scripts" / "bench_pcx.py"), "--epochs", str(args.epochs),
-               "--threads", str(args.threads), "--seed", str(args.seed), "--inference-steps", str(args.inference_steps),
-               "--batch-size", str(args.batch_size), "--lr", str(args.lr), "--inference-lr", str(args.inference_lr),
-               "--width", str(args.width), "--depth", str(args.depth), "--data-dir", args.data_dir, "--output", str(out)]
+        cmd = [args.pcx_python, str(ROOT / "scripts" / "bench_pcx.py"), "--algo", args.algo,
+               "--epochs", str(args.epochs), "--threads", str(args.threads), "--seed", str(args.seed),
+               "--inference-steps", str(args.inference_steps), "--batch-size", str(args.batch_size),
+               "--lr", str(args.lr), "--inference-lr", str(args.inference_lr), "--width", str(args.width),
+               "--depth", str(args.depth), "--data-dir", args.data_dir, "--output", str(out)]
         if args.train_size:
             cmd += ["--train-size", str(args.train_size)]
         subprocess.run(cmd, check=True)
         pcx = json.loads(out.read_text())
-    epochs = [{"epoch": e["epoch"], "seconds": e["seconds"], "test_accuracy": e["test_accuracy"]} for e in pcx["epochs"]]
+    epochs = [{"epoch": e["epoch"], "seconds": e["seconds"], "test_accuracy": e["test_accuracy"]}
+              for e in pcx["epochs"]]
     steady = [e["seconds"] for e in epochs[1:]] or [epochs[0]["seconds"]]
     return {"command": cmd[1:], "versions": pcx.get("versions"), "settings": pcx.get("settings"), "epochs": epochs,
             "steady_seconds_per_epoch": round(sum(steady) / len(steady), 3)}

@@ -1,15 +1,16 @@
 """The vision MLP's mini-batch in closed form: `train.fused: true`.
 
-For the chain of `pclm.vision.MLP` (and of its layer-parallel form `StackedMLP`) every local gradient of the energy has a closed form. With r_l = mu_l - x_l
-(minus the error), pre-activations a_l = x_{l-1} W_l^T + b_l, x_0 the (normalised) image and
-G_l = B dF/da_l = act'(a_l) * r_l for a hidden layer, softmax(logits) - onehot(label) for the output layer:
+For the chain of `pclm.vision.MLP` (and of its layer-parallel form `StackedMLP`) every local gradient of the energy
+has a closed form. With r_l = mu_l - x_l (minus the error), pre-activations a_l = x_{l-1} W_l^T + b_l, x_0 the
+(normalised) image and G_l = B dF/da_l = act'(a_l) * r_l for a hidden layer, softmax(logits) - onehot(label) for
+the output layer:
 
     B F           = sum_l 1/2 ||r_l||^2 + cross-entropy
     dF/dW_l       = G_l^T x_{l-1} / B          dF/db_l = sum over the batch of G_l / B
     B dF/dx_l     = -r_l + G_{l+1} W_{l+1}      (what `EnergyGraph.scale_value_grads` leaves in x.grad)
 
 These are exactly what autograd's backward of `EnergyGraph.energy()` produces, so `FusedMLP.train_batch` makes the
-same updates as `pclm.training.step.train_batch` (tests/test_fused_mlp.py checks every algorithm and activation,
+same updates as `pclm.training.step.train_batch` (tests/vision/test_fused_mlp.py checks every algorithm and activation,
 step by step): it asks the same `Algorithm` what to update at each evaluation, calls the same hooks (PC's
 inference-rate discount included), steps the same weight optimiser and moves the value nodes by SGD at the rate the
 algorithm sets. What it removes is the overhead around ~1 ms of arithmetic per inference step: no autograd graph,

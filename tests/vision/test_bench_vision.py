@@ -1,0 +1,31 @@
+"""scripts/bench_vision.py refuses a pcx comparison it cannot make, with one line and exit 2, before training."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench_vision.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_vision", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("extra", [["--pcx-python", "/nowhere/python"],
+                                   ["--pcx-python", sys.executable, "--act", "tanh"],
+                                   ["--pcx-python", sys.executable, "--algo", "pc"]],
+                         ids=["missing interpreter", "other activation", "other algorithm"])
+def test_bad_pcx_comparison_exits_2_with_one_line(bench, extra, tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert bench.main([*extra, "--output", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --pcx-python") and "\n" not in err
+    assert not out.exists()
