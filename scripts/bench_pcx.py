@@ -15,7 +15,8 @@ Standalone: it imports only jax, pcx, optax, numpy and the standard library, and
     /work/pcx-venv/bin/python scripts/bench_pcx.py --train-size 5000 --epochs 1 --output /tmp/x.json  # quick check
 
 Settings match scripts/bench_vision.py (pclm):
-* gelu between layers (exact, erf-based, as torch's F.gelu; --gelu tanh for JAX's default approximation), weights
+* gelu between layers by default (exact, erf-based, as torch's F.gelu; --gelu tanh for JAX's default approximation;
+  --act relu or tanh for the others pclm's MLP offers), weights
   and biases drawn U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (equinox's Linear, the same law as torch's nn.Linear);
 * images standardised with the mean and (unbiased) std of the training images, as pclm's data.normalize=true;
 * energy F = sum over the batch of [sum over hidden nodes 0.5*||x - mu||^2 + cross-entropy(logits, label)], divided
@@ -75,6 +76,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--inference-lr", type=float, default=0.5, help="gamma (SGD on the value nodes)")
     p.add_argument("--width", type=int, default=128)
     p.add_argument("--depth", type=int, default=4, help="weight layers (4: 784-128-128-128-10)")
+    p.add_argument("--act", choices=["gelu", "relu", "tanh"], default="gelu",
+                   help="activation between layers (pclm's model.act)")
     p.add_argument("--gelu", choices=["exact", "tanh"], default="exact",
                    help="exact: erf gelu (torch's default, pclm); tanh: jax.nn.gelu's default approximation")
     p.add_argument("--eval-batch-size", type=int, default=1000, help="test pass batch (pclm's vision default)")
@@ -153,11 +156,19 @@ def busy_cpu_seconds() -> float | None:
         return None
 
 
+def _activation(args, jax):
+    """The activation `--act` names (gelu: exact or tanh-approximated, `--gelu`)."""
+    if args.act == "relu":
+        return jax.nn.relu
+    if args.act == "tanh":
+        return jax.numpy.tanh
+    return lambda a: jax.nn.gelu(a, approximate=args.gelu == "tanh")
+
+
 def build_ipc(args, jax, jnp, optax, px, pxc, pxnn, pxu, pxf):
     """pcx model and the jitted train / eval functions for iPC. Returns (train_on_batch, eval_on_batch, model,
     optim_w, optim_h, weights) where weights() lists the weight arrays (to block on)."""
-    act = (lambda a: jax.nn.gelu(a, approximate=False)) if args.gelu == "exact" else \
-        (lambda a: jax.nn.gelu(a, approximate=True))
+    act = _activation(args, jax)
     sizes = [784] + [args.width] * (args.depth - 1) + [10]
 
     class PCMLP(pxc.EnergyModule):
@@ -236,7 +247,7 @@ def build_ipc(args, jax, jnp, optax, px, pxc, pxnn, pxu, pxf):
 
 def build_bp(args, jax, jnp, optax):
     """Plain JAX MLP (no pcx) trained by backprop: mean cross-entropy, AdamW, one jitted update per batch."""
-    act = lambda a: jax.nn.gelu(a, approximate=args.gelu == "tanh")  # noqa: E731
+    act = _activation(args, jax)
     sizes = [784] + [args.width] * (args.depth - 1) + [10]
     key = jax.random.PRNGKey(args.seed)
     params = []
@@ -398,7 +409,8 @@ def main(argv: list[str] | None = None) -> int:
         "algo": args.algo,
         "settings": {
             "model": f"MLP {'-'.join(map(str, [784] + [args.width] * (args.depth - 1) + [10]))}",
-            "activation": f"gelu ({'exact, erf' if args.gelu == 'exact' else 'tanh approximation'})",
+            "activation": args.act if args.act != "gelu" else
+                          f"gelu ({'exact, erf' if args.gelu == 'exact' else 'tanh approximation'})",
             "init": "equinox Linear: weights and biases U(-1/sqrt(fan_in), 1/sqrt(fan_in))"
                     if args.algo == "ipc" else "U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases",
             "epochs": args.epochs, "batch_size": bs, "seed": args.seed,

@@ -73,10 +73,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.train_size:
         overrides.append(f"data.train_size={args.train_size}")
     modes = list(dict.fromkeys(args.modes))
-    if args.pcx_python is not None:  # bench_pcx.py runs the gelu MLP on MNIST with iPC or BP only
+    if args.pcx_python is not None:  # bench_pcx.py runs the MLP on MNIST with iPC or BP only
         problem = (f"--pcx-python {args.pcx_python} does not exist" if not Path(args.pcx_python).exists() else
-                   "--pcx-python compares the gelu MLP on MNIST with --algo ipc or bp only"
-                   if args.act != "gelu" or args.dataset != "mnist" or args.algo not in ("ipc", "bp") else None)
+                   "--pcx-python compares the gelu/relu/tanh MLP on MNIST with --algo ipc or bp only"
+                   if args.act not in ("gelu", "relu", "tanh") or args.dataset != "mnist"
+                   or args.algo not in ("ipc", "bp") else None)
         if problem:
             print(f"error: {problem}", file=sys.stderr)
             return 2
@@ -148,7 +149,7 @@ def _pcx_run(args) -> dict:
     jax and pcx); its JSON report, with the steady time computed as for pclm."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "pcx.json"
-        cmd = [args.pcx_python, str(ROOT / "scripts" / "bench_pcx.py"), "--algo", args.algo,
+        cmd = [args.pcx_python, str(ROOT / "scripts" / "bench_pcx.py"), "--algo", args.algo, "--act", args.act,
                "--epochs", str(args.epochs), "--threads", str(args.threads), "--seed", str(args.seed),
                "--inference-steps", str(args.inference_steps), "--batch-size", str(args.batch_size),
                "--lr", str(args.lr), "--inference-lr", str(args.inference_lr), "--width", str(args.width),
