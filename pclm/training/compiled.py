@@ -35,11 +35,11 @@ from ..pc import EnergyFn, EnergyGraph
 __all__ = ["CompiledEnergy", "check_compile"]
 
 
-def check_compile(enabled: bool, accelerator) -> None:
-    """`train.compile=true` needs one process and no mixed precision; anything else is a one-line `UsageError`
-    (raised before a run writes anything)."""
+def check_compile(enabled: bool, accelerator, setting: str = "train.compile") -> None:
+    """`train.compile=true` (and `train.fused=true`, passed as `setting`) needs one process and no mixed precision;
+    anything else is a one-line `UsageError` (raised before a run writes anything)."""
     if enabled and (accelerator.num_processes > 1 or accelerator.mixed_precision != "no"):
-        raise UsageError("train.compile=true runs in one process without mixed precision")
+        raise UsageError(f"{setting}=true runs in one process without mixed precision")
 
 
 class CompiledEnergy:

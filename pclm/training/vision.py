@@ -280,8 +280,7 @@ def train_vision(cfg: VisionRunConfig, output_dir: Path, resume: bool = False, o
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
     )
     check_compile(cfg.train.compile, accelerator)
-    if cfg.train.fused and (accelerator.num_processes > 1 or accelerator.mixed_precision != "no"):
-        raise UsageError("train.fused=true runs in one process without mixed precision")
+    check_compile(cfg.train.fused, accelerator, "train.fused")
     with accelerator.main_process_first():
         data = vision_data(cfg)  # raises UsageError on sizes the data set cannot hold
     set_seed(cfg.seed)
