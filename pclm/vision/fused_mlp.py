@@ -172,7 +172,7 @@ class _Chain:
             G[l] = act_grad(above @ self.W[l + 1], a[l], x[l])
             above = G[l]
 
-    def set_grads(self, engine, x0, x, G, g_out, learn: list[int]) -> None:
+    def set_grads(self, x0, x, G, g_out, learn: list[int]) -> None:
         """dF/dtheta of every layer in a learning group, None for the others (G None: the hidden G are zero)."""
         n, B = len(self.layers), x0.shape[0]
         hidden = [l for l in range(n - 1) if n - 1 - l in learn]
@@ -212,6 +212,7 @@ class _Stack:
     def __init__(self, model: StackedMLP) -> None:
         self.model = model
         self.out = model.out
+        self.grads = {p: torch.empty_like(p) for p in model.parameters()}  # parameter -> its gradient buffer
 
     def groups(self) -> list[list[torch.Tensor]]:
         return [list(self.model.parameters())]
@@ -237,27 +238,31 @@ class _Stack:
     def backprop(self, act_grad, a, x, G, g_out) -> None:
         raise UsageError("train.fused=true runs BP on the sequential MLP, not on StackedMLP")
 
-    def set_grads(self, engine, x0, x, G, g_out, learn: list[int]) -> None:
+    def set_grads(self, x0, x, G, g_out, learn: list[int]) -> None:
         m = self.model
+        params = list(m.parameters())
         if 0 not in learn:
-            for p in m.parameters():
+            for p in params:
                 p.grad = None
             return
-        g0, g_rest = (None, None) if G is None else (G[0], G[1:])
+        grads = self.grads
         B = x0.shape[0]
-        m.inp.weight.grad = engine.grad_buffer(m.inp.weight, g0, lambda out: torch.addmm(
-            out, g0.t(), x0, beta=0, alpha=1.0 / B, out=out))
-        m.inp.bias.grad = engine.grad_buffer(m.inp.bias, g0, lambda out: torch.mean(g0, 0, out=out))
-        if B == 1:  # a batch of outer products: the broadcast product, several times faster than bmm on a CPU
-            weight = lambda out: torch.mul(x[:-1].transpose(1, 2), g_rest, out=out)  # noqa: E731
+        if G is None:  # x == mu: the hidden G are zero
+            for p in (m.inp.weight, m.inp.bias, m.weight_t, m.bias):
+                grads[p].zero_()
         else:
-            weight = lambda out: torch.baddbmm(out, x[:-1].transpose(1, 2), g_rest, beta=0,  # noqa: E731
-                                               alpha=1.0 / B, out=out)
-        m.weight_t.grad = engine.grad_buffer(m.weight_t, g_rest, weight)
-        m.bias.grad = engine.grad_buffer(m.bias, g_rest, lambda out: torch.mean(g_rest, 1, out=out))
-        m.out.weight.grad = engine.grad_buffer(m.out.weight, g_out, lambda out: torch.addmm(
-            out, g_out.t(), x[-1], beta=0, alpha=1.0 / B, out=out))
-        m.out.bias.grad = engine.grad_buffer(m.out.bias, g_out, lambda out: torch.mean(g_out, 0, out=out))
+            torch.addmm(grads[m.inp.weight], G[0].t(), x0, beta=0, alpha=1.0 / B, out=grads[m.inp.weight])
+            torch.mean(G[0], 0, out=grads[m.inp.bias])
+            if B == 1:  # a batch of outer products: the broadcast product, several times faster than bmm on a CPU
+                torch.mul(x[:-1].transpose(1, 2), G[1:], out=grads[m.weight_t])
+            else:
+                torch.baddbmm(grads[m.weight_t], x[:-1].transpose(1, 2), G[1:], beta=0, alpha=1.0 / B,
+                              out=grads[m.weight_t])
+            torch.mean(G[1:], 1, out=grads[m.bias])
+        torch.addmm(grads[m.out.weight], g_out.t(), x[-1], beta=0, alpha=1.0 / B, out=grads[m.out.weight])
+        torch.mean(g_out, 0, out=grads[m.out.bias])
+        for p in params:
+            p.grad = grads[p]
 
 
 class FusedMLP:
@@ -283,7 +288,6 @@ class FusedMLP:
                 "one weight group"
             raise UsageError(f"train.fused=true needs {what} (pclm.training.step.weight_groups)")
         self._buffers: dict[tuple[int, torch.dtype, torch.device], dict[str, torch.Tensor]] = {}
-        self._grads: dict[torch.Tensor, torch.Tensor] = {}  # a gradient buffer per parameter
 
     def _buffers_for(self, like: torch.Tensor) -> dict[str, torch.Tensor]:
         """Pre-activations a, value nodes x, their steps dx and the hidden G: (D-1, B, W) each."""
@@ -293,13 +297,6 @@ class FusedMLP:
             self._buffers[key] = {name: torch.empty(shape, dtype=like.dtype, device=like.device)
                                   for name in ("a", "x", "dx", "G")}
         return self._buffers[key]
-
-    def grad_buffer(self, param: torch.Tensor, g: torch.Tensor | None, compute) -> torch.Tensor:
-        """`compute(out)` into the parameter's gradient buffer; zeros when its G is (None)."""
-        out = self._grads.get(param)
-        if out is None:
-            out = self._grads[param] = torch.empty_like(param)
-        return out.zero_() if g is None else compute(out)
 
     @torch.no_grad()
     def train_batch(self, batch, algorithm, optim_w: torch.optim.Optimizer):
@@ -382,7 +379,7 @@ class FusedMLP:
                 self.chain.propagate(r, G, dx)
                 torch.addmm(r[-1], g_out, state.out_weight, beta=-1, out=dx[-1])
         if learn:
-            self.chain.set_grads(self, state.x0, x, G, g_out, learn)
+            self.chain.set_grads(state.x0, x, G, g_out, learn)
             if fast_step is None:
                 optimizer.step()
             else:
