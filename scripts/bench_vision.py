@@ -74,17 +74,18 @@ def main(argv: list[str] | None = None) -> int:
         overrides.append(f"data.train_size={args.train_size}")
     modes = list(dict.fromkeys(args.modes))
     if args.pcx_python is not None:  # bench_pcx.py runs the MLP on MNIST with iPC or BP only
-        problem = (f"--pcx-python {args.pcx_python} does not exist" if not Path(args.pcx_python).exists() else
-                   "--pcx-python compares the gelu/relu/tanh MLP on MNIST with --algo ipc or bp only"
-                   if args.act not in ("gelu", "relu", "tanh") or args.dataset != "mnist"
-                   or args.algo not in ("ipc", "bp") else None)
+        problem = None
+        if not Path(args.pcx_python).exists():
+            problem = f"--pcx-python {args.pcx_python} does not exist"
+        elif args.act not in ("gelu", "relu", "tanh") or args.dataset != "mnist" or args.algo not in ("ipc", "bp"):
+            problem = "--pcx-python compares the gelu/relu/tanh MLP on MNIST with --algo ipc or bp only"
         if problem:
             print(f"error: {problem}", file=sys.stderr)
             return 2
     rounds = []
     try:
         cfg = load_vision_config(None, overrides)
-        cpu = configure_cpu(args.threads if args.threads == "auto" else int(args.threads))
+        cpu = configure_cpu(args.threads)  # "auto" or a positive integer; anything else is a UsageError
         for number in range(1, args.rounds + 1):  # rounds alternate the contenders: this VM's speed drifts
             runs = {}
             for mode in modes:  # the same seed, data order and config; only the way gradients are computed differs
