@@ -2,64 +2,85 @@
 # Robustness count at CPU scale (SPEC.md section 5; the paper's is on AlexNet / CIFAR-10, 96 points): the SAME
 # 36-point grid alpha in {1e-5, 1e-4, 1e-3, 1e-2} x gamma in {0.1, 0.5, 1.0} x T in {3, 5, 8} for iPC and for PC,
 # MLP with 2 hidden layers of 64 units (tanh) on Fashion-MNIST, SCALED DOWN: 2000 training images, 1000 dev, the
-# full 10000 test images, 3 epochs, batch 64, AdamW, seed 0 (configs/grids/vision_mlp_robustness_{ipc,pc}.yaml).
+# full 10000 test images, 3 epochs, batch 64, AdamW, seeds 0, 1, 2 (a grid axis;
+# configs/grids/vision_mlp_robustness_{ipc,pc}.yaml): 108 runs per method.
 # The BP grid (the same 4 learning rates) runs last, for reference.
 # Converged = status completed (not diverged) and final test accuracy above twice chance, 20% (scripts/sweep.py).
-# One training process at a time (sweep.py runs its points one after the other), one thread. Resumable.
+# The iPC and PC grids run side by side (sweep.py runs each grid's points one after the other), one thread per run.
+# Resumable: finished points are skipped.
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
-for algo in ipc pc bp; do
-  .venv/bin/python scripts/sweep.py configs/grids/vision_mlp_robustness_$algo.yaml \
-    --output-dir runs/vision/robustness_$algo --launcher .venv/bin/python -- --threads 1 train.tracker=none \
-    > runs/vision/robustness_$algo.log 2>&1
-  echo "$(date -u +%H:%M:%S) sweep $algo rc=$?"
-done
+sweep() {  # one grid: its points one after the other, resumable (finished points are skipped)
+  .venv/bin/python scripts/sweep.py configs/grids/vision_mlp_robustness_$1.yaml \
+    --output-dir runs/vision/robustness3_$1 --launcher .venv/bin/python -- --threads 1 train.tracker=none \
+    > runs/vision/robustness3_$1.log 2>&1
+  echo "$(date -u +%H:%M:%S) sweep $1 rc=$?"
+}
+mkdir -p runs/vision
+sweep ipc & sweep pc & wait  # the two grids side by side, one core each
+sweep bp
 python3 - <<'PY'
-import json
+# The report: every run of the three grids (seed is a grid axis), counted per run, per seed and per point.
+import json, re, statistics
 from pathlib import Path
+NAMES, PAPER = {"ipc": "iPC", "pc": "PC", "bp": "BP"}, {"ipc": "88 / 96", "pc": "26 / 96", "bp": "—"}
+FINAL = ("completed", "early_stopped", "max_steps")
 out = {"paper": {"iPC": "88 of 96", "PC": "26 of 96", "note": "AlexNet on CIFAR-10, 96-point grid"}, "grids": {}}
-lines = ["| method | converged (ours, of grid points) | paper (AlexNet, CIFAR-10) | best point (dev) | its test acc |",
-         "|---|---|---|---|---|"]
-paper = {"ipc": "88 / 96", "pc": "26 / 96", "bp": "—"}
-for algo in ("ipc", "pc", "bp"):
-    p = Path(f"runs/vision/robustness_{algo}/results.json")
-    if not p.exists():
-        lines.append(f"| {algo} | missing | {paper[algo]} | | |"); continue
-    r = json.loads(p.read_text())
-    out["grids"][algo] = r
-    best = r["points"][0]
-    name = " ".join(f"{k}={v}" for k, v in best["point"].items())
-    acc = best["test_accuracy"]
-    lines.append(f"| {dict(ipc='iPC', pc='PC', bp='BP')[algo]} | {r['converged']} / {len(r['points'])} | {paper[algo]} | "
-                 f"{name} | {'—' if acc is None else f'{100 * acc:.2f}%'} |")
-    out["converged_rule"] = r["converged_rule"]
-lines += ["", f"Converged: {out.get('converged_rule')}.", ""]
-# a stricter reading beside the rule (not used for the headline count): test accuracy above other thresholds
-lines += ["Points above other test-accuracy thresholds (same runs; a stricter reading of 'converged'):", "",
-          "| method | > 20% | > 50% | > 70% | > 75% | grid best test acc |", "|---|---|---|---|---|---|"]
-for algo in ("ipc", "pc", "bp"):
-    g = out["grids"].get(algo)
-    if not g:
-        continue
-    accs = [p["test_accuracy"] for p in g["points"] if p["status"] in ("completed", "early_stopped", "max_steps")
-            and p["test_accuracy"] is not None]
+for algo in NAMES:
+    p = Path(f"runs/vision/robustness3_{algo}/results.json")
+    if p.exists():
+        out["grids"][algo] = json.loads(p.read_text())
+        out["converged_rule"] = out["grids"][algo]["converged_rule"]
+key = lambda pt: json.dumps({k: v for k, v in pt.items() if k != "seed"}, sort_keys=True)
+pct = lambda a: "—" if a is None else f"{100 * a:.2f}%"
+lines = ["| method | converged runs (of points × seeds) | seed 0 | seed 1 | seed 2 | points converged in every seed "
+         "| paper (AlexNet, CIFAR-10) | best point (mean dev over seeds) | its test acc, mean ± std |",
+         "|---|---|---|---|---|---|---|---|---|"]
+points = {}
+for algo, g in out["grids"].items():
+    runs = g["points"]
+    by_point = {}
+    for r in runs:
+        by_point.setdefault(key(r["point"]), []).append(r)
+    points[algo] = by_point
+    per_seed = [sum(r["converged"] for r in runs if r["point"]["seed"] == s) for s in (0, 1, 2)]
+    n_points = len(by_point)
+    every = sum(all(r["converged"] for r in rs) for rs in by_point.values())
+    mean_dev = lambda rs: statistics.mean(r["best_dev_accuracy"] if r["best_dev_accuracy"] is not None else 0.0 for r in rs)
+    best_key = max(by_point, key=lambda k: mean_dev(by_point[k]))
+    tests = [r["test_accuracy"] for r in by_point[best_key] if r["test_accuracy"] is not None]
+    name = " ".join(f"{k}={v}" for k, v in json.loads(best_key).items())
+    lines.append(f"| {NAMES[algo]} | {g['converged']} / {len(runs)} | {per_seed[0]} / {n_points} | {per_seed[1]} / {n_points} "
+                 f"| {per_seed[2]} / {n_points} | {every} / {n_points} | {PAPER[algo]} | {name} "
+                 f"| {100 * statistics.mean(tests):.2f} ± {100 * statistics.pstdev(tests):.2f}% |")
+lines += ["", f"Converged: {out.get('converged_rule')}.", "",
+          "Runs above other test-accuracy thresholds (the same runs; a stricter reading of 'converged'):", "",
+          "| method | > 20% | > 50% | > 70% | > 75% | best run's test acc |", "|---|---|---|---|---|---|"]
+for algo, g in out["grids"].items():
+    accs = [r["test_accuracy"] for r in g["points"] if r["status"] in FINAL and r["test_accuracy"] is not None]
     cnt = lambda t: f"{sum(a > t for a in accs)} / {len(g['points'])}"
-    lines.append(f"| {dict(ipc='iPC', pc='PC', bp='BP')[algo]} | {cnt(0.2)} | {cnt(0.5)} | {cnt(0.7)} | {cnt(0.75)} | "
-                 f"{100 * max(accs):.2f}% |" if accs else f"| {algo} | 0 | 0 | 0 | 0 | — |")
-lines += [""]
-# the iPC and PC grids point by point
-pts = {a: {json.dumps(p["point"], sort_keys=True): p for p in out["grids"].get(a, {}).get("points", [])} for a in ("ipc", "pc")}
-lines += ["Every point (test accuracy of the best-dev epoch; status):", "",
-          "| lr (alpha) | gamma | T | iPC | PC |", "|---|---|---|---|---|"]
-for key in sorted(pts["ipc"] or pts["pc"], key=lambda k: tuple(json.loads(k)[x] for x in ("train.lr", "pc.inference_lr", "pc.inference_steps"))):
-    pt = json.loads(key)
-    cell = lambda p: "missing" if p is None else (f"{100 * p['test_accuracy']:.2f}%" if p["test_accuracy"] is not None else "—") + f" ({p['status']}{', converged' if p['converged'] else ''})"
-    lines.append(f"| {pt['train.lr']} | {pt['pc.inference_lr']} | {pt['pc.inference_steps']} | {cell(pts['ipc'].get(key))} | {cell(pts['pc'].get(key))} |")
+    lines.append(f"| {NAMES[algo]} | {cnt(0.2)} | {cnt(0.5)} | {cnt(0.7)} | {cnt(0.75)} | {pct(max(accs) if accs else None)} |")
+lines += ["", "Every point of the iPC and PC grids: test accuracy of each seed's best-dev epoch (seeds 0, 1, 2), "
+          "and in how many seeds the run converged:", "",
+          "| lr (alpha) | gamma | T | iPC | iPC converged | PC | PC converged |", "|---|---|---|---|---|---|---|"]
+order = lambda k: tuple(json.loads(k)[x] for x in ("train.lr", "pc.inference_lr", "pc.inference_steps"))
+def cell(rs):
+    if not rs:
+        return "missing", "—"
+    rs = sorted(rs, key=lambda r: r["point"]["seed"])
+    accs = " / ".join("—" if r["test_accuracy"] is None else f"{100 * r['test_accuracy']:.1f}"
+                      + ("" if r["status"] in FINAL else f" ({r['status']})") for r in rs)
+    return accs, f"{sum(r['converged'] for r in rs)} / {len(rs)}"
+for k in sorted(points.get("ipc") or points.get("pc") or {}, key=order):
+    pt = json.loads(k)
+    ipc, pc = cell(points.get("ipc", {}).get(k)), cell(points.get("pc", {}).get(k))
+    lines.append(f"| {pt['train.lr']} | {pt['pc.inference_lr']} | {pt['pc.inference_steps']} | {ipc[0]} | {ipc[1]} "
+                 f"| {pc[0]} | {pc[1]} |")
 Path("reports/vision_robustness_cpu.json").write_text(json.dumps(out, indent=1))
 md = Path("reports/vision_robustness_cpu.md")
 block = "<!-- generated -->\n" + "\n".join(lines) + "\n<!-- /generated -->"
 old = md.read_text() if md.exists() else ""
-import re
-md.write_text(re.sub("<!-- generated -->.*?<!-- /generated -->", lambda _: block, old, flags=re.S) if "<!-- generated -->" in old else block + "\n")
+md.write_text(re.sub("<!-- generated -->.*?<!-- /generated -->", lambda _: block, old, flags=re.S)
+              if "<!-- generated -->" in old else block + "\n")
 print("\n".join(lines))
 PY

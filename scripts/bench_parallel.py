@@ -66,7 +66,7 @@ from pclm.pc import EnergyGraph, gaussian
 from pclm.training.compiled import CompiledEnergy
 from pclm.training.step import evaluate_energy, train_batch, weight_groups
 from pclm.vision import MLP, FusedMLP, StackedMLP
-from pclm.vision.fused_mlp import _optimizer_kernel
+from pclm.vision.fused_mlp import optimizer_kernel
 
 CLASSES = 10
 ALL_GAUSSIAN = lambda name: gaussian  # noqa: E731
@@ -127,11 +127,12 @@ def fused_bp_step(model: MLP, batch: dict, lr: float) -> Callable[[], None]:
 
 def fused_ipc_step(model: torch.nn.Module, batch: dict, lr: float, inference_lr: float) -> Callable[[], None]:
     """`ipc_step` in closed form (train.fused, `FusedMLP`): one steady-state iPC step, evaluation t = 1 of a batch
-    whose value nodes were initialised (and whose fresh t = 0 step ran) once, untimed."""
+    whose value nodes were initialised (and whose fresh t = 0 step ran) once, untimed. The batch has T = 3, so t = 1
+    is not its last evaluation (after which FusedMLP leaves the value nodes unmoved)."""
     optim = torch.optim.SGD(weight_groups(model), lr=lr)
-    engine, algorithm = FusedMLP(model, optim), IPC(2, inference_lr)
+    engine, algorithm = FusedMLP(model, optim), IPC(3, inference_lr)
     state = engine.begin(batch, algorithm)
-    direct = _optimizer_kernel(optim)
+    direct = optimizer_kernel(optim)
     with torch.no_grad():
         engine.step(state, 0, algorithm, optim, direct)
 

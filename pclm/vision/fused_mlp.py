@@ -43,7 +43,7 @@ from ..errors import UsageError
 from .mlp import MLP
 from .parallel_mlp import StackedMLP
 
-__all__ = ["FusedMLP"]
+__all__ = ["FusedMLP", "optimizer_kernel"]
 
 
 def _derivative(name: str):
@@ -80,8 +80,10 @@ def _sgd_kernel(optimizer: torch.optim.Optimizer):
     return step
 
 
-def _optimizer_kernel(optimizer: torch.optim.Optimizer):
-    """The direct step of `optimizer` (`_adam_kernel`, `_sgd_kernel`), or None: use `optimizer.step()`."""
+def optimizer_kernel(optimizer: torch.optim.Optimizer):
+    """A function `step(group_indices)` that takes `optimizer`'s step on those parameter groups by calling its
+    kernel directly (`_adam_kernel`: fused Adam / AdamW; `_sgd_kernel`: plain SGD), or None for any other optimiser
+    or setting: then use `optimizer.step()`."""
     return _adam_kernel(optimizer) or _sgd_kernel(optimizer)
 
 
@@ -305,7 +307,7 @@ class FusedMLP:
 
         state = self.begin(batch, algorithm)
         optimizer = _unwrap(optim_w)
-        fast_step = _optimizer_kernel(optimizer)
+        fast_step = optimizer_kernel(optimizer)
         stats = StepStats(float("nan"), float("nan"), float("nan"))
         for t in range(algorithm.steps):
             value, loss = self.step(state, t, algorithm, optimizer, fast_step)
@@ -337,7 +339,7 @@ class FusedMLP:
 
     def step(self, state: _Batch, t: int, algorithm, optimizer: torch.optim.Optimizer, fast_step=None):
         """Evaluation t of the batch and the updates the algorithm makes after it (one iteration of train_batch's
-        loop). Returns (F, mean output loss). `fast_step`: `_optimizer_kernel(optimizer)`, or None. Call it under
+        loop). Returns (F, mean output loss). `fast_step`: `optimizer_kernel(optimizer)`, or None. Call it under
         `torch.no_grad()` (as `train_batch` does)."""
         from ..training.step import Diverged  # the training package imports this module's package
 
@@ -370,7 +372,8 @@ class FusedMLP:
                 self.chain.backprop(self.act_grad, a, x, G, g_out)
         elif r is not None:
             G = self.act_grad(r, a, state.mu)  # every hidden layer at once
-        move_x = state.optim_x is not None and algorithm.updates_x(t)
+        # the value nodes die with the batch: a step after its last evaluation changes nothing that is kept
+        move_x = state.optim_x is not None and algorithm.updates_x(t) and t < algorithm.steps - 1
         if move_x:  # B dF/dx = -r_l + G_{l+1} W_{l+1}, from the weights before they move
             if r is None:  # x == mu: only the top node has a non-zero gradient, from the output
                 dx[:-1].zero_()
