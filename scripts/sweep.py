@@ -3,7 +3,7 @@
 models) or dev accuracy (vision), resumable.
 
     python scripts/sweep.py configs/grids/clm_ipc.yaml --output-dir runs/grid_clm_ipc -- --data-dir ../shared/data/lm1b
-    python scripts/sweep.py configs/grids/vision_mlp_robustness.yaml --output-dir runs/grid_vision_mlp
+    python scripts/sweep.py configs/grids/vision_mlp_robustness_ipc.yaml --output-dir runs/grid_vision_mlp_ipc
 
 The grid file names the task, the algorithm, fixed overrides and the grid (dotted keys -> lists of values):
 

@@ -35,8 +35,8 @@ def test_shipped_grids_match_the_paper_sizes():
     sizes = {p.stem: len(sweep.expand(__import__("yaml").safe_load(p.read_text())["grid"]))
              for p in (ROOT / "configs" / "grids").glob("*.yaml")}
     expected = {"mlm_bp": 35, "clm_bp": 35, "mlm_pc": 96, "mlm_ipc": 20, "clm_pc": 96, "clm_ipc": 20,
-                "vision_mlp_robustness_bp": 4, "vision_mlp_robustness_ipc": 36,
-                "vision_mlp_robustness_pc": 36}
+                "vision_mlp_robustness_bp": 12, "vision_mlp_robustness_ipc": 108,
+                "vision_mlp_robustness_pc": 108}  # 36 (alpha, gamma, T) points, or 4 alphas, x 3 seeds
     assert {k: sizes.get(k) for k in expected} == expected  # other grids (CPU-scale extras) may sit beside them
 
 
