@@ -1,6 +1,7 @@
 """Run under `accelerate launch --num_processes 2 --cpu`: train a tiny PCLM with iPC then PC on different data
 per rank and write each rank's flattened weights, so the test can check they stay identical."""
 
+import gc
 import json
 import sys
 
@@ -38,6 +39,14 @@ def main(out_path: str) -> None:
                    "moved": float((flat - start).abs().max()),
                    "ranks_saw_different_batches": bool((batches[0] != batches[1]).any()),
                    "num_processes": accelerator.num_processes}, open(out_path, "w"))
+    # Teardown in order: the DDP-wrapped model, optimiser and loader go first, while the gloo process group still
+    # exists; then both ranks meet and the group is destroyed, as the training scripts' end_training does. Left to
+    # exit-time destructors, or with the group destroyed first, a rank now and then aborted ("terminate called
+    # without an active exception") or hung in the model's destructor (about 1 run in 6-10).
+    del model, optim, loader
+    gc.collect()
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
 
 
 if __name__ == "__main__":
