@@ -42,7 +42,7 @@ def main(out_path: str) -> None:
     # Teardown in order: the DDP-wrapped model, optimiser and loader go first, while the gloo process group still
     # exists; then both ranks meet and the group is destroyed, as the training scripts' end_training does. Left to
     # exit-time destructors, or with the group destroyed first, a rank now and then aborted ("terminate called
-    # without an active exception") or hung in the model's destructor (about 1 run in 6-10).
+    # without an active exception") or hung while the objects of main() were freed (about 1 run in 6-10).
     del model, optim, loader
     gc.collect()
     accelerator.wait_for_everyone()
