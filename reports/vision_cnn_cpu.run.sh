@@ -11,17 +11,7 @@ cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 OUT=runs/vision/cnn
 mkdir -p $OUT
-run() {  # run <folder> <train_vision args...>
-  local dir=$1; shift
-  local st; st=$(python3 -c "import json,sys
-try: print(json.load(open(sys.argv[1]+'/metrics.json')).get('status'))
-except Exception: print('none')" "$dir")
-  case $st in completed|early_stopped|max_steps|diverged) echo "skip $dir ($st)"; return;; esac
-  local mode=--overwrite; [ -d "$dir/checkpoints" ] && mode=--resume
-  echo "$(date -u +%H:%M:%S) start $dir"
-  .venv/bin/python scripts/train_vision.py "$@" --threads 1 --output-dir "$dir" $mode > "$dir.log" 2>&1
-  echo "$(date -u +%H:%M:%S) end $dir rc=$?"
-}
+. reports/vision_run.sh  # run <folder> <train_vision args...>: one resumable training
 for ds in cifar10 fashion-mnist; do
   for seed in 0 1; do
     for algo in bp pc ipc; do

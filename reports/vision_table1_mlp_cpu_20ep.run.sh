@@ -9,15 +9,7 @@
 cd "$(dirname "$0")/.."
 OUT=runs/vision/table1_mlp_20ep
 mkdir -p $OUT
-run() {  # run <folder> <train_vision args...>
-  local dir=$1; shift
-  local st; st=$(.venv/bin/python -c "from pclm.runs import run_status; import sys; print(run_status(__import__('pathlib').Path(sys.argv[1])))" "$dir")
-  case $st in completed|early_stopped|max_steps|diverged) echo "skip $dir ($st)"; return;; esac
-  local mode=--overwrite; [ -d "$dir/checkpoints" ] && mode=--resume
-  echo "$(date -u +%H:%M:%S) start $dir"
-  .venv/bin/python scripts/train_vision.py "$@" --threads 1 --output-dir "$dir" $mode > "$dir.log" 2>&1
-  echo "$(date -u +%H:%M:%S) end $dir rc=$?"
-}
+. reports/vision_run.sh  # run <folder> <train_vision args...>: one resumable training
 stream() {  # every seed and algorithm of one data set, one run after the other
   for seed in 0 1 2; do
     for algo in bp pc ipc; do
