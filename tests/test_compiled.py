@@ -137,5 +137,7 @@ def test_compiled_equals_eager_on_the_language_models(task):
         runs.append((model, [train_batch(model, b, algorithm, optim, select, compiled=compiled) for b in batches]))
     (eager, eager_stats), (comp, comp_stats) = runs
     assert [s.loss for s in eager_stats] == pytest.approx([s.loss for s in comp_stats], rel=1e-5)
+    # eager reads out through the chunked linear + cross-entropy, the compiled path through the full logits: the
+    # same sums in another order, so float32 noise of a few 1e-6 on weights of size ~0.1
     for p, q in zip(eager.parameters(), comp.parameters()):
-        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5)

@@ -7,7 +7,8 @@ unchanged, an `EnergyGraph` swaps in the value node `x` and records the node's e
     blocks.{i}.attn    attention sublayer output after residual (+ LN), (B, T, C)
     blocks.{i}.ffn     feed-forward hidden activation, (B, T, I)
     blocks.{i}.out     block output, (B, T, C)
-The output is clamped to the labels by `nodes.clamp_output(logits, targets)` (the cross-entropy energy).
+The output is clamped to the labels by the cross-entropy energy: `nodes.clamp_readout` on a training graph (the
+logits are never formed; `logits` is then None), `nodes.clamp_output` on the logits otherwise.
 """
 
 from __future__ import annotations
@@ -129,8 +130,21 @@ class PCLMLMHead(nn.Module):
         self.norm = _norm(config, config.hidden_size)
         self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
 
+    def transform(self, h: torch.Tensor) -> torch.Tensor:
+        """The head up to the decoder: (..., C) -> (..., C)."""
+        return self.norm(F.gelu(self.dense(h)))
+
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.norm(F.gelu(self.dense(h))))
+        return self.decoder(self.transform(h))
+
+    def loss(self, h: torch.Tensor, targets: torch.Tensor, nodes) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Clamp the output to `targets`: h (N, C) last hidden states, targets (N,). Returns (loss, logits (N, V)),
+        logits None when `nodes` fuses the readout (training graphs: the logits are never formed)."""
+        z = self.transform(h)
+        if nodes.fused_readout:
+            return nodes.clamp_readout(z, self.decoder.weight, self.decoder.bias, targets), None
+        logits = self.decoder(z)
+        return nodes.clamp_output(logits, targets), logits
 
 
 class _PCLMWithHead(PCLMPreTrainedModel):
@@ -149,7 +163,8 @@ class _PCLMWithHead(PCLMPreTrainedModel):
 
 class PCLMForMaskedLM(_PCLMWithHead):
     """Masked LM. With `labels`, logits are computed only at the masked positions (labels != -100):
-    `logits` is then (N_masked, V) in row-major order of those positions. Without labels, (B, T, V)."""
+    `logits` is then (N_masked, V) in row-major order of those positions (None on a training graph). Without
+    labels, (B, T, V)."""
 
     def __init__(self, config: PCLMConfig) -> None:
         config = copy.deepcopy(config)  # never turn the caller's config into the other kind of model
@@ -169,8 +184,7 @@ class PCLMForMaskedLM(_PCLMWithHead):
         if labels is None:
             return MaskedLMOutput(logits=self.lm_head(h))
         picked = labels != IGNORE_INDEX
-        logits = self.lm_head(h[picked])  # (N, V): the 128->vocab head dominates the cost, so skip unmasked rows
-        loss = nodes.clamp_output(logits, labels[picked])
+        loss, logits = self.lm_head.loss(h[picked], labels[picked], nodes)  # the head only at the masked rows
         return MaskedLMOutput(loss=loss, logits=logits)
 
 
@@ -192,11 +206,11 @@ class PCLMForCausalLM(_PCLMWithHead, GenerationMixin):
         **kwargs,
     ) -> CausalLMOutput:
         nodes = nodes or _FEEDFORWARD
-        logits = self.lm_head(self.pclm(input_ids, attention_mask, nodes))  # (B, T, V)
-        loss = None
-        if labels is not None:
-            # Shift the labels, not the logits: slicing the (B, T, V) logits would copy them in the forward pass
-            # and zero-fill a (B, T, V) gradient in the backward. The last position gets no target.
-            targets = F.pad(labels[:, 1:], (0, 1), value=IGNORE_INDEX)
-            loss = nodes.clamp_output(logits.view(-1, logits.shape[-1]), targets.reshape(-1))
-        return CausalLMOutput(loss=loss, logits=logits)
+        h = self.pclm(input_ids, attention_mask, nodes)  # (B, T, C)
+        if labels is None:
+            return CausalLMOutput(logits=self.lm_head(h))
+        # Shift the labels, not the logits: slicing the (B, T, V) logits would copy them in the forward pass
+        # and zero-fill a (B, T, V) gradient in the backward. The last position gets no target.
+        targets = F.pad(labels[:, 1:], (0, 1), value=IGNORE_INDEX)
+        loss, logits = self.lm_head.loss(h.reshape(-1, h.shape[-1]), targets.reshape(-1), nodes)
+        return CausalLMOutput(loss=loss, logits=None if logits is None else logits.view(*h.shape[:2], -1))

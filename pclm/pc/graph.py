@@ -1,7 +1,9 @@
 """Value nodes and the energy graph.
 
 A model calls `nodes(name, mu, mask)` at every place where a value node may sit, and
-`nodes.clamp_output(logits, targets)` at its output. Two implementations share that interface:
+`nodes.clamp_output(logits, targets)` at its output. A model whose output is a linear readout may instead call
+`nodes.clamp_readout(h, weight, bias, targets)` when `nodes.fused_readout` is true: the same cross-entropy energy,
+computed in row chunks without the full logits (`linear_cross_entropy`). Two implementations share that interface:
 
 * `FeedForward`: no value nodes. `nodes(name, mu)` returns `mu`; the output loss is the mean cross-entropy.
   Evaluation, pipelines and `generate()` use it.
@@ -23,6 +25,7 @@ from collections.abc import Callable
 import torch
 
 from .energies import IGNORE_INDEX, cross_entropy, gaussian
+from .linear_ce import linear_cross_entropy
 
 __all__ = ["FeedForward", "EnergyGraph", "EnergyFn"]
 
@@ -30,7 +33,12 @@ EnergyFn = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.T
 
 
 class FeedForward:
-    """The identity graph: no value nodes. Used for BP-free evaluation and inference."""
+    """The identity graph: no value nodes. Used for BP-free evaluation and inference.
+
+    `fused_readout` is False: callers of a feedforward pass (evaluation, pipelines, `generate`) get full logits.
+    """
+
+    fused_readout = False
 
     def __call__(self, name: str, mu: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         return mu
@@ -39,6 +47,12 @@ class FeedForward:
         """Mean cross-entropy over the targets that are not ignored. logits: (N, V); targets: (N,)."""
         count = (targets != IGNORE_INDEX).sum().clamp(min=1)
         return cross_entropy(logits, targets) / count
+
+    def clamp_readout(self, h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                      targets: torch.Tensor) -> torch.Tensor:
+        """`clamp_output` of the logits `h @ weight.T + bias` without forming them. h: (N, C); targets: (N,)."""
+        count = (targets != IGNORE_INDEX).sum().clamp(min=1)
+        return linear_cross_entropy(h, weight, bias, targets) / count
 
     def clamp(self, name: str, target: torch.Tensor, mu: torch.Tensor, energy_fn: EnergyFn = gaussian) -> torch.Tensor:
         """Clamp node `name` to data `target` (e.g. the image of a generative net); its energy E(target, mu) summed
@@ -54,13 +68,19 @@ class EnergyGraph(FeedForward):
             not a value node. `select=lambda name: None` gives a graph with only the output node, whose energy
             is the BP loss (as a sum over targets / batch_size).
         batch_size: number of samples in the batch (the energy's normaliser).
+
+    `fused_readout` is True: a training graph never needs the full logits. `learning` says whether the next
+    evaluation takes weight gradients; the training step sets it, and the fused readout then skips dF/dW.
     """
+
+    fused_readout = True
 
     def __init__(self, select: Callable[[str], EnergyFn | None], batch_size: int) -> None:
         self.select = select
         self.batch_size = batch_size
         self.x: dict[str, torch.Tensor] = {}
         self.node_energies: dict[str, torch.Tensor] = {}
+        self.learning = True
 
     def __call__(self, name: str, mu: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         energy_fn = self.select(name)
@@ -75,6 +95,13 @@ class EnergyGraph(FeedForward):
     def clamp_output(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Clamp the output node to `targets` with the cross-entropy energy; returns the mean loss for logging."""
         total = cross_entropy(logits, targets)
+        self.node_energies["output"] = total
+        return total.detach() / (targets != IGNORE_INDEX).sum().clamp(min=1)
+
+    def clamp_readout(self, h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                      targets: torch.Tensor) -> torch.Tensor:
+        """`clamp_output` of the logits `h @ weight.T + bias`, computed in row chunks (`linear_cross_entropy`)."""
+        total = linear_cross_entropy(h, weight, bias, targets, weight_grads=self.learning)
         self.node_energies["output"] = total
         return total.detach() / (targets != IGNORE_INDEX).sum().clamp(min=1)
 

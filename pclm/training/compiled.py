@@ -63,6 +63,9 @@ class CompiledEnergy:
                 batch_size: int):
         graph = EnergyGraph(select, batch_size)
         graph.x = dict(xs)  # every node already exists: the pass reads x, never initialises it
+        # The fused readout decides in Python which gradients to form (requires_grad); under Dynamo's tracing that
+        # check does not see torch.func's gradient tracking, so the compiled path takes the plain logits.
+        graph.fused_readout = False
         out = functional_call(self.model, params, (), {**batch, "nodes": graph})
         return graph.energy(), out.loss.detach()
 

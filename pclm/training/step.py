@@ -113,6 +113,7 @@ def evaluate_energy(model, batch, graph: EnergyGraph, learn: list[int], accelera
                 x.requires_grad_(True)
         energy, loss = compiled.evaluate(graph, batch, weights=bool(learn))
         return energy.item(), loss
+    graph.learning = bool(learn)  # an inference-only evaluation: the fused readout skips dF/dW
     sync = nullcontext() if learn or accelerator is None else accelerator.no_sync(model)
     autocast = nullcontext() if accelerator is None else accelerator.autocast()
     with sync:

@@ -1,0 +1,106 @@
+"""The output node's energy straight from the last hidden states: a linear layer to the vocabulary followed by the
+cross-entropy against the clamped targets, computed in row chunks so that the full (N, V) logits never exist.
+
+The backward is written by hand and computed during the forward pass, chunk by chunk, while each chunk's logits
+are in cache: the softmax minus the one-hot target is the gradient of the logits, so each chunk costs three
+matmuls (logits, dF/dh, dF/dW) and one (n, V) buffer. Autograd then only scales the stored gradients by the
+incoming gradient. The result equals `cross_entropy(h @ W.T + b, targets)` to float tolerance.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .energies import IGNORE_INDEX
+
+__all__ = ["linear_cross_entropy", "DEFAULT_CHUNK_ROWS"]
+
+DEFAULT_CHUNK_ROWS = 512  # (512, 8001) fp32 logits = 16 MiB: large enough for efficient matmuls, small for cache
+
+
+def _compute_dtype(h: torch.Tensor) -> torch.dtype:
+    """The matmul dtype: the autocast dtype when autocast is on for h's device, else h's own dtype."""
+    kind = h.device.type
+    if torch.is_autocast_enabled(kind):
+        return torch.get_autocast_dtype(kind)
+    return h.dtype
+
+
+class _LinearCrossEntropy(torch.autograd.Function):
+    @staticmethod
+    def forward(h, weight, bias, targets, chunk_rows: int, need_h: bool, need_w: bool):
+        # h: (N, C); weight: (V, C); bias: (V,) or None; targets: (N,)
+        dtype = _compute_dtype(h)
+        with torch.autocast(h.device.type, enabled=False):
+            w = weight.to(dtype)
+            f32 = dict(dtype=torch.float32, device=h.device)
+            grad_h = torch.empty(h.shape, **f32) if need_h else None
+            grad_w = torch.zeros(weight.shape, **f32) if need_w else None
+            grad_b = torch.zeros(bias.shape, **f32) if need_w and bias is not None else None
+            total = torch.zeros((), **f32)
+            for start in range(0, h.shape[0], chunk_rows):
+                hc = h[start:start + chunk_rows].to(dtype)  # (n, C)
+                tc = targets[start:start + chunk_rows]  # (n,)
+                logits = (hc @ w.t()).float()  # (n, V)
+                if bias is not None:
+                    logits += bias.float()
+                keep = tc != IGNORE_INDEX
+                safe = tc.clamp(min=0)[:, None]  # (n, 1)
+                picked = logits.gather(1, safe)[:, 0]  # (n,) the targets' logits, before the buffer is reused
+                top = logits.amax(-1, keepdim=True)  # (n, 1)
+                expd = logits.sub_(top).exp_()  # one exp, in place: exp(logits - max)
+                denom = expd.sum(-1)  # (n,)
+                lse = denom.log() + top[:, 0]
+                total += ((lse - picked) * keep).sum()
+                if not (need_h or need_w):
+                    continue
+                # dCE/dlogits = softmax - onehot, zero on ignored rows; built in place in the same buffer
+                grad = expd.mul_((keep / denom)[:, None])
+                grad.scatter_add_(1, safe, -keep.to(grad.dtype)[:, None])
+                g = grad.to(dtype)
+                if grad_h is not None:
+                    grad_h[start:start + chunk_rows] = g @ w
+                if grad_w is not None:
+                    grad_w += g.t() @ hc
+                if grad_b is not None:
+                    grad_b += grad.sum(0)
+        return total, grad_h, grad_w, grad_b  # the gradients are outputs only so that backward can use them
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:  # separate from forward: torch.func (train.compile) needs it
+        h, weight, bias = inputs[:3]
+        _, grad_h, grad_w, grad_b = output
+        ctx.mark_non_differentiable(*(g for g in (grad_h, grad_w, grad_b) if g is not None))
+        ctx.save_for_backward(grad_h, grad_w, grad_b)
+        ctx.dtypes = (h.dtype, weight.dtype, None if bias is None else bias.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_out, *_):
+        saved = ctx.saved_tensors
+        out = []
+        for i, (g, dtype) in enumerate(zip(saved, ctx.dtypes)):
+            if not ctx.needs_input_grad[i]:
+                out.append(None)
+            elif g is None:
+                # asked for a gradient the forward pass did not compute: only possible for the weights of an
+                # inference-only evaluation, whose backward is restricted to the value nodes and never reads it
+                out.append(None)
+            else:
+                out.append((g * grad_out).to(dtype))
+        return (*out, None, None, None, None)
+
+
+def linear_cross_entropy(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor,
+                         chunk_rows: int = DEFAULT_CHUNK_ROWS, weight_grads: bool = True) -> torch.Tensor:
+    """Cross-entropy of the logits `h @ weight.T + bias` against `targets`, summed over targets != -100.
+
+    h: (N, C) hidden states; weight: (V, C); bias: (V,) or None; targets: (N,). Returns a float32 scalar.
+    Gradients for h, weight and bias are computed in the forward pass; `weight_grads=False` skips those of
+    weight and bias (an inference-only evaluation, whose backward must then be restricted to other inputs:
+    the weights get no gradient from it).
+    Under autocast the matmuls run in the autocast dtype; the softmax and the sums stay float32.
+    """
+    grads = torch.is_grad_enabled()
+    need_h = grads and h.requires_grad
+    need_w = grads and weight_grads and (weight.requires_grad or (bias is not None and bias.requires_grad))
+    return _LinearCrossEntropy.apply(h, weight, bias, targets, chunk_rows, need_h, need_w)[0]

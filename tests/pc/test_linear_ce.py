@@ -1,0 +1,109 @@
+"""The fused, chunked readout + cross-entropy against the unfused oracle `cross_entropy(h @ W.T + b, targets)`:
+values and gradients, alone and inside a whole BP / PC / iPC mini-batch of both language models."""
+
+import copy
+
+import pytest
+import torch
+
+from pclm.algorithms import build_algorithm
+from pclm.models.value_nodes import value_node_selector
+from pclm.pc import EnergyGraph, cross_entropy, linear_cross_entropy
+from pclm.training.step import train_batch
+
+from .conftest import lm_batch, tiny_lm
+
+
+def _inputs(n=37, c=8, v=29, seed=0, dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed)
+    h = torch.randn(n, c, generator=g, dtype=dtype).requires_grad_(True)
+    w = (torch.randn(v, c, generator=g, dtype=dtype) * 0.5).requires_grad_(True)
+    b = torch.randn(v, generator=g, dtype=dtype).requires_grad_(True)
+    t = torch.randint(0, v, (n,), generator=g)
+    t[::5] = -100  # ignored rows
+    return h, w, b, t
+
+
+def _grads(loss, *tensors):
+    return torch.autograd.grad(loss, tensors)
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 37, 512])
+def test_value_and_gradients_equal_unfused(chunk):
+    """Against the unfused loss in float64 (autograd through F.cross_entropy): float32 agreement."""
+    h, w, b, t = _inputs()
+    h64, w64, b64 = (x.detach().double().requires_grad_(True) for x in (h, w, b))
+    ref = torch.nn.functional.cross_entropy(h64 @ w64.t() + b64, t, reduction="sum")
+    fused = linear_cross_entropy(h, w, b, t, chunk_rows=chunk)
+    assert fused.dtype == torch.float32
+    torch.testing.assert_close(fused.double(), ref, rtol=1e-6, atol=0)
+    for got, want in zip(_grads(fused * 3.0, h, w, b), _grads(ref * 3.0, h64, w64, b64)):  # incoming grad != 1
+        torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-6)
+
+
+def test_ignored_rows_get_zero_gradient_and_no_bias():
+    h, w, b, t = _inputs()
+    fused = linear_cross_entropy(h, w, None, t, chunk_rows=4)
+    ref = cross_entropy(h @ w.t(), t)
+    torch.testing.assert_close(fused, ref, rtol=1e-5, atol=1e-5)
+    gh, gw = _grads(fused, h, w)
+    assert gh[t == -100].abs().max() == 0
+    torch.testing.assert_close(gw, _grads(ref, w)[0], rtol=1e-5, atol=1e-6)
+
+
+def test_no_grad_and_inference_only_skip_weight_gradients():
+    h, w, b, t = _inputs()
+    with torch.no_grad():
+        torch.testing.assert_close(linear_cross_entropy(h, w, b, t), cross_entropy(h @ w.t() + b, t))
+    loss = linear_cross_entropy(h, w, b, t, weight_grads=False)
+    (gh,) = _grads(loss, h)  # the backward of an inference-only evaluation reads only the value nodes
+    torch.testing.assert_close(gh, _grads(cross_entropy(h @ w.t() + b, t), h)[0], rtol=1e-5, atol=1e-6)
+
+
+def test_bf16_autocast_close_to_fp32():
+    h, w, b, t = _inputs(n=64, c=32, v=101)
+    ref = cross_entropy(h @ w.t() + b, t)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        fused = linear_cross_entropy(h, w, b, t, chunk_rows=16)
+    assert fused.dtype == torch.float32
+    torch.testing.assert_close(fused, ref, rtol=2e-2, atol=0)
+    gh, gw, gb = _grads(fused, h, w, b)
+    assert gh.dtype == gw.dtype == torch.float32
+    for got, want in zip((gh, gw, gb), _grads(ref, h, w, b)):
+        assert (got - want).norm() < 0.03 * want.norm()
+
+
+class _Unfused(EnergyGraph):
+    fused_readout = False
+
+
+@pytest.mark.parametrize("algo", ["bp", "pc", "ipc"])
+def test_training_batch_equals_unfused(task, algo):
+    """Two mini-batches of each algorithm: the fused readout moves every weight as the full logits do. SGD, not
+    AdamW: AdamW's normalisation turns the float noise of a weight whose gradient is still zero (the error has not
+    reached it yet) into a full-size step, which would compare noise with noise."""
+    model = tiny_lm(task, layer_norm=True)
+    ref_model = copy.deepcopy(model)
+    batch = lm_batch(task, batch=4, length=9, pad_last=3)
+    select = value_node_selector("sublayers+scores") if algo != "bp" else (lambda name: None)
+    for m, graph_cls in ((model, EnergyGraph), (ref_model, _Unfused)):
+        algorithm = build_algorithm(algo, 3, 0.1, discount=0.9 if algo == "pc" else None)
+        optim = torch.optim.SGD(m.parameters(), lr=0.5)
+        for _ in range(2):
+            graph = graph_cls(select if algorithm.uses_value_nodes else (lambda name: None), 4)
+            train_batch(m, batch, algorithm, optim, select, graph=graph)
+    moved = 0
+    for (name, p), q, p0 in zip(model.named_parameters(), ref_model.parameters(), tiny_lm(task).parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5, msg=name)
+        moved += not torch.equal(p, p0)
+    assert moved > 10  # the comparison is not vacuous: the weights did move
+
+
+def test_training_graph_forms_no_logits_and_feedforward_does(task):
+    model = tiny_lm(task)
+    batch = lm_batch(task)
+    out = model(**batch, nodes=EnergyGraph(lambda name: None, 3))
+    assert out.logits is None and out.loss is not None
+    ff = model(**batch)
+    assert ff.logits is not None
+    torch.testing.assert_close(ff.loss, out.loss, rtol=1e-5, atol=1e-6)
