@@ -1,15 +1,22 @@
 #!/usr/bin/env python
 """Benchmark one training step on CPU and print ratios of competing paths, measured side by side.
 
-    python scripts/bench_step.py                                   # batch 128, seq 32, fp32, 3 repeats
+    python scripts/bench_step.py                                   # batch 128, seq 32, fp32 and bf16, 3 repeats
     python scripts/bench_step.py --repeats 5 --json reports/bench_step.json
     python scripts/bench_step.py --sections pc --profile           # + top ops of one BP step vs one iPC evaluation
 
+Every model, algorithm and PC setting is read from the shipped configs (`configs/<task>_<algo>.yaml`, through
+`pclm.config.load_config`): the benchmark times what `scripts/train_lm.py` trains. Only the batch is a flag
+(default 128 for every method, so that steps compare at equal work).
+
 Sections (all by default):
-  hf       pclm BP step (train_batch + AdamW) vs Hugging Face BERT (loss.backward, AdamW) at the same config.
-  pc       PC / iPC at the paper's settings: one train_batch call / algorithm.steps, as a ratio to one BP step
+  hf       pclm BP step (train_batch + AdamW) vs Hugging Face BERT (loss.backward, AdamW) at the same sizes, at
+           fp32 and at bf16 autocast; pclm also with its readout unfused (full logits); each pclm step's matmul
+           throughput as a share of this CPU's measured matmul peak at that precision.
+  pc       PC / iPC at the configs' settings: one train_batch call / algorithm.steps, as a ratio to one BP step
            of the same model.
-  memory   peak memory of one iPC batch vs one BP batch, each in a fresh subprocess (two methods, see output).
+  memory   peak memory of one iPC batch vs one BP batch, and of a BP batch with the unfused readout, each in a
+           fresh subprocess (two methods, see output).
   hygiene  what configure_cpu buys on a BP step: threads 1 vs all cores (in process), and malloc tuned vs not
            (fresh subprocesses: configure_cpu, no mallopt, no mallopt but glibc's MALLOC_* env variables).
   compile  (not run by default: it compiles first) iPC at the paper's settings, eager train_batch vs
@@ -21,6 +28,7 @@ the ratio of minima is shown too, because the 2-core machine is shared and other
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import platform
@@ -37,19 +45,19 @@ import torch
 
 from pclm.benchmarking import race
 
-VOCAB, HIDDEN, LAYERS, HEADS, INTERMEDIATE = 8001, 128, 2, 1, 512
+VOCAB = 8001  # the shipped tokenizer's vocabulary
 MASK_ID = 4  # any id: the benchmark never decodes
-# The paper's best settings (SPEC.md section 4): task, algo -> T, x_lr, lr, discount, layer norm.
-PAPER = {
-    ("mlm", "ipc"): dict(T=6, x_lr=0.5, lr=0.0008, discount=None, layer_norm=False),
-    ("mlm", "pc"): dict(T=8, x_lr=0.03125, lr=0.0004, discount=0.9, layer_norm=False),
-    ("clm", "ipc"): dict(T=4, x_lr=0.5, lr=0.0032, discount=None, layer_norm=True),
-    ("clm", "pc"): dict(T=10, x_lr=0.0078125, lr=0.0004, discount=0.9, layer_norm=False),
-}
-BP_LR = {"mlm": 0.0032, "clm": 0.0016}
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 SECTIONS = ("hf", "pc", "memory", "hygiene", "compile")
 DEFAULT_SECTIONS = ("hf", "pc", "memory", "hygiene")
 MALLOC_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "100000000000"}
+
+
+def shipped(task: str, algo: str):
+    """The resolved RunConfig of `configs/<task>_<algo>.yaml`."""
+    from pclm.config import load_config
+
+    return load_config(CONFIGS / f"{task}_{algo}.yaml", [])
 
 
 # ----------------------------------------------------------------------------------------------- models, batches
@@ -64,20 +72,25 @@ def make_batch(task: str, batch: int, seq: int, seed: int = 0) -> dict[str, torc
     return {**out, "input_ids": ids.masked_fill(picked, MASK_ID), "labels": ids.masked_fill(~picked, -100)}
 
 
-def pclm_model(task: str, layer_norm: bool, seq: int) -> torch.nn.Module:
+def pclm_model(task: str, algo: str, seq: int) -> torch.nn.Module:
+    """The model of `configs/<task>_<algo>.yaml` (its `model` section: sizes, layer norm)."""
     from pclm.models import PCLMConfig, PCLMForCausalLM, PCLMForMaskedLM
 
-    cfg = PCLMConfig(vocab_size=VOCAB, hidden_size=HIDDEN, num_hidden_layers=LAYERS, num_attention_heads=HEADS,
-                     intermediate_size=INTERMEDIATE, max_position_embeddings=max(128, seq), layer_norm=layer_norm)
+    m = dict(shipped(task, algo).model)
+    m["max_position_embeddings"] = max(m.get("max_position_embeddings", 128), seq)
+    cfg = PCLMConfig(vocab_size=VOCAB, **m)
     return (PCLMForMaskedLM if task == "mlm" else PCLMForCausalLM)(cfg)
 
 
-def hf_model(task: str, seq: int) -> torch.nn.Module:
-    """transformers' BERT with pclm's sizes: no dropout, untied decoder (pclm does not tie), no cache."""
+def hf_model(task: str, seq: int, like: torch.nn.Module) -> torch.nn.Module:
+    """transformers' BERT with the sizes of the pclm model `like`: no dropout, untied decoder (pclm does not tie),
+    no cache."""
     from transformers import BertConfig, BertForMaskedLM, BertLMHeadModel
 
-    cfg = BertConfig(vocab_size=VOCAB, hidden_size=HIDDEN, num_hidden_layers=LAYERS, num_attention_heads=HEADS,
-                     intermediate_size=INTERMEDIATE, max_position_embeddings=max(128, seq), hidden_act="gelu",
+    c = like.config
+    cfg = BertConfig(vocab_size=VOCAB, hidden_size=c.hidden_size, num_hidden_layers=c.num_hidden_layers,
+                     num_attention_heads=c.num_attention_heads, intermediate_size=c.intermediate_size,
+                     max_position_embeddings=c.max_position_embeddings, hidden_act="gelu",
                      hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, layer_norm_eps=1e-12,
                      tie_word_embeddings=False, is_decoder=task == "clm", use_cache=False)
     return (BertForMaskedLM if task == "mlm" else BertLMHeadModel)(cfg)
@@ -96,24 +109,32 @@ def autocast(bf16: bool):
     return torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else nullcontext()
 
 
-def pclm_step(model, batch, algo: str, bf16: bool, settings: dict | None = None, lr: float = 1e-3,
-              compile: bool = False) -> tuple[Callable, object]:
-    """One pclm training step through the library's own path: train_batch with the algorithm's schedule
-    (`compile`: gradients through pclm.training.compiled, as train.compile=true)."""
+def pclm_step(model, batch, task: str, algo: str, bf16: bool, compile: bool = False,
+              fused: bool = True) -> tuple[Callable, object]:
+    """One pclm training step through the library's own path: train_batch with the schedule, learning rates and
+    value nodes of `configs/<task>_<algo>.yaml` (`compile`: gradients through pclm.training.compiled, as
+    train.compile=true; `fused=False`: the readout through the full logits, as before the fused readout)."""
     from pclm.algorithms import build_algorithm
     from pclm.models.value_nodes import value_node_selector
+    from pclm.pc import EnergyGraph
     from pclm.training.compiled import CompiledEnergy
     from pclm.training.step import train_batch, weight_groups
 
-    s = settings or {}
-    algorithm = build_algorithm(algo, s.get("T", 1), s.get("x_lr", 0.0), s.get("discount"))
-    optim = torch.optim.AdamW(weight_groups(model), lr=s.get("lr", lr), weight_decay=0.01)
-    select = value_node_selector("out+scores")
+    cfg = shipped(task, algo)
+    algorithm = build_algorithm(algo, cfg.pc.inference_steps, cfg.pc.inference_lr, cfg.pc.discount)
+    optim = torch.optim.AdamW(weight_groups(model), lr=cfg.train.lr, betas=tuple(cfg.train.betas),
+                              weight_decay=cfg.train.weight_decay, fused=True)  # as pclm.training.lm
+    select = value_node_selector(cfg.pc.value_nodes)
     compiled = CompiledEnergy(model) if compile else None
+    size = next(iter(batch.values())).shape[0]
+
+    class Unfused(EnergyGraph):
+        fused_readout = False
 
     def step() -> None:
+        graph = None if fused else Unfused(select if algorithm.uses_value_nodes else (lambda name: None), size)
         with autocast(bf16):
-            train_batch(model, batch, algorithm, optim, select, compiled=compiled)
+            train_batch(model, batch, algorithm, optim, select, compiled=compiled, graph=graph)
     return step, algorithm
 
 
@@ -138,71 +159,109 @@ def ratio(a: float, b: float) -> float:
     return a / b if b else float("nan")
 
 
+def matmul_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
+    """This CPU's matmul throughput in FLOP/s at `dtype`: the best of `repeats` (n, n) @ (n, n) products."""
+    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    return 2 * n**3 / best
+
+
+def _timed(fn: Callable) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def matmul_flops(step: Callable) -> float:
+    """Matmul FLOPs of one call of `step` (forward and backward), counted by torch's FlopCounterMode."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return float(counter.get_total_flops())
+
+
 def bench_hf(args) -> list[dict]:
     rows = []
-    for task, hf_name, target in (("mlm", "BertForMaskedLM", ">= 1.5"), ("clm", "BertLMHeadModel", ">= 1.0")):
-        torch.manual_seed(0)
-        batch = make_batch(task, args.batch, args.seq)
-        ours, theirs = pclm_model(task, True, args.seq), hf_model(task, args.seq)
-        step_ours, _ = pclm_step(ours, batch, "bp", args.bf16)
-        t = race({"pclm": step_ours, "hf": hf_step(theirs, batch, args.bf16)}, args.repeats, args.warmup)
-        rows.append({"task": task, "hf_model": hf_name, "pclm_s": t["pclm"], "hf_s": t["hf"],
-                     "speedup": med(t["hf"]) / med(t["pclm"]), "speedup_min": min(t["hf"]) / min(t["pclm"]),
-                     "target": target, "params_pclm": sum(p.numel() for p in ours.parameters()),
-                     "params_hf": sum(p.numel() for p in theirs.parameters()),
-                     "hf_attn": theirs.config._attn_implementation})
-        del ours, theirs
-    print("\n[hf] one BP training step (forward, backward, AdamW), pclm train_batch vs transformers BERT")
-    print(f"{'task':5} {'HF model':17} {'pclm ms':>9} {'HF ms':>9} {'HF/pclm (median)':>17} {'(min)':>6}  target  params pclm/HF, HF attn")
+    peaks = {bf16: matmul_peak(torch.bfloat16 if bf16 else torch.float32) for bf16 in (False, True)}
+    for bf16 in (False, True):
+        for task, hf_name, target in (("mlm", "BertForMaskedLM", 3.0), ("clm", "BertLMHeadModel", 1.5)):
+            torch.manual_seed(0)
+            batch = make_batch(task, args.batch, args.seq)
+            ours = pclm_model(task, "bp", args.seq)
+            unfused = copy.deepcopy(ours)
+            theirs = hf_model(task, args.seq, ours)
+            step_ours, _ = pclm_step(ours, batch, task, "bp", bf16)
+            step_unfused, _ = pclm_step(unfused, batch, task, "bp", bf16, fused=False)
+            flops = matmul_flops(step_ours)
+            t = race({"pclm": step_ours, "unfused": step_unfused, "hf": hf_step(theirs, batch, bf16)},
+                     args.repeats, args.warmup)
+            rows.append({"task": task, "precision": "bf16" if bf16 else "fp32", "hf_model": hf_name,
+                         "pclm_s": t["pclm"], "unfused_s": t["unfused"], "hf_s": t["hf"],
+                         "speedup": med(t["hf"]) / med(t["pclm"]), "speedup_min": min(t["hf"]) / min(t["pclm"]),
+                         "fused_speedup": med(t["unfused"]) / med(t["pclm"]), "target": target,
+                         "matmul_gflop": flops / 1e9, "peak_gflops": peaks[bf16] / 1e9,
+                         "peak_share": flops / med(t["pclm"]) / peaks[bf16],
+                         "params_pclm": sum(p.numel() for p in ours.parameters()),
+                         "params_hf": sum(p.numel() for p in theirs.parameters()),
+                         "hf_attn": theirs.config._attn_implementation})
+            del ours, unfused, theirs
+    print("\n[hf] one BP training step (forward, backward, AdamW) of configs/<task>_bp.yaml's model, batch "
+          f"{args.batch}: pclm train_batch vs transformers BERT, and pclm with its readout unfused (full logits)"
+          f"\n     matmul peak of this CPU (2048^3 mm, best of 5): fp32 {peaks[False] / 1e9:.0f} GFLOP/s, "
+          f"bf16 {peaks[True] / 1e9:.0f} GFLOP/s; 'of peak' = step's matmul FLOPs / step time / peak")
+    print(f"{'task':5} {'prec':4} {'HF model':16} {'pclm ms':>8} {'unfused':>8} {'HF ms':>8} {'HF/pclm':>8} {'(min)':>6} "
+          f"{'target':>6} {'unfused/pclm':>12} {'GFLOP':>6} {'of peak':>7}")
     for r in rows:
-        print(f"{r['task']:5} {r['hf_model']:17} {1e3 * med(r['pclm_s']):9.1f} {1e3 * med(r['hf_s']):9.1f} "
-              f"{r['speedup']:16.2f}x {r['speedup_min']:5.2f}x  {r['target']:6}  {r['params_pclm']}/{r['params_hf']}, {r['hf_attn']}")
+        print(f"{r['task']:5} {r['precision']:4} {r['hf_model']:16} {1e3 * med(r['pclm_s']):8.1f} "
+              f"{1e3 * med(r['unfused_s']):8.1f} {1e3 * med(r['hf_s']):8.1f} {r['speedup']:7.2f}x {r['speedup_min']:5.2f}x "
+              f"{'>=' + str(r['target']):>6} {r['fused_speedup']:11.2f}x {r['matmul_gflop']:6.1f} {100 * r['peak_share']:6.0f}%")
     return rows
 
 
 def bench_pc(args) -> list[dict]:
     rows = []
-    for (task, algo), s in PAPER.items():
-        torch.manual_seed(0)
-        batch = make_batch(task, args.batch, args.seq)
-        model = pclm_model(task, s["layer_norm"], args.seq)
-        step_pc, algorithm = pclm_step(model, batch, algo, args.bf16, s)
-        step_bp, _ = pclm_step(model, batch, "bp", args.bf16, lr=BP_LR[task])
-        t = race({algo: step_pc, "bp": step_bp}, args.repeats, args.warmup)
-        per_eval = med(t[algo]) / algorithm.steps
-        rows.append({"task": task, "algo": algo, "T": s["T"], "steps": algorithm.steps,
-                     "layer_norm": s["layer_norm"], "call_s": t[algo], "bp_s": t["bp"],
-                     "per_eval_over_bp": per_eval / med(t["bp"]),
-                     "per_eval_over_bp_min": min(t[algo]) / algorithm.steps / min(t["bp"]),
-                     "call_over_bp": med(t[algo]) / med(t["bp"])})
-        del model
-    print("\n[pc] PC / iPC at the paper's settings (value nodes out+scores): one train_batch call / algorithm.steps,"
-          "\n     relative to one BP step of the same model (target <= 1.0)")
-    print(f"{'task':5} {'algo':4} {'T':>3} {'evals':>5} {'LN':>3} {'call ms':>9} {'BP ms':>8} {'eval/BP (median)':>17} "
-          f"{'(min)':>6} {'call/BP':>8}")
+    for task in ("mlm", "clm"):
+        for algo in ("ipc", "pc"):
+            cfg = shipped(task, algo)
+            torch.manual_seed(0)
+            batch = make_batch(task, args.batch, args.seq)
+            model = pclm_model(task, algo, args.seq)
+            step_pc, algorithm = pclm_step(model, batch, task, algo, args.bf16)
+            step_bp, _ = pclm_step(model, batch, task, "bp", args.bf16)
+            t = race({algo: step_pc, "bp": step_bp}, args.repeats, args.warmup)
+            per_eval = med(t[algo]) / algorithm.steps
+            rows.append({"task": task, "algo": algo, "T": cfg.pc.inference_steps, "steps": algorithm.steps,
+                         "value_nodes": cfg.pc.value_nodes, "layer_norm": cfg.model.get("layer_norm", True),
+                         "call_s": t[algo], "bp_s": t["bp"], "per_eval_over_bp": per_eval / med(t["bp"]),
+                         "per_eval_over_bp_min": min(t[algo]) / algorithm.steps / min(t["bp"]),
+                         "call_over_bp": med(t[algo]) / med(t["bp"])})
+            del model
+    print(f"\n[pc] PC / iPC at the settings of configs/<task>_<algo>.yaml ({'bf16' if args.bf16 else 'fp32'}): one "
+          "train_batch call / algorithm.steps,\n     relative to one BP step of the same model (target <= 1.0)")
+    print(f"{'task':5} {'algo':4} {'T':>3} {'evals':>5} {'LN':>3} {'value nodes':12} {'call ms':>9} {'BP ms':>8} "
+          f"{'eval/BP (median)':>17} {'(min)':>6} {'call/BP':>8}")
     for r in rows:
         print(f"{r['task']:5} {r['algo']:4} {r['T']:3d} {r['steps']:5d} {'on' if r['layer_norm'] else 'off':>3} "
-              f"{1e3 * med(r['call_s']):9.1f} {1e3 * med(r['bp_s']):8.1f} {r['per_eval_over_bp']:16.2f}x "
-              f"{r['per_eval_over_bp_min']:5.2f}x {r['call_over_bp']:7.2f}x")
+              f"{r['value_nodes']:12} {1e3 * med(r['call_s']):9.1f} {1e3 * med(r['bp_s']):8.1f} "
+              f"{r['per_eval_over_bp']:16.2f}x {r['per_eval_over_bp_min']:5.2f}x {r['call_over_bp']:7.2f}x")
     return rows
 
 
 def bench_compile(args) -> list[dict]:
-    import copy
-
     rows = []
     for task in ("clm", "mlm"):
-        s = PAPER[(task, "ipc")]
         torch.manual_seed(0)
         batch = make_batch(task, args.batch, args.seq)
-        model = pclm_model(task, s["layer_norm"], args.seq)
-        eager, _ = pclm_step(model, batch, "ipc", args.bf16, s)
-        compiled, _ = pclm_step(copy.deepcopy(model), batch, "ipc", args.bf16, s, compile=True)
+        model = pclm_model(task, "ipc", args.seq)
+        eager, _ = pclm_step(model, batch, task, "ipc", args.bf16)
+        compiled, _ = pclm_step(copy.deepcopy(model), batch, task, "ipc", args.bf16, compile=True)
         started = time.perf_counter()
         compiled()  # compiles
         first = time.perf_counter() - started
         t = race({"eager": eager, "compiled": compiled}, args.repeats, args.warmup)
-        rows.append({"task": task, "T": s["T"], "eager_s": t["eager"], "compiled_s": t["compiled"],
+        rows.append({"task": task, "T": shipped(task, "ipc").pc.inference_steps, "eager_s": t["eager"], "compiled_s": t["compiled"],
                      "first_compiled_call_s": first, "compiled_over_eager": med(t["compiled"]) / med(t["eager"])})
     print("\n[compile] iPC at the paper's settings, one train_batch call: train.compile vs eager")
     print(f"{'task':5} {'T':>3} {'eager ms':>9} {'compiled ms':>12} {'compiled/eager':>15} {'1st call s':>11}")
@@ -248,11 +307,11 @@ def child_memory(args, task: str, algo: str) -> dict:
     exec, so in a child of this (large) benchmark process it reports the parent's peak."""
     from torch.profiler import ProfilerActivity, profile
 
-    s = PAPER[(task, "ipc")]  # the iPC setting's model (layer norm) for both, so only the algorithm differs
     torch.manual_seed(0)
     batch = make_batch(task, args.batch, args.seq)
-    model = pclm_model(task, s["layer_norm"], args.seq)
-    step, _ = pclm_step(model, batch, algo, args.bf16, s if algo == "ipc" else None)
+    model = pclm_model(task, "ipc", args.seq)  # the iPC config's model for every path: only the step differs
+    step, _ = pclm_step(model, batch, task, algo.removesuffix("-unfused"), args.bf16,
+                        fused=not algo.endswith("-unfused"))
     rss0 = _proc_status_kib("VmRSS")
     reset = _reset_peak_rss()
     step()  # the first batch: activations, gradients, and AdamW's state created on the way
@@ -272,7 +331,8 @@ def child_malloc(args) -> dict:
     out = {}
     for task in ("mlm", "clm"):
         torch.manual_seed(0)
-        step, _ = pclm_step(pclm_model(task, True, args.seq), make_batch(task, args.batch, args.seq), "bp", args.bf16)
+        step, _ = pclm_step(pclm_model(task, "bp", args.seq), make_batch(task, args.batch, args.seq), task, "bp",
+                            args.bf16)
         for _ in range(args.warmup + 1):  # +1: let malloc's adaptive mmap threshold settle
             step()
         times, faults = [], []
@@ -297,25 +357,30 @@ def run_child(args, spec: str, env: dict[str, str] | None = None) -> dict:
 
 
 def bench_memory(args) -> dict:
-    rows = {f"{task}:{algo}": run_child(args, f"memory:{task}:{algo}") for task in ("mlm", "clm") for algo in ("bp", "ipc")}
-    print("\n[memory] peak memory of one iPC batch vs one BP batch (paper's iPC model; each run in a fresh process)"
+    algos = ("bp", "ipc", "bp-unfused")
+    rows = {f"{task}:{algo}": run_child(args, f"memory:{task}:{algo}") for task in ("mlm", "clm") for algo in algos}
+    print("\n[memory] peak memory of one batch: iPC vs BP, and BP with the readout unfused (full logits) vs fused;"
+          "\n  the iPC config's model for all three; each run in a fresh process"
           "\n  rss: peak RSS of the first batch (VmHWM, reset through /proc/self/clear_refs just before it) minus the"
           "\n       RSS before it; model, optimiser and batch already built; includes AdamW's state and the gradients,"
           "\n       created during that batch; configure_cpu's malloc settings keep freed memory, so this is the heap's"
           "\n       high-water mark. (ru_maxrss is not used: Linux carries the parent's peak into a child.)"
           "\n  alloc: torch.profiler(profile_memory=True) on a second, steady-state batch: the running sum of every tensor"
           "\n       allocation and free, peak above its level at the start of the batch (allocator-independent)")
-    print(f"{'task':5} {'T':>3} {'BP rss MiB':>11} {'iPC rss MiB':>12} {'ratio':>6} {'BP alloc MiB':>13} {'iPC alloc MiB':>14} "
-          f"{'ratio':>6}  (target <= 1.5)")
+    print(f"{'task':5} {'T':>3} {'BP rss':>7} {'iPC rss':>8} {'ratio':>6} {'BP alloc':>9} {'iPC alloc':>10} {'ratio':>6} "
+          f"{'unfused BP alloc':>17} {'fused/unfused':>14}   (MiB; targets iPC/BP <= 1.5, fused/unfused <= 0.4)")
     summary = {}
     for task in ("mlm", "clm"):
-        bp, ipc = rows[f"{task}:bp"], rows[f"{task}:ipc"]
+        bp, ipc, unfused = (rows[f"{task}:{a}"] for a in algos)
+        T = shipped(task, "ipc").pc.inference_steps
         rss_ratio = ratio(ipc["rss_peak_delta_mib"], bp["rss_peak_delta_mib"])
         alloc_ratio = ratio(ipc["alloc_peak_mib"], bp["alloc_peak_mib"])
-        summary[task] = {"bp": bp, "ipc": ipc, "T": PAPER[(task, "ipc")]["T"], "rss_ratio": rss_ratio,
-                         "alloc_ratio": alloc_ratio}
-        print(f"{task:5} {PAPER[(task, 'ipc')]['T']:3d} {bp['rss_peak_delta_mib']:11.1f} {ipc['rss_peak_delta_mib']:12.1f} "
-              f"{rss_ratio:5.2f}x {bp['alloc_peak_mib']:13.1f} {ipc['alloc_peak_mib']:14.1f} {alloc_ratio:5.2f}x")
+        fused_ratio = ratio(bp["alloc_peak_mib"], unfused["alloc_peak_mib"])
+        summary[task] = {"bp": bp, "ipc": ipc, "bp_unfused": unfused, "T": T, "rss_ratio": rss_ratio,
+                         "alloc_ratio": alloc_ratio, "fused_over_unfused_alloc": fused_ratio}
+        print(f"{task:5} {T:3d} {bp['rss_peak_delta_mib']:7.1f} {ipc['rss_peak_delta_mib']:8.1f} {rss_ratio:5.2f}x "
+              f"{bp['alloc_peak_mib']:9.1f} {ipc['alloc_peak_mib']:10.1f} {alloc_ratio:5.2f}x "
+              f"{unfused['alloc_peak_mib']:17.1f} {fused_ratio:13.2f}x")
     return summary
 
 
@@ -324,7 +389,8 @@ def bench_hygiene(args, cpu: dict) -> dict:
     threads = {}
     for task in ("mlm", "clm") if cores > 1 else ():
         torch.manual_seed(0)
-        step, _ = pclm_step(pclm_model(task, True, args.seq), make_batch(task, args.batch, args.seq), "bp", args.bf16)
+        step, _ = pclm_step(pclm_model(task, "bp", args.seq), make_batch(task, args.batch, args.seq), task, "bp",
+                            args.bf16)
 
         def with_threads(n: int) -> Callable[[], None]:
             def run() -> None:
@@ -358,11 +424,10 @@ def profile_ops(args) -> dict:
 
     out = {}
     for task in ("mlm", "clm"):
-        s = PAPER[(task, "ipc")]
-        model = pclm_model(task, s["layer_norm"], args.seq)
+        model = pclm_model(task, "ipc", args.seq)
         batch = make_batch(task, args.batch, args.seq)
         for algo in ("bp", "ipc"):
-            step, algorithm = pclm_step(model, batch, algo, args.bf16, s if algo == "ipc" else None)
+            step, algorithm = pclm_step(model, batch, task, algo, args.bf16)
             step()
             with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
                 step()
@@ -417,8 +482,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"configure_cpu() applied: {cpu}")
     print(f"torch {torch.__version__}, transformers {transformers.__version__}, {cpu_model()}, {os.cpu_count()} CPUs, "
           f"load average {load0[0]:.2f} at start")
-    print(f"config: vocab {VOCAB}, hidden {HIDDEN}, {LAYERS} layers, {HEADS} head, intermediate {INTERMEDIATE}, "
-          f"batch {args.batch}, seq {args.seq}, {'bf16 autocast' if args.bf16 else 'fp32'}, "
+    m = pclm_model("clm", "ipc", args.seq).config
+    print(f"models from configs/<task>_<algo>.yaml: vocab {VOCAB}, hidden {m.hidden_size}, {m.num_hidden_layers} "
+          f"layers, {m.num_attention_heads} head, intermediate {m.intermediate_size}; "
+          f"batch {args.batch}, seq {args.seq}, {'bf16 autocast' if args.bf16 else 'fp32'} (pc section), "
           f"{args.warmup} warm-up + {args.repeats} timed calls per path")
     result: dict = {"command": "python " + " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:]),
                     "torch": torch.__version__, "transformers": transformers.__version__, "cpu_model": cpu_model(),

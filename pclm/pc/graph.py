@@ -88,7 +88,9 @@ class EnergyGraph(FeedForward):
             return mu
         x = self.x.get(name)
         if x is None:  # feedforward initialisation: x = mu, so this node's error starts at zero
-            x = self.x[name] = mu.detach().clone().requires_grad_(True)
+            # at least float32: under bf16 autocast mu is bf16, but the value nodes and their SGD stay float32
+            dtype = torch.promote_types(mu.dtype, torch.float32)
+            x = self.x[name] = mu.detach().to(dtype, copy=True).requires_grad_(True)
         self.node_energies[name] = energy_fn(x, mu, mask)
         return x
 

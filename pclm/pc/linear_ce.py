@@ -41,9 +41,12 @@ class _LinearCrossEntropy(torch.autograd.Function):
             for start in range(0, h.shape[0], chunk_rows):
                 hc = h[start:start + chunk_rows].to(dtype)  # (n, C)
                 tc = targets[start:start + chunk_rows]  # (n,)
-                logits = (hc @ w.t()).float()  # (n, V)
-                if bias is not None:
-                    logits += bias.float()
+                if bias is not None and dtype == torch.float32:
+                    logits = torch.addmm(bias, hc, w.t())  # (n, V)
+                else:
+                    logits = (hc @ w.t()).float()
+                    if bias is not None:
+                        logits += bias.float()
                 keep = tc != IGNORE_INDEX
                 safe = tc.clamp(min=0)[:, None]  # (n, 1)
                 picked = logits.gather(1, safe)[:, 0]  # (n,) the targets' logits, before the buffer is reused
@@ -59,9 +62,15 @@ class _LinearCrossEntropy(torch.autograd.Function):
                 grad.scatter_add_(1, safe, -keep.to(grad.dtype)[:, None])
                 g = grad.to(dtype)
                 if grad_h is not None:
-                    grad_h[start:start + chunk_rows] = g @ w
+                    if dtype == torch.float32:
+                        torch.mm(g, w, out=grad_h[start:start + chunk_rows])
+                    else:
+                        grad_h[start:start + chunk_rows] = g @ w
                 if grad_w is not None:
-                    grad_w += g.t() @ hc
+                    if dtype == torch.float32:
+                        grad_w.addmm_(g.t(), hc)
+                    else:
+                        grad_w += g.t() @ hc
                 if grad_b is not None:
                     grad_b += grad.sum(0)
         return total, grad_h, grad_w, grad_b  # the gradients are outputs only so that backward can use them

@@ -107,3 +107,19 @@ def test_training_graph_forms_no_logits_and_feedforward_does(task):
     ff = model(**batch)
     assert ff.logits is not None
     torch.testing.assert_close(ff.loss, out.loss, rtol=1e-5, atol=1e-6)
+
+
+def test_bf16_autocast_keeps_value_nodes_float32(task):
+    """Under bf16 autocast the matmuls run in bf16, but every value node (and so its SGD step) is float32, and
+    the energy stays close to the float32 energy."""
+    model = tiny_lm(task)
+    batch = lm_batch(task, batch=4, length=9)
+    select = value_node_selector("sublayers+scores")
+    ref = EnergyGraph(select, 4)
+    model(**batch, nodes=ref)
+    graph = EnergyGraph(select, 4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        model(**batch, nodes=graph)
+    assert graph.x and all(x.dtype == torch.float32 for x in graph.values())
+    assert graph.energy().dtype == torch.float32
+    torch.testing.assert_close(graph.energy(), ref.energy(), rtol=2e-2, atol=0)
