@@ -71,6 +71,7 @@ class PCConfig:
     inference_lr: float = 0.5  # gamma, SGD on value nodes
     discount: float | None = None  # PC: multiply gamma by this when the energy did not improve
     value_nodes: str = "out+scores"  # see pclm.models.value_nodes
+    x_grads: str = "sample"  # sample: each x moves by its own energy's gradient; batch: by the batch mean's
 
 
 @dataclass

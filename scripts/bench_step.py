@@ -121,7 +121,8 @@ def pclm_step(model, batch, task: str, algo: str, bf16: bool, compile: bool = Fa
     from pclm.training.step import train_batch, weight_groups
 
     cfg = shipped(task, algo)
-    algorithm = build_algorithm(algo, cfg.pc.inference_steps, cfg.pc.inference_lr, cfg.pc.discount)
+    algorithm = build_algorithm(algo, cfg.pc.inference_steps, cfg.pc.inference_lr, cfg.pc.discount,
+                                x_grads=cfg.pc.x_grads)
     optim = torch.optim.AdamW(weight_groups(model), lr=cfg.train.lr, betas=tuple(cfg.train.betas),
                               weight_decay=cfg.train.weight_decay, fused=True)  # as pclm.training.lm
     select = value_node_selector(cfg.pc.value_nodes)

@@ -15,17 +15,23 @@ __all__ = ["Algorithm", "Cost", "BP", "PC", "IPC", "ZIL", "ALGORITHMS", "build_a
 ALGORITHMS = {"bp": BP, "pc": PC, "ipc": IPC, "zil": ZIL}
 
 
+X_GRADS = ("sample", "batch")
+
+
 def build_algorithm(name: str, inference_steps: int, inference_lr: float, discount: float | None = None,
-                    n_layers: int | None = None) -> Algorithm:
-    """The schedule called `name`. Z-IL runs one step per weight layer (`n_layers`) with gamma = 1."""
+                    n_layers: int | None = None, x_grads: str = "sample") -> Algorithm:
+    """The schedule called `name`. Z-IL runs one step per weight layer (`n_layers`) with gamma = 1. `x_grads`:
+    the inference step's convention (see `Algorithm`)."""
     if name not in ALGORITHMS:
         raise UsageError(f"unknown algorithm '{name}' (choose from {', '.join(ALGORITHMS)})")
+    if x_grads not in X_GRADS:
+        raise UsageError(f"config key 'pc.x_grads' must be one of {', '.join(X_GRADS)}, got {x_grads!r}")
     if name == "bp":
         return BP()
     if name == "pc":
-        return PC(inference_steps, inference_lr, discount)
+        return PC(inference_steps, inference_lr, x_grads, discount)
     if name == "ipc":
-        return IPC(inference_steps, inference_lr)
+        return IPC(inference_steps, inference_lr, x_grads)
     if n_layers is None:
         raise UsageError("zil runs on chain graphs only (the vision MLP); this model has no layer chain")
     return ZIL(n_layers, 1.0)

@@ -15,10 +15,16 @@ __all__ = ["Algorithm"]
 
 @dataclass
 class Algorithm:
-    """Base schedule. `inference_steps` is T; `inference_lr` is gamma (SGD on the value nodes)."""
+    """Base schedule. `inference_steps` is T; `inference_lr` is gamma (SGD on the value nodes).
+
+    `x_grads` is the inference step's convention. The energy is F = (sum over the batch) / B, so weight gradients
+    are batch means. "sample": dF/dx is multiplied by B, so each sample's x moves by the gradient of its own
+    energy whatever the batch size (pcx's convention). "batch": x moves by dF/dx itself, the gradient of the
+    batch mean, so gamma acts B times smaller (what autograd gives when the energy is a plain batch mean)."""
 
     inference_steps: int = 1
     inference_lr: float = 0.0
+    x_grads: str = "sample"
 
     @property
     def steps(self) -> int:

@@ -83,7 +83,8 @@ def _check_model_section(cfg: RunConfig) -> None:
 def check_lm_run(cfg: RunConfig, output_dir: Path, resume: bool, overwrite: bool) -> Path | None:
     """Every check a user can fail that needs neither the data nor a load, before anything is written.
     Returns the checkpoint to resume from."""
-    algorithm = build_algorithm(cfg.algo, cfg.pc.inference_steps, cfg.pc.inference_lr, cfg.pc.discount)
+    algorithm = build_algorithm(cfg.algo, cfg.pc.inference_steps, cfg.pc.inference_lr, cfg.pc.discount,
+                                x_grads=cfg.pc.x_grads)
     value_node_selector(cfg.pc.value_nodes)
     build_tracker(cfg.train.tracker, output_dir)
     _check_model_section(cfg)
@@ -169,7 +170,8 @@ def train_lm(cfg: RunConfig, output_dir: Path, resume: bool = False, overwrite: 
     set_seed(cfg.seed)
 
     model = MODELS[cfg.task](_model_config(cfg, tokenizer))
-    algorithm = build_algorithm(cfg.algo, cfg.pc.inference_steps, cfg.pc.inference_lr, cfg.pc.discount)
+    algorithm = build_algorithm(cfg.algo, cfg.pc.inference_steps, cfg.pc.inference_lr, cfg.pc.discount,
+                                x_grads=cfg.pc.x_grads)
     # fused: one kernel for all 40 tensors instead of a Python loop (about 10% of a masked BP step on CPU)
     optim_w = torch.optim.AdamW(weight_groups(model), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay,
                                 betas=cfg.train.betas, fused=True)

@@ -84,7 +84,8 @@ def train_batch(
             algorithm.start_batch(optim_x)
         stats.energy_last = value
         algorithm.observe_energy(t, value, optim_x)
-        graph.scale_value_grads()
+        if algorithm.x_grads == "sample":
+            graph.scale_value_grads()
         if learn:
             for i, group in enumerate(groups):
                 if i not in learn:

@@ -126,3 +126,28 @@ def test_too_deep_placement_leaves_the_embeddings_untrained():
     """The negative control of the test above: 7 value nodes with the paper's CLM iPC T = 4."""
     unchanged = _one_batch_changes(Path(CONFIGS[0]).with_name("clm_ipc.yaml"), value_nodes="sublayers+scores")
     assert "pclm.word_embeddings.weight" in unchanged and "pclm.position_embeddings.weight" in unchanged
+
+
+@pytest.mark.parametrize("algo", ["pc", "ipc"])
+def test_batch_x_grads_equal_sample_x_grads_at_gamma_over_batch(algo):
+    """pc.x_grads=batch moves x by the batch mean's gradient: exactly the per-sample convention with gamma / B."""
+    model = PCLMForCausalLM(PCLMConfig(vocab_size=50, hidden_size=16, intermediate_size=32,
+                                       max_position_embeddings=16))
+    twin, sample = copy.deepcopy(model), copy.deepcopy(model)
+    batch = lm_batch("clm", batch=4, length=8)
+    select = value_node_selector("out+scores")
+    kw = {"discount": 0.9} if algo == "pc" else {}
+    for m, gamma, x_grads in ((model, 0.4, "batch"), (twin, 0.1, "sample")):
+        train_batch(m, batch, build_algorithm(algo, 4, gamma, x_grads=x_grads, **kw),
+                    torch.optim.SGD(m.parameters(), lr=0.5), select)
+    for (name, p), q in zip(model.named_parameters(), twin.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6, msg=name)
+    # and the two conventions do differ at the same gamma
+    train_batch(sample, batch, build_algorithm(algo, 4, 0.4, **kw), torch.optim.SGD(sample.parameters(), lr=0.5),
+                select)
+    assert not torch.allclose(sample.lm_head.decoder.weight, model.lm_head.decoder.weight, atol=1e-6)
+
+
+def test_unknown_x_grads_is_a_usage_error():
+    with pytest.raises(UsageError, match="config key 'pc.x_grads' must be one of sample, batch, got 'mean'"):
+        build_algorithm("ipc", 4, 0.5, x_grads="mean")
