@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import copy
 import math
+import re
+from pathlib import Path
 
 import torch
 import torch.nn as nn
@@ -103,10 +105,46 @@ class PCLMBlock(nn.Module):
         return nodes(f"{name}.out", out, mask)
 
 
+# config.json's auto_map: what `Auto*.from_pretrained(path, trust_remote_code=True)` builds from the code beside it
+AUTO_MAP = {"AutoConfig": "configuration_pclm.PCLMConfig", "AutoModel": "modeling_pclm.PCLMModel",
+            "AutoModelForMaskedLM": "modeling_pclm.PCLMForMaskedLM",
+            "AutoModelForCausalLM": "modeling_pclm.PCLMForCausalLM"}
+
+
+def model_code() -> dict[str, str]:
+    """The source files a checkpoint needs to load without pclm, by file name, in one flat folder: this module,
+    configuration_pclm.py and the PC core (pclm/pc/*.py; its __init__ becomes pc.py). In the package, the core is
+    imported as `..pc`; the copy imports it as `.pc` (and `..pc.x` as `.x`). A copy loaded from a checkpoint
+    (already flat) is copied as it is."""
+    here = Path(__file__).resolve().parent
+    core = here.parent / "pc"
+    if not (core / "__init__.py").is_file():  # a flat copy beside a checkpoint
+        return {f.name: f.read_text() for f in sorted(here.glob("*.py")) if f.name != "__init__.py"}
+    files = {f.name: f.read_text() for f in (here / "configuration_pclm.py", here / "modeling_pclm.py")}
+    files["modeling_pclm.py"] = re.sub(r"^from \.\.pc\.", "from .", files["modeling_pclm.py"], flags=re.M)
+    files["modeling_pclm.py"] = re.sub(r"^from \.\.pc import", "from .pc import", files["modeling_pclm.py"],
+                                       flags=re.M)
+    for f in sorted(core.glob("*.py")):
+        files["pc.py" if f.name == "__init__.py" else f.name] = f.read_text()
+    for name, text in files.items():
+        if re.search(r"^\s*from \.\.", text, flags=re.M):
+            raise RuntimeError(f"{name} imports from outside the model code; a checkpoint could not load it")
+    return files
+
+
 class PCLMPreTrainedModel(PreTrainedModel):
     config_class = PCLMConfig
     base_model_prefix = "pclm"
     main_input_name = "input_ids"
+
+    def save_pretrained(self, save_directory, *args, **kwargs) -> None:
+        """transformers' save_pretrained, plus the model code and config.json's `auto_map`, so that
+        `AutoModelFor*.from_pretrained(path, trust_remote_code=True)` works without pclm installed."""
+        self.config.auto_map = dict(AUTO_MAP)
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if kwargs.get("is_main_process", True):
+            for name, text in model_code().items():
+                (Path(save_directory) / name).write_text(text)
 
 
 class PCLMModel(PCLMPreTrainedModel):
