@@ -52,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
                                                      "data.data_dir": args.data_dir})
         output = Path(args.output_dir or ROOT / "runs" / f"{cfg.task}_{cfg.algo}_seed{cfg.seed}")
         cpu = configure_cpu(args.threads, int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
-        metrics = train_lm(cfg, output, resume=args.resume, overwrite=args.overwrite, cpu_info=cpu)
+        command = ["python", "scripts/train_lm.py", *(sys.argv[1:] if argv is None else map(str, argv))]
+        metrics = train_lm(cfg, output, resume=args.resume, overwrite=args.overwrite, cpu_info=cpu, command=command)
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import platform
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,9 +27,11 @@ from ..errors import UsageError
 from ..evaluation import load_perplexity
 from ..metrics import per_sample_nll
 from ..models import PCLMConfig, PCLMForCausalLM, PCLMForMaskedLM
+from ..models.hub import checkpoint_tokenizer
 from ..models.value_nodes import error_depth, value_node_selector
 from .compiled import CompiledEnergy, check_compile
 from .loop import Fit, FitState, check_resume, fit, read_state
+from .model_card import write_model_card
 from .step import weight_groups
 from .tracking import build_tracker
 
@@ -154,8 +157,9 @@ def _masker(tokenizer, mlm_probability: float) -> Callable[[dict], dict]:
 
 
 def train_lm(cfg: RunConfig, output_dir: Path, resume: bool = False, overwrite: bool = False,
-             cpu_info: dict | None = None) -> dict[str, Any]:
-    """Train one language model; returns (and writes) the content of metrics.json."""
+             cpu_info: dict | None = None, command: list[str] | None = None) -> dict[str, Any]:
+    """Train one language model; returns (and writes) the content of metrics.json. `command` is the command line
+    the model card names (default: this process's)."""
     checkpoint = check_lm_run(cfg, output_dir, resume, overwrite)
     accelerator = Accelerator(
         log_with=build_tracker(cfg.train.tracker, output_dir),
@@ -226,7 +230,7 @@ def train_lm(cfg: RunConfig, output_dir: Path, resume: bool = False, overwrite: 
 
     def save_best(unwrapped, path: Path) -> None:
         unwrapped.save_pretrained(path)
-        tokenizer.save_pretrained(path)
+        checkpoint_tokenizer(tokenizer, unwrapped.config, causal=cfg.task == "clm").save_pretrained(path)
 
     job = Fit(model=model, optim_w=optim_w, algorithm=algorithm, select=value_node_selector(cfg.pc.value_nodes),
               train_loader=train_loader, dev_loader=eval_loaders["dev"],
@@ -245,5 +249,7 @@ def train_lm(cfg: RunConfig, output_dir: Path, resume: bool = False, overwrite: 
             final[f"{split}_ppl"] = evaluate_lm(best, loader, accelerator, causal)["ppl"]
     final["wall_seconds"] = round(time.perf_counter() - started, 2)
     metrics = write_metrics(state, status, final)
+    if state.best_epoch and accelerator.is_main_process:
+        write_model_card(output_dir / "best", cfg, metrics, command or ["python", *sys.argv])
     accelerator.end_training()
     return metrics
