@@ -41,7 +41,7 @@ MODELS = {"mlm": PCLMForMaskedLM, "clm": PCLMForCausalLM}
 
 
 def default_tokenizer_dir() -> Path:
-    return Path(__file__).resolve().parents[2] / "tokenizer"
+    return Path(__file__).resolve().parents[1] / "tokenizer"  # package data: the repository's tokenizer/
 
 
 def load_tokenizer(path: str | Path | None):
