@@ -29,6 +29,7 @@ from ..metrics import per_sample_nll
 from ..models import PCLMConfig, PCLMForCausalLM, PCLMForMaskedLM
 from ..models.hub import checkpoint_tokenizer
 from ..models.value_nodes import error_depth, value_node_selector
+from .accelerate_checks import check_accelerate_env, check_accelerator, flat_hparams
 from .compiled import CompiledEnergy, check_compile
 from .loop import Fit, FitState, check_resume, fit, read_state
 from .model_card import write_model_card
@@ -161,12 +162,15 @@ def train_lm(cfg: RunConfig, output_dir: Path, resume: bool = False, overwrite: 
     """Train one language model; returns (and writes) the content of metrics.json. `command` is the command line
     the model card names (default: this process's)."""
     checkpoint = check_lm_run(cfg, output_dir, resume, overwrite)
+    check_accelerate_env()
     accelerator = Accelerator(
         log_with=build_tracker(cfg.train.tracker, output_dir),
         project_dir=str(output_dir),
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
     )
     check_compile(cfg.train.compile, accelerator)
+    check_accelerator(accelerator, cfg.algo, build_algorithm(cfg.algo, cfg.pc.inference_steps, cfg.pc.inference_lr,
+                                                             cfg.pc.discount).uses_value_nodes)
     tokenizer = load_tokenizer(cfg.data.tokenizer)
     with accelerator.main_process_first():
         data = _lm_data(cfg, tokenizer)  # raises UsageError on sizes the corpus cannot hold
@@ -207,7 +211,7 @@ def train_lm(cfg: RunConfig, output_dir: Path, resume: bool = False, overwrite: 
         save_config(cfg, output_dir / "config.yaml")
         (output_dir / "config.json").write_text(json.dumps(cfg.to_dict()))
     accelerator.wait_for_everyone()
-    accelerator.init_trackers("logs", config={k: str(v) for k, v in cfg.to_dict().items()})
+    accelerator.init_trackers("logs", config=flat_hparams(cfg.to_dict()))
 
     causal = cfg.task == "clm"
     sizes = {split: len(ds) for split, ds in data.items()}
@@ -228,8 +232,8 @@ def train_lm(cfg: RunConfig, output_dir: Path, resume: bool = False, overwrite: 
             (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
         return metrics
 
-    def save_best(unwrapped, path: Path) -> None:
-        unwrapped.save_pretrained(path)
+    def save_best(unwrapped, path: Path, state_dict: dict) -> None:
+        unwrapped.save_pretrained(path, state_dict=state_dict)
         checkpoint_tokenizer(tokenizer, unwrapped.config, causal=cfg.task == "clm").save_pretrained(path)
 
     job = Fit(model=model, optim_w=optim_w, algorithm=algorithm, select=value_node_selector(cfg.pc.value_nodes),
