@@ -53,7 +53,7 @@ def model_card(cfg: RunConfig, metrics: dict[str, Any], command: list[str]) -> s
         "## Load without pclm", "", "```python",
         f"from transformers import AutoTokenizer, {auto}",
         f'model = {auto}.from_pretrained("path/to/best", trust_remote_code=True)',
-        'tokenizer = AutoTokenizer.from_pretrained("path/to/best")', "```", "",
+        'tokenizer = AutoTokenizer.from_pretrained("path/to/best", trust_remote_code=True)', "```", "",
         "## Resolved config", "", "```yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False).strip(), "```", "",
     ]
     return "\n".join(lines)
