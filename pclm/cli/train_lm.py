@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         config = args.config
         if config is None:
             task, algo = args.task or "mlm", args.algo or "ipc"
-            config = PACKAGE / "configs" / f"{task}_{algo}.yaml"
+            config = (PACKAGE / "configs").resolve() / f"{task}_{algo}.yaml"  # the repository folder in a checkout
             if not config.is_file():
                 raise UsageError(f"no config for task '{task}' and algorithm '{algo}' ({config} is missing): "
                                  "choose --task mlm|clm and --algo bp|pc|ipc, or pass --config")
