@@ -57,16 +57,6 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 
-import torch
-
-from pclm.algorithms import BP, IPC
-from pclm.benchmarking import race
-from pclm.cpu import configure_cpu
-from pclm.pc import EnergyGraph, gaussian
-from pclm.training.compiled import CompiledEnergy
-from pclm.training.step import evaluate_energy, train_batch, weight_groups
-from pclm.vision import MLP, FusedMLP, StackedMLP
-from pclm.vision.fused_mlp import optimizer_kernel
 
 CLASSES = 10
 ALL_GAUSSIAN = lambda name: gaussian  # noqa: E731
@@ -413,6 +403,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.quick:
         args.depths, args.widths, args.batches, args.repeats, args.warmup = [2, 8], [32, 128], [1, 16], 3, 1
     return args
+
+
+if __name__ == "__main__":  # answer --help and bad flags before the heavy imports below
+    parse_args()
+
+import torch  # noqa: E402
+from pclm.algorithms import BP, IPC  # noqa: E402
+from pclm.benchmarking import race  # noqa: E402
+from pclm.cpu import configure_cpu  # noqa: E402
+from pclm.pc import EnergyGraph, gaussian  # noqa: E402
+from pclm.training.compiled import CompiledEnergy  # noqa: E402
+from pclm.training.step import evaluate_energy, train_batch, weight_groups  # noqa: E402
+from pclm.vision import MLP, FusedMLP, StackedMLP  # noqa: E402
+from pclm.vision.fused_mlp import optimizer_kernel  # noqa: E402
 
 
 def setup_device(args: argparse.Namespace) -> tuple[dict, str]:

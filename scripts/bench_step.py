@@ -41,9 +41,6 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 
-import torch
-
-from pclm.benchmarking import race
 
 VOCAB = 8001  # the shipped tokenizer's vocabulary
 MASK_ID = 4  # any id: the benchmark never decodes
@@ -459,6 +456,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--profile-top", type=int, default=8, help=argparse.SUPPRESS)
     p.add_argument("--child", help=argparse.SUPPRESS)  # internal: one measurement in a fresh process
     return p.parse_args(argv)
+
+
+if __name__ == "__main__":  # answer --help and bad flags before the heavy imports below
+    parse_args()
+
+import torch  # noqa: E402
+from pclm.benchmarking import race  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,18 +27,44 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
-from pclm.algorithms import BP, IPC, PC, Algorithm, build_algorithm
-from pclm.algorithms.cost import inference_step_cost
-from pclm.benchmarking import race
-from pclm.data.vision import load_idx_split
-from pclm.errors import UsageError
-from pclm.pc import EnergyGraph, gaussian
-from pclm.training.step import Diverged, train_batch, weight_groups
-from pclm.vision import MLP
 
 ALL_GAUSSIAN = lambda name: gaussian  # noqa: E731
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data-dir", required=True, help="folder with the Fashion-MNIST IDX .gz files")
+    p.add_argument("--out", default="reports/fullbatch_efficiency", help="output path without extension")
+    p.add_argument("--n-images", type=int, default=500)
+    p.add_argument("--width", type=int, default=128)
+    p.add_argument("--depths", type=int, nargs="+", default=[3, 4, 6])
+    p.add_argument("--lrs", type=float, nargs="+", default=[1e-4, 0.05], help="SGD lr alpha of the weights")
+    p.add_argument("--inference-lr", type=float, default=0.5, help="gamma")
+    p.add_argument("--pc-steps", type=int, nargs="+", default=[4, 8, 16])
+    p.add_argument("--smm-budget", type=int, default=3000)
+    p.add_argument("--points", type=int, default=60)
+    p.add_argument("--seed", type=int, default=0, help="initial weights")
+    p.add_argument("--data-seed", type=int, default=0, help="which training images")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--bench", type=int, default=0, metavar="REPEATS",
+                   help="instead of training curves: median time of one update per algorithm, interleaved repeats, "
+                        "written to <out>_update_times.json")
+    p.add_argument("--quick", action="store_true", help="tiny run: 64 images, width 32, depth 3, 60 SMMs")
+    return p
+
+
+if __name__ == "__main__":  # answer --help and bad flags before the heavy imports below
+    build_parser().parse_args()
+
+import torch  # noqa: E402
+from pclm.algorithms import BP, IPC, PC, Algorithm, build_algorithm  # noqa: E402
+from pclm.algorithms.cost import inference_step_cost  # noqa: E402
+from pclm.benchmarking import race  # noqa: E402
+from pclm.data.vision import load_idx_split  # noqa: E402
+from pclm.errors import UsageError  # noqa: E402
+from pclm.pc import EnergyGraph, gaussian  # noqa: E402
+from pclm.training.step import Diverged, train_batch, weight_groups  # noqa: E402
+from pclm.vision import MLP  # noqa: E402
 
 
 def fashion_subset(data_dir: str | Path, n: int, seed: int) -> dict[str, torch.Tensor]:
@@ -146,24 +172,7 @@ def plot(results: list[dict], path: Path, title: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data-dir", required=True, help="folder with the Fashion-MNIST IDX .gz files")
-    p.add_argument("--out", default="reports/fullbatch_efficiency", help="output path without extension")
-    p.add_argument("--n-images", type=int, default=500)
-    p.add_argument("--width", type=int, default=128)
-    p.add_argument("--depths", type=int, nargs="+", default=[3, 4, 6])
-    p.add_argument("--lrs", type=float, nargs="+", default=[1e-4, 0.05], help="SGD lr alpha of the weights")
-    p.add_argument("--inference-lr", type=float, default=0.5, help="gamma")
-    p.add_argument("--pc-steps", type=int, nargs="+", default=[4, 8, 16])
-    p.add_argument("--smm-budget", type=int, default=3000)
-    p.add_argument("--points", type=int, default=60)
-    p.add_argument("--seed", type=int, default=0, help="initial weights")
-    p.add_argument("--data-seed", type=int, default=0, help="which training images")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--bench", type=int, default=0, metavar="REPEATS",
-                   help="instead of training curves: median time of one update per algorithm, interleaved repeats, "
-                        "written to <out>_update_times.json")
-    p.add_argument("--quick", action="store_true", help="tiny run: 64 images, width 32, depth 3, 60 SMMs")
+    p = build_parser()
     args = p.parse_args(argv)
     if args.quick:
         args.n_images, args.width, args.depths, args.smm_budget, args.points = 64, 32, [3], 60, 5

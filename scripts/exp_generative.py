@@ -26,16 +26,39 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
-from pclm.algorithms import IPC, PC
-from pclm.data.vision import load_cifar10_parquet
-from pclm.errors import UsageError
-from pclm.pc import EnergyGraph, gaussian
-from pclm.training.step import Diverged, train_batch, weight_groups
-from pclm.vision.generative import GenerativeMLP
 
 ALL_GAUSSIAN = lambda name: gaussian  # noqa: E731
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data-dir", required=True, help="folder with the CIFAR-10 parquet files (train.parquet)")
+    p.add_argument("--out", default="reports/generative_efficiency", help="output path without extension")
+    p.add_argument("--n-images", type=int, default=256)
+    p.add_argument("--depth", type=int, default=4, help="weight layers (depth - 1 hidden layers)")
+    p.add_argument("--width", type=int, default=256)
+    p.add_argument("--latent", type=int, default=256)
+    p.add_argument("--configs", nargs="+", default=["5e-5:0.5", "5e-5:0.1", "5e-3:0.1"],
+                   help="alpha:gamma pairs (SGD lrs of the weights and of the value nodes)")
+    p.add_argument("--pc-steps", type=int, nargs="+", default=[8, 12, 16])
+    p.add_argument("--iterations", type=int, default=400)
+    p.add_argument("--seed", type=int, default=0, help="initial weights")
+    p.add_argument("--data-seed", type=int, default=0, help="which training images")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--quick", action="store_true", help="tiny run: 16 images, one config, 40 iterations")
+    return p
+
+
+if __name__ == "__main__":  # answer --help and bad flags before the heavy imports below
+    build_parser().parse_args()
+
+import torch  # noqa: E402
+from pclm.algorithms import IPC, PC  # noqa: E402
+from pclm.data.vision import load_cifar10_parquet  # noqa: E402
+from pclm.errors import UsageError  # noqa: E402
+from pclm.pc import EnergyGraph, gaussian  # noqa: E402
+from pclm.training.step import Diverged, train_batch, weight_groups  # noqa: E402
+from pclm.vision.generative import GenerativeMLP  # noqa: E402
 
 
 def energy_curve(mode: str, batch: dict[str, torch.Tensor], depth: int, width: int, latent: int, lr: float,
@@ -101,21 +124,7 @@ def plot(results: list[dict], path: Path, title: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data-dir", required=True, help="folder with the CIFAR-10 parquet files (train.parquet)")
-    p.add_argument("--out", default="reports/generative_efficiency", help="output path without extension")
-    p.add_argument("--n-images", type=int, default=256)
-    p.add_argument("--depth", type=int, default=4, help="weight layers (depth - 1 hidden layers)")
-    p.add_argument("--width", type=int, default=256)
-    p.add_argument("--latent", type=int, default=256)
-    p.add_argument("--configs", nargs="+", default=["5e-5:0.5", "5e-5:0.1", "5e-3:0.1"],
-                   help="alpha:gamma pairs (SGD lrs of the weights and of the value nodes)")
-    p.add_argument("--pc-steps", type=int, nargs="+", default=[8, 12, 16])
-    p.add_argument("--iterations", type=int, default=400)
-    p.add_argument("--seed", type=int, default=0, help="initial weights")
-    p.add_argument("--data-seed", type=int, default=0, help="which training images")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--quick", action="store_true", help="tiny run: 16 images, one config, 40 iterations")
+    p = build_parser()
     args = p.parse_args(argv)
     if args.quick:
         # width stays: gamma must stay below 2 / lambda_max(W^T W) of the image layer, which grows as width shrinks

@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--algo", required=True)
     p.add_argument("--seeds", default="0-4", help="e.g. 0-9 or 0,3,5")
     p.add_argument("--output-dir", required=True, type=Path)
-    p.add_argument("--shard", default="0/1", help="i/n: run the seeds whose index % n == i")
+    p.add_argument("--shard", default="0/1", help="i/n: run the seeds whose index %% n == i")
     p.add_argument("--launcher", default=default_launcher(),
                    help="command that starts one training process")
     args = p.parse_args(argv)

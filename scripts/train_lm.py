@@ -1,74 +1,16 @@
 #!/usr/bin/env python
-"""Train a PCLM language model with BP, PC or iPC.
+"""Train a PCLM language model with BP, PC or iPC: `pclm.cli.train_lm` (also installed as `pclm-train-lm`).
 
-    accelerate launch scripts/train_lm.py --algo ipc                      # masked LM, embedded 1B Word sample
-    accelerate launch scripts/train_lm.py --task clm --algo pc --data-dir ../shared/data/lm1b train.epochs=4
-
-Without --config, configs/<task>_<algo>.yaml (the paper's best hyperparameters) is used. Positional
-`section.key=value` arguments override the config. Bad input exits with code 2 and one line, writing nothing.
+    accelerate launch scripts/train_lm.py --algo ipc
 """
 
-from __future__ import annotations
-
-import argparse
-import os
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's pclm, installed or not
+from pclm.cli.train_lm import main, parse_args  # noqa: E402
 
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--algo", help="bp, pc or ipc (default: the config's)")
-    p.add_argument("--task", help="mlm or clm (default: the config's, else mlm)")
-    p.add_argument("--config", help="YAML config (default: configs/<task>_<algo>.yaml)")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--data-dir", help="1B Word release root (default: the embedded sample)")
-    p.add_argument("--output-dir", help="run folder (default: runs/<task>_<algo>_seed<seed>)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --output-dir from its last checkpoint")
-    p.add_argument("--overwrite", action="store_true", help="replace a non-empty --output-dir")
-    p.add_argument("--threads", default="auto", help="intra-op threads per process (default: all cores / processes)")
-    p.add_argument("overrides", nargs="*", help="section.key=value config overrides, e.g. train.lr=0.001")
-    return p.parse_intermixed_args(argv)  # overrides may come before or after the flags
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    from pclm.config import load_config
-    from pclm.cpu import configure_cpu
-    from pclm.errors import UsageError
-    from pclm.training.lm import train_lm
-
-    try:
-        config = args.config
-        if config is None:
-            task, algo = args.task or "mlm", args.algo or "ipc"
-            config = ROOT / "configs" / f"{task}_{algo}.yaml"
-            if not config.is_file():
-                raise UsageError(f"no config for task '{task}' and algorithm '{algo}' ({config} is missing): "
-                                 "choose --task mlm|clm and --algo bp|pc|ipc, or pass --config")
-        cfg = load_config(config, args.overrides, **{"task": args.task, "algo": args.algo, "seed": args.seed,
-                                                     "data.data_dir": args.data_dir})
-        output = Path(args.output_dir or ROOT / "runs" / f"{cfg.task}_{cfg.algo}_seed{cfg.seed}")
-        cpu = configure_cpu(args.threads, int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
-        metrics = train_lm(cfg, output, resume=args.resume, overwrite=args.overwrite, cpu_info=cpu)
-    except UsageError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    if metrics["status"] == "diverged":
-        print(f"error: training diverged (NaN/inf energy); last good model kept in {output / 'best'}, "
-              f"metrics in {output / 'metrics.json'}", file=sys.stderr)
-        return 1
-    from accelerate import PartialState
-
-    if PartialState().is_main_process:
-        extra = f" | official test sample (100 sentences): {metrics['test_sample_ppl']:.2f}" if "test_sample_ppl" in metrics else ""
-        print(f"{cfg.task} {cfg.algo} [{metrics['status']}]: dev perplexity {metrics.get('dev_ppl', float('nan')):.2f}"
-              f" | test perplexity {metrics.get('test_ppl', float('nan')):.2f}{extra}")
-        print(f"checkpoint: {metrics['best_model']}")
-    return 0
-
+__all__ = ["main", "parse_args"]
 
 if __name__ == "__main__":
     sys.exit(main())

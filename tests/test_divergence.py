@@ -41,7 +41,7 @@ def test_fit_stops_at_the_first_infinite_energy_and_keeps_the_last_good_model(tm
     job = Fit(model=model, optim_w=torch.optim.AdamW(weight_groups(model), lr=1e-3), algorithm=IPC(2, 0.1),
               select=lambda name: gaussian, train_loader=loader, dev_loader=loader,
               evaluate=lambda m, dl: {"loss": sum(m(**b).loss.item() for b in dl)}, monitor="loss",
-              lower_is_better=True, save_best=lambda m, path: saved.append(path), epochs=5,
+              lower_is_better=True, save_best=lambda m, path, state: saved.append(path), epochs=5,
               write_metrics=lambda state, status: statuses.append(status))
     state = FitState()
     status = fit(job, Accelerator(cpu=True), tmp_path, state)

@@ -9,18 +9,26 @@ unchanged, an `EnergyGraph` swaps in the value node `x` and records the node's e
     blocks.{i}.out     block output, (B, T, C)
 The output is clamped to the labels by the cross-entropy energy: `nodes.clamp_readout` on a training graph (the
 logits are never formed; `logits` is then None), `nodes.clamp_output` on the logits otherwise.
+
+Where the scores are not a value node (feedforward inference, generation, BP or PC runs without `scores`), attention
+is torch's fused `scaled_dot_product_attention` on the same additive mask. Generation: `PCLMForCausalLM` keeps keys
+and values in a transformers `Cache` and takes positions from `position_ids` or the attention mask, so left padding
+is exact; a cache is refused with value nodes, which need the whole sequence.
 """
 
 from __future__ import annotations
 
 import copy
 import math
+import re
+from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from transformers import GenerationMixin, PreTrainedModel
-from transformers.modeling_outputs import CausalLMOutput, MaskedLMOutput
+from transformers import GenerationConfig, GenerationMixin, PreTrainedModel
+from transformers.cache_utils import Cache, DynamicCache
+from transformers.modeling_outputs import CausalLMOutputWithPast, MaskedLMOutput
 
 from ..pc import IGNORE_INDEX, FeedForward
 from .configuration_pclm import PCLMConfig
@@ -28,6 +36,16 @@ from .configuration_pclm import PCLMConfig
 __all__ = ["PCLMPreTrainedModel", "PCLMModel", "PCLMForMaskedLM", "PCLMForCausalLM"]
 
 _FEEDFORWARD = FeedForward()  # stateless
+# transformers renamed the cache argument and output field from `past_key_values` to `cache` during 5.x
+_CACHE_FIELD = "cache" if "cache" in CausalLMOutputWithPast.__dataclass_fields__ else "past_key_values"
+
+
+def _scores_are_nodes(nodes, name: str) -> bool:
+    """Whether `nodes` makes `{name}.scores` a value node; a graph that cannot say is assumed to."""
+    if type(nodes) is FeedForward:
+        return False
+    select = getattr(nodes, "select", None)
+    return select is None or select(f"{name}.scores") is not None
 
 
 def _norm(config: PCLMConfig, width: int) -> nn.Module:
@@ -51,13 +69,21 @@ class PCLMAttention(nn.Module):
         B, T, _ = h.shape
         return h.view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, H, T, D)
 
-    def forward(self, h: torch.Tensor, bias: torch.Tensor, nodes, name: str, row_mask) -> torch.Tensor:
+    def forward(self, h: torch.Tensor, bias: torch.Tensor, nodes, name: str, row_mask,
+                cache: Cache | None = None, layer: int = 0) -> torch.Tensor:
         q, k, v = self._heads(self.query(h)), self._heads(self.key(h)), self._heads(self.value(h))
-        scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_dim) + bias  # (B, H, T, T)
-        scores = nodes(f"{name}.scores", scores, row_mask)
-        probs = self.dropout(scores.softmax(-1))
-        ctx = (probs @ v).transpose(1, 2).reshape(h.shape)  # (B, T, C)
-        return self.output(ctx)
+        if cache is not None:  # k, v: (B, H, S, D) with the S - T earlier positions first
+            k, v = cache.update(k, v, layer)
+        if _scores_are_nodes(nodes, name):
+            scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_dim) + bias  # (B, H, T, S)
+            scores = nodes(f"{name}.scores", scores, row_mask)
+            ctx = self.dropout(scores.softmax(-1)) @ v
+        else:
+            # the mask must have q's dtype; fp16 cannot hold -1e9, and -inf would make fully masked rows NaN
+            mask = bias if bias.dtype == q.dtype else bias.clamp(min=torch.finfo(q.dtype).min).to(q.dtype)
+            ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
+                                                 dropout_p=self.dropout.p if self.training else 0.0)
+        return self.output(ctx.transpose(1, 2).reshape(h.shape))  # (B, T, C)
 
 
 class PCLMBlock(nn.Module):
@@ -70,19 +96,56 @@ class PCLMBlock(nn.Module):
         self.out_norm = _norm(config, config.hidden_size)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
-    def forward(self, h: torch.Tensor, bias: torch.Tensor, mask: torch.Tensor, nodes, name: str) -> torch.Tensor:
+    def forward(self, h: torch.Tensor, bias: torch.Tensor, mask: torch.Tensor, nodes, name: str,
+                cache: Cache | None = None, layer: int = 0) -> torch.Tensor:
         row_mask = mask[:, None, :]  # (B, 1, T): padded query rows carry no energy
-        a = self.attn_norm(h + self.dropout(self.attention(h, bias, nodes, name, row_mask)))
+        a = self.attn_norm(h + self.dropout(self.attention(h, bias, nodes, name, row_mask, cache, layer)))
         a = nodes(f"{name}.attn", a, mask)
         f = nodes(f"{name}.ffn", F.gelu(self.intermediate(a)), mask)
         out = self.out_norm(a + self.dropout(self.ffn_out(f)))
         return nodes(f"{name}.out", out, mask)
 
 
+# config.json's auto_map: what `Auto*.from_pretrained(path, trust_remote_code=True)` builds from the code beside it
+AUTO_MAP = {"AutoConfig": "configuration_pclm.PCLMConfig", "AutoModel": "modeling_pclm.PCLMModel",
+            "AutoModelForMaskedLM": "modeling_pclm.PCLMForMaskedLM",
+            "AutoModelForCausalLM": "modeling_pclm.PCLMForCausalLM"}
+
+
+def model_code() -> dict[str, str]:
+    """The source files a checkpoint needs to load without pclm, by file name, in one flat folder: this module,
+    configuration_pclm.py and the PC core (pclm/pc/*.py; its __init__ becomes pc.py). In the package, the core is
+    imported as `..pc`; the copy imports it as `.pc` (and `..pc.x` as `.x`). A copy loaded from a checkpoint
+    (already flat) is copied as it is."""
+    here = Path(__file__).resolve().parent
+    core = here.parent / "pc"
+    if not (core / "__init__.py").is_file():  # a flat copy beside a checkpoint
+        return {f.name: f.read_text() for f in sorted(here.glob("*.py")) if f.name != "__init__.py"}
+    files = {f.name: f.read_text() for f in (here / "configuration_pclm.py", here / "modeling_pclm.py")}
+    files["modeling_pclm.py"] = re.sub(r"^from \.\.pc\.", "from .", files["modeling_pclm.py"], flags=re.M)
+    files["modeling_pclm.py"] = re.sub(r"^from \.\.pc import", "from .pc import", files["modeling_pclm.py"],
+                                       flags=re.M)
+    for f in sorted(core.glob("*.py")):
+        files["pc.py" if f.name == "__init__.py" else f.name] = f.read_text()
+    for name, text in files.items():
+        if re.search(r"^\s*from \.\.", text, flags=re.M):
+            raise RuntimeError(f"{name} imports from outside the model code; a checkpoint could not load it")
+    return files
+
+
 class PCLMPreTrainedModel(PreTrainedModel):
     config_class = PCLMConfig
     base_model_prefix = "pclm"
     main_input_name = "input_ids"
+
+    def save_pretrained(self, save_directory, *args, **kwargs) -> None:
+        """transformers' save_pretrained, plus the model code and config.json's `auto_map`, so that
+        `AutoModelFor*.from_pretrained(path, trust_remote_code=True)` works without pclm installed."""
+        self.config.auto_map = dict(AUTO_MAP)
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if kwargs.get("is_main_process", True):
+            for name, text in model_code().items():
+                (Path(save_directory) / name).write_text(text)
 
 
 class PCLMModel(PCLMPreTrainedModel):
@@ -103,22 +166,41 @@ class PCLMModel(PCLMPreTrainedModel):
     def set_input_embeddings(self, value: nn.Embedding) -> None:
         self.word_embeddings = value
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, nodes=None) -> torch.Tensor:
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, nodes=None,
+                position_ids: torch.Tensor | None = None, cache: Cache | None = None) -> torch.Tensor:
+        """input_ids: (B, T) new tokens; attention_mask: (B, S) over the S = cached + T tokens (1 = real);
+        position_ids: (B, T), else counted from the mask (left padding starts at 0) or from the cache length."""
         nodes = nodes or _FEEDFORWARD
+        if cache is not None and type(nodes) is not FeedForward:
+            raise ValueError("a KV cache is for feedforward inference only: value nodes need the whole sequence")
         B, T = input_ids.shape
-        if T > self.config.max_position_embeddings:
-            raise ValueError(f"input of {T} tokens is longer than max_position_embeddings={self.config.max_position_embeddings}")
-        mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask
-        positions = torch.arange(T, device=input_ids.device)
-        h = self.dropout(self.embed_norm(self.word_embeddings(input_ids) + self.position_embeddings(positions)))
-        # Additive bias (B, 1, T, T). A large finite negative (not -inf) keeps the softmax-KL energy finite.
+        past = cache.get_seq_length() if cache is not None else 0
+        S = past + T
+        mask = torch.ones(B, S, dtype=torch.long, device=input_ids.device) if attention_mask is None else attention_mask
+        if mask.shape[-1] != S:
+            raise ValueError(f"attention_mask covers {mask.shape[-1]} tokens, expected {S} ({past} cached + {T} new)")
+        if position_ids is not None or S > self.config.max_position_embeddings:
+            # counted positions are < S, so only given ones or a long input need the (synchronising) max
+            self._check_positions(position_ids, mask, past)
+        if position_ids is None:
+            position_ids = (mask.long().cumsum(-1) - 1).clamp(min=0)[:, past:]
+        h = self.dropout(self.embed_norm(self.word_embeddings(input_ids) + self.position_embeddings(position_ids)))
+        # Additive bias (B, 1, T, S). A large finite negative (not -inf) keeps the softmax-KL energy finite.
         keep = mask[:, None, None, :].bool()
-        if self.config.is_decoder:
-            keep = keep & torch.ones(T, T, dtype=torch.bool, device=input_ids.device).tril()
+        if self.config.is_decoder:  # query i is token past + i: it sees keys 0 .. past + i
+            keep = keep & torch.ones(T, S, dtype=torch.bool, device=input_ids.device).tril(diagonal=past)
         bias = torch.zeros(keep.shape, dtype=h.dtype, device=h.device).masked_fill(~keep, -1e9)
+        rows = mask[:, past:]  # (B, T): the new tokens' own mask, for the value nodes' energies
         for i, block in enumerate(self.blocks):
-            h = block(h, bias, mask, nodes, f"blocks.{i}")
+            h = block(h, bias, rows, nodes, f"blocks.{i}", cache, i)
         return h
+
+    def _check_positions(self, position_ids: torch.Tensor | None, mask: torch.Tensor, past: int) -> None:
+        limit = self.config.max_position_embeddings
+        last = int(position_ids.max()) if position_ids is not None else int(mask.long().sum(-1).max()) - 1
+        if last >= limit:
+            raise ValueError(f"position {last} is past the model's max_position_embeddings={limit}: it reads at "
+                             f"most {limit} tokens (prompt and generated tokens together)")
 
 
 class PCLMLMHead(nn.Module):
@@ -190,12 +272,16 @@ class PCLMForMaskedLM(_PCLMWithHead):
 
 class PCLMForCausalLM(_PCLMWithHead, GenerationMixin):
     """Conditional (causal) LM: the same network with a triangular attention mask. `labels` are the input ids
-    (-100 where ignored); the model shifts them, so position t predicts token t+1."""
+    (-100 where ignored); the model shifts them, so position t predicts token t+1. With `use_cache=True` or a
+    `cache` (what `generate()` passes), keys and values of earlier tokens are kept and only new tokens are fed."""
 
     def __init__(self, config: PCLMConfig) -> None:
         config = copy.deepcopy(config)  # never turn the caller's config into the other kind of model
         config.is_decoder = True
         super().__init__(config)
+        # No max_length: generate() then adds 20 tokens by default, capped at max_position_embeddings.
+        self.generation_config = GenerationConfig(
+            bos_token_id=config.bos_token_id, eos_token_id=config.eos_token_id, pad_token_id=config.pad_token_id)
 
     def forward(
         self,
@@ -203,14 +289,21 @@ class PCLMForCausalLM(_PCLMWithHead, GenerationMixin):
         attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         nodes=None,
+        position_ids: torch.Tensor | None = None,
+        cache: Cache | None = None,
+        use_cache: bool | None = None,
         **kwargs,
-    ) -> CausalLMOutput:
+    ) -> CausalLMOutputWithPast:
         nodes = nodes or _FEEDFORWARD
-        h = self.pclm(input_ids, attention_mask, nodes)  # (B, T, C)
+        cache = cache if cache is not None else kwargs.get("past_key_values")  # the name before transformers 5.x
+        if use_cache and cache is None:
+            cache = DynamicCache(config=self.config)
+        h = self.pclm(input_ids, attention_mask, nodes, position_ids, cache)  # (B, T, C)
         if labels is None:
-            return CausalLMOutput(logits=self.lm_head(h))
+            return CausalLMOutputWithPast(logits=self.lm_head(h), **{_CACHE_FIELD: cache})
         # Shift the labels, not the logits: slicing the (B, T, V) logits would copy them in the forward pass
         # and zero-fill a (B, T, V) gradient in the backward. The last position gets no target.
         targets = F.pad(labels[:, 1:], (0, 1), value=IGNORE_INDEX)
         loss, logits = self.lm_head.loss(h.reshape(-1, h.shape[-1]), targets.reshape(-1), nodes)
-        return CausalLMOutput(loss=loss, logits=None if logits is None else logits.view(*h.shape[:2], -1))
+        logits = None if logits is None else logits.view(*h.shape[:2], -1)
+        return CausalLMOutputWithPast(loss=loss, logits=logits, **{_CACHE_FIELD: cache})

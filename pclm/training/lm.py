@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import platform
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,9 +27,12 @@ from ..errors import UsageError
 from ..evaluation import load_perplexity
 from ..metrics import per_sample_nll
 from ..models import PCLMConfig, PCLMForCausalLM, PCLMForMaskedLM
+from ..models.hub import checkpoint_tokenizer
 from ..models.value_nodes import error_depth, value_node_selector
+from .accelerate_checks import check_accelerate_env, check_accelerator, flat_hparams
 from .compiled import CompiledEnergy, check_compile
 from .loop import Fit, FitState, check_resume, fit, read_state
+from .model_card import write_model_card
 from .step import weight_groups
 from .tracking import build_tracker
 
@@ -38,7 +42,7 @@ MODELS = {"mlm": PCLMForMaskedLM, "clm": PCLMForCausalLM}
 
 
 def default_tokenizer_dir() -> Path:
-    return Path(__file__).resolve().parents[2] / "tokenizer"
+    return Path(__file__).resolve().parents[1] / "tokenizer"  # package data: the repository's tokenizer/
 
 
 def load_tokenizer(path: str | Path | None):
@@ -155,15 +159,19 @@ def _masker(tokenizer, mlm_probability: float) -> Callable[[dict], dict]:
 
 
 def train_lm(cfg: RunConfig, output_dir: Path, resume: bool = False, overwrite: bool = False,
-             cpu_info: dict | None = None) -> dict[str, Any]:
-    """Train one language model; returns (and writes) the content of metrics.json."""
+             cpu_info: dict | None = None, command: list[str] | None = None) -> dict[str, Any]:
+    """Train one language model; returns (and writes) the content of metrics.json. `command` is the command line
+    the model card names (default: this process's)."""
     checkpoint = check_lm_run(cfg, output_dir, resume, overwrite)
+    check_accelerate_env()
     accelerator = Accelerator(
         log_with=build_tracker(cfg.train.tracker, output_dir),
         project_dir=str(output_dir),
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
     )
     check_compile(cfg.train.compile, accelerator)
+    check_accelerator(accelerator, cfg.algo, build_algorithm(cfg.algo, cfg.pc.inference_steps, cfg.pc.inference_lr,
+                                                             cfg.pc.discount).uses_value_nodes)
     tokenizer = load_tokenizer(cfg.data.tokenizer)
     with accelerator.main_process_first():
         data = _lm_data(cfg, tokenizer)  # raises UsageError on sizes the corpus cannot hold
@@ -205,7 +213,7 @@ def train_lm(cfg: RunConfig, output_dir: Path, resume: bool = False, overwrite: 
         save_config(cfg, output_dir / "config.yaml")
         (output_dir / "config.json").write_text(json.dumps(cfg.to_dict()))
     accelerator.wait_for_everyone()
-    accelerator.init_trackers("logs", config={k: str(v) for k, v in cfg.to_dict().items()})
+    accelerator.init_trackers("logs", config=flat_hparams(cfg.to_dict()))
 
     causal = cfg.task == "clm"
     sizes = {split: len(ds) for split, ds in data.items()}
@@ -226,9 +234,9 @@ def train_lm(cfg: RunConfig, output_dir: Path, resume: bool = False, overwrite: 
             (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
         return metrics
 
-    def save_best(unwrapped, path: Path) -> None:
-        unwrapped.save_pretrained(path)
-        tokenizer.save_pretrained(path)
+    def save_best(unwrapped, path: Path, state_dict: dict) -> None:
+        unwrapped.save_pretrained(path, state_dict=state_dict)
+        checkpoint_tokenizer(tokenizer, unwrapped.config, causal=cfg.task == "clm").save_pretrained(path)
 
     job = Fit(model=model, optim_w=optim_w, algorithm=algorithm, select=value_node_selector(cfg.pc.value_nodes),
               train_loader=train_loader, dev_loader=eval_loaders["dev"],
@@ -247,5 +255,7 @@ def train_lm(cfg: RunConfig, output_dir: Path, resume: bool = False, overwrite: 
             final[f"{split}_ppl"] = evaluate_lm(best, loader, accelerator, causal)["ppl"]
     final["wall_seconds"] = round(time.perf_counter() - started, 2)
     metrics = write_metrics(state, status, final)
+    if state.best_epoch and accelerator.is_main_process:
+        write_model_card(output_dir / "best", cfg, metrics, command or ["python", *sys.argv])
     accelerator.end_training()
     return metrics

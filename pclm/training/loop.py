@@ -118,7 +118,7 @@ class Fit:
     evaluate: Callable[[torch.nn.Module, Any], dict[str, float]]  # (model, loader) -> metrics
     monitor: str  # key of `evaluate`'s result that selects the best epoch
     lower_is_better: bool
-    save_best: Callable[[torch.nn.Module, Path], None]  # writes the best model (save_pretrained + tokenizer)
+    save_best: Callable[[torch.nn.Module, Path, dict], None]  # (unwrapped model, folder, its full state dict)
     epochs: int
     patience: int = 0
     max_steps: int | None = None
@@ -221,8 +221,9 @@ def fit(fit: Fit, accelerator, output_dir: Path, state: FitState) -> str:
         accelerator.print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
         if _improved(fit, dev[fit.monitor], state.best):
             state.best, state.best_epoch, state.bad_epochs = dev[fit.monitor], epoch + 1, 0
+            state_dict = accelerator.get_state_dict(model)  # every rank: FSDP gathers the shards here
             if accelerator.is_main_process:
-                fit.save_best(accelerator.unwrap_model(model), output_dir / "best")
+                fit.save_best(accelerator.unwrap_model(model), output_dir / "best", state_dict)
             accelerator.wait_for_everyone()
         else:
             state.bad_epochs += 1

@@ -34,6 +34,7 @@ from ..pc import gaussian
 from ..vision.augment import random_crop_flip
 from ..vision.fused_mlp import FusedMLP
 from ..vision.registry import VISION_MODELS, build_vision_model
+from .accelerate_checks import check_accelerate_env, check_accelerator, flat_hparams
 from .compiled import CompiledEnergy, check_compile
 from .loop import Fit, FitState, check_resume, fit, read_state
 from .step import weight_groups
@@ -225,13 +226,14 @@ def evaluate_vision(model: nn.Module, data: tuple[torch.Tensor, torch.Tensor], b
     return {"accuracy": correct / n if math.isfinite(loss) else math.nan, "loss": loss}
 
 
-def save_vision_model(model: Normalized, cfg: VisionRunConfig, path: Path) -> None:
-    """`path`/model.safetensors (weights and normalisation), model.json (name and constructor arguments), and
-    the run's config (config.yaml, config.json)."""
+def save_vision_model(model: Normalized, cfg: VisionRunConfig, path: Path, state_dict: dict | None = None) -> None:
+    """`path`/model.safetensors (weights and normalisation: `state_dict`, else the model's), model.json (name and
+    constructor arguments), and the run's config (config.yaml, config.json)."""
     from safetensors.torch import save_file
 
     path.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(path / WEIGHTS_FILE))
+    state_dict = model.state_dict() if state_dict is None else state_dict
+    save_file({k: v.detach().contiguous().cpu() for k, v in state_dict.items()}, str(path / WEIGHTS_FILE))
     name, kwargs = model_spec(cfg)
     (path / MODEL_FILE).write_text(json.dumps({"name": name, "kwargs": kwargs}, indent=1))
     save_config(cfg, path / "config.yaml")
@@ -274,6 +276,7 @@ def train_vision(cfg: VisionRunConfig, output_dir: Path, resume: bool = False, o
     wall_start = time.perf_counter()
     output_dir = Path(output_dir)
     checkpoint = check_vision_run(cfg, output_dir, resume, overwrite)
+    check_accelerate_env()
     accelerator = Accelerator(
         log_with=build_tracker(cfg.train.tracker, output_dir),
         project_dir=str(output_dir),
@@ -281,6 +284,7 @@ def train_vision(cfg: VisionRunConfig, output_dir: Path, resume: bool = False, o
     )
     check_compile(cfg.train.compile, accelerator)
     check_compile(cfg.train.fused, accelerator, "train.fused")
+    check_accelerator(accelerator, cfg.algo, cfg.algo != "bp")
     with accelerator.main_process_first():
         data = vision_data(cfg)  # raises UsageError on sizes the data set cannot hold
     set_seed(cfg.seed)
@@ -314,7 +318,7 @@ def train_vision(cfg: VisionRunConfig, output_dir: Path, resume: bool = False, o
         save_config(cfg, output_dir / "config.yaml")
         (output_dir / "config.json").write_text(json.dumps(cfg.to_dict()))
     accelerator.wait_for_everyone()
-    accelerator.init_trackers("logs", config={k: str(v) for k, v in cfg.to_dict().items()})
+    accelerator.init_trackers("logs", config=flat_hparams(cfg.to_dict()))
 
     sizes = {split: len(labels) for split, (_, labels) in data.items()}
     eval_bs = cfg.train.eval_batch_size
@@ -342,7 +346,7 @@ def train_vision(cfg: VisionRunConfig, output_dir: Path, resume: bool = False, o
 
     job = Fit(model=model, optim_w=optim_w, algorithm=algorithm, select=_all_gaussian, train_loader=train_loader,
               dev_loader=data["dev"], evaluate=lambda m, d: evaluate_vision(m, d, eval_bs), monitor="accuracy",
-              lower_is_better=False, save_best=lambda m, path: save_vision_model(m, cfg, path),
+              lower_is_better=False, save_best=lambda m, path, state: save_vision_model(m, cfg, path, state),
               epochs=cfg.train.epochs, patience=cfg.train.patience, max_steps=cfg.train.max_steps,
               checkpoint_every=cfg.train.checkpoint_every, log_every=cfg.train.log_every, write_metrics=write_metrics,
               batch_transform=_augmented if cfg.data.augment else None,

@@ -1,0 +1,1 @@
+"""Command-line entry points (console scripts `pclm-*`); `scripts/*.py` call the same `main` functions."""

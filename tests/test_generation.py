@@ -1,0 +1,184 @@
+"""Generation with PCLMForCausalLM: KV cache, positions, left padding, SDPA, the checkpoint tokenizer.
+
+Oracle: a small model trained here on a rule that a previous-token predictor cannot follow (each sequence repeats
+its own three random tokens, so the next token is the one three back), and the model's own full-prefix forward
+pass: greedy `generate` must equal the argmax loop over full prefixes, cached logits the uncached ones, a
+left-padded row the same row alone."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import DynamicCache, pipeline
+
+from pclm import PCLMConfig, PCLMForCausalLM
+from pclm.models.hub import checkpoint_tokenizer
+from pclm.pc import EnergyGraph, FeedForward, gaussian
+
+V, L, PERIOD = 16, 20, 3  # ids 0-4 are the special tokens, as in the repository tokenizer
+
+
+def periodic(n: int, g: torch.Generator) -> torch.Tensor:
+    """(n, L) sequences <s> a b c a b c ... with a, b, c drawn per row."""
+    keys = torch.randint(5, V, (n, PERIOD), generator=g)
+    body = keys.repeat(1, L // PERIOD + 1)[:, : L - 1]
+    return torch.cat([torch.full((n, 1), 2), body], 1)
+
+
+@pytest.fixture(scope="module")
+def trained() -> PCLMForCausalLM:
+    torch.manual_seed(0)
+    config = PCLMConfig(vocab_size=V, hidden_size=32, intermediate_size=64, num_attention_heads=2,
+                        max_position_embeddings=32)
+    model = PCLMForCausalLM(config)
+    optim = torch.optim.Adam(model.parameters(), lr=3e-3)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(300):
+        ids = periodic(32, g)
+        loss = model(ids, labels=ids).loss
+        optim.zero_grad()
+        loss.backward()
+        optim.step()
+    return model.eval()
+
+
+def greedy_loop(model, ids: torch.Tensor, n: int) -> torch.Tensor:
+    """n greedy tokens, each the argmax of a full forward pass over everything before it (no cache)."""
+    with torch.no_grad():
+        for _ in range(n):
+            ids = torch.cat([ids, model(ids).logits[:, -1].argmax(-1, keepdim=True)], 1)
+    return ids
+
+
+def test_the_trained_model_follows_the_rule(trained):
+    ids = periodic(16, torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        pred = trained(ids).logits.argmax(-1)
+    assert torch.equal(pred[:, PERIOD:-1], ids[:, PERIOD + 1:])  # every token after the first period
+
+
+def test_greedy_generate_equals_the_full_prefix_loop(trained):
+    ids = periodic(4, torch.Generator().manual_seed(2))[:, :5]  # <s> a b c a
+    out = trained.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=12, do_sample=False,
+                           eos_token_id=None)
+    assert torch.equal(out, greedy_loop(trained, ids, 12))
+    assert torch.equal(out, periodic(4, torch.Generator().manual_seed(2))[:, :17])  # and it continues the rule
+
+
+def test_cached_logits_equal_uncached(trained):
+    ids = periodic(3, torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        full = trained(ids).logits
+        out = trained(ids[:, :6], use_cache=True)
+        cache, steps = out.cache, [out.logits]
+        for t in range(6, L):
+            out = trained(ids[:, t:t + 1], cache=cache)
+            steps.append(out.logits)
+    assert cache.get_seq_length() == L
+    torch.testing.assert_close(torch.cat(steps, 1), full, rtol=0, atol=1e-5)
+
+
+def test_left_padded_batch_equals_each_row_alone(trained):
+    rows = [periodic(1, torch.Generator().manual_seed(s))[:, :n] for s, n in [(4, 5), (5, 8), (6, 4)]]
+    width = max(r.shape[1] for r in rows)
+    batch = torch.zeros(len(rows), width, dtype=torch.long)  # <pad> = 0 on the left
+    mask = torch.zeros_like(batch)
+    for i, r in enumerate(rows):
+        batch[i, width - r.shape[1]:], mask[i, width - r.shape[1]:] = r[0], 1
+    out = trained.generate(batch, attention_mask=mask, max_new_tokens=9, do_sample=False, eos_token_id=None)
+    with torch.no_grad():
+        padded = trained(batch, attention_mask=mask).logits
+    for i, r in enumerate(rows):
+        alone = trained.generate(r, attention_mask=torch.ones_like(r), max_new_tokens=9, do_sample=False,
+                                 eos_token_id=None)
+        assert torch.equal(out[i, width - r.shape[1]:], alone[0])
+        with torch.no_grad():  # and the forward pass itself: real positions count from 0 after the padding
+            torch.testing.assert_close(padded[i, width - r.shape[1]:], trained(r).logits[0], rtol=0, atol=1e-5)
+
+
+def test_explicit_position_ids_equal_positions_from_the_mask(trained):
+    ids = periodic(2, torch.Generator().manual_seed(7))[:, :9]
+    mask = torch.ones_like(ids)
+    mask[0, :3] = 0
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    with torch.no_grad():
+        a = trained(ids, attention_mask=mask).logits
+        b = trained(ids, attention_mask=mask, position_ids=positions).logits
+        c = trained(ids, attention_mask=mask, position_ids=positions + 1).logits
+    assert torch.equal(a, b)
+    assert (a - c).abs().amax() > 1e-2  # the positions are used
+
+
+class ExplicitGraph(FeedForward):
+    """A graph that cannot say which nodes it selects, so the model must call it at the scores (explicit path)."""
+
+    def __call__(self, name, mu, mask=None):
+        return mu
+
+
+def test_sdpa_equals_the_hand_written_attention(trained, monkeypatch):
+    """The default feedforward pass and BP's graph without value nodes take SDPA; a graph that may hold the scores
+    takes the explicit softmax path. Same logits and same weight gradients, with left and right padding."""
+    ids = periodic(3, torch.Generator().manual_seed(8))
+    mask = torch.ones_like(ids)
+    mask[1, :4] = 0
+    mask[2, -5:] = 0
+    calls = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention",
+                        lambda *a, **k: calls.append(1) or sdpa(*a, **k))
+    results = {}
+    for name, nodes in [("default", None), ("bp", EnergyGraph(lambda name: None, 3)), ("explicit", ExplicitGraph())]:
+        calls.clear()
+        logits = trained(ids, attention_mask=mask, nodes=nodes).logits
+        grads = torch.autograd.grad(logits[mask.bool()].square().mean(), list(trained.parameters()))
+        results[name] = (logits.detach(), grads, len(calls))
+    assert [results[k][2] for k in results] == [2, 2, 0]  # one SDPA call per block, none on the explicit path
+    for name in ("default", "bp"):
+        torch.testing.assert_close(results[name][0], results["explicit"][0], rtol=0, atol=1e-5)
+        for x, y in zip(results[name][1], results["explicit"][1]):
+            torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-6)
+
+
+def test_a_scores_value_node_takes_the_explicit_path(trained, monkeypatch):
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", None)  # any SDPA call would fail
+    graph = EnergyGraph(lambda name: gaussian if name.endswith("scores") else None, 2)
+    trained(periodic(2, torch.Generator().manual_seed(11)), nodes=graph)
+    assert sorted(graph.x) == ["blocks.0.scores", "blocks.1.scores"]
+
+
+def test_a_cache_is_refused_with_value_nodes(trained):
+    ids = periodic(1, torch.Generator().manual_seed(9))
+    with pytest.raises(ValueError, match="KV cache is for feedforward inference only"):
+        trained(ids, cache=DynamicCache(config=trained.config), nodes=EnergyGraph(lambda name: None, 1))
+
+
+def test_generating_past_the_positions_is_a_clear_error(trained):
+    ids = periodic(1, torch.Generator().manual_seed(10))  # 20 tokens; the 14th new token would read position 32
+    with pytest.raises(ValueError, match="position 32 is past the model's max_position_embeddings=32"):
+        trained.generate(ids, max_new_tokens=14, min_new_tokens=14, do_sample=False)
+    out = trained.generate(ids, do_sample=False, eos_token_id=None)  # the default length stops at the positions
+    assert out.shape[1] == 32
+
+
+def test_checkpoint_tokenizer_prompts_end_without_eos(tokenizer):
+    config = PCLMConfig(max_position_embeddings=48)
+    causal = checkpoint_tokenizer(tokenizer, config, causal=True)
+    assert causal("the cat").input_ids == tokenizer("the cat").input_ids[:-1]
+    assert tokenizer("the cat").input_ids[-1] == tokenizer.eos_token_id  # the training tokenizer is unchanged
+    assert causal.model_max_length == 48 and causal.padding_side == "left"
+    masked = checkpoint_tokenizer(tokenizer, config, causal=False)
+    assert masked("the cat").input_ids == tokenizer("the cat").input_ids and masked.model_max_length == 48
+
+
+def test_text_generation_pipeline_feeds_the_prompt_without_eos(tokenizer):
+    torch.manual_seed(0)
+    model = PCLMForCausalLM(PCLMConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32,
+                                       max_position_embeddings=24)).eval()
+    causal = checkpoint_tokenizer(tokenizer, model.config, causal=True)
+    generator = pipeline("text-generation", model=model, tokenizer=causal)
+    out = generator("the cat sat", max_new_tokens=4, do_sample=False, return_tensors=True)
+    prompt = causal("the cat sat").input_ids
+    assert prompt[0] == tokenizer.bos_token_id and prompt[-1] != tokenizer.eos_token_id
+    ids = torch.tensor([prompt])
+    assert out[0]["generated_token_ids"][: len(prompt) + 4] == greedy_loop(model, ids, 4)[0].tolist()
