@@ -1,0 +1,231 @@
+#!/usr/bin/env python
+"""Run an experiment plan: a dev-tuning stage, then seeds of each method at its dev-selected setting, several runs
+side by side, resumably.
+
+    python scripts/run_plan.py configs/experiments/lm_table3_full.yaml --output-dir runs/lm_table3_full \\
+        --workers 2 --threads 1 -- --data-dir ../shared/data/lm1b
+    python scripts/run_plan.py PLAN --output-dir DIR --dry-run           # list the runs, start nothing
+
+The plan (YAML) names methods; each is a task, an algorithm, fixed overrides and a grid of dotted keys:
+
+    fixed: [data.max_length=32]                 # every run
+    tune: {epochs: 2, seed: 0}                  # every grid point, compared on dev perplexity
+    seeds: {epochs: 16, patience: 3}            # every seed run, at its method's selected point
+    methods:
+      clm_bp:  {task: clm, algo: bp, grid: {train.lr: [0.0016, 0.0032]}, seeds: 0-4}
+      clm_ipc: {task: clm, algo: ipc, grid: {pc.x_grads: [sample, batch]}, seeds: 0-4}
+
+Instead of a grid, `points: [{train.lr: 0.0032}, {pc.x_grads: batch}]` lists the points to try. A method with one
+point (or none) skips tuning. Runs go to <output-dir>/tune/<method>/<point> and
+<output-dir>/seeds/<method>/seed<k>; each is `scripts/train_lm.py` in its own process (pclm.runs.launch_train):
+skipped when its metrics.json holds a final status, resumed from a complete checkpoint, started otherwise. A
+method's seeds start once all its grid points are final; the point with the lowest best dev perplexity is chosen
+(diverged points lose). Seed runs are ordered seed-major (seed 0 of every method, then seed 1, ...), so a plan cut
+short still covers every method. A bad-input exit (2) of any run stops the plan with that exit code.
+Writes <output-dir>/plan.json: every run's folder, overrides, status and exit code, and each method's selection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import shlex
+import sys
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+SCRIPTS = Path(__file__).resolve().parent
+SAFE = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-=+")
+
+
+@dataclass
+class Run:
+    name: str  # tune/<method>/<point> or seeds/<method>/seed<k>
+    method: str
+    task: str
+    algo: str
+    seed: int
+    overrides: list[str]
+    stage: str
+    point: str = ""
+    status: str | None = None
+    exit_code: int | None = None
+    needs: list[str] = field(default_factory=list)  # runs that must be final first (a method's grid)
+
+
+def parse_seeds(text: str | int) -> list[int]:
+    seeds: list[int] = []
+    for part in str(text).split(","):
+        lo, _, hi = part.strip().partition("-")
+        seeds += list(range(int(lo), int(hi) + 1)) if hi else [int(lo)]
+    if not seeds or min(seeds) < 0:
+        raise ValueError(f"seeds '{text}' name no non-negative seed")
+    return seeds
+
+
+def point_name(point: dict) -> str:
+    name = "+".join(f"{k.split('.')[-1]}={v}" for k, v in point.items()) or "default"
+    if not set(name) <= SAFE or ".." in name:
+        raise ValueError(f"grid value would make an unsafe folder name: '{name}'")
+    return name
+
+
+def build_runs(plan: dict) -> tuple[list[Run], dict[str, list[Run]]]:
+    """(every run, in launch order; each method's grid runs)."""
+    fixed = [str(o) for o in plan.get("fixed", [])]
+    tune, seeds_stage = plan.get("tune", {}), plan.get("seeds", {})
+    grids: dict[str, list[Run]] = {}
+    seed_runs: dict[str, list[Run]] = {}
+    for method, spec in plan["methods"].items():
+        if not set(method) <= SAFE:
+            raise ValueError(f"method name '{method}' is not a plain folder name")
+        base = fixed + [str(o) for o in spec.get("overrides", [])]
+        grid = spec.get("grid") or {}
+        points = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
+        points = [dict(pt) for pt in spec["points"]] if "points" in spec else points
+        grids[method] = []
+        if len(points) > 1:
+            for point in points:
+                over = base + [f"{k}={v}" for k, v in point.items()] + [f"train.epochs={tune.get('epochs', 2)}"]
+                grids[method].append(Run(f"tune/{method}/{point_name(point)}", method, spec["task"], spec["algo"],
+                                         int(tune.get("seed", 0)), over, "tune", point_name(point)))
+        single = points[0] if len(points) == 1 else None
+        seed_over = base + ([f"{k}={v}" for k, v in single.items()] if single else [])
+        seed_over += [f"train.epochs={seeds_stage.get('epochs', 16)}", f"train.patience={seeds_stage.get('patience', 3)}"]
+        seed_runs[method] = [Run(f"seeds/{method}/seed{s}", method, spec["task"], spec["algo"], s, list(seed_over),
+                                 "seeds", needs=[r.name for r in grids[method]])
+                             for s in parse_seeds(spec.get("seeds", 0))]
+    order = [r for g in grids.values() for r in g]
+    for batch in itertools.zip_longest(*seed_runs.values()):
+        order += [r for r in batch if r is not None]
+    return order, grids
+
+
+def best_dev(run_dir: Path) -> float:
+    try:
+        m = json.loads((run_dir / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return math.inf
+    value = m.get("best_dev_ppl")
+    return value if m.get("status") != "diverged" and isinstance(value, (int, float)) else math.inf
+
+
+def select(grid: list[Run], out: Path) -> Run:
+    """The grid point with the lowest best dev perplexity (ties: the first listed)."""
+    return min(grid, key=lambda r: best_dev(out / r.name))
+
+
+def main(argv: list[str] | None = None) -> int:
+    from pclm.runs import FINAL_STATUSES, default_launcher, launch_train, run_status, split_passthrough
+
+    own, passthrough = split_passthrough(sys.argv[1:] if argv is None else argv)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("plan", type=Path)
+    p.add_argument("--output-dir", required=True, type=Path)
+    p.add_argument("--workers", type=int, default=1, help="runs side by side (default 1)")
+    p.add_argument("--threads", default="1", help="torch threads per run (default 1)")
+    p.add_argument("--launcher", default=default_launcher(), help="command that starts a run (default: accelerate launch)")
+    p.add_argument("--methods", help="comma-separated subset of the plan's methods")
+    p.add_argument("--stop-after", type=float, default=None, help="start no new run after this many seconds")
+    p.add_argument("--dry-run", action="store_true")
+    args = p.parse_args(own)
+    try:
+        import yaml
+
+        plan = yaml.safe_load(args.plan.read_text(encoding="utf-8"))
+        if not isinstance(plan, dict) or not isinstance(plan.get("methods"), dict) or not plan["methods"]:
+            raise ValueError("the plan must be a mapping with a non-empty 'methods' mapping")
+        if args.methods:
+            wanted = args.methods.split(",")
+            unknown = [m for m in wanted if m not in plan["methods"]]
+            if unknown:
+                raise ValueError(f"--methods: unknown method '{unknown[0]}'")
+            plan["methods"] = {m: plan["methods"][m] for m in wanted}
+        if args.workers < 1:
+            raise ValueError(f"--workers must be >= 1, got {args.workers}")
+        runs, grids = build_runs(plan)
+    except (OSError, ValueError, KeyError, TypeError, yaml.YAMLError) as err:
+        print(f"error: plan '{args.plan}': {err}", file=sys.stderr)
+        return 2
+    out = args.output_dir
+    if args.dry_run:
+        for r in runs:
+            print(r.name, r.task, r.algo, f"seed={r.seed}", shlex.join(r.overrides))
+        return 0
+    out.mkdir(parents=True, exist_ok=True)
+    lock = threading.Lock()
+    selections: dict[str, dict] = {}
+
+    def record() -> None:
+        with lock:
+            doc = {"plan": str(args.plan), "passthrough": passthrough, "selections": selections,
+                   "runs": [asdict(r) for r in runs]}
+            tmp = out / "plan.json.tmp"
+            tmp.write_text(json.dumps(doc, indent=1))
+            tmp.replace(out / "plan.json")
+
+    def ready(r: Run) -> bool:
+        return all(run_status(out / n) in FINAL_STATUSES for n in r.needs)
+
+    def prepare(r: Run) -> None:
+        """A seed run takes its method's selected grid point, once the grid is final."""
+        if r.stage == "seeds" and grids[r.method]:
+            chosen = select(grids[r.method], out)
+            selections[r.method] = {"point": chosen.point, "best_dev_ppl": best_dev(out / chosen.name),
+                                    "grid": {g.point: best_dev(out / g.name) for g in grids[r.method]}}
+            point = [o for o in chosen.overrides if not o.startswith("train.epochs=") and o not in r.overrides]
+            r.overrides = r.overrides + point
+            r.point = chosen.point
+
+    def execute(r: Run) -> int:
+        folder = out / r.name
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        cmd = ["--task", r.task, "--algo", r.algo, "--seed", str(r.seed), "--threads", str(args.threads),
+               *passthrough, *r.overrides]
+        code = launch_train(args.launcher, folder, cmd, SCRIPTS / "train_lm.py")
+        r.exit_code, r.status = code, run_status(folder) or "crashed"
+        return code
+
+    started = time.monotonic()
+    pending = [r for r in runs]
+    for r in pending:
+        r.status = run_status(out / r.name)
+    running: dict = {}
+    bad_input = 0
+    with ThreadPoolExecutor(max_workers=args.workers) as pool:
+        while pending or running:
+            late = args.stop_after is not None and time.monotonic() - started > args.stop_after
+            while not bad_input and not late and len(running) < args.workers:
+                nxt = next((r for r in pending if ready(r)), None)
+                if nxt is None:
+                    break
+                pending.remove(nxt)
+                prepare(nxt)
+                if nxt.status in FINAL_STATUSES:
+                    continue
+                running[pool.submit(execute, nxt)] = nxt
+            record()
+            if not running:
+                break  # nothing runs and nothing can start: cut short, or every remaining run waits on a failure
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in done:
+                r = running.pop(fut)
+                if fut.result() == 2:
+                    bad_input = 2
+                print(f"[plan] {r.name}: {r.status} (exit {r.exit_code})", flush=True)
+    record()
+    if bad_input:
+        print("error: a run exited with a bad-input error (2); the plan stopped", file=sys.stderr)
+        return 2
+    left = sum(r.status not in FINAL_STATUSES for r in runs)
+    print(f"[plan] {len(runs) - left} of {len(runs)} runs final; wrote {out / 'plan.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
