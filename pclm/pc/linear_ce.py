@@ -49,17 +49,15 @@ class _LinearCrossEntropy(torch.autograd.Function):
                         logits += bias.float()
                 keep = tc != IGNORE_INDEX
                 safe = tc.clamp(min=0)[:, None]  # (n, 1)
-                picked = logits.gather(1, safe)[:, 0]  # (n,) the targets' logits, before the buffer is reused
-                top = logits.amax(-1, keepdim=True)  # (n, 1)
-                expd = logits.sub_(top).exp_()  # one exp, in place: exp(logits - max)
-                denom = expd.sum(-1)  # (n,)
-                lse = denom.log() + top[:, 0]
-                total += ((lse - picked) * keep).sum()
+                logp = torch.log_softmax(logits, dim=-1)  # one fused, row-local kernel
+                total -= logp.gather(1, safe)[:, 0].masked_fill_(~keep, 0.0).sum()
                 if not (need_h or need_w):
                     continue
                 # dCE/dlogits = softmax - onehot, zero on ignored rows; built in place in the same buffer
-                grad = expd.mul_((keep / denom)[:, None])
-                grad.scatter_add_(1, safe, -keep.to(grad.dtype)[:, None])
+                grad = logp.exp_()
+                grad.scatter_add_(1, safe, torch.full_like(safe, -1, dtype=grad.dtype))
+                if not bool(keep.all()):
+                    grad.masked_fill_(~keep[:, None], 0.0)
                 g = grad.to(dtype)
                 if grad_h is not None:
                     if dtype == torch.float32:
