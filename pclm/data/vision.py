@@ -108,16 +108,58 @@ def load_cifar10_parquet(data_dir: str | Path, split: str = "train",
     return x.contiguous(), torch.tensor(table.column("label").to_pylist(), dtype=torch.int64)
 
 
+def _latin1_encode(text: str, encoding: str = "utf-8") -> bytes:
+    """`_codecs.encode` as a Python 3 pickle of protocol 2 uses it for bytes: latin-1 only."""
+    if encoding != "latin1" or not isinstance(text, str):
+        raise pickle.UnpicklingError("_codecs.encode is admitted only as latin1 of a str (protocol-2 bytes)")
+    return text.encode("latin1")
+
+
+def _numpy_globals() -> dict[tuple[str, str], object]:
+    try:  # numpy >= 2; the batches name numpy.core (numpy 1), which numpy 2 keeps only as a deprecated alias
+        from numpy._core.multiarray import _reconstruct
+        from numpy._core.numeric import _frombuffer
+    except ImportError:
+        from numpy.core.multiarray import _reconstruct
+        from numpy.core.numeric import _frombuffer
+    names = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype}
+    for core in ("numpy.core", "numpy._core"):
+        names[(f"{core}.multiarray", "_reconstruct")] = _reconstruct
+        names[(f"{core}.numeric", "_frombuffer")] = _frombuffer  # arrays pickled with protocol 5
+    return names
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles only what a CIFAR-10 batch holds: dicts, lists, str/bytes, numbers and numpy arrays. Any other
+    global (os.system, builtins.eval, ...) is refused before it is looked up, so a crafted file runs no code."""
+
+    def find_class(self, module: str, name: str) -> object:
+        if (module, name) == ("_codecs", "encode"):
+            return _latin1_encode
+        admitted = _numpy_globals().get((module, name))
+        if admitted is None:
+            raise pickle.UnpicklingError(f"refused to load '{module}.{name}'")
+        return admitted
+
+
 def _read_cifar10_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """One pickled CIFAR-10 batch: a dict with b"data" (N, 3072) uint8 (R, G, B planes of 32x32, row-major) and
-    b"labels" (N,) -> images (N, 3, 32, 32) uint8 and labels (N,) int64."""
+    b"labels" (N,) -> images (N, 3, 32, 32) uint8 and labels (N,) int64. Read with `_ArrayUnpickler`."""
     try:
         with open(path, "rb") as f:
-            batch = pickle.load(f, encoding="bytes")
-        data = np.asarray(batch[b"data"], dtype=np.uint8)
-        labels = np.asarray(batch[b"labels"], dtype=np.int64)
-    except Exception as err:  # any unpickling failure or a missing key: the file is not a CIFAR-10 batch
+            batch = _ArrayUnpickler(f, encoding="bytes").load()
+    except pickle.UnpicklingError as err:
+        raise UsageError(f"not a CIFAR-10 pickle batch: {path} ({err})") from None
+    except Exception as err:  # any other unpickling failure: truncated, not a pickle at all
         raise UsageError(f"not a CIFAR-10 pickle batch: {path} ({type(err).__name__})") from None
+    try:
+        raw_data, raw_labels = batch[b"data"], batch[b"labels"]
+        if not isinstance(raw_data, np.ndarray) or raw_data.dtype != np.uint8:
+            raise TypeError("b'data' is not a uint8 array")
+        data = raw_data
+        labels = np.asarray(raw_labels, dtype=np.int64)
+    except Exception as err:  # a missing key, or values of the wrong kind
+        raise UsageError(f"not a CIFAR-10 pickle batch: {path} ({type(err).__name__}: {err})") from None
     if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or labels.shape != (len(data),):
         raise UsageError(f"bad CIFAR-10 batch shapes in {path}: data {data.shape}, labels {labels.shape}")
     return data.reshape(-1, 3, 32, 32), labels

@@ -43,12 +43,27 @@ class FitState:
     epoch_batches: int = 0  # how many batches that sum holds (a resumed epoch reports the whole epoch's mean)
 
 
+_STATE_KINDS = {"epoch": int, "batches_done": int, "global_step": int, "best": float, "best_epoch": int,
+                "bad_epochs": int, "history": list, "train_seconds": float, "init_dev": float,
+                "epoch_loss_sum": float, "epoch_batches": int}
+_STATE_OPTIONAL = {"best", "best_epoch", "init_dev"}
+
+
 def read_state(checkpoint: Path) -> FitState:
     """The loop state saved in `checkpoint`. Raises OSError / ValueError / TypeError when it is not one."""
     data = json.loads((checkpoint / STATE_FILE).read_text())
     if not isinstance(data, dict) or data.pop("format", None) != STATE_FORMAT:
         raise ValueError("not a pclm training checkpoint")
-    return FitState(**data)
+    state = FitState(**data)  # TypeError on a missing or unknown field
+    for name, value in state.__dict__.items():  # a crafted file must not reach the loop with the wrong kinds
+        kind = _STATE_KINDS[name]
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        ok = (value is None and name in _STATE_OPTIONAL) or (
+            kind is int and number and isinstance(value, int) and value >= 0) or (kind is float and number) or (
+            kind is list and isinstance(value, list) and all(isinstance(v, dict) for v in value))
+        if not ok:
+            raise ValueError(f"{STATE_FILE}: '{name}' must be {kind.__name__}, got {value!r}")
+    return state
 
 
 def find_checkpoint(output_dir: Path) -> Path | None:
