@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration, set_seed
 from torch.utils.data import DataLoader
 
@@ -29,6 +28,7 @@ from ..models import PCLMConfig, PCLMForCausalLM, PCLMForMaskedLM
 from ..models.value_nodes import error_depth, value_node_selector
 from .compiled import CompiledEnergy, check_compile
 from .loop import Fit, FitState, check_resume, fit, read_state
+from .processes import build_accelerator, end_processes, replica_digests
 from .step import weight_groups
 from .tracking import build_tracker
 
@@ -157,7 +157,7 @@ def train_lm(cfg: RunConfig, output_dir: Path, resume: bool = False, overwrite: 
              cpu_info: dict | None = None) -> dict[str, Any]:
     """Train one language model; returns (and writes) the content of metrics.json."""
     checkpoint = check_lm_run(cfg, output_dir, resume, overwrite)
-    accelerator = Accelerator(
+    accelerator = build_accelerator(
         log_with=build_tracker(cfg.train.tracker, output_dir),
         project_dir=str(output_dir),
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
@@ -238,12 +238,15 @@ def train_lm(cfg: RunConfig, output_dir: Path, resume: bool = False, overwrite: 
               compiled=CompiledEnergy(accelerator.unwrap_model(model)) if cfg.train.compile else None)
     started = time.perf_counter()
     status = fit(job, accelerator, output_dir, state)
-    final: dict[str, Any] = {"best_model": str(output_dir / "best") if state.best_epoch else None}
+    # every process's final weights, hashed: equal digests show the ranks trained one model
+    final: dict[str, Any] = {"best_model": str(output_dir / "best") if state.best_epoch else None,
+                             "weights_sha256": replica_digests(accelerator, model)}
     if state.best_epoch:  # score the kept model, reloaded from disk, on every split
         best = MODELS[cfg.task].from_pretrained(output_dir / "best").to(accelerator.device).eval()
         for split, loader in eval_loaders.items():
             final[f"{split}_ppl"] = evaluate_lm(best, loader, accelerator, causal)["ppl"]
     final["wall_seconds"] = round(time.perf_counter() - started, 2)
     metrics = write_metrics(state, status, final)
-    accelerator.end_training()
+    del job, model, optim_w, train_loader, prepared, eval_loaders
+    end_processes(accelerator)
     return metrics

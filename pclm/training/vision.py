@@ -22,7 +22,6 @@ from typing import Any
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration, set_seed
 from torch.utils.data import DataLoader, Dataset
 
@@ -36,6 +35,7 @@ from ..vision.fused_mlp import FusedMLP
 from ..vision.registry import VISION_MODELS, build_vision_model
 from .compiled import CompiledEnergy, check_compile
 from .loop import Fit, FitState, check_resume, fit, read_state
+from .processes import build_accelerator, end_processes, replica_digests
 from .step import weight_groups
 from .tracking import build_tracker
 
@@ -274,7 +274,7 @@ def train_vision(cfg: VisionRunConfig, output_dir: Path, resume: bool = False, o
     wall_start = time.perf_counter()
     output_dir = Path(output_dir)
     checkpoint = check_vision_run(cfg, output_dir, resume, overwrite)
-    accelerator = Accelerator(
+    accelerator = build_accelerator(
         log_with=build_tracker(cfg.train.tracker, output_dir),
         project_dir=str(output_dir),
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
@@ -349,7 +349,9 @@ def train_vision(cfg: VisionRunConfig, output_dir: Path, resume: bool = False, o
               compiled=CompiledEnergy(accelerator.unwrap_model(model)) if cfg.train.compile else None,
               fused=FusedMLP(accelerator.unwrap_model(model), optim_w) if cfg.train.fused else None)
     status = fit(job, accelerator, output_dir, state)
-    final: dict[str, Any] = {"best_model": str(output_dir / "best") if state.best_epoch else None}
+    # every process's final weights, hashed: equal digests show the ranks trained one model
+    final: dict[str, Any] = {"best_model": str(output_dir / "best") if state.best_epoch else None,
+                             "weights_sha256": replica_digests(accelerator, model)}
     if state.best_epoch:  # score the kept model, reloaded from disk
         best = load_vision_run(output_dir / "best")[0].to(accelerator.device)
         for split in ("dev", "test"):
@@ -357,5 +359,6 @@ def train_vision(cfg: VisionRunConfig, output_dir: Path, resume: bool = False, o
             final[f"{split}_accuracy"], final[f"{split}_loss"] = scores["accuracy"], scores["loss"]
     final["wall_seconds"] = round(time.perf_counter() - wall_start, 2)
     metrics = write_metrics(state, status, final)
-    accelerator.end_training()
+    del job, model, optim_w, train_loader
+    end_processes(accelerator)
     return metrics
