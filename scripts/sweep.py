@@ -36,7 +36,8 @@ from pathlib import Path
 
 import yaml
 
-from pclm.runs import FINAL_STATUSES, default_launcher, launch_train, run_status, split_passthrough
+from pclm.runs import (FINAL_STATUSES, check_folder_name, default_launcher, launch_train, run_status,
+                       split_passthrough)
 
 SCRIPTS = Path(__file__).resolve().parent
 VISION_SCRIPT = "train_vision.py"
@@ -146,10 +147,14 @@ def main(argv: list[str] | None = None) -> int:
             flags = ["--task", spec["task"], "--algo", spec["algo"]]
         if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
             raise ValueError("'grid' must map dotted keys to non-empty lists")
+        if not grid:
+            raise ValueError("'grid' is empty: name at least one dotted key and its values")
+        points = expand(grid)
+        for point in points:
+            check_folder_name(point_name(point))
     except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError, AttributeError) as err:
         print(f"error: bad grid file '{args.grid}': {err}", file=sys.stderr)
         return 2
-    points = expand(grid)
     if is_vision(spec):
         above = default_converged_above(spec) if args.converged_above is None else args.converged_above
         rule = (f"status completed / early_stopped / max_steps and final test accuracy above {100 * above:.1f}%"

@@ -57,8 +57,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if metrics["status"] == "diverged":
-        print(f"error: training diverged (NaN/inf energy); last good model kept in {output / 'best'}, "
-              f"metrics in {output / 'metrics.json'}", file=sys.stderr)
+        kept = f"last good model kept in {metrics['best_model']}" if metrics.get("best_model") else \
+            "before the first epoch ended, so no model was kept"
+        print(f"error: training diverged (NaN/inf energy); {kept}, metrics in {output / 'metrics.json'}",
+              file=sys.stderr)
         return 1
     from accelerate import PartialState
 

@@ -19,8 +19,9 @@ seed, out = int(args[args.index("--seed") + 1]), Path(args[args.index("--output-
 with open(Path(__file__).with_name("calls.txt"), "a") as f:
     f.write(f"{seed} {'--resume' in args}\\n")
 out.mkdir(parents=True, exist_ok=True)
-if seed == 2:  # crashes before writing anything final, leaving a checkpoint
-    (out / "checkpoints").mkdir(exist_ok=True)
+if seed == 2:  # crashes before writing anything final, leaving a complete checkpoint
+    (out / "checkpoints" / "last").mkdir(parents=True, exist_ok=True)
+    (out / "checkpoints" / "last" / "pclm_state.json").write_text("{}")
     sys.exit(3)
 status = "diverged" if seed == 1 else "completed"
 (out / "metrics.json").write_text(json.dumps({"status": status, "test_ppl": 100.0 + seed}))

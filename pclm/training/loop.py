@@ -18,11 +18,11 @@ from tqdm.auto import tqdm
 
 from ..algorithms import Algorithm
 from ..errors import UsageError
+from ..folders import STATE_FILE, find_checkpoint, swap_in
 from .step import Diverged, train_batch, weight_groups
 
 __all__ = ["FitState", "Fit", "fit", "check_resume", "find_checkpoint", "read_state", "STATE_FILE"]
 
-STATE_FILE = "pclm_state.json"
 STATE_FORMAT = "pclm-train-state/1"
 
 
@@ -66,23 +66,15 @@ def read_state(checkpoint: Path) -> FitState:
     return state
 
 
-def find_checkpoint(output_dir: Path) -> Path | None:
-    """The newest complete checkpoint of a run: checkpoints/last, or checkpoints/last.old when the run was killed
-    while swapping a new checkpoint in (see `_save_checkpoint`). None when there is neither."""
-    for name in ("last", "last.old"):
-        path = output_dir / "checkpoints" / name
-        if (path / STATE_FILE).is_file():
-            return path
-    return None
-
-
 def check_resume(output_dir: Path, config: dict[str, Any], model: torch.nn.Module) -> Path:
     """The checkpoint to resume `output_dir` from, after checking that the run was started with `config` (its
     `config.json`) and that the checkpoint holds `model`'s weights (`model` may live on the meta device), an
     optimiser state for its weight groups and a torch RNG state. Any failure is a one-line `UsageError`."""
     checkpoint = find_checkpoint(output_dir)
     if checkpoint is None:
-        raise UsageError(f"--resume: no checkpoint in '{output_dir / 'checkpoints' / 'last'}'")
+        stranded = " (only an incomplete one: the run was stopped during its first checkpoint; start it again with " \
+                   "--overwrite)" if (output_dir / "checkpoints" / "last.new").is_dir() else ""
+        raise UsageError(f"--resume: no checkpoint in '{output_dir / 'checkpoints' / 'last'}'{stranded}")
     bad = f"--resume: '{checkpoint}' is not a readable pclm checkpoint"
     try:
         read_state(checkpoint)
@@ -146,13 +138,14 @@ class Fit:
     batch_transform: Callable[[Any], Any] | None = None
     compiled: Any = None  # a `CompiledEnergy` of the model: `train_batch` takes its gradients from it
     fused: Any = None  # a `FusedMLP` of the model: `train_batch` runs each mini-batch in closed form through it
+    after_checkpoint: Callable[[], None] | None = None  # called once each checkpoint is complete (RunFolder.commit)
 
 
-def _save_checkpoint(accelerator, output_dir: Path, state: FitState) -> None:
+def _save_checkpoint(accelerator, output_dir: Path, state: FitState, after: Callable[[], None] | None = None) -> None:
     """Write the checkpoint beside the current one, then swap it in: a kill at any moment leaves a complete
     checkpoint (last, or last.old during the swap), never new weights under an old state file."""
     root = output_dir / "checkpoints"
-    last, new, old = root / "last", root / "last.new", root / "last.old"
+    last, new = root / "last", root / "last.new"
     if accelerator.is_main_process:
         shutil.rmtree(new, ignore_errors=True)
     accelerator.wait_for_everyone()
@@ -160,12 +153,10 @@ def _save_checkpoint(accelerator, output_dir: Path, state: FitState) -> None:
     if accelerator.is_main_process:
         payload = {"format": STATE_FORMAT, **state.__dict__}
         (new / STATE_FILE).write_text(json.dumps(payload, indent=1))
-        if last.exists():
-            shutil.rmtree(old, ignore_errors=True)
-            last.rename(old)
-        new.rename(last)
-        shutil.rmtree(old, ignore_errors=True)
+        swap_in(new, last)
     accelerator.wait_for_everyone()
+    if after is not None:
+        after()
 
 
 def _improved(fit: Fit, value: float, best: float | None) -> bool:
@@ -223,7 +214,7 @@ def fit(fit: Fit, accelerator, output_dir: Path, state: FitState) -> str:
             if fit.checkpoint_every and state.global_step % fit.checkpoint_every == 0:
                 state.train_seconds += time.perf_counter() - started
                 started = time.perf_counter()
-                _save_checkpoint(accelerator, output_dir, state)
+                _save_checkpoint(accelerator, output_dir, state, fit.after_checkpoint)
         bar.close()
         state.train_seconds += time.perf_counter() - started
         model.eval()
@@ -236,8 +227,10 @@ def fit(fit: Fit, accelerator, output_dir: Path, state: FitState) -> str:
         accelerator.print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
         if _improved(fit, dev[fit.monitor], state.best):
             state.best, state.best_epoch, state.bad_epochs = dev[fit.monitor], epoch + 1, 0
-            if accelerator.is_main_process:
-                fit.save_best(accelerator.unwrap_model(model), output_dir / "best")
+            if accelerator.is_main_process:  # written beside the current best/, then swapped in whole
+                shutil.rmtree(output_dir / "best.new", ignore_errors=True)
+                fit.save_best(accelerator.unwrap_model(model), output_dir / "best.new")
+                swap_in(output_dir / "best.new", output_dir / "best")
             accelerator.wait_for_everyone()
         else:
             state.bad_epochs += 1
@@ -248,7 +241,7 @@ def fit(fit: Fit, accelerator, output_dir: Path, state: FitState) -> str:
         state.epoch_loss_sum, state.epoch_batches = 0.0, 0
         if status == "completed" and fit.patience and state.bad_epochs >= fit.patience:
             status = "early_stopped"
-        _save_checkpoint(accelerator, output_dir, state)
+        _save_checkpoint(accelerator, output_dir, state, fit.after_checkpoint)
         fit.write_metrics(state, "running")
         if status != "completed":
             break

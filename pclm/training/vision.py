@@ -14,7 +14,6 @@ import inspect
 import json
 import math
 import platform
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from ..algorithms import Algorithm, build_algorithm
 from ..config import VisionRunConfig, load_vision_config, save_config
 from ..data.vision import VISION_DATASETS, load_vision_dataset
 from ..errors import UsageError
+from ..folders import RunFolder, check_overwritable, write_atomic
 from ..pc import gaussian
 from ..vision.augment import random_crop_flip
 from ..vision.fused_mlp import FusedMLP
@@ -89,7 +89,7 @@ def build_model(name: str, kwargs: dict[str, Any], channels: int) -> Normalized:
     """The classifier, wrapped in `Normalized` with mean 0 / std 1 (set from the data, or loaded with the weights)."""
     try:
         inner = build_vision_model(name, **kwargs)
-    except (TypeError, ValueError) as err:
+    except (TypeError, ValueError, RuntimeError) as err:  # RuntimeError: torch on impossible layer sizes
         raise UsageError(f"bad model config for '{name}': {err}") from None
     return Normalized(inner, torch.zeros(channels), torch.ones(channels))
 
@@ -136,6 +136,7 @@ def check_vision_run(cfg: VisionRunConfig, output_dir: Path, resume: bool, overw
     if output_dir.exists() and any(output_dir.iterdir()):
         if not overwrite:
             raise UsageError(f"output directory '{output_dir}' is not empty (pass --overwrite or --resume)")
+        check_overwritable(output_dir)
     return None
 
 
@@ -270,9 +271,16 @@ def _epoch_seconds(history: list[dict[str, Any]]) -> list[float]:
 
 def train_vision(cfg: VisionRunConfig, output_dir: Path, resume: bool = False, overwrite: bool = False,
                  cpu_info: dict | None = None) -> dict[str, Any]:
-    """Train one vision classifier; returns (and writes) the content of metrics.json."""
-    wall_start = time.perf_counter()
+    """Train one vision classifier; returns (and writes) the content of metrics.json. The run folder is held by
+    this process alone (`RunFolder`) from the first check to the end."""
     output_dir = Path(output_dir)
+    with RunFolder(output_dir) as folder:
+        return _train_vision(cfg, output_dir, resume, overwrite, cpu_info, folder)
+
+
+def _train_vision(cfg: VisionRunConfig, output_dir: Path, resume: bool, overwrite: bool, cpu_info: dict | None,
+                  folder: RunFolder) -> dict[str, Any]:
+    wall_start = time.perf_counter()
     checkpoint = check_vision_run(cfg, output_dir, resume, overwrite)
     accelerator = build_accelerator(
         log_with=build_tracker(cfg.train.tracker, output_dir),
@@ -308,11 +316,9 @@ def train_vision(cfg: VisionRunConfig, output_dir: Path, resume: bool = False, o
         state = read_state(checkpoint)
         accelerator.print(f"resumed from {checkpoint} at epoch {state.epoch + 1}, batch {state.batches_done}")
     elif accelerator.is_main_process:
-        if overwrite and output_dir.exists():
-            shutil.rmtree(output_dir)
-        output_dir.mkdir(parents=True, exist_ok=True)
+        folder.start_fresh(overwrite)  # an old run is moved aside, dropped at the first checkpoint (folder.commit)
         save_config(cfg, output_dir / "config.yaml")
-        (output_dir / "config.json").write_text(json.dumps(cfg.to_dict()))
+        write_atomic(output_dir / "config.json", json.dumps(cfg.to_dict()))
     accelerator.wait_for_everyone()
     accelerator.init_trackers("logs", config={k: str(v) for k, v in cfg.to_dict().items()})
 
@@ -337,7 +343,7 @@ def train_vision(cfg: VisionRunConfig, output_dir: Path, resume: bool = False, o
             **(final or {}),
         }
         if accelerator.is_main_process:
-            (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
+            write_atomic(output_dir / "metrics.json", json.dumps(metrics, indent=1))
         return metrics
 
     job = Fit(model=model, optim_w=optim_w, algorithm=algorithm, select=_all_gaussian, train_loader=train_loader,
@@ -347,8 +353,10 @@ def train_vision(cfg: VisionRunConfig, output_dir: Path, resume: bool = False, o
               checkpoint_every=cfg.train.checkpoint_every, log_every=cfg.train.log_every, write_metrics=write_metrics,
               batch_transform=_augmented if cfg.data.augment else None,
               compiled=CompiledEnergy(accelerator.unwrap_model(model)) if cfg.train.compile else None,
-              fused=FusedMLP(accelerator.unwrap_model(model), optim_w) if cfg.train.fused else None)
+              fused=FusedMLP(accelerator.unwrap_model(model), optim_w) if cfg.train.fused else None,
+              after_checkpoint=folder.commit)
     status = fit(job, accelerator, output_dir, state)
+    folder.commit()
     # every process's final weights, hashed: equal digests show the ranks trained one model
     final: dict[str, Any] = {"best_model": str(output_dir / "best") if state.best_epoch else None,
                              "weights_sha256": replica_digests(accelerator, model)}
