@@ -7,9 +7,10 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
-from .errors import UsageError
+from .errors import USAGE_EXIT, USAGE_MARKER_ENV, UsageError
 from .folders import find_checkpoint
 
 __all__ = ["FINAL_STATUSES", "run_status", "split_passthrough", "default_launcher", "launch_train", "check_folder_name"]
@@ -51,9 +52,14 @@ def default_launcher() -> str:
 def launch_train(launcher: str, run: Path, args: list[str], script: Path = TRAIN_SCRIPT) -> int:
     """Run `script` (train_lm.py, or train_vision.py, which takes the same flags) into `run` in its own process:
     resumed when it has a complete checkpoint, started afresh otherwise (a run killed during its first checkpoint
-    has only checkpoints/last.new, and starts again). Returns the exit code (2 = bad input, the same for
-    every run)."""
+    has only checkpoints/last.new, and starts again). Returns the exit code; 2 means, and only means, that the script
+    refused its input (the same for every run), however the launcher passed the code on."""
     start = ["--resume"] if find_checkpoint(run) is not None else ["--overwrite"]
     cmd = [*launcher.split(), str(script), "--output-dir", str(run), *start, *args]
     print(" ".join(cmd), flush=True)
-    return subprocess.call(cmd)
+    # The script reports bad input in a file named by USAGE_MARKER_ENV as well as by its exit code, which a launcher
+    # may change (accelerate launch turns 2 into 1).
+    with tempfile.TemporaryDirectory(prefix="pclm-launch-") as tmp:
+        marker = Path(tmp) / "usage_error"
+        code = subprocess.call(cmd, env={**os.environ, USAGE_MARKER_ENV: str(marker)})
+        return USAGE_EXIT if marker.exists() else code
