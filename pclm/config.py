@@ -304,7 +304,11 @@ def _read_tree(path: str | Path | None, overrides: list[str], flags: dict[str, A
         if not path.is_file():
             raise UsageError(f"config file '{path}' does not exist")
         try:
-            tree = yaml.safe_load(path.read_text()) or {}
+            tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except UnicodeDecodeError as err:
+            raise UsageError(f"config file '{path}' is not UTF-8 text (byte {err.start}: {err.reason})") from None
+        except OSError as err:
+            raise UsageError(f"config file '{path}' cannot be read ({err.strerror or err})") from None
         except yaml.YAMLError as err:
             raise UsageError(f"config file '{path}' is not valid YAML: {str(err).splitlines()[0]}") from None
     if not isinstance(tree, dict):

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 from ..algorithms import build_algorithm
 from ..config import RunConfig, save_config
 from ..data.collate import eval_collator, premask, train_collator
-from ..data.lm1b import EMBEDDED_LM1B_DIR, find_lm1b_files, load_lm1b, tokenize_lm1b
+from ..data.lm1b import EMBEDDED_LM1B_DIR, check_lm1b_files, find_lm1b_files, load_lm1b, tokenize_lm1b
 from ..errors import UsageError
 from ..folders import RunFolder, check_overwritable, write_atomic
 from ..evaluation import load_perplexity
@@ -111,7 +111,7 @@ def check_lm_run(cfg: RunConfig, output_dir: Path, resume: bool, overwrite: bool
         raise UsageError(f"data.max_length={cfg.data.max_length} exceeds model.max_position_embeddings={max_positions}")
     if cfg.data.dev_size < 1:
         raise UsageError(f"data.dev_size must be >= 1 (the dev split picks the best epoch), got {cfg.data.dev_size}")
-    find_lm1b_files(cfg.data.data_dir or EMBEDDED_LM1B_DIR)
+    check_lm1b_files(find_lm1b_files(cfg.data.data_dir or EMBEDDED_LM1B_DIR))  # opened and sampled
     tokenizer = load_tokenizer(cfg.data.tokenizer)
     _check_vocabulary(cfg, tokenizer)
     if algorithm.uses_value_nodes:
@@ -194,7 +194,10 @@ def _train_lm(cfg: RunConfig, output_dir: Path, resume: bool, overwrite: bool, c
     check_compile(cfg.train.compile, accelerator)
     tokenizer = load_tokenizer(cfg.data.tokenizer)
     with accelerator.main_process_first():
-        data = _lm_data(cfg, tokenizer)  # raises UsageError on sizes the corpus cannot hold
+        try:
+            data = _lm_data(cfg, tokenizer)  # raises UsageError on sizes the corpus cannot hold
+        except OSError as err:  # data.cache_dir not writable, ...
+            raise UsageError(f"cannot read or cache the data: {err.strerror or err} ({err.filename or ''})") from None
     set_seed(cfg.seed)
 
     model = MODELS[cfg.task](_model_config(cfg, tokenizer))

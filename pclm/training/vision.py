@@ -248,10 +248,24 @@ def load_vision_run(run_dir: str | Path) -> tuple[Normalized, VisionRunConfig]:
         folder = folder / "best"
     if not (folder / MODEL_FILE).is_file() or not (folder / WEIGHTS_FILE).is_file():
         raise UsageError(f"'{run_dir}' holds no saved vision model ({MODEL_FILE} and {WEIGHTS_FILE})")
-    spec = json.loads((folder / MODEL_FILE).read_text())
+    try:
+        spec = json.loads((folder / MODEL_FILE).read_text())
+        if not (isinstance(spec, dict) and isinstance(spec.get("name"), str) and isinstance(spec.get("kwargs"), dict)):
+            raise ValueError('expected {"name": ..., "kwargs": {...}}')
+    except (OSError, ValueError) as err:
+        raise UsageError(f"'{folder / MODEL_FILE}' is not a saved model spec ({err})") from None
     cfg = load_vision_config(folder / "config.yaml")
+    if spec["name"] not in VISION_MODELS:
+        raise UsageError(f"'{folder / MODEL_FILE}' names an unknown model '{spec['name']}'")
+    from ..config import check_vision_model
+
+    check_vision_model(spec["kwargs"])
     model = build_model(spec["name"], spec["kwargs"], _channels(spec["kwargs"]))
-    model.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
+    try:
+        model.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
+    except Exception as err:  # noqa: BLE001 - not safetensors, or another model's weights
+        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        raise UsageError(f"'{folder / WEIGHTS_FILE}' does not hold this model's weights ({first})") from None
     return model.eval(), cfg
 
 
