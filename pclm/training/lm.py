@@ -49,7 +49,7 @@ def load_tokenizer(path: str | Path | None):
         raise UsageError(f"tokenizer folder '{path}' has no tokenizer.json (set data.tokenizer)")
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(path))
-    except Exception as err:  # noqa: BLE001 - a corrupt tokenizer.json / config fails deep in tokenizers or transformers
+    except Exception as err:  # noqa: BLE001 - a corrupt tokenizer.json fails deep in tokenizers
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UsageError(f"tokenizer folder '{path}' does not load ({first[:200]})") from None
     if tokenizer.pad_token_id is None:
