@@ -19,6 +19,7 @@ Keys are documented in configs/vision/README.md.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -28,8 +29,9 @@ from typing import Any
 import yaml
 
 from .errors import UsageError
+from .folders import write_atomic
 
-__all__ = ["DataConfig", "TrainConfig", "PCConfig", "RunConfig", "load_config", "save_config",
+__all__ = ["DataConfig", "TrainConfig", "PCConfig", "RunConfig", "load_config", "save_config", "check_lm_model",
            "VisionDataConfig", "VisionTrainConfig", "VisionPCConfig", "VisionRunConfig", "load_vision_config"]
 
 TASKS = ("mlm", "clm")
@@ -198,16 +200,81 @@ def _build(cls, values: dict[str, Any], where: str):
 _MINIMA = [("train", "epochs", 1), ("train", "batch_size", 1), ("train", "eval_batch_size", 1),
            ("train", "patience", 0), ("train", "checkpoint_every", 0), ("train", "log_every", 1),
            ("train", "max_steps", 1), ("data", "dev_size", 0), ("data", "test_size", 0), ("data", "max_length", 2),
-           ("pc", "inference_steps", 1)]
+           ("data", "train_size", 1), ("pc", "inference_steps", 1)]
 
 
-def _check_ranges(cfg: RunConfig) -> None:
-    for section, key, low in _MINIMA:
+_SEED_MAX = 2**32 - 1  # numpy's seeds (accelerate's set_seed) are 32-bit
+# (dotted key, rule, test) for the real-valued settings; NaN fails every test, inf every bounded one
+_OPEN, _UNIT = "a finite number > 0", "in [0, 1)"
+_REAL_RULES = {
+    "train.lr": (_OPEN, lambda v: 0 < v < math.inf),
+    "train.weight_decay": ("a finite number >= 0", lambda v: 0 <= v < math.inf),
+    "train.betas[0]": (_UNIT, lambda v: 0 <= v < 1),
+    "train.betas[1]": (_UNIT, lambda v: 0 <= v < 1),
+    "train.momentum": (_UNIT, lambda v: 0 <= v < 1),
+    "pc.inference_lr": (_OPEN, lambda v: 0 < v < math.inf),
+    "pc.discount": ("in (0, 1]", lambda v: 0 < v <= 1),
+    "data.mlm_probability": ("in (0, 1)", lambda v: 0 < v < 1),
+}
+# integer-valued sizes of the language model's `model` section, checked when given with the right type
+_LM_MODEL_MINIMA = {"vocab_size": 1, "hidden_size": 1, "num_hidden_layers": 1, "num_attention_heads": 1,
+                    "intermediate_size": 1, "max_position_embeddings": 2}
+_LM_MODEL_REALS = {"layer_norm_eps": (_OPEN, lambda v: 0 < v < math.inf),
+                   "hidden_dropout_prob": (_UNIT, lambda v: 0 <= v < 1),
+                   "attention_probs_dropout_prob": (_UNIT, lambda v: 0 <= v < 1),
+                   "initializer_range": (_OPEN, lambda v: 0 < v < math.inf)}
+
+
+def _lookup(cfg: Any, dotted: str) -> Any:
+    section, _, key = dotted.partition(".")
+    node = getattr(cfg, section, None)
+    if key.endswith("]"):
+        key, index = key[:-1].split("[")
+        values = getattr(node, key, None)
+        return None if values is None else values[int(index)]
+    return getattr(node, key, None) if node is not None else None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_values(cfg: RunConfig | VisionRunConfig, minima: list[tuple[str, str, int]]) -> None:
+    """Every value range the run relies on, checked before anything is read, deleted or written."""
+    for section, key, low in minima:
         value = getattr(getattr(cfg, section), key)
         if value is not None and value < low:
             raise UsageError(f"config key '{section}.{key}' must be >= {low}, got {value}")
-    if not 0.0 < cfg.data.mlm_probability < 1.0:
-        raise UsageError(f"config key 'data.mlm_probability' must be in (0, 1), got {cfg.data.mlm_probability}")
+    for where in ("seed", "data.split_seed", "data.eval_mask_seed"):
+        value = cfg.seed if where == "seed" else getattr(cfg.data, where.split(".")[1], None)
+        if value is not None and not 0 <= value <= _SEED_MAX:
+            raise UsageError(f"config key '{where}' must be in [0, {_SEED_MAX}], got {value}")
+    for where, (rule, ok) in _REAL_RULES.items():
+        value = _lookup(cfg, where)
+        if value is not None and not ok(value):
+            raise UsageError(f"config key '{where}' must be {rule}, got {value}")
+
+
+def check_lm_model(model: dict[str, Any]) -> None:
+    """Value ranges of a language model's `model` section (types are checked against PCLMConfig by the job)."""
+    for key, low in _LM_MODEL_MINIMA.items():
+        value = model.get(key)
+        if _is_number(value) and value < low:
+            raise UsageError(f"config key 'model.{key}' must be >= {low}, got {value}")
+    for key, (rule, ok) in _LM_MODEL_REALS.items():
+        value = model.get(key)
+        if _is_number(value) and not ok(value):
+            raise UsageError(f"config key 'model.{key}' must be {rule}, got {value}")
+
+
+def check_vision_model(model: dict[str, Any]) -> None:
+    """Every integer of a vision model's `model` section is a size (width, depth, channels, ...): at least 1."""
+    for key, value in model.items():
+        values = value if isinstance(value, (list, tuple)) else [value]
+        for v in values:
+            if isinstance(v, float) or (_is_number(v) and v < 1):
+                raise UsageError(f"config key 'model.{key}' must be a positive integer (or a list of them), "
+                                 f"got {value!r}")
 
 
 def _set(tree: dict[str, Any], path: str, value: Any) -> None:
@@ -238,7 +305,11 @@ def _read_tree(path: str | Path | None, overrides: list[str], flags: dict[str, A
         if not path.is_file():
             raise UsageError(f"config file '{path}' does not exist")
         try:
-            tree = yaml.safe_load(path.read_text()) or {}
+            tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except UnicodeDecodeError as err:
+            raise UsageError(f"config file '{path}' is not UTF-8 text (byte {err.start}: {err.reason})") from None
+        except OSError as err:
+            raise UsageError(f"config file '{path}' cannot be read ({err.strerror or err})") from None
         except yaml.YAMLError as err:
             raise UsageError(f"config file '{path}' is not valid YAML: {str(err).splitlines()[0]}") from None
     if not isinstance(tree, dict):
@@ -256,7 +327,8 @@ def load_config(path: str | Path | None, overrides: list[str] = (), **flags: Any
     cfg = _build(RunConfig, _read_tree(path, overrides, flags), "")
     if cfg.task not in TASKS:
         raise UsageError(f"unknown task '{cfg.task}' (choose from {', '.join(TASKS)})")
-    _check_ranges(cfg)
+    _check_values(cfg, _MINIMA)
+    check_lm_model(cfg.model)
     return cfg
 
 
@@ -278,14 +350,12 @@ def load_vision_config(path: str | Path | None, overrides: list[str] = (), **fla
     cfg = _build(VisionRunConfig, tree, "")
     if not isinstance(cfg.model["name"], str):
         raise UsageError(f"config key 'model.name' must be str, got {cfg.model['name']!r}")
-    for section, key, low in _VISION_MINIMA:
-        value = getattr(getattr(cfg, section), key)
-        if value is not None and value < low:
-            raise UsageError(f"config key '{section}.{key}' must be >= {low}, got {value}")
+    _check_values(cfg, _VISION_MINIMA)
+    check_vision_model({k: v for k, v in cfg.model.items() if k != "name"})
     if cfg.train.optimizer not in ("adamw", "adam", "sgd"):
         raise UsageError(f"config key 'train.optimizer' must be adamw, adam or sgd, got {cfg.train.optimizer!r}")
     return cfg
 
 
-def save_config(cfg: RunConfig, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+def save_config(cfg: RunConfig | VisionRunConfig, path: str | Path) -> None:
+    write_atomic(Path(path), yaml.safe_dump(cfg.to_dict(), sort_keys=False))

@@ -102,6 +102,8 @@ def _number(value: Any) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"not a number: {value!r}")
+    if not (value >= 1 or math.isnan(value)):  # exp of a mean NLL >= 0; NaN and inf mark a diverged run
+        raise ValueError(f"not a perplexity (>= 1): {value!r}")
     return float(value)
 
 
@@ -309,7 +311,10 @@ def write_report(results: list[SeedResult], thresholds: dict[str, float], out_di
     out_dir = Path(out_dir)
     summaries = summarize(results, thresholds)
     paths = {"json": out_dir / f"{name}.json", "md": out_dir / f"{name}.md"}
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # a file in the way, no write access
+        raise UsageError(f"cannot create --out-dir '{out_dir}': {err.strerror or err}") from None
     if plot_dev_curves(results, out_dir / f"{name}.png"):
         paths["png"] = out_dir / f"{name}.png"
     report = {

@@ -4,11 +4,16 @@ scripts/sweep.py): what counts as finished, and how a run is started or resumed 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
-__all__ = ["FINAL_STATUSES", "run_status", "split_passthrough", "default_launcher", "launch_train"]
+from .errors import USAGE_EXIT, USAGE_MARKER_ENV, UsageError
+from .folders import find_checkpoint
+
+__all__ = ["FINAL_STATUSES", "run_status", "split_passthrough", "default_launcher", "launch_train", "check_folder_name"]
 
 FINAL_STATUSES = frozenset({"completed", "early_stopped", "max_steps", "diverged"})
 TRAIN_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train_lm.py"
@@ -20,6 +25,16 @@ def run_status(run: Path) -> str | None:
         return json.loads((run / "metrics.json").read_text()).get("status")
     except (OSError, ValueError):
         return None
+
+
+def check_folder_name(name: str) -> str:
+    """`name` when it is one plain folder name (no path separator, no '..', no NUL, at most 255 bytes), so a run
+    named after grid values stays inside its --output-dir; UsageError otherwise."""
+    bad = [c for c in ("/", "\\", os.sep, os.altsep or "/", "\0") if c in name]
+    if bad or ".." in name or name in ("", ".") or len(name.encode()) > 255:
+        raise UsageError(f"run folder name '{name}' is not a plain folder name (grid values may not hold '/', "
+                         "'\\', '..' or NUL, and a name has at most 255 bytes)")
+    return name
 
 
 def split_passthrough(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -36,9 +51,15 @@ def default_launcher() -> str:
 
 def launch_train(launcher: str, run: Path, args: list[str], script: Path = TRAIN_SCRIPT) -> int:
     """Run `script` (train_lm.py, or train_vision.py, which takes the same flags) into `run` in its own process:
-    resumed when it has checkpoints, started afresh otherwise. Returns the exit code (2 = bad input, the same for
-    every run)."""
-    start = ["--resume"] if (run / "checkpoints").is_dir() else ["--overwrite"]
+    resumed when it has a complete checkpoint, started afresh otherwise (a run killed during its first checkpoint
+    has only checkpoints/last.new, and starts again). Returns the exit code; 2 means, and only means, that the script
+    refused its input (the same for every run), however the launcher passed the code on."""
+    start = ["--resume"] if find_checkpoint(run) is not None else ["--overwrite"]
     cmd = [*launcher.split(), str(script), "--output-dir", str(run), *start, *args]
     print(" ".join(cmd), flush=True)
-    return subprocess.call(cmd)
+    # The script reports bad input in a file named by USAGE_MARKER_ENV as well as by its exit code, which a launcher
+    # may change (accelerate launch turns 2 into 1).
+    with tempfile.TemporaryDirectory(prefix="pclm-launch-") as tmp:
+        marker = Path(tmp) / "usage_error"
+        code = subprocess.call(cmd, env={**os.environ, USAGE_MARKER_ENV: str(marker)})
+        return USAGE_EXIT if marker.exists() else code

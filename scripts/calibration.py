@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import statistics
 import sys
@@ -53,6 +54,19 @@ def parse_runs(items: list[str]) -> dict[str, list[Path]]:
                 raise UsageError(f"run folder not found: {path}")
         runs[method] = paths
     return runs
+
+
+def check_output_location(output: Path) -> None:
+    """UsageError unless <output>.json / .png can be written: the nearest existing folder above is a writable
+    folder, and neither file is a folder."""
+    from pclm.errors import UsageError
+
+    for path in (output.with_name(output.name + ".json"), output.with_name(output.name + ".png")):
+        if path.is_dir():
+            raise UsageError(f"--output: '{path}' is a folder")
+    existing = next(p for p in [output.parent.absolute(), *output.parent.absolute().parents] if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"--output: cannot write under '{existing}' (a file, or a folder without write access)")
 
 
 def summarize(methods: dict[str, dict[str, dict]]) -> dict[str, dict[str, dict[str, float]]]:
@@ -141,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         output = Path(args.output)
         if output.suffix in (".json", ".png"):
             output = output.with_suffix("")
+        check_output_location(output)
         # the other helper's module: imported here so this script loads (and --help works) without it
         from pclm.training.vision import load_vision_run, predict_logits
 
@@ -152,7 +167,11 @@ def main(argv: list[str] | None = None) -> int:
         for method, dirs in runs.items():
             methods[method] = {}
             for run_dir in dirs:
-                model, _cfg = load_vision_run(run_dir)
+                model, run_cfg = load_vision_run(run_dir)
+                shape = VISION_DATASETS.get(run_cfg.data.dataset, (None, None, None))
+                if shape != VISION_DATASETS[args.dataset]:  # channels, size, classes
+                    raise UsageError(f"run '{run_dir}' was trained on {run_cfg.data.dataset}, whose images and "
+                                     f"classes differ from {args.dataset}'s")
 
                 def predict_fn(x: torch.Tensor, model=model) -> torch.Tensor:
                     return predict_logits(model, x, batch_size=args.batch_size)

@@ -18,15 +18,33 @@ import json
 import sys
 from pathlib import Path
 
-from pclm.runs import FINAL_STATUSES, default_launcher, launch_train, run_status, split_passthrough
+from pclm.errors import UsageError
+from pclm.folders import write_atomic
+from pclm.runs import (FINAL_STATUSES, check_folder_name, default_launcher, launch_train, run_status,
+                       split_passthrough)
 
 
 def parse_seeds(text: str) -> list[int]:
+    """"0-3,7" -> [0, 1, 2, 3, 7]; ValueError on anything else (a descending range, a repeat, a negative seed)."""
     seeds: list[int] = []
     for part in text.split(","):
-        lo, _, hi = part.partition("-")
-        seeds += list(range(int(lo), int(hi) + 1)) if hi else [int(lo)]
+        lo, dash, hi = part.strip().partition("-")
+        if not lo.isdigit() or (dash and not hi.isdigit()):
+            raise ValueError(f"'{part}' is not a seed (0, 1, ...) or a range of seeds (0-4)")
+        if dash and int(hi) < int(lo):
+            raise ValueError(f"range '{part}' runs backwards")
+        seeds += list(range(int(lo), int(hi) + 1)) if dash else [int(lo)]
+    if len(set(seeds)) != len(seeds):
+        raise ValueError("a seed is listed twice")
     return seeds
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """"i/n" -> (i, n) with 0 <= i < n; ValueError otherwise."""
+    i, slash, n = text.partition("/")
+    if not (slash and i.isdigit() and n.isdigit() and int(i) < int(n)):
+        raise ValueError(f"--shard must be i/n with 0 <= i < n, got '{text}'")
+    return int(i), int(n)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,12 +60,23 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         seeds = parse_seeds(args.seeds)
-        shard, shards = (int(v) for v in args.shard.split("/"))
-    except ValueError:
-        print(f"error: bad --seeds '{args.seeds}' or --shard '{args.shard}'", file=sys.stderr)
+        shard, shards = parse_shard(args.shard)
+        for seed in seeds:
+            check_folder_name(f"seed{seed}")
+    except (ValueError, UsageError) as err:
+        print(f"error: bad --seeds '{args.seeds}' or --shard '{args.shard}': {err}", file=sys.stderr)
+        return 2
+    if args.output_dir.exists() and not args.output_dir.is_dir():
+        print(f"error: --output-dir '{args.output_dir}' is a file", file=sys.stderr)
         return 2
     summary_path = args.output_dir / "seeds.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    try:
+        summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+        if not isinstance(summary, dict):
+            raise ValueError("not a mapping of seeds")
+    except (OSError, ValueError) as err:
+        print(f"error: cannot read '{summary_path}' ({err}): move it away to start the summary afresh", file=sys.stderr)
+        return 2
     for index, seed in enumerate(seeds):
         if index % shards != shard:
             continue
@@ -59,14 +88,14 @@ def main(argv: list[str] | None = None) -> int:
             continue
         code = launch_train(args.launcher, run, ["--task", args.task, "--algo", args.algo, "--seed", str(seed), *extra])
         status = run_status(run) or "crashed"
-        if code == 2:  # bad input: the same for every seed, so stop here
-            print("error: bad input (see the line above); sweep stopped", file=sys.stderr)
+        if code == 2:  # bad input (its `error:` line is above): the same for every seed, so stop here
+            print(f"stopped at seed {seed}: the training script refused its input", file=sys.stderr)
             return 2
         summary[str(seed)] = {"dir": str(run), "status": status if code in (0, 1) else "crashed", "exit_code": code}
         args.output_dir.mkdir(parents=True, exist_ok=True)
-        summary_path.write_text(json.dumps(summary, indent=1))
+        write_atomic(summary_path, json.dumps(summary, indent=1))
     args.output_dir.mkdir(parents=True, exist_ok=True)
-    summary_path.write_text(json.dumps(summary, indent=1))
+    write_atomic(summary_path, json.dumps(summary, indent=1))
     print(json.dumps(summary, indent=1))
     return 0
 

@@ -31,15 +31,20 @@ import argparse
 import itertools
 import json
 import math
+import re
 import sys
 from pathlib import Path
 
 import yaml
 
-from pclm.runs import FINAL_STATUSES, default_launcher, launch_train, run_status, split_passthrough
+from pclm.folders import write_atomic
+from pclm.runs import (FINAL_STATUSES, check_folder_name, default_launcher, launch_train, run_status,
+                       split_passthrough)
 
 SCRIPTS = Path(__file__).resolve().parent
 VISION_SCRIPT = "train_vision.py"
+TRAIN_SCRIPTS = ("train_lm.py", VISION_SCRIPT)
+CONFIG_KEY = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 
 
 def is_vision(spec: dict) -> bool:
@@ -106,7 +111,7 @@ def write_results(output_dir: Path, spec: dict, rows: list[dict], rule: str | No
     output_dir.mkdir(parents=True, exist_ok=True)
     converged = sum(r["converged"] for r in rows)
     out = {"spec": spec, "converged": converged, "converged_rule": rule, "points": rows}
-    (output_dir / "results.json").write_text(json.dumps(out, indent=1))
+    write_atomic(output_dir / "results.json", json.dumps(out, indent=1))
     if is_vision(spec):
         f = lambda x: "—" if x is None else f"{100 * x:.2f}%"  # noqa: E731
         title = f"{spec.get('model', '')} {spec.get('dataset', '')} {spec.get('algo', '')}".strip()
@@ -120,7 +125,7 @@ def write_results(output_dir: Path, spec: dict, rows: list[dict], rule: str | No
         lines += ["", f"Converged: {rule}."]
     lines += ["", head, "|---|---|---|---|"]
     lines += [f"| {point_name(r['point'])} | {r['status']} | {f(r[cols[0]])} | {f(r[cols[1]])} |" for r in rows]
-    (output_dir / "results.md").write_text("\n".join(lines) + "\n")
+    write_atomic(output_dir / "results.md", "\n".join(lines) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,19 +142,31 @@ def main(argv: list[str] | None = None) -> int:
     try:
         spec = yaml.safe_load(args.grid.read_text())
         grid, fixed = spec.get("grid") or {}, spec.get("fixed") or {}
-        script = SCRIPTS / spec.get("script", "train_lm.py")
-        if not script.is_file():
-            raise ValueError(f"no training script '{script.name}' in {SCRIPTS}")
+        name = spec.get("script", "train_lm.py")
+        if name not in TRAIN_SCRIPTS:  # a grid file names one of these, never a path to run
+            raise ValueError(f"no training script '{name}' (choose from {', '.join(TRAIN_SCRIPTS)})")
+        script = SCRIPTS / name
+        if not isinstance(fixed, dict):
+            raise ValueError("'fixed' must map dotted keys to values")
         if is_vision(spec):
             flags = [f"--{key}={spec[key]}" for key in ("model", "dataset", "algo") if key in spec]
         else:
             flags = ["--task", spec["task"], "--algo", spec["algo"]]
         if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
             raise ValueError("'grid' must map dotted keys to non-empty lists")
+        if not grid:
+            raise ValueError("'grid' is empty: name at least one dotted key and its values")
+        for key in [*grid, *fixed]:  # config keys only: "--output-dir" here would redirect the run
+            if not isinstance(key, str) or not CONFIG_KEY.fullmatch(key):
+                raise ValueError(f"'{key}' is not a dotted config key (section.key)")
+        points = expand(grid)
+        for point in points:
+            check_folder_name(point_name(point))
+        if args.output_dir.exists() and not args.output_dir.is_dir():
+            raise ValueError(f"--output-dir '{args.output_dir}' is a file")
     except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError, AttributeError) as err:
         print(f"error: bad grid file '{args.grid}': {err}", file=sys.stderr)
         return 2
-    points = expand(grid)
     if is_vision(spec):
         above = default_converged_above(spec) if args.converged_above is None else args.converged_above
         rule = (f"status completed / early_stopped / max_steps and final test accuracy above {100 * above:.1f}%"
@@ -168,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         overrides = [f"{k}={v}" for k, v in {**fixed, **point}.items()]
         if launch_train(args.launcher, run, [*flags, *extra, *overrides], script=script) == 2:
-            print("error: bad input (see the line above); sweep stopped", file=sys.stderr)
+            # bad input (its `error:` line is above): the rest of the grid shares most of it, so stop here
+            print(f"stopped at point {point_name(point)}: the training script refused its input", file=sys.stderr)
             return 2
         write_results(args.output_dir, spec, gather(), rule)
     write_results(args.output_dir, spec, gather(), rule)

@@ -32,7 +32,9 @@ def default_data_dir(dataset: str) -> str | None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from pclm.errors import ArgumentParser
+
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", help="mlp, cnn, alexnet or width_cnn (default: the config's, else mlp)")
     p.add_argument("--dataset", help="mnist, fashion-mnist, cifar10, ... (default: the config's, else mnist)")
     p.add_argument("--algo", help="bp, pc, ipc or zil (default: the config's, else ipc)")
@@ -51,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from pclm.config import load_vision_config
     from pclm.cpu import configure_cpu
-    from pclm.errors import UsageError
+    from pclm.errors import UsageError, report_usage_error
     from pclm.training.vision import train_vision
 
     try:
@@ -73,11 +75,12 @@ def main(argv: list[str] | None = None) -> int:
         cpu = configure_cpu(args.threads, int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
         metrics = train_vision(cfg, output, resume=args.resume, overwrite=args.overwrite, cpu_info=cpu)
     except UsageError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return report_usage_error(err)
     if metrics["status"] == "diverged":
-        print(f"error: training diverged (NaN/inf energy); last good model kept in {output / 'best'}, "
-              f"metrics in {output / 'metrics.json'}", file=sys.stderr)
+        kept = f"last good model kept in {metrics['best_model']}" if metrics.get("best_model") else \
+            "before the first epoch ended, so no model was kept"
+        print(f"error: training diverged (NaN/inf energy); {kept}, metrics in {output / 'metrics.json'}",
+              file=sys.stderr)
         return 1
     from accelerate import PartialState
 

@@ -41,14 +41,15 @@ def test_fit_stops_at_the_first_infinite_energy_and_keeps_the_last_good_model(tm
     job = Fit(model=model, optim_w=torch.optim.AdamW(weight_groups(model), lr=1e-3), algorithm=IPC(2, 0.1),
               select=lambda name: gaussian, train_loader=loader, dev_loader=loader,
               evaluate=lambda m, dl: {"loss": sum(m(**b).loss.item() for b in dl)}, monitor="loss",
-              lower_is_better=True, save_best=lambda m, path, state: saved.append(path), epochs=5,
+              lower_is_better=True, save_best=lambda m, path, state: (path.mkdir(), saved.append(path.name)), epochs=5,
               write_metrics=lambda state, status: statuses.append(status))
     state = FitState()
     status = fit(job, Accelerator(cpu=True), tmp_path, state)
     # calls: 1-2 untrained dev eval, 3-6 epoch 1, 7-8 dev, 9-12 epoch 2: the 12th pass (t = 1 of batch 2) is infinite
     assert status == "diverged" and statuses[-1] == "diverged"
     assert model.calls == 12  # stopped within the step where the energy became infinite
-    assert len(state.history) == 1 and state.best_epoch == 1 and len(saved) == 1  # epoch 1's model is kept
+    assert len(state.history) == 1 and state.best_epoch == 1 and saved == ["best.new"]  # epoch 1's model is kept
+    assert (tmp_path / "best").is_dir() and not (tmp_path / "best.new").exists()  # written beside, swapped in
 
 
 def test_cli_divergence_exit_code_and_status(tmp_path, capsys):
@@ -60,4 +61,7 @@ def test_cli_divergence_exit_code_and_status(tmp_path, capsys):
     assert len(err) == 1 and "diverged" in err[0]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["status"] == "diverged"
+    # diverged within epoch 1: no best/ exists, and the error line does not name one
+    assert metrics["best_model"] is None and not (out / "best").exists()
+    assert "before the first epoch ended, so no model was kept" in err[0] and "best" not in err[0]
     assert Path(out / "config.yaml").is_file()

@@ -11,7 +11,6 @@ import os
 import site
 import subprocess
 import sys
-import time
 import zipfile
 from pathlib import Path
 

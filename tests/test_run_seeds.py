@@ -4,6 +4,8 @@ on, and a re-run skips finished seeds and resumes the rest."""
 import importlib.util
 import json
 import sys
+
+import pytest
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,8 +21,9 @@ seed, out = int(args[args.index("--seed") + 1]), Path(args[args.index("--output-
 with open(Path(__file__).with_name("calls.txt"), "a") as f:
     f.write(f"{seed} {'--resume' in args}\\n")
 out.mkdir(parents=True, exist_ok=True)
-if seed == 2:  # crashes before writing anything final, leaving a checkpoint
-    (out / "checkpoints").mkdir(exist_ok=True)
+if seed == 2:  # crashes before writing anything final, leaving a complete checkpoint
+    (out / "checkpoints" / "last").mkdir(parents=True, exist_ok=True)
+    (out / "checkpoints" / "last" / "pclm_state.json").write_text("{}")
     sys.exit(3)
 status = "diverged" if seed == 1 else "completed"
 (out / "metrics.json").write_text(json.dumps({"status": status, "test_ppl": 100.0 + seed}))
@@ -43,3 +46,55 @@ def test_seeds_recorded_skipped_and_resumed(tmp_path):
 
 def test_parse_seeds_and_shards():
     assert run_seeds.parse_seeds("0-3,7") == [0, 1, 2, 3, 7]
+
+
+# A launcher that, like `accelerate launch`, turns every failing exit code into 1.
+MANGLING = '''
+import subprocess, sys
+sys.exit(1 if subprocess.call([sys.executable, *sys.argv[1:]]) else 0)
+'''
+
+
+def _runner_call(capsys, argv):
+    capsys.readouterr()
+    code = run_seeds.main(argv)
+    return code, capsys.readouterr()
+
+
+@pytest.mark.slow  # the same path as the accelerate launch test below, through a launcher that works everywhere
+def test_stops_at_the_first_bad_input_however_launched(tmp_path, capfd):
+    launcher = tmp_path / "mangling.py"
+    launcher.write_text(MANGLING)
+    out = tmp_path / "runs"
+    argv = ["--task", "mlm", "--algo", "bp", "--seeds", "0-2", "--output-dir", str(out),
+            "--launcher", f"{sys.executable} {launcher}", "--", "train.lr=-1"]
+    assert run_seeds.main(argv) == 2
+    err = capfd.readouterr().err.splitlines()
+    errors = [line for line in err if line.startswith("error:")]
+    assert errors == ["error: config key 'train.lr' must be a finite number > 0, got -1.0"]  # the child's, once
+    assert err[-1] == "stopped at seed 0: the training script refused its input"
+    assert not out.exists()  # seed 0 wrote nothing, seeds 1 and 2 never started
+
+
+@pytest.mark.skipif(not Path(sys.executable).with_name("accelerate").exists(), reason="accelerate CLI not installed")
+def test_stops_at_the_first_bad_input_under_accelerate_launch(tmp_path, capfd):
+    out = tmp_path / "runs"
+    argv = ["--task", "mlm", "--algo", "bp", "--seeds", "0-1", "--output-dir", str(out), "--",
+            "--seed", "5", "train.nope=1"]
+    assert run_seeds.main(argv) == 2
+    err = capfd.readouterr().err
+    assert [line for line in err.splitlines() if line.startswith("error:")] == [
+        "error: unknown config key 'train.nope' (known: epochs, batch_size, eval_batch_size, lr, weight_decay, "
+        "betas, patience, max_steps, checkpoint_every, log_every, tracker, compile)"]
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("seeds, shard, message", [
+    ("3-1", "0/1", "range '3-1' runs backwards"), ("", "0/1", "'' is not a seed"), ("-1", "0/1", "'-1' is not a seed"),
+    ("1,1", "0/1", "a seed is listed twice"), ("0-2", "0/0", "--shard must be i/n"),
+    ("0-2", "2/2", "--shard must be i/n"), ("0-2", "x", "--shard must be i/n"), ("a", "0/1", "'a' is not a seed")])
+def test_bad_seeds_and_shards(capsys, tmp_path, seeds, shard, message):
+    code, out = _runner_call(capsys, ["--task", "clm", "--algo", "ipc", "--seeds", seeds, "--shard", shard,
+                                      "--output-dir", str(tmp_path / "runs"), "--launcher", "false"])
+    assert code == 2 and out.err.count("error:") == 1 and out.err.startswith("error: ") and message in out.err
+    assert list(tmp_path.iterdir()) == []

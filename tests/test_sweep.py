@@ -2,7 +2,10 @@
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("sweep", ROOT / "scripts" / "sweep.py")
@@ -96,3 +99,47 @@ def test_unknown_training_script_exits_2(tmp_path, capsys):
     grid.write_text("script: train_nothing.py\nalgo: bp\ngrid: {train.lr: [1]}\n")
     assert sweep.main([str(grid), "--output-dir", str(tmp_path / "out")]) == 2
     assert "train_nothing.py" in capsys.readouterr().err
+
+
+# Stands in for `accelerate launch scripts/train_lm.py`: refuses its input as the script does (the error line, the
+# marker file a runner names), but exits 1 as accelerate launch would.
+REFUSING = '''
+import os, sys
+open(os.path.join(os.path.dirname(__file__), "calls.txt"), "a").write("call\\n")
+print("error: config key 'train.lr' must be a finite number > 0, got -1.0", file=sys.stderr)
+open(os.environ["PCLM_USAGE_ERROR_FILE"], "a").write("error: ...\\n")
+sys.exit(1)
+'''
+
+
+def test_stops_at_the_first_bad_input_however_launched(tmp_path, capsys):
+    fake = tmp_path / "launcher.py"
+    fake.write_text(REFUSING)
+    grid = tmp_path / "g.yaml"
+    grid.write_text("task: clm\nalgo: ipc\ngrid: {train.lr: [1, 2, 3]}\n")
+    code = sweep.main([str(grid), "--output-dir", str(tmp_path / "out"), "--launcher", f"{sys.executable} {fake}"])
+    assert code == 2 and (tmp_path / "calls.txt").read_text() == "call\n"  # the first point only
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["stopped at point lr=1: the training script refused its input"]  # the child's line went to fd 2
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("text, message", [
+    ("task: clm\nalgo: ipc\ngrid: {}\n", "'grid' is empty"),
+    ("task: clm\nalgo: ipc\n", "'grid' is empty"),
+    ("task: clm\nalgo: ipc\ngrid: {train.lr: []}\n", "non-empty lists"),
+    ("", "NoneType"),
+    ("[1, 2]", "list"),
+    ("task: clm\ngrid: {train.lr: [1]}\n", "'algo'"),
+    ("task: clm\nalgo: ipc\nscript: ../../bin/sh\ngrid: {train.lr: [1]}\n", "no training script"),
+    ("task: clm\nalgo: ipc\nfixed: {--output-dir: /tmp/x}\ngrid: {train.lr: [1]}\n", "not a dotted config key"),
+    ("task: clm\nalgo: ipc\ngrid: {--output-dir: [/tmp/x]}\n", "not a dotted config key"),
+])
+def test_bad_grid_files(tmp_path, capsys, text, message):
+    bad = tmp_path / "g.yaml"
+    bad.write_text(text)
+    capsys.readouterr()
+    assert sweep.main([str(bad), "--output-dir", str(tmp_path / "out"), "--launcher", "false"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: bad grid file") and message in err[0], err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.yaml"]

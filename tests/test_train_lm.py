@@ -149,6 +149,49 @@ def test_resume_from_a_corrupt_checkpoint(capsys, run_copy, name):
     expect_usage_error(capsys, [*BP_RUN_ARGS, "--resume"], "not a readable pclm checkpoint", run_copy)
 
 
+class _CreatesFile:
+    """Unpickled without restrictions, this calls open(path, "w"): a file appears."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+@pytest.mark.parametrize("name", ["optimizer.bin", "random_states_0.pkl"])
+@pytest.mark.parametrize("legacy", [False, True])
+def test_resume_from_a_checkpoint_that_would_run_code(capsys, run_copy, tmp_path, name, legacy):
+    # Accelerate reads both files with torch.load(weights_only=True); a pickle that would create a file is refused
+    # with one line and the file never appears (torch.load(weights_only=False) of the same bytes would create it).
+    target = tmp_path / "pwned"
+    torch.save({"state": _CreatesFile(target), "param_groups": []}, run_copy / "checkpoints" / "last" / name,
+               _use_new_zipfile_serialization=not legacy)
+    expect_usage_error(capsys, [*BP_RUN_ARGS, "--resume"], "not a readable pclm checkpoint", run_copy)
+    assert not target.exists()
+    torch.load(run_copy / "checkpoints" / "last" / name, weights_only=False)
+    assert target.exists()
+
+
+@pytest.mark.parametrize("change", [{"epoch": "two"}, {"batches_done": -1}, {"history": [1]}, {"best": "low"},
+                                    {"global_step": 1.5}, {"bad_epochs": True}, {"best_epoch": None, "extra": 1},
+                                    {"format": "other/1"}])
+def test_resume_from_a_crafted_state_file(capsys, run_copy, change):
+    path = run_copy / "checkpoints" / "last" / "pclm_state.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **change}))
+    expect_usage_error(capsys, [*BP_RUN_ARGS, "--resume"], "not a readable pclm checkpoint", run_copy)
+
+
+def test_resume_from_a_crafted_safetensors_header(capsys, run_copy):
+    # A header that claims more bytes than the file holds, and one that is not JSON.
+    path = run_copy / "checkpoints" / "last" / "model.safetensors"
+    header = json.dumps({"w": {"dtype": "F32", "shape": [1 << 30], "data_offsets": [0, 4 << 30]}}).encode()
+    path.write_bytes(len(header).to_bytes(8, "little") + header + b"\0" * 16)
+    expect_usage_error(capsys, [*BP_RUN_ARGS, "--resume"], "not a readable pclm checkpoint", run_copy)
+    path.write_bytes((1 << 40).to_bytes(8, "little") + b"{")
+    expect_usage_error(capsys, [*BP_RUN_ARGS, "--resume"], "not a readable pclm checkpoint", run_copy)
+
+
 def test_resume_from_an_incomplete_checkpoint(capsys, run_copy):
     (run_copy / "checkpoints" / "last" / "random_states_0.pkl").unlink()  # load_state would silently go on
     expect_usage_error(capsys, [*BP_RUN_ARGS, "--resume"], "random_states_0.pkl missing", run_copy)

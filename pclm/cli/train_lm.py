@@ -19,7 +19,9 @@ PACKAGE = Path(__file__).resolve().parents[1]  # pclm/, with configs/ as package
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from pclm.errors import ArgumentParser
+
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--algo", help="bp, pc or ipc (default: the config's)")
     p.add_argument("--task", help="mlm or clm (default: the config's, else mlm)")
     p.add_argument("--config", help="YAML config (default: configs/<task>_<algo>.yaml)")
@@ -37,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from pclm.config import load_config
     from pclm.cpu import configure_cpu
-    from pclm.errors import UsageError
+    from pclm.errors import UsageError, report_usage_error
     from pclm.training.lm import train_lm
 
     try:
@@ -55,11 +57,12 @@ def main(argv: list[str] | None = None) -> int:
         command = ["accelerate", "launch", "scripts/train_lm.py", *(sys.argv[1:] if argv is None else map(str, argv))]
         metrics = train_lm(cfg, output, resume=args.resume, overwrite=args.overwrite, cpu_info=cpu, command=command)
     except UsageError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return report_usage_error(err)
     if metrics["status"] == "diverged":
-        print(f"error: training diverged (NaN/inf energy); last good model kept in {output / 'best'}, "
-              f"metrics in {output / 'metrics.json'}", file=sys.stderr)
+        kept = f"last good model kept in {metrics['best_model']}" if metrics.get("best_model") else \
+            "before the first epoch ended, so no model was kept"
+        print(f"error: training diverged (NaN/inf energy); {kept}, metrics in {output / 'metrics.json'}",
+              file=sys.stderr)
         return 1
     from accelerate import PartialState
 

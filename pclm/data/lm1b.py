@@ -33,7 +33,10 @@ Sizes with the defaults (test_size 3000, dev_size 1000, train_size None):
 
 from __future__ import annotations
 
+import codecs
+import gzip
 import re
+import zlib
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -44,7 +47,7 @@ from datasets.fingerprint import Hasher
 
 from pclm.errors import UsageError
 
-__all__ = ["EMBEDDED_LM1B_DIR", "RELEASE_DIRNAME", "find_lm1b_files", "load_lm1b", "tokenize_lm1b"]
+__all__ = ["EMBEDDED_LM1B_DIR", "RELEASE_DIRNAME", "find_lm1b_files", "check_lm1b_files", "load_lm1b", "tokenize_lm1b"]
 
 EMBEDDED_LM1B_DIR: Path = Path(__file__).resolve().parent / "lm1b_sample"
 RELEASE_DIRNAME = "1-billion-word-language-modeling-benchmark-r13output"
@@ -109,6 +112,35 @@ def find_lm1b_files(data_dir: str | Path) -> dict[str, list[Path]]:
     }
 
 
+_SAMPLE_BYTES = 1 << 20
+
+
+def check_lm1b_files(files: dict[str, list[Path]]) -> None:
+    """Open every file `find_lm1b_files` found and decode its first MiB as UTF-8 text; a `.gz` one is read to its
+    end, so a truncated stream is found too. UsageError naming the first file that is empty, unreadable, not gzip,
+    truncated, binary or not UTF-8."""
+    for path in (p for paths in files.values() for p in paths):
+        try:
+            if path.suffix == ".gz":
+                with gzip.open(path, "rb") as f:
+                    head = f.read(_SAMPLE_BYTES)
+                    while f.read(1 << 24):  # decompress to the end: a truncated stream raises EOFError
+                        pass
+            else:
+                with open(path, "rb") as f:
+                    head = f.read(_SAMPLE_BYTES)
+        except (OSError, EOFError, zlib.error) as err:
+            raise UsageError(f"1B Word file '{path}' cannot be read ({err})") from None
+        if not head.strip():
+            raise UsageError(f"1B Word file '{path}' is empty")
+        try:  # a multi-byte character cut at the sample's end is not an error
+            codecs.getincrementaldecoder("utf-8")().decode(head, final=len(head) < _SAMPLE_BYTES)
+        except UnicodeDecodeError as err:
+            raise UsageError(f"1B Word file '{path}' is not UTF-8 text (byte {err.start}: {err.reason})") from None
+        if b"\0" in head:
+            raise UsageError(f"1B Word file '{path}' is binary, not text (it holds NUL bytes)")
+
+
 def _nonempty(batch: dict[str, list[str]]) -> list[bool]:
     return [bool(text.strip()) for text in batch["text"]]
 
@@ -145,8 +177,15 @@ def load_lm1b(
     for split in ("test", "test_sample"):
         if files[split]:
             data_files[split] = [str(p) for p in files[split]]
-    raw = load_dataset("text", data_files=data_files, cache_dir=None if cache_dir is None else str(cache_dir))
-    raw = DatasetDict({name: ds.filter(_nonempty, batched=True, desc="drop empty lines") for name, ds in raw.items()})
+    try:
+        raw = load_dataset("text", data_files=data_files, cache_dir=None if cache_dir is None else str(cache_dir))
+        raw = DatasetDict({name: ds.filter(_nonempty, batched=True, desc="drop empty lines")
+                           for name, ds in raw.items()})
+    except Exception as err:  # noqa: BLE001 - datasets wraps a bad file or cache folder in its own errors
+        cause = err.__cause__ or err
+        raise UsageError(f"cannot read the 1B Word files in '{data_dir}' (set data.cache_dir / --data-dir): "
+                         f"{type(cause).__name__}: {str(cause).strip().splitlines()[0] if str(cause).strip() else ''}"
+                         ) from None
 
     pool = raw["pool"]
     n_test = 0 if "test" in raw else test_size

@@ -8,8 +8,10 @@ A missing file or directory raises `UsageError` with one line that names it.
 from __future__ import annotations
 
 import gzip
+import io
 import pickle
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -40,12 +42,20 @@ def _existing(path: str | Path, what: str) -> Path:
 
 def _read_idx(path: Path) -> np.ndarray:
     """One IDX array (magic 0x0000TTNN: type TT, NN dims, then big-endian uint32 sizes and the data)."""
-    with gzip.open(path, "rb") as f:
-        raw = f.read()
+    try:
+        with gzip.open(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError, zlib.error) as err:  # not gzip, or a truncated stream
+        raise UsageError(f"not a readable .gz IDX file: {path} ({err})") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
         raise UsageError(f"not an IDX file: {path}")
     dtype, ndim = np.dtype(_IDX_DTYPES[raw[2]]), raw[3]
+    if len(raw) < 4 + 4 * ndim:
+        raise UsageError(f"truncated IDX file: {path} (the header names {ndim} sizes)")
     shape = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
+    body = len(raw) - 4 - 4 * ndim
+    if body % dtype.itemsize:
+        raise UsageError(f"truncated IDX file: {path} ({body} data bytes, not a whole number of values)")
     data = np.frombuffer(raw, dtype=dtype, offset=4 + 4 * ndim)
     if data.size != int(np.prod(shape)):
         raise UsageError(f"truncated IDX file: {path} (header says {shape}, found {data.size} values)")
@@ -58,6 +68,8 @@ def load_idx(images_gz: str | Path, labels_gz: str | Path) -> tuple[torch.Tensor
     labels = _read_idx(_existing(labels_gz, "IDX label file"))
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
         raise UsageError(f"IDX shapes do not match: images {images.shape}, labels {labels.shape}")
+    if labels.dtype.kind not in "iu":
+        raise UsageError(f"IDX labels must be integers, got {labels.dtype} in {labels_gz}")
     x = torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1)  # (N, 1, H, W)
     return x, torch.from_numpy(labels.astype(np.int64))
 
@@ -77,8 +89,6 @@ def load_cifar10_parquet(data_dir: str | Path, split: str = "train",
 
     Read with pyarrow and decoded with Pillow (no Hugging Face ``datasets``, which a training machine may lack). The
     `image` column is the ``datasets`` Image struct {bytes, path} or plain bytes."""
-    import io
-
     import pyarrow.parquet as pq
 
     try:
@@ -87,7 +97,18 @@ def load_cifar10_parquet(data_dir: str | Path, split: str = "train",
         raise UsageError("decoding the CIFAR-10 parquet images needs Pillow (pip install pillow); or use the "
                          "python-pickle batches (--dataset cifar10-pickle)") from None
     path = _existing(Path(_existing(data_dir, "data directory")) / f"{split}.parquet", "CIFAR-10 parquet file")
-    table = pq.read_table(path, columns=["image", "label"])
+    try:
+        return _decode_cifar10_parquet(pq.read_table(path, columns=["image", "label"]), data_dir, limit, seed, Image)
+    except UsageError:
+        raise
+    except Exception as err:  # noqa: BLE001 - not parquet, other columns, bytes that are no image, ...
+        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
+        raise UsageError(f"not a CIFAR-10 parquet file: {path} ({type(err).__name__}: {first})") from None
+
+
+def _decode_cifar10_parquet(table, data_dir: str | Path, limit: int | None, seed: int | None,
+                            Image) -> tuple[torch.Tensor, torch.Tensor]:
+    """The rows of a CIFAR-10 parquet table (`limit` of them) decoded to images and labels."""
     if limit is not None:
         rows = range(table.num_rows) if seed is None else \
             torch.randperm(table.num_rows, generator=torch.Generator().manual_seed(seed))
@@ -96,8 +117,12 @@ def load_cifar10_parquet(data_dir: str | Path, split: str = "train",
     def decode(cell) -> np.ndarray:
         if isinstance(cell, dict):
             data = cell.get("bytes")
-            if data is None:
-                data = (Path(data_dir) / cell["path"]).read_bytes()
+            if data is None:  # an image file beside the parquet, never outside its folder
+                root = Path(data_dir).resolve()
+                image_path = (root / cell["path"]).resolve()
+                if not image_path.is_relative_to(root):
+                    raise UsageError(f"image path '{cell['path']}' leaves the data directory {root}")
+                data = image_path.read_bytes()
         else:
             data = cell
         with Image.open(io.BytesIO(data)) as im:
@@ -108,16 +133,58 @@ def load_cifar10_parquet(data_dir: str | Path, split: str = "train",
     return x.contiguous(), torch.tensor(table.column("label").to_pylist(), dtype=torch.int64)
 
 
+def _latin1_encode(text: str, encoding: str = "utf-8") -> bytes:
+    """`_codecs.encode` as a Python 3 pickle of protocol 2 uses it for bytes: latin-1 only."""
+    if encoding != "latin1" or not isinstance(text, str):
+        raise pickle.UnpicklingError("_codecs.encode is admitted only as latin1 of a str (protocol-2 bytes)")
+    return text.encode("latin1")
+
+
+def _numpy_globals() -> dict[tuple[str, str], object]:
+    try:  # numpy >= 2; the batches name numpy.core (numpy 1), which numpy 2 keeps only as a deprecated alias
+        from numpy._core.multiarray import _reconstruct
+        from numpy._core.numeric import _frombuffer
+    except ImportError:
+        from numpy.core.multiarray import _reconstruct
+        from numpy.core.numeric import _frombuffer
+    names = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype}
+    for core in ("numpy.core", "numpy._core"):
+        names[(f"{core}.multiarray", "_reconstruct")] = _reconstruct
+        names[(f"{core}.numeric", "_frombuffer")] = _frombuffer  # arrays pickled with protocol 5
+    return names
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles only what a CIFAR-10 batch holds: dicts, lists, str/bytes, numbers and numpy arrays. Any other
+    global (os.system, builtins.eval, ...) is refused before it is looked up, so a crafted file runs no code."""
+
+    def find_class(self, module: str, name: str) -> object:
+        if (module, name) == ("_codecs", "encode"):
+            return _latin1_encode
+        admitted = _numpy_globals().get((module, name))
+        if admitted is None:
+            raise pickle.UnpicklingError(f"refused to load '{module}.{name}'")
+        return admitted
+
+
 def _read_cifar10_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """One pickled CIFAR-10 batch: a dict with b"data" (N, 3072) uint8 (R, G, B planes of 32x32, row-major) and
-    b"labels" (N,) -> images (N, 3, 32, 32) uint8 and labels (N,) int64."""
+    b"labels" (N,) -> images (N, 3, 32, 32) uint8 and labels (N,) int64. Read with `_ArrayUnpickler`."""
     try:
         with open(path, "rb") as f:
-            batch = pickle.load(f, encoding="bytes")
-        data = np.asarray(batch[b"data"], dtype=np.uint8)
-        labels = np.asarray(batch[b"labels"], dtype=np.int64)
-    except Exception as err:  # any unpickling failure or a missing key: the file is not a CIFAR-10 batch
+            batch = _ArrayUnpickler(f, encoding="bytes").load()
+    except pickle.UnpicklingError as err:
+        raise UsageError(f"not a CIFAR-10 pickle batch: {path} ({err})") from None
+    except Exception as err:  # any other unpickling failure: truncated, not a pickle at all
         raise UsageError(f"not a CIFAR-10 pickle batch: {path} ({type(err).__name__})") from None
+    try:
+        raw_data, raw_labels = batch[b"data"], batch[b"labels"]
+        if not isinstance(raw_data, np.ndarray) or raw_data.dtype != np.uint8:
+            raise TypeError("b'data' is not a uint8 array")
+        data = raw_data
+        labels = np.asarray(raw_labels, dtype=np.int64)
+    except Exception as err:  # a missing key, or values of the wrong kind
+        raise UsageError(f"not a CIFAR-10 pickle batch: {path} ({type(err).__name__}: {err})") from None
     if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or labels.shape != (len(data),):
         raise UsageError(f"bad CIFAR-10 batch shapes in {path}: data {data.shape}, labels {labels.shape}")
     return data.reshape(-1, 3, 32, 32), labels
@@ -165,9 +232,18 @@ def load_vision_dataset(name: str, data_dir: str | Path, split: str = "train") -
     if split not in ("train", "test"):
         raise UsageError(f"unknown split '{split}' (train or test)")
     if name in ("mnist", "fashion-mnist"):
-        return load_idx_split(data_dir, split)
-    if name == "cifar10-pickle":
-        return load_cifar10_pickle(data_dir, split)
-    if name == "svhn":
-        return load_svhn_mat(Path(_existing(data_dir, "data directory")) / SVHN_FILES[split])
-    return load_cifar10_parquet(data_dir, split)
+        images, labels = load_idx_split(data_dir, split)
+    elif name == "cifar10-pickle":
+        images, labels = load_cifar10_pickle(data_dir, split)
+    elif name == "svhn":
+        images, labels = load_svhn_mat(Path(_existing(data_dir, "data directory")) / SVHN_FILES[split])
+    else:
+        images, labels = load_cifar10_parquet(data_dir, split)
+    channels, size, classes = VISION_DATASETS[name]
+    if tuple(images.shape[1:]) != (channels, size, size):
+        raise UsageError(f"the {split} images in '{data_dir}' are {tuple(images.shape[1:])} (C, H, W), not "
+                         f"{(channels, size, size)} as {name} images are")
+    if len(labels) and not (0 <= int(labels.min()) and int(labels.max()) < classes):
+        raise UsageError(f"the {split} labels in '{data_dir}' run from {int(labels.min())} to {int(labels.max())}; "
+                         f"{name} has classes 0..{classes - 1}")
+    return images, labels

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import platform
-import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -15,15 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration, set_seed
 from torch.utils.data import DataLoader
 
 from ..algorithms import build_algorithm
 from ..config import RunConfig, save_config
 from ..data.collate import eval_collator, premask, train_collator
-from ..data.lm1b import EMBEDDED_LM1B_DIR, find_lm1b_files, load_lm1b, tokenize_lm1b
+from ..data.lm1b import EMBEDDED_LM1B_DIR, check_lm1b_files, find_lm1b_files, load_lm1b, tokenize_lm1b
 from ..errors import UsageError
+from ..folders import RunFolder, check_overwritable, write_atomic
 from ..evaluation import load_perplexity
 from ..metrics import per_sample_nll
 from ..models import PCLMConfig, PCLMForCausalLM, PCLMForMaskedLM
@@ -33,6 +32,7 @@ from .accelerate_checks import check_accelerate_env, check_accelerator, flat_hpa
 from .compiled import CompiledEnergy, check_compile
 from .loop import Fit, FitState, check_resume, fit, read_state
 from .model_card import write_model_card
+from .processes import build_accelerator, end_processes, replica_digests
 from .step import weight_groups
 from .tracking import build_tracker
 
@@ -51,7 +51,14 @@ def load_tokenizer(path: str | Path | None):
     path = Path(path) if path else default_tokenizer_dir()
     if not (path / "tokenizer.json").is_file():
         raise UsageError(f"tokenizer folder '{path}' has no tokenizer.json (set data.tokenizer)")
-    return AutoTokenizer.from_pretrained(str(path))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(path))
+    except Exception as err:  # noqa: BLE001 - a corrupt tokenizer.json fails deep in tokenizers
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UsageError(f"tokenizer folder '{path}' does not load ({first[:200]})") from None
+    if tokenizer.pad_token_id is None:
+        raise UsageError(f"tokenizer in '{path}' has no padding token (batches are padded)")
+    return tokenizer
 
 
 def _model_config(cfg: RunConfig, tokenizer) -> PCLMConfig:
@@ -84,6 +91,18 @@ def _check_model_section(cfg: RunConfig) -> None:
         raise UsageError(f"bad model config: {err}") from None
 
 
+def _check_vocabulary(cfg: RunConfig, tokenizer) -> None:
+    """The model's vocabulary must hold every id the tokenizer produces, its special tokens included."""
+    vocab = _model_config(cfg, tokenizer).vocab_size
+    if vocab < len(tokenizer):
+        raise UsageError(f"config key 'model.vocab_size' is {vocab}, smaller than the tokenizer's vocabulary "
+                         f"({len(tokenizer)}); leave it unset to take the tokenizer's")
+    for key in ("pad_token_id", "bos_token_id", "eos_token_id"):
+        value = getattr(_model_config(cfg, tokenizer), key)
+        if value is not None and not (isinstance(value, int) and 0 <= value < vocab):
+            raise UsageError(f"{key} {value!r} is not an id of the {vocab}-token vocabulary (config or tokenizer)")
+
+
 def check_lm_run(cfg: RunConfig, output_dir: Path, resume: bool, overwrite: bool) -> Path | None:
     """Every check a user can fail that needs neither the data nor a load, before anything is written.
     Returns the checkpoint to resume from."""
@@ -97,8 +116,9 @@ def check_lm_run(cfg: RunConfig, output_dir: Path, resume: bool, overwrite: bool
         raise UsageError(f"data.max_length={cfg.data.max_length} exceeds model.max_position_embeddings={max_positions}")
     if cfg.data.dev_size < 1:
         raise UsageError(f"data.dev_size must be >= 1 (the dev split picks the best epoch), got {cfg.data.dev_size}")
-    find_lm1b_files(cfg.data.data_dir or EMBEDDED_LM1B_DIR)
+    check_lm1b_files(find_lm1b_files(cfg.data.data_dir or EMBEDDED_LM1B_DIR))  # opened and sampled
     tokenizer = load_tokenizer(cfg.data.tokenizer)
+    _check_vocabulary(cfg, tokenizer)
     if algorithm.uses_value_nodes:
         depth = error_depth(cfg.pc.value_nodes, int(cfg.model.get("num_hidden_layers", 2)))
         if depth > algorithm.reach:
@@ -114,6 +134,7 @@ def check_lm_run(cfg: RunConfig, output_dir: Path, resume: bool, overwrite: bool
     if output_dir.exists() and any(output_dir.iterdir()):
         if not overwrite:
             raise UsageError(f"output directory '{output_dir}' is not empty (pass --overwrite or --resume)")
+        check_overwritable(output_dir)
     return None
 
 
@@ -161,10 +182,18 @@ def _masker(tokenizer, mlm_probability: float) -> Callable[[dict], dict]:
 def train_lm(cfg: RunConfig, output_dir: Path, resume: bool = False, overwrite: bool = False,
              cpu_info: dict | None = None, command: list[str] | None = None) -> dict[str, Any]:
     """Train one language model; returns (and writes) the content of metrics.json. `command` is the command line
-    the model card names (default: this process's)."""
+    the model card names (default: this process's). The run folder is held by this process alone (`RunFolder`)
+    from the first check to the end."""
+    output_dir = Path(output_dir)
+    with RunFolder(output_dir) as folder:
+        return _train_lm(cfg, output_dir, resume, overwrite, cpu_info, folder, command)
+
+
+def _train_lm(cfg: RunConfig, output_dir: Path, resume: bool, overwrite: bool, cpu_info: dict | None,
+              folder: RunFolder, command: list[str] | None) -> dict[str, Any]:
     checkpoint = check_lm_run(cfg, output_dir, resume, overwrite)
     check_accelerate_env()
-    accelerator = Accelerator(
+    accelerator = build_accelerator(
         log_with=build_tracker(cfg.train.tracker, output_dir),
         project_dir=str(output_dir),
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
@@ -174,7 +203,10 @@ def train_lm(cfg: RunConfig, output_dir: Path, resume: bool = False, overwrite: 
                                                              cfg.pc.discount).uses_value_nodes)
     tokenizer = load_tokenizer(cfg.data.tokenizer)
     with accelerator.main_process_first():
-        data = _lm_data(cfg, tokenizer)  # raises UsageError on sizes the corpus cannot hold
+        try:
+            data = _lm_data(cfg, tokenizer)  # raises UsageError on sizes the corpus cannot hold
+        except OSError as err:  # data.cache_dir not writable, ...
+            raise UsageError(f"cannot read or cache the data: {err.strerror or err} ({err.filename or ''})") from None
     set_seed(cfg.seed)
 
     model = MODELS[cfg.task](_model_config(cfg, tokenizer))
@@ -207,11 +239,9 @@ def train_lm(cfg: RunConfig, output_dir: Path, resume: bool = False, overwrite: 
         state = read_state(checkpoint)
         accelerator.print(f"resumed from {checkpoint} at epoch {state.epoch + 1}, batch {state.batches_done}")
     elif accelerator.is_main_process:
-        if overwrite and output_dir.exists():
-            shutil.rmtree(output_dir)
-        output_dir.mkdir(parents=True, exist_ok=True)
+        folder.start_fresh(overwrite)  # an old run is moved aside, dropped at the first checkpoint (folder.commit)
         save_config(cfg, output_dir / "config.yaml")
-        (output_dir / "config.json").write_text(json.dumps(cfg.to_dict()))
+        write_atomic(output_dir / "config.json", json.dumps(cfg.to_dict()))
     accelerator.wait_for_everyone()
     accelerator.init_trackers("logs", config=flat_hparams(cfg.to_dict()))
 
@@ -231,7 +261,7 @@ def train_lm(cfg: RunConfig, output_dir: Path, resume: bool = False, overwrite: 
             **(final or {}),
         }
         if accelerator.is_main_process:
-            (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
+            write_atomic(output_dir / "metrics.json", json.dumps(metrics, indent=1))
         return metrics
 
     def save_best(unwrapped, path: Path, state_dict: dict) -> None:
@@ -245,10 +275,14 @@ def train_lm(cfg: RunConfig, output_dir: Path, resume: bool = False, overwrite: 
               max_steps=cfg.train.max_steps, checkpoint_every=cfg.train.checkpoint_every,
               log_every=cfg.train.log_every, write_metrics=write_metrics,
               batch_transform=_masker(tokenizer, cfg.data.mlm_probability) if cfg.task == "mlm" else None,
-              compiled=CompiledEnergy(accelerator.unwrap_model(model)) if cfg.train.compile else None)
+              compiled=CompiledEnergy(accelerator.unwrap_model(model)) if cfg.train.compile else None,
+              after_checkpoint=folder.commit)
     started = time.perf_counter()
     status = fit(job, accelerator, output_dir, state)
-    final: dict[str, Any] = {"best_model": str(output_dir / "best") if state.best_epoch else None}
+    folder.commit()
+    # every process's final weights, hashed: equal digests show the ranks trained one model
+    final: dict[str, Any] = {"best_model": str(output_dir / "best") if state.best_epoch else None,
+                             "weights_sha256": replica_digests(accelerator, model)}
     if state.best_epoch:  # score the kept model, reloaded from disk, on every split
         best = MODELS[cfg.task].from_pretrained(output_dir / "best").to(accelerator.device).eval()
         for split, loader in eval_loaders.items():
@@ -257,5 +291,6 @@ def train_lm(cfg: RunConfig, output_dir: Path, resume: bool = False, overwrite: 
     metrics = write_metrics(state, status, final)
     if state.best_epoch and accelerator.is_main_process:
         write_model_card(output_dir / "best", cfg, metrics, command or ["python", *sys.argv])
-    accelerator.end_training()
+    del job, model, optim_w, train_loader, prepared, eval_loaders
+    end_processes(accelerator)
     return metrics

@@ -18,11 +18,11 @@ from tqdm.auto import tqdm
 
 from ..algorithms import Algorithm
 from ..errors import UsageError
+from ..folders import STATE_FILE, find_checkpoint, swap_in
 from .step import Diverged, train_batch, weight_groups
 
 __all__ = ["FitState", "Fit", "fit", "check_resume", "find_checkpoint", "read_state", "STATE_FILE"]
 
-STATE_FILE = "pclm_state.json"
 STATE_FORMAT = "pclm-train-state/1"
 
 
@@ -43,22 +43,27 @@ class FitState:
     epoch_batches: int = 0  # how many batches that sum holds (a resumed epoch reports the whole epoch's mean)
 
 
+_STATE_KINDS = {"epoch": int, "batches_done": int, "global_step": int, "best": float, "best_epoch": int,
+                "bad_epochs": int, "history": list, "train_seconds": float, "init_dev": float,
+                "epoch_loss_sum": float, "epoch_batches": int}
+_STATE_OPTIONAL = {"best", "best_epoch", "init_dev"}
+
+
 def read_state(checkpoint: Path) -> FitState:
     """The loop state saved in `checkpoint`. Raises OSError / ValueError / TypeError when it is not one."""
     data = json.loads((checkpoint / STATE_FILE).read_text())
     if not isinstance(data, dict) or data.pop("format", None) != STATE_FORMAT:
         raise ValueError("not a pclm training checkpoint")
-    return FitState(**data)
-
-
-def find_checkpoint(output_dir: Path) -> Path | None:
-    """The newest complete checkpoint of a run: checkpoints/last, or checkpoints/last.old when the run was killed
-    while swapping a new checkpoint in (see `_save_checkpoint`). None when there is neither."""
-    for name in ("last", "last.old"):
-        path = output_dir / "checkpoints" / name
-        if (path / STATE_FILE).is_file():
-            return path
-    return None
+    state = FitState(**data)  # TypeError on a missing or unknown field
+    for name, value in state.__dict__.items():  # a crafted file must not reach the loop with the wrong kinds
+        kind = _STATE_KINDS[name]
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        ok = (value is None and name in _STATE_OPTIONAL) or (
+            kind is int and number and isinstance(value, int) and value >= 0) or (kind is float and number) or (
+            kind is list and isinstance(value, list) and all(isinstance(v, dict) for v in value))
+        if not ok:
+            raise ValueError(f"{STATE_FILE}: '{name}' must be {kind.__name__}, got {value!r}")
+    return state
 
 
 def check_resume(output_dir: Path, config: dict[str, Any], model: torch.nn.Module) -> Path:
@@ -67,7 +72,9 @@ def check_resume(output_dir: Path, config: dict[str, Any], model: torch.nn.Modul
     optimiser state for its weight groups and a torch RNG state. Any failure is a one-line `UsageError`."""
     checkpoint = find_checkpoint(output_dir)
     if checkpoint is None:
-        raise UsageError(f"--resume: no checkpoint in '{output_dir / 'checkpoints' / 'last'}'")
+        stranded = " (only an incomplete one: the run was stopped during its first checkpoint; start it again with " \
+                   "--overwrite)" if (output_dir / "checkpoints" / "last.new").is_dir() else ""
+        raise UsageError(f"--resume: no checkpoint in '{output_dir / 'checkpoints' / 'last'}'{stranded}")
     bad = f"--resume: '{checkpoint}' is not a readable pclm checkpoint"
     try:
         read_state(checkpoint)
@@ -131,13 +138,14 @@ class Fit:
     batch_transform: Callable[[Any], Any] | None = None
     compiled: Any = None  # a `CompiledEnergy` of the model: `train_batch` takes its gradients from it
     fused: Any = None  # a `FusedMLP` of the model: `train_batch` runs each mini-batch in closed form through it
+    after_checkpoint: Callable[[], None] | None = None  # called once each checkpoint is complete (RunFolder.commit)
 
 
-def _save_checkpoint(accelerator, output_dir: Path, state: FitState) -> None:
+def _save_checkpoint(accelerator, output_dir: Path, state: FitState, after: Callable[[], None] | None = None) -> None:
     """Write the checkpoint beside the current one, then swap it in: a kill at any moment leaves a complete
     checkpoint (last, or last.old during the swap), never new weights under an old state file."""
     root = output_dir / "checkpoints"
-    last, new, old = root / "last", root / "last.new", root / "last.old"
+    last, new = root / "last", root / "last.new"
     if accelerator.is_main_process:
         shutil.rmtree(new, ignore_errors=True)
     accelerator.wait_for_everyone()
@@ -145,12 +153,10 @@ def _save_checkpoint(accelerator, output_dir: Path, state: FitState) -> None:
     if accelerator.is_main_process:
         payload = {"format": STATE_FORMAT, **state.__dict__}
         (new / STATE_FILE).write_text(json.dumps(payload, indent=1))
-        if last.exists():
-            shutil.rmtree(old, ignore_errors=True)
-            last.rename(old)
-        new.rename(last)
-        shutil.rmtree(old, ignore_errors=True)
+        swap_in(new, last)
     accelerator.wait_for_everyone()
+    if after is not None:
+        after()
 
 
 def _improved(fit: Fit, value: float, best: float | None) -> bool:
@@ -208,7 +214,7 @@ def fit(fit: Fit, accelerator, output_dir: Path, state: FitState) -> str:
             if fit.checkpoint_every and state.global_step % fit.checkpoint_every == 0:
                 state.train_seconds += time.perf_counter() - started
                 started = time.perf_counter()
-                _save_checkpoint(accelerator, output_dir, state)
+                _save_checkpoint(accelerator, output_dir, state, fit.after_checkpoint)
         bar.close()
         state.train_seconds += time.perf_counter() - started
         model.eval()
@@ -222,8 +228,10 @@ def fit(fit: Fit, accelerator, output_dir: Path, state: FitState) -> str:
         if _improved(fit, dev[fit.monitor], state.best):
             state.best, state.best_epoch, state.bad_epochs = dev[fit.monitor], epoch + 1, 0
             state_dict = accelerator.get_state_dict(model)  # every rank: FSDP gathers the shards here
-            if accelerator.is_main_process:
-                fit.save_best(accelerator.unwrap_model(model), output_dir / "best", state_dict)
+            if accelerator.is_main_process:  # written beside the current best/, then swapped in whole
+                shutil.rmtree(output_dir / "best.new", ignore_errors=True)
+                fit.save_best(accelerator.unwrap_model(model), output_dir / "best.new", state_dict)
+                swap_in(output_dir / "best.new", output_dir / "best")
             accelerator.wait_for_everyone()
         else:
             state.bad_epochs += 1
@@ -234,7 +242,7 @@ def fit(fit: Fit, accelerator, output_dir: Path, state: FitState) -> str:
         state.epoch_loss_sum, state.epoch_batches = 0.0, 0
         if status == "completed" and fit.patience and state.bad_epochs >= fit.patience:
             status = "early_stopped"
-        _save_checkpoint(accelerator, output_dir, state)
+        _save_checkpoint(accelerator, output_dir, state, fit.after_checkpoint)
         fit.write_metrics(state, "running")
         if status != "completed":
             break

@@ -14,7 +14,6 @@ import inspect
 import json
 import math
 import platform
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,6 @@ from typing import Any
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration, set_seed
 from torch.utils.data import DataLoader, Dataset
 
@@ -30,6 +28,7 @@ from ..algorithms import Algorithm, build_algorithm
 from ..config import VisionRunConfig, load_vision_config, save_config
 from ..data.vision import VISION_DATASETS, load_vision_dataset
 from ..errors import UsageError
+from ..folders import RunFolder, check_overwritable, write_atomic
 from ..pc import gaussian
 from ..vision.augment import random_crop_flip
 from ..vision.fused_mlp import FusedMLP
@@ -37,6 +36,7 @@ from ..vision.registry import VISION_MODELS, build_vision_model
 from .accelerate_checks import check_accelerate_env, check_accelerator, flat_hparams
 from .compiled import CompiledEnergy, check_compile
 from .loop import Fit, FitState, check_resume, fit, read_state
+from .processes import build_accelerator, end_processes, replica_digests
 from .step import weight_groups
 from .tracking import build_tracker
 
@@ -90,7 +90,7 @@ def build_model(name: str, kwargs: dict[str, Any], channels: int) -> Normalized:
     """The classifier, wrapped in `Normalized` with mean 0 / std 1 (set from the data, or loaded with the weights)."""
     try:
         inner = build_vision_model(name, **kwargs)
-    except (TypeError, ValueError) as err:
+    except (TypeError, ValueError, RuntimeError) as err:  # RuntimeError: torch on impossible layer sizes
         raise UsageError(f"bad model config for '{name}': {err}") from None
     return Normalized(inner, torch.zeros(channels), torch.ones(channels))
 
@@ -137,6 +137,7 @@ def check_vision_run(cfg: VisionRunConfig, output_dir: Path, resume: bool, overw
     if output_dir.exists() and any(output_dir.iterdir()):
         if not overwrite:
             raise UsageError(f"output directory '{output_dir}' is not empty (pass --overwrite or --resume)")
+        check_overwritable(output_dir)
     return None
 
 
@@ -249,10 +250,24 @@ def load_vision_run(run_dir: str | Path) -> tuple[Normalized, VisionRunConfig]:
         folder = folder / "best"
     if not (folder / MODEL_FILE).is_file() or not (folder / WEIGHTS_FILE).is_file():
         raise UsageError(f"'{run_dir}' holds no saved vision model ({MODEL_FILE} and {WEIGHTS_FILE})")
-    spec = json.loads((folder / MODEL_FILE).read_text())
+    try:
+        spec = json.loads((folder / MODEL_FILE).read_text())
+        if not (isinstance(spec, dict) and isinstance(spec.get("name"), str) and isinstance(spec.get("kwargs"), dict)):
+            raise ValueError('expected {"name": ..., "kwargs": {...}}')
+    except (OSError, ValueError) as err:
+        raise UsageError(f"'{folder / MODEL_FILE}' is not a saved model spec ({err})") from None
     cfg = load_vision_config(folder / "config.yaml")
+    if spec["name"] not in VISION_MODELS:
+        raise UsageError(f"'{folder / MODEL_FILE}' names an unknown model '{spec['name']}'")
+    from ..config import check_vision_model
+
+    check_vision_model(spec["kwargs"])
     model = build_model(spec["name"], spec["kwargs"], _channels(spec["kwargs"]))
-    model.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
+    try:
+        model.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
+    except Exception as err:  # noqa: BLE001 - not safetensors, or another model's weights
+        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        raise UsageError(f"'{folder / WEIGHTS_FILE}' does not hold this model's weights ({first})") from None
     return model.eval(), cfg
 
 
@@ -272,12 +287,19 @@ def _epoch_seconds(history: list[dict[str, Any]]) -> list[float]:
 
 def train_vision(cfg: VisionRunConfig, output_dir: Path, resume: bool = False, overwrite: bool = False,
                  cpu_info: dict | None = None) -> dict[str, Any]:
-    """Train one vision classifier; returns (and writes) the content of metrics.json."""
-    wall_start = time.perf_counter()
+    """Train one vision classifier; returns (and writes) the content of metrics.json. The run folder is held by
+    this process alone (`RunFolder`) from the first check to the end."""
     output_dir = Path(output_dir)
+    with RunFolder(output_dir) as folder:
+        return _train_vision(cfg, output_dir, resume, overwrite, cpu_info, folder)
+
+
+def _train_vision(cfg: VisionRunConfig, output_dir: Path, resume: bool, overwrite: bool, cpu_info: dict | None,
+                  folder: RunFolder) -> dict[str, Any]:
+    wall_start = time.perf_counter()
     checkpoint = check_vision_run(cfg, output_dir, resume, overwrite)
     check_accelerate_env()
-    accelerator = Accelerator(
+    accelerator = build_accelerator(
         log_with=build_tracker(cfg.train.tracker, output_dir),
         project_dir=str(output_dir),
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
@@ -312,11 +334,9 @@ def train_vision(cfg: VisionRunConfig, output_dir: Path, resume: bool = False, o
         state = read_state(checkpoint)
         accelerator.print(f"resumed from {checkpoint} at epoch {state.epoch + 1}, batch {state.batches_done}")
     elif accelerator.is_main_process:
-        if overwrite and output_dir.exists():
-            shutil.rmtree(output_dir)
-        output_dir.mkdir(parents=True, exist_ok=True)
+        folder.start_fresh(overwrite)  # an old run is moved aside, dropped at the first checkpoint (folder.commit)
         save_config(cfg, output_dir / "config.yaml")
-        (output_dir / "config.json").write_text(json.dumps(cfg.to_dict()))
+        write_atomic(output_dir / "config.json", json.dumps(cfg.to_dict()))
     accelerator.wait_for_everyone()
     accelerator.init_trackers("logs", config=flat_hparams(cfg.to_dict()))
 
@@ -341,7 +361,7 @@ def train_vision(cfg: VisionRunConfig, output_dir: Path, resume: bool = False, o
             **(final or {}),
         }
         if accelerator.is_main_process:
-            (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
+            write_atomic(output_dir / "metrics.json", json.dumps(metrics, indent=1))
         return metrics
 
     job = Fit(model=model, optim_w=optim_w, algorithm=algorithm, select=_all_gaussian, train_loader=train_loader,
@@ -351,9 +371,13 @@ def train_vision(cfg: VisionRunConfig, output_dir: Path, resume: bool = False, o
               checkpoint_every=cfg.train.checkpoint_every, log_every=cfg.train.log_every, write_metrics=write_metrics,
               batch_transform=_augmented if cfg.data.augment else None,
               compiled=CompiledEnergy(accelerator.unwrap_model(model)) if cfg.train.compile else None,
-              fused=FusedMLP(accelerator.unwrap_model(model), optim_w) if cfg.train.fused else None)
+              fused=FusedMLP(accelerator.unwrap_model(model), optim_w) if cfg.train.fused else None,
+              after_checkpoint=folder.commit)
     status = fit(job, accelerator, output_dir, state)
-    final: dict[str, Any] = {"best_model": str(output_dir / "best") if state.best_epoch else None}
+    folder.commit()
+    # every process's final weights, hashed: equal digests show the ranks trained one model
+    final: dict[str, Any] = {"best_model": str(output_dir / "best") if state.best_epoch else None,
+                             "weights_sha256": replica_digests(accelerator, model)}
     if state.best_epoch:  # score the kept model, reloaded from disk
         best = load_vision_run(output_dir / "best")[0].to(accelerator.device)
         for split in ("dev", "test"):
@@ -361,5 +385,6 @@ def train_vision(cfg: VisionRunConfig, output_dir: Path, resume: bool = False, o
             final[f"{split}_accuracy"], final[f"{split}_loss"] = scores["accuracy"], scores["loss"]
     final["wall_seconds"] = round(time.perf_counter() - wall_start, 2)
     metrics = write_metrics(state, status, final)
-    accelerator.end_training()
+    del job, model, optim_w, train_loader
+    end_processes(accelerator)
     return metrics

@@ -4,6 +4,7 @@ SVHN is checked on fixtures only."""
 
 import gzip
 import io
+import os
 import pickle
 import struct
 from pathlib import Path
@@ -112,6 +113,71 @@ def test_load_cifar10_pickle_missing_and_corrupt(tmp_path):
     _write_cifar_batch(tmp_path / "test_batch", np.zeros((2, 100), dtype=np.uint8), [0, 1])
     with pytest.raises(UsageError, match="bad CIFAR-10 batch shapes"):
         load_cifar10_pickle(tmp_path, "test")
+
+
+class _CreatesFile:
+    """Unpickled by plain `pickle.load`, this calls open(path, "w"): a file appears."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+class _RunsCommand:
+    """Unpickled by plain `pickle.load`, this runs `touch path` through os.system."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = str(path)
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.path}",))
+
+
+@pytest.mark.parametrize("payload", [_CreatesFile, _RunsCommand])
+@pytest.mark.parametrize("where", ["data", "extra_key", "top"])
+def test_cifar10_pickle_runs_no_code(tmp_path, payload, where):
+    # The oracle: plain pickle.load of the same bytes does create the file (so the payload is live), while the
+    # loader refuses it with one line and the file never appears.
+    target = tmp_path / "pwned"
+    evil = payload(target)
+    batch = {b"data": np.zeros((1, 3072), dtype=np.uint8), b"labels": [0]}
+    obj = {"data": {**batch, b"data": evil}, "extra_key": {**batch, b"x": [evil]}, "top": evil}[where]
+    raw = pickle.dumps(obj, protocol=2)
+    (tmp_path / "test_batch").write_bytes(raw)
+    with pytest.raises(UsageError) as info:
+        load_cifar10_pickle(tmp_path, "test")
+    assert not target.exists()
+    name = "io.open" if payload is _CreatesFile else f"{os.system.__module__}.system"
+    assert str(info.value) == f"not a CIFAR-10 pickle batch: {tmp_path / 'test_batch'} (refused to load '{name}')"
+    result = pickle.loads(raw)  # the same bytes through plain pickle: the code runs
+    if hasattr(result, "close"):
+        result.close()
+    assert target.exists()
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_cifar10_pickle_protocols_load(tmp_path, protocol):
+    # Arrays pickle differently by protocol (_reconstruct, _frombuffer, _codecs.encode for bytes under 2).
+    data = np.arange(2 * 3072, dtype=np.int64).astype(np.uint8).reshape(2, 3072)
+    with open(tmp_path / "test_batch", "wb") as f:
+        pickle.dump({b"batch_label": b"x", b"data": data, b"labels": [3, 4], b"filenames": [b"a", b"b"]}, f,
+                    protocol=protocol)
+    x, y = load_cifar10_pickle(tmp_path, "test")
+    assert y.tolist() == [3, 4] and torch.equal((x * 255).round().to(torch.uint8).reshape(2, 3072),
+                                                torch.from_numpy(data))
+
+
+def test_cifar10_pickle_wrong_kinds(tmp_path):
+    for bad in ({b"data": [[0] * 3072], b"labels": [0]},  # a list, not an array
+                {b"data": np.zeros((1, 3072), dtype=np.float32), b"labels": [0]},
+                {b"labels": [0]}, [1, 2]):
+        (tmp_path / "test_batch").write_bytes(pickle.dumps(bad))
+        with pytest.raises(UsageError, match="not a CIFAR-10 pickle batch"):
+            load_cifar10_pickle(tmp_path, "test")
 
 
 def test_load_svhn_mat_fixture(tmp_path):

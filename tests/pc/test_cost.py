@@ -2,7 +2,7 @@
 
 import pytest
 
-from pclm.algorithms import BP, IPC, PC, ZIL, Cost, build_algorithm
+from pclm.algorithms import BP, IPC, PC, Cost, build_algorithm
 from pclm.algorithms.cost import inference_steps_per_update
 
 LAYERS = [2, 3, 4, 8, 32]

@@ -170,7 +170,7 @@ def fake_runs(tmp_path, monkeypatch):
 
     def load_vision_run(run_dir):
         loaded.append(Path(run_dir))
-        return _FakeModel(len(loaded)), {"data": {"dataset": "cifar10-pickle"}}
+        return _FakeModel(len(loaded)), types.SimpleNamespace(data=types.SimpleNamespace(dataset="cifar10-pickle"))
 
     def predict_logits(model, images, batch_size=512):
         return torch.cat([model(images[i:i + batch_size]) for i in range(0, len(images), batch_size)])
@@ -245,3 +245,19 @@ def test_script_bad_input_exits_2_writes_nothing(fake_runs, capsys, case):
     err = capsys.readouterr().err
     assert rc == 2 and err.startswith("error: ") and err.count("\n") == 1
     assert not (fake_runs["tmp"] / "out").exists()
+
+
+def test_script_refuses_runs_of_another_dataset(fake_runs, capsys, monkeypatch):
+    # Runs trained on MNIST (1x28x28) cannot take the CIFAR-10 test set (3x32x32): one line, nothing written.
+    stub = sys.modules["pclm.training.vision"]
+    real = stub.load_vision_run
+    monkeypatch.setattr(stub, "load_vision_run",
+                        lambda run_dir: (real(run_dir)[0], types.SimpleNamespace(data=types.SimpleNamespace(
+                            dataset="mnist"))))
+    out = fake_runs["tmp"] / "c"
+    rc = _script().main(["--runs", f"BP={fake_runs['dirs']['bp0']}", "--dataset", "cifar10-pickle", "--data-dir",
+                         fake_runs["data"], "--output", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err == [f"error: run '{fake_runs['dirs']['bp0']}' was trained on mnist, whose images and "
+                               "classes differ from cifar10-pickle's"]
+    assert not out.with_name("c.json").exists() and not out.with_name("c.png").exists()

@@ -1,0 +1,201 @@
+"""A run folder on disk: one writer at a time, complete checkpoints and best models swapped in by renames, files
+written whole, and an `--overwrite` that keeps the old run until the new one has its first checkpoint.
+
+Layout beside and inside a run folder `runs/x`:
+    runs/.x.lock                  the writer's lock (fcntl.flock), removed when it ends
+    runs/.x.replaced              the old run, moved aside by --overwrite until the new run commits
+    runs/x/checkpoints/last       the newest complete checkpoint (last.new: being written; last.old: during a swap)
+    runs/x/best                   the best model (best.new: being written; best.old: during a swap)
+
+No torch import: the launchers (pclm.runs) use this module too."""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from .errors import UsageError
+
+__all__ = ["STATE_FILE", "find_checkpoint", "write_atomic", "swap_in", "recover", "RunFolder", "is_main_rank",
+           "check_overwritable"]
+
+STATE_FILE = "pclm_state.json"
+RUN_MARKER = "config.json"  # written first into every run folder: --overwrite replaces only folders holding it
+
+
+def find_checkpoint(output_dir: Path) -> Path | None:
+    """The newest complete checkpoint of a run: checkpoints/last, or checkpoints/last.old when the run was killed
+    while swapping a new checkpoint in. None when there is neither (checkpoints/last.new alone is incomplete)."""
+    for name in ("last", "last.old"):
+        path = Path(output_dir) / "checkpoints" / name
+        if (path / STATE_FILE).is_file():
+            return path
+    return None
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write `text` to a temporary file beside `path`, then rename it over `path`: a reader (or a kill) sees the old
+    file or the new one, never a part."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def swap_in(new: Path, final: Path) -> None:
+    """Replace folder `final` by the complete folder `new`: final -> final.old, new -> final, drop final.old. A kill
+    at any moment leaves `final` or `final.old` complete (`recover` puts final.old back)."""
+    old = final.with_name(final.name + ".old")
+    if final.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        final.rename(old)
+    new.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _aside(output_dir: Path) -> Path:
+    return output_dir.with_name(f".{output_dir.name}.replaced")
+
+
+def recover(output_dir: Path) -> None:
+    """Finish or undo what a killed writer left: the old run moved aside by --overwrite comes back unless the new run
+    had committed (has a checkpoint), a best model caught mid-swap comes back, half-written copies go."""
+    aside = _aside(output_dir)
+    if aside.is_dir():
+        if find_checkpoint(output_dir) is not None:
+            shutil.rmtree(aside)
+        else:
+            shutil.rmtree(output_dir, ignore_errors=True)
+            aside.rename(output_dir)
+    best, old = output_dir / "best", output_dir / "best.old"
+    if old.is_dir() and not best.exists():
+        old.rename(best)
+    shutil.rmtree(output_dir / "best.new", ignore_errors=True)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def is_main_rank() -> bool:
+    """Whether this is the launch's first process (RANK 0, or no launcher at all), the one that owns the folder."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+class RunFolder:
+    """One writer's hold on a run folder, used as `with RunFolder(path) as folder:` around a whole training job.
+
+    On entry (first rank only): the lock `.<name>.lock` beside the folder is taken without waiting (a second writer
+    gets a UsageError) and `recover` runs. `start_fresh` makes the folder for a new run, moving an existing run aside
+    (--overwrite); `commit` drops the old run once the new one has a checkpoint or has ended. On an exception before
+    `commit` the old run comes back; after bad input (UsageError) a folder this job made is removed, so nothing is
+    left. On exit the lock file is removed, with any parent folder this job made."""
+
+    def __init__(self, output_dir: Path, owner: bool | None = None) -> None:
+        self.output_dir = Path(output_dir)
+        self.owner = is_main_rank() if owner is None else owner
+        self.lock_path = self.output_dir.with_name(f".{self.output_dir.name}.lock")
+        self._fd: int | None = None
+        self._made_parents: list[Path] = []
+        self._made_folder = False
+        self._committed = False
+
+    def __enter__(self) -> RunFolder:
+        if self.owner:
+            self._lock()
+            try:
+                recover(self.output_dir)
+            except OSError as err:
+                self._unlock()
+                raise UsageError(f"cannot recover run folder '{self.output_dir}': {err.strerror or err}") from None
+        return self
+
+    def _lock(self) -> None:
+        parent = self.output_dir.parent
+        missing = [p for p in [parent, *parent.parents] if not p.exists()]
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+            self._made_parents = missing  # deepest first: removed in this order when empty
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            self._remove_parents()
+            raise UsageError(f"cannot create run folder '{self.output_dir}': {err.strerror or err}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            os.close(fd)
+            if err.errno in (errno.EWOULDBLOCK, errno.EACCES):
+                raise UsageError(f"run folder '{self.output_dir}' is in use by another process (it holds "
+                                 f"{self.lock_path}); wait for it to end or stop it") from None
+            raise
+        try:  # the lock file may have been removed by its previous holder between our open and our lock
+            same = os.fstat(fd).st_ino == os.stat(self.lock_path).st_ino
+        except FileNotFoundError:
+            same = False
+        if not same:
+            os.close(fd)
+            raise UsageError(f"run folder '{self.output_dir}' is in use by another process (its lock changed "
+                             "hands); try again")
+        self._fd = fd
+
+    def _unlock(self) -> None:
+        if self._fd is not None:
+            self.lock_path.unlink(missing_ok=True)  # unlinked while held: a waiter sees the inode change
+            os.close(self._fd)
+            self._fd = None
+        self._remove_parents()
+
+    def _remove_parents(self) -> None:
+        for p in self._made_parents:
+            try:
+                p.rmdir()
+            except OSError:
+                break  # not empty (the run folder, or someone else's files): keep it and its parents
+        self._made_parents = []
+
+    def start_fresh(self, overwrite: bool) -> None:
+        """Make an empty folder for a new run; an existing non-empty one is moved aside when `overwrite`."""
+        if not self.owner:
+            return
+        out = self.output_dir
+        if out.is_dir() and any(out.iterdir()):
+            if not overwrite:  # checked before by the job; here in case the folder filled since
+                raise UsageError(f"output directory '{out}' is not empty (pass --overwrite or --resume)")
+            out.rename(_aside(out))
+        existed = out.is_dir()
+        out.mkdir(parents=True, exist_ok=True)
+        self._made_folder = not existed
+
+    def commit(self) -> None:
+        """The new run has a complete checkpoint (or has ended): the run it replaced is dropped."""
+        if self.owner and not self._committed:
+            shutil.rmtree(_aside(self.output_dir), ignore_errors=True)
+            self._committed = True
+
+    def __exit__(self, kind, error, tb) -> None:
+        if not self.owner:
+            return
+        try:
+            if error is not None and not self._committed:
+                aside = _aside(self.output_dir)
+                if aside.is_dir():
+                    shutil.rmtree(self.output_dir, ignore_errors=True)
+                    aside.rename(self.output_dir)
+                elif self._made_folder and isinstance(error, UsageError):
+                    shutil.rmtree(self.output_dir, ignore_errors=True)
+        finally:
+            self._unlock()
+
+
+def check_overwritable(output_dir: Path) -> None:
+    """--overwrite replaces a run folder, nothing else: a non-empty folder must hold the `config.json` every run
+    writes first."""
+    if output_dir.is_dir() and any(output_dir.iterdir()) and not (output_dir / RUN_MARKER).is_file():
+        raise UsageError(f"--overwrite replaces only a run folder (one holding {RUN_MARKER}); '{output_dir}' holds "
+                         "other files: remove them yourself or choose another --output-dir")

@@ -1,0 +1,96 @@
+"""scripts/train_lm.py itself under `accelerate launch --multi_gpu --num_processes 2` (torchrun; gloo on a CPU-only
+machine): the ranks form one group, split the data, end with bit-identical weights and exit cleanly.
+
+Oracles: the step count of a one-process run halved (each rank trains on half the batches), the SHA-256 of every
+rank's final weights (recorded in metrics.json) against each other and against the checkpoint's
+model.safetensors, and the exit code within a timeout (a teardown hang fails it). The default suite launches once
+(about 15 s); `-m slow` launches 5 more times, since a teardown hang showed up about once in 6-10 launches before
+the job freed its DDP model before destroying the gloo group."""
+
+from __future__ import annotations
+
+import json
+import math
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file
+
+from pclm.errors import UsageError
+from pclm.training import processes
+from pclm.training.processes import weights_digest
+
+from .conftest import REPO, SCRIPT, TINY, child_env
+
+ACCELERATE = Path(sys.executable).with_name("accelerate")
+TRAIN_SIZE, BATCH = 300, 32
+REPEATS = 5  # slow-marked launches, on top of the default suite's one
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch_two(output: Path, extra: list[str] = ()) -> subprocess.CompletedProcess:
+    cmd = [str(ACCELERATE), "launch", "--multi_gpu", "--num_processes", "2", "--main_process_port",
+           str(_free_port()), str(SCRIPT), "--algo", "ipc", "--threads", "1", *TINY, "train.epochs=1",
+           "pc.inference_steps=3", "pc.value_nodes=out", "--output-dir", str(output), *extra]
+    return subprocess.run(cmd, cwd=REPO, env={**child_env(), "OMP_NUM_THREADS": "1"}, capture_output=True,
+                          text=True, timeout=180)
+
+
+def check_two_process_run(output: Path) -> None:
+    done = launch_two(output)
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics = json.loads((output / "metrics.json").read_text())
+    assert metrics["num_processes"] == 2 and metrics["status"] == "completed"
+    assert metrics["steps"] == math.ceil(TRAIN_SIZE / (2 * BATCH))  # 5: each rank took half of the 10 batches
+    digests = metrics["weights_sha256"]
+    assert len(digests) == 2 and digests[0] == digests[1]
+    assert digests[0] == weights_digest(load_file(output / "checkpoints" / "last" / "model.safetensors"))
+    assert (output / "best" / "model.safetensors").is_file() and not (output / "checkpoints" / "last.new").exists()
+
+
+@pytest.mark.skipif(not ACCELERATE.exists(), reason="accelerate CLI not installed")
+def test_two_processes_train_one_model(tmp_path):
+    check_two_process_run(tmp_path / "run")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not ACCELERATE.exists(), reason="accelerate CLI not installed")
+@pytest.mark.parametrize("attempt", range(REPEATS))
+def test_two_processes_repeatedly_exit_cleanly(tmp_path, attempt):
+    check_two_process_run(tmp_path / "run")
+
+
+def test_ranks_that_form_no_group_are_refused(monkeypatch):
+    class Alone:  # what Accelerate gives a launched rank that joined no group
+        num_processes = 1
+
+        def __init__(self, **kwargs) -> None:
+            self.kwargs = kwargs
+
+    monkeypatch.setattr(processes, "Accelerator", Alone)
+    monkeypatch.setattr(processes, "_has_accelerator_device", lambda: False)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(UsageError, match=r"^2 processes were launched \(WORLD_SIZE=2\) but they did not form a "
+                                         r"process group \(this process sees 1\); nothing was written$"):
+        processes.build_accelerator()
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert processes.build_accelerator().kwargs == {"cpu": False}  # one process: the default device
+
+
+def test_weights_digest_sees_every_byte():
+    import torch
+
+    state = {"a": torch.zeros(3), "b": torch.ones(2, dtype=torch.int64)}
+    base = weights_digest(state)
+    assert weights_digest(dict(reversed(state.items()))) == base  # order of the dict does not matter
+    assert weights_digest({**state, "a": torch.tensor([0.0, 0.0, -0.0])}) != base  # one sign bit
+    assert weights_digest({**state, "a": torch.zeros(1, 3)}) != base  # the shape
+    assert weights_digest({"a": state["a"], "c": state["b"]}) != base  # a name
