@@ -50,11 +50,11 @@ DEFAULT_SECTIONS = ("hf", "pc", "memory", "hygiene")
 MALLOC_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "100000000000"}
 
 
-def shipped(task: str, algo: str):
-    """The resolved RunConfig of `configs/<task>_<algo>.yaml`."""
+def shipped(task: str, algo: str, overrides: tuple[str, ...] = ()):
+    """The resolved RunConfig of `configs/<task>_<algo>.yaml`, with dotted `overrides`."""
     from pclm.config import load_config
 
-    return load_config(CONFIGS / f"{task}_{algo}.yaml", [])
+    return load_config(CONFIGS / f"{task}_{algo}.yaml", list(overrides))
 
 
 # ----------------------------------------------------------------------------------------------- models, batches
@@ -107,7 +107,7 @@ def autocast(bf16: bool):
 
 
 def pclm_step(model, batch, task: str, algo: str, bf16: bool, compile: bool = False,
-              fused: bool = True) -> tuple[Callable, object]:
+              fused: bool = True, overrides: tuple[str, ...] = ()) -> tuple[Callable, object]:
     """One pclm training step through the library's own path: train_batch with the schedule, learning rates and
     value nodes of `configs/<task>_<algo>.yaml` (`compile`: gradients through pclm.training.compiled, as
     train.compile=true; `fused=False`: the readout through the full logits, as before the fused readout)."""
@@ -117,7 +117,7 @@ def pclm_step(model, batch, task: str, algo: str, bf16: bool, compile: bool = Fa
     from pclm.training.compiled import CompiledEnergy
     from pclm.training.step import train_batch, weight_groups
 
-    cfg = shipped(task, algo)
+    cfg = shipped(task, algo, overrides)
     algorithm = build_algorithm(algo, cfg.pc.inference_steps, cfg.pc.inference_lr, cfg.pc.discount,
                                 x_grads=cfg.pc.x_grads)
     optim = torch.optim.AdamW(weight_groups(model), lr=cfg.train.lr, betas=tuple(cfg.train.betas),
@@ -220,17 +220,20 @@ def bench_hf(args) -> list[dict]:
 
 def bench_pc(args) -> list[dict]:
     rows = []
+    # iPC's schedule with no value nodes (T AdamW steps on the BP gradient): the equal-updates control
+    variants = (("ipc", ()), ("pc", ()), ("ipc", ("pc.value_nodes=none",)))
     for task in ("mlm", "clm"):
-        for algo in ("ipc", "pc"):
-            cfg = shipped(task, algo)
+        for algo, overrides in variants:
+            cfg = shipped(task, algo, overrides)
             torch.manual_seed(0)
             batch = make_batch(task, args.batch, args.seq)
             model = pclm_model(task, algo, args.seq)
-            step_pc, algorithm = pclm_step(model, batch, task, algo, args.bf16)
+            step_pc, algorithm = pclm_step(model, batch, task, algo, args.bf16, overrides=overrides)
             step_bp, _ = pclm_step(model, batch, task, "bp", args.bf16)
             t = race({algo: step_pc, "bp": step_bp}, args.repeats, args.warmup)
             per_eval = med(t[algo]) / algorithm.steps
-            rows.append({"task": task, "algo": algo, "T": cfg.pc.inference_steps, "steps": algorithm.steps,
+            rows.append({"task": task, "algo": algo, "overrides": list(overrides), "T": cfg.pc.inference_steps,
+                         "steps": algorithm.steps,
                          "value_nodes": cfg.pc.value_nodes, "layer_norm": cfg.model.get("layer_norm", True),
                          "call_s": t[algo], "bp_s": t["bp"], "per_eval_over_bp": per_eval / med(t["bp"]),
                          "per_eval_over_bp_min": min(t[algo]) / algorithm.steps / min(t["bp"]),

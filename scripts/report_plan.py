@@ -10,8 +10,9 @@ early-stopped) and its test perplexity is below --threshold times the unigram mo
 1.0: better than unigram), so the paper's fixed thresholds, made for its larger training set, are not assumed here.
 The ± is half the population standard deviation of the converged seeds (the paper's convention).
 Equal wall time: each run's dev perplexity after each epoch against its training seconds as measured, and, with
---step-costs, against idle-machine seconds (batches x the benchmark's per-batch time of that method), because runs
-that shared the 2 cores with other jobs were slowed by different amounts.
+--step-costs, against idle-machine seconds (batches x the benchmark's per-batch time of that method, scaled linearly
+from the benchmark's batch to the run's), because runs that shared the 2 cores with other jobs were slowed by
+different amounts.
 """
 
 from __future__ import annotations
@@ -48,7 +49,13 @@ def collect(out: Path) -> dict:
     runs = []
     for r in plan["runs"]:
         m = load(out / r["name"])
-        runs.append({**r, "status": m.get("status", r.get("status")), "epochs_run": m.get("epochs_run"),
+        try:
+            import yaml
+
+            batch = yaml.safe_load((out / r["name"] / "config.yaml").read_text())["train"]["batch_size"]
+        except (OSError, KeyError, TypeError, ValueError):
+            batch = None
+        runs.append({**r, "batch_size": batch, "status": m.get("status", r.get("status")), "epochs_run": m.get("epochs_run"),
                      "best_dev_ppl": m.get("best_dev_ppl"), "test_ppl": m.get("test_ppl"),
                      "test_sample_ppl": m.get("test_sample_ppl"), "steps": m.get("steps"),
                      "train_seconds": m.get("train_seconds"), "data_sizes": m.get("data_sizes"),
@@ -60,9 +67,10 @@ def collect(out: Path) -> dict:
 
 def step_seconds(costs: dict | None, run: dict) -> float | None:
     """Idle seconds per batch of this run's method, from a bench_step JSON (None when it has no such row)."""
-    if not costs:
+    if not costs or not run.get("batch_size"):
         return None
-    return costs.get(f"{run['task']}:{run['algo']}:{'none' if 'pc.value_nodes=none' in run['overrides'] else 'nodes'}")
+    cost = costs.get(f"{run['task']}:{run['algo']}:{'none' if 'pc.value_nodes=none' in run['overrides'] else 'nodes'}")
+    return None if cost is None else cost * run["batch_size"] / costs["batch"]  # linear in the batch size
 
 
 def bench_costs(path: Path | None) -> dict | None:
@@ -72,13 +80,12 @@ def bench_costs(path: Path | None) -> dict | None:
     doc = json.loads(path.read_text())
     costs = {}
     for r in doc.get("pc", []):
-        costs[f"{r['task']}:{r['algo']}:nodes"] = statistics.median(r["call_s"])
+        nodes = "none" if "pc.value_nodes=none" in r.get("overrides", []) else "nodes"
+        costs[f"{r['task']}:{r['algo']}:{nodes}"] = statistics.median(r["call_s"])
     for r in doc.get("hf", []):
         if r["precision"] == "fp32":
             costs[f"{r['task']}:bp:nodes"] = statistics.median(r["pclm_s"])
             costs[f"{r['task']}:bp:none"] = costs[f"{r['task']}:bp:nodes"]
-    for r in doc.get("nonodes", []):
-        costs[f"{r['task']}:ipc:none"] = statistics.median(r["call_s"])
     return {**costs, "batch": doc.get("batch")}
 
 

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Table 3 at the full local pool on one lent GPU, within one 10-minute device call: every run of the plan side by
+# side on the one device (WORKERS processes), then the same report as on CPU, written under $OUT.
+#
+#   bash scripts/gpu_prepare.sh                  # here, once: wheels the GPU image lacks + the data, into .gpu/
+#   device run, carry [".gpu"]:  bash scripts/gpu_table3.sh
+#
+# Settings (environment): PLAN (default configs/experiments/lm_table3_full.yaml), WORKERS (12), STOP_AFTER (seconds
+# after which no new run starts; default 420), OUT (default ./gpu_out), DATA (default .gpu/lm1b), METHODS (subset).
+# Resumable: runs already final in $OUT/runs are skipped, so a second call continues the first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PLAN=${PLAN:-configs/experiments/lm_table3_full.yaml}
+WORKERS=${WORKERS:-12}
+STOP_AFTER=${STOP_AFTER:-420}
+OUT=${OUT:-./gpu_out}
+DATA=${DATA:-.gpu/lm1b}
+PY=${PYTHON:-python3}
+if [ -d .gpu/wheels ] && ls .gpu/wheels/*.whl >/dev/null 2>&1; then
+  $PY -m pip install --quiet --no-index --no-deps .gpu/wheels/*.whl
+fi
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+mkdir -p "$OUT"
+$PY scripts/run_plan.py "$PLAN" --output-dir "$OUT/runs" --workers "$WORKERS" --threads 1 --launcher "$PY" \
+  --stop-after "$STOP_AFTER" ${METHODS:+--methods "$METHODS"} -- --data-dir "$DATA" 2>&1 | grep -E '^\[plan\]|^error' || true
+$PY scripts/report_plan.py "$OUT/runs" --name lm_table3_full_gpu --out-dir "$OUT" \
+  ${UNIGRAM:+--unigram "$UNIGRAM"}
