@@ -1,11 +1,11 @@
 """CPU hygiene for training and benchmarks, applied once at start-up by the scripts (never deep in the library).
 
-Measured on a 2-core x86 machine (see README, "Speed"):
-* PC value dynamics produce denormal floats, which made a benchmark 10-40x slower: flush them to zero.
-* glibc returns the large logits buffer to the OS after every step; keeping it (no mmap for big blocks, no trim)
-  made a BP step about 1.45x faster. Same effect as MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=<large>.
-* `accelerate launch` without a config file sets OMP_NUM_THREADS=1, which halves the speed on 2 cores:
+* PC value dynamics produce denormal floats, which x86 CPUs compute slowly: flush them to zero.
+* glibc returns the large logits buffer to the OS after every step and maps it again on the next; keep it (no mmap
+  for big blocks, no trim). Same effect as MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=<large>.
+* `accelerate launch` without a config file sets OMP_NUM_THREADS=1, which leaves the other cores idle:
   threads="auto" uses every core this process may run on, divided among the local processes.
+(The measurements behind these choices are in docs/lab_notes.md.)
 """
 
 from __future__ import annotations

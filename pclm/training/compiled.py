@@ -1,9 +1,9 @@
 """A compiled way to get the same local gradients: `train.compile: true`.
 
 Eager `train_batch` evaluates the energy with the model's ordinary forward and takes one autograd backward. For a
-small network most of that time is Python and dispatch, not arithmetic: about 400 aten calls per inference step for
-the 784-128-128-128-10 MLP, against ~1 ms of matmuls. `CompiledEnergy` computes the SAME quantities (dF/dtheta for
-every weight, dF/dx for every value node, F and the output loss) as one function of explicit tensors,
+small network most of that time is Python and dispatch, not arithmetic. `CompiledEnergy` computes the SAME
+quantities (dF/dtheta for every weight, dF/dx for every value node, F and the output loss) as one function of
+explicit tensors,
 
     (dF/dparams, dF/dx), (F, loss) = grad_and_value(F)(params, x, batch)       torch.func
 
@@ -14,11 +14,9 @@ then written into `.grad` exactly where autograd's backward would have put them,
 schedule and the rest of `train_batch` run unchanged: this is an execution mode of the same energy, not a second
 implementation of it (tests/test_compiled.py checks it against the eager path, step by step, for every algorithm).
 
-Costs and limits: each new batch shape compiles once (tens of seconds on a small CPU; the last, smaller batch of an
-epoch is a second shape); one process only; no autocast. The value nodes are still created by an eager feedforward
-pass (no gradients) at the start of each batch.
-Measured on a 2-core CPU (reports/bench_vision_2threads.json; `bench_step.py --sections compile`): about 14% faster per
-epoch for the MNIST MLP, no gain for the transformer LMs, whose steps are dominated by large matmuls already.
+Costs and limits: each new batch shape compiles once (the last, smaller batch of an epoch is a second shape); one
+process only; no autocast. The value nodes are still created by an eager feedforward pass (no gradients) at the
+start of each batch. Measurements of this mode: docs/lab_notes.md.
 """
 
 from __future__ import annotations

@@ -13,9 +13,9 @@ These are exactly what autograd's backward of `EnergyGraph.energy()` produces, s
 same updates as `pclm.training.step.train_batch` (tests/vision/test_fused_mlp.py checks every algorithm and activation,
 step by step): it asks the same `Algorithm` what to update at each evaluation, calls the same hooks (PC's
 inference-rate discount included), steps the same weight optimiser and moves the value nodes by SGD at the rate the
-algorithm sets. What it removes is the overhead around ~1 ms of arithmetic per inference step: no autograd graph,
+algorithm sets. What it removes is the overhead around the arithmetic of an inference step: no autograd graph,
 no per-node Python, every hidden layer's activation, error and activation derivative computed once over all layers
-stacked ((D-1, B, W): one call each, which also lets them use both cores), weight and value-node gradients
+stacked ((D-1, B, W): one call each, which also lets them use several cores), weight and value-node gradients
 written into preallocated buffers.
 
 One shortcut, exact: the first evaluation after the feedforward initialisation has x = mu, so every hidden error
@@ -90,7 +90,7 @@ def optimizer_kernel(optimizer: torch.optim.Optimizer):
 def _adam_kernel(optimizer: torch.optim.Optimizer):
     """A function `step(group_indices)` that takes the step a fused torch Adam / AdamW would take on those groups
     (every parameter in them must have a gradient), as one call of the kernel its own `step()` calls
-    (`torch._fused_adam(w)_`) for all groups whose settings agree, without the ~0.2 ms of Python around it. None for
+    (`torch._fused_adam(w)_`) for all groups whose settings agree, without the Python around it. None for
     any other optimiser or setting, and before the optimiser's state exists (its first step creates it): then the
     caller steps it the ordinary way. The settings are read at every step, so schedules apply as usual."""
     if not isinstance(optimizer, torch.optim.Adam):  # AdamW is an Adam with decoupled weight decay
