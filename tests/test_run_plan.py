@@ -17,6 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 def _script(name):
     spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
@@ -27,7 +28,7 @@ def plan_run(tmp_path_factory):
     plan = {"fixed": [*TINY, "train.patience=0"], "tune": {"epochs": 1, "seed": 0},
             "seeds": {"epochs": 1, "patience": 0},
             "methods": {"clm_bp": {"task": "clm", "algo": "bp", "grid": {"train.lr": [1e-6, 3e-3]}, "seeds": "0-1"},
-                        "clm_ipc": {"task": "clm", "algo": "ipc", "overrides": ["pc.inference_steps=3"],
+                        "clm_ipc": {"task": "clm", "algo": "ipc", "overrides": ["pc.inference_steps=4"],
                                     "seeds": 0}}}
     path = tmp / "plan.yaml"
     path.write_text(yaml.safe_dump(plan))
@@ -90,13 +91,14 @@ def test_bad_plans_are_one_line(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.slow
 def test_gpu_script_runs_a_tiny_plan_on_cpu(tmp_path):
     """scripts/gpu_table3.sh end to end with a tiny grid (on CPU here; on a lent GPU the runs share the device)."""
     import os
     import subprocess
 
     plan = {"fixed": [*TINY, "train.patience=0"], "tune": {"epochs": 1}, "seeds": {"epochs": 1},
-            "methods": {"clm_ipc": {"task": "clm", "algo": "ipc", "overrides": ["pc.inference_steps=3"],
+            "methods": {"clm_ipc": {"task": "clm", "algo": "ipc", "overrides": ["pc.inference_steps=4"],
                                     "grid": {"pc.x_grads": ["sample", "batch"]}, "seeds": 0}}}
     (tmp_path / "plan.yaml").write_text(yaml.safe_dump(plan))
     env = {**os.environ, "PLAN": str(tmp_path / "plan.yaml"), "WORKERS": "3", "OUT": str(tmp_path / "out"),
