@@ -33,6 +33,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
         dtype = _compute_dtype(h)
         with torch.autocast(h.device.type, enabled=False):
             w = weight.to(dtype)
+            b = None if bias is None else bias.to(dtype)
             f32 = dict(dtype=torch.float32, device=h.device)
             grad_h = torch.empty(h.shape, **f32) if need_h else None
             grad_w = torch.zeros(weight.shape, **f32) if need_w else None
@@ -41,15 +42,10 @@ class _LinearCrossEntropy(torch.autograd.Function):
             for start in range(0, h.shape[0], chunk_rows):
                 hc = h[start:start + chunk_rows].to(dtype)  # (n, C)
                 tc = targets[start:start + chunk_rows]  # (n,)
-                if bias is not None and dtype == torch.float32:
-                    logits = torch.addmm(bias, hc, w.t())  # (n, V)
-                else:
-                    logits = (hc @ w.t()).float()
-                    if bias is not None:
-                        logits += bias.float()
+                logits = hc @ w.t() if b is None else torch.addmm(b, hc, w.t())  # (n, V), in the matmul dtype
                 keep = tc != IGNORE_INDEX
                 safe = tc.clamp(min=0)[:, None]  # (n, 1)
-                logp = torch.log_softmax(logits, dim=-1)  # one fused, row-local kernel
+                logp = torch.log_softmax(logits, dim=-1, dtype=torch.float32)  # one fused, row-local kernel
                 total -= logp.gather(1, safe)[:, 0].masked_fill_(~keep, 0.0).sum()
                 if not (need_h or need_w):
                     continue
