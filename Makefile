@@ -19,4 +19,5 @@ demo: $(STAMP)
 	$(VENV)/bin/accelerate launch scripts/train_lm.py --algo ipc --config configs/demo.yaml --output-dir runs/demo --overwrite
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check pclm scripts tests
 	$(PY) -m pytest -q

@@ -48,15 +48,14 @@ import argparse
 import copy
 import json
 import math
-import platform
 import os
+import platform
 import statistics
 import sys
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
-
 
 CLASSES = 10
 ALL_GAUSSIAN = lambda name: gaussian  # noqa: E731
@@ -409,6 +408,7 @@ if __name__ == "__main__":  # answer --help and bad flags before the heavy impor
     parse_args()
 
 import torch  # noqa: E402
+
 from pclm.algorithms import BP, IPC  # noqa: E402
 from pclm.benchmarking import race  # noqa: E402
 from pclm.cpu import configure_cpu  # noqa: E402

@@ -41,7 +41,6 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 
-
 VOCAB = 8001  # the shipped tokenizer's vocabulary
 MASK_ID = 4  # any id: the benchmark never decodes
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -465,6 +464,7 @@ if __name__ == "__main__":  # answer --help and bad flags before the heavy impor
     parse_args()
 
 import torch  # noqa: E402
+
 from pclm.benchmarking import race  # noqa: E402
 
 
@@ -482,8 +482,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.json and not Path(args.json).resolve().parent.is_dir():
         print(f"error: --json: folder '{Path(args.json).parent}' does not exist", file=sys.stderr)
         return 2
-    from pclm.cpu import configure_cpu
     import transformers
+
+    from pclm.cpu import configure_cpu
 
     cpu = configure_cpu(args.threads)
     load0 = os.getloadavg()

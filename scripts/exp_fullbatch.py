@@ -27,7 +27,6 @@ import sys
 import time
 from pathlib import Path
 
-
 ALL_GAUSSIAN = lambda name: gaussian  # noqa: E731
 
 
@@ -57,6 +56,7 @@ if __name__ == "__main__":  # answer --help and bad flags before the heavy impor
     build_parser().parse_args()
 
 import torch  # noqa: E402
+
 from pclm.algorithms import BP, IPC, PC, Algorithm, build_algorithm  # noqa: E402
 from pclm.algorithms.cost import inference_step_cost  # noqa: E402
 from pclm.benchmarking import race  # noqa: E402

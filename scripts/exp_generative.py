@@ -26,7 +26,6 @@ import sys
 import time
 from pathlib import Path
 
-
 ALL_GAUSSIAN = lambda name: gaussian  # noqa: E731
 
 
@@ -53,6 +52,7 @@ if __name__ == "__main__":  # answer --help and bad flags before the heavy impor
     build_parser().parse_args()
 
 import torch  # noqa: E402
+
 from pclm.algorithms import IPC, PC  # noqa: E402
 from pclm.data.vision import load_cifar10_parquet  # noqa: E402
 from pclm.errors import UsageError  # noqa: E402

@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     from pclm.errors import UsageError
-    from pclm.reporting import load_runs, load_seed_lists, parse_thresholds, table3, summarize, write_report
+    from pclm.reporting import load_runs, load_seed_lists, parse_thresholds, summarize, table3, write_report
 
     try:
         if bool(args.runs) == bool(args.seeds):

@@ -20,8 +20,7 @@ from pathlib import Path
 
 from pclm.errors import UsageError
 from pclm.folders import write_atomic
-from pclm.runs import (FINAL_STATUSES, check_folder_name, default_launcher, launch_train, run_status,
-                       split_passthrough)
+from pclm.runs import FINAL_STATUSES, check_folder_name, default_launcher, launch_train, run_status, split_passthrough
 
 
 def parse_seeds(text: str) -> list[int]:

@@ -38,8 +38,7 @@ from pathlib import Path
 import yaml
 
 from pclm.folders import write_atomic
-from pclm.runs import (FINAL_STATUSES, check_folder_name, default_launcher, launch_train, run_status,
-                       split_passthrough)
+from pclm.runs import FINAL_STATUSES, check_folder_name, default_launcher, launch_train, run_status, split_passthrough
 
 SCRIPTS = Path(__file__).resolve().parent
 VISION_SCRIPT = "train_vision.py"

@@ -12,8 +12,16 @@ from pathlib import Path
 import pytest
 
 from pclm.errors import UsageError
-from pclm.reporting import (DEFAULT_THRESHOLDS, SeedResult, is_converged, load_runs, load_seed_lists,
-                            parse_thresholds, summarize, table3)
+from pclm.reporting import (
+    DEFAULT_THRESHOLDS,
+    SeedResult,
+    is_converged,
+    load_runs,
+    load_seed_lists,
+    parse_thresholds,
+    summarize,
+    table3,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 SEEDS = REPO / "reports" / "paper_table3_seeds.json"

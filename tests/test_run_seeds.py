@@ -4,9 +4,9 @@ on, and a re-run skips finished seeds and resumes the rest."""
 import importlib.util
 import json
 import sys
+from pathlib import Path
 
 import pytest
-from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("run_seeds", ROOT / "scripts" / "run_seeds.py")

@@ -13,8 +13,15 @@ import numpy as np
 import pytest
 import torch
 
-from pclm.data.vision import (VISION_DATASETS, load_cifar10_parquet, load_cifar10_pickle, load_idx, load_idx_split,
-                               load_svhn_mat, load_vision_dataset)
+from pclm.data.vision import (
+    VISION_DATASETS,
+    load_cifar10_parquet,
+    load_cifar10_pickle,
+    load_idx,
+    load_idx_split,
+    load_svhn_mat,
+    load_vision_dataset,
+)
 from pclm.errors import UsageError
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
