@@ -9,7 +9,8 @@ one cell per row x column over its seeds, with the paper's numbers beside.
 folders, one per seed; a missing folder or one without metrics.json counts as status `missing`. `--paper
 ROW/COLUMN=TEXT` puts the paper's number beside the cell. A cell reports every seed (status, test and best dev
 accuracy, epochs, seconds) and, over the seeds that finished without diverging, the mean and the paper's "±" (HALF
-the population standard deviation, as pclm/reporting.py), in percent. Each row also lists its columns ordered by mean.
+the population standard deviation, as pclm/reporting.py), in percent. Each row also lists its columns ordered by mean,
+with a note on what that order does not control.
 
 Writes <output>.json and <output>.md. In the .md only the part between `<!-- generated -->` and `<!-- /generated -->`
 is replaced when the file already has those markers, so hand-written context around the table survives a re-run.
@@ -27,6 +28,10 @@ from pathlib import Path
 
 BEGIN, END = "<!-- generated -->", "<!-- /generated -->"
 OK = ("completed", "early_stopped", "max_steps")
+# The order column ranks means only; what the runs were not equalised on must stay next to it.
+ORDER_NOTE = ("'ours: order by mean' sorts a row's columns by mean test accuracy over the finished seeds. It is not a "
+              "significance test, and it compares the runs as configured: it does not control for weight updates per "
+              "batch (iPC takes T per batch) or for a learning rate tuned per method.")
 
 
 def split_key(item: str, flag: str) -> tuple[str, str, str]:
@@ -85,7 +90,7 @@ def build(cells: dict, paper: dict) -> tuple[dict, str]:
         order = sorted((c for c in cols if table[r][c]["stats"] and table[r][c]["stats"]["mean"] is not None),
                        key=lambda c: -table[r][c]["stats"]["mean"])
         lines.append(f"| {r} | " + " | ".join(parts) + " | " + " > ".join(order) + " |")
-    lines += ["", "Every seed (test accuracy of the best-dev epoch, %):", "",
+    lines += ["", ORDER_NOTE, "", "Every seed (test accuracy of the best-dev epoch, %):", "",
               "| row | column | seed | status | test acc | best dev acc | best epoch / run | steps | train s | "
               "s / epoch | train / dev / test images | run folder |", "|---" * 12 + "|"]
     for r in rows:

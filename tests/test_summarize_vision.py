@@ -40,6 +40,7 @@ def test_cells_stats_and_kept_text(tmp_path, capsys):
     assert md.startswith("# hand-written\n") and md.endswith("footer\n") and "STALE-TABLE" not in md
     assert "91.00 ± 0.50" in md  # mean of 90 and 92; population std 1.0, halved
     assert "95.00 (1/3 finished)" in md  # one seed: no ±; the diverged and the missing seed are counted, not averaged
+    assert _script().ORDER_NOTE in md  # the order column never stands without what it does not control
 
 
 def test_bad_cell_is_one_line_error(tmp_path):

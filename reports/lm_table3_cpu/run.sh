@@ -28,7 +28,8 @@ for s in 0 1 2 3 4; do
   done
 done
 ) &
-# chain B: the paper's CLM iPC lr (0.0032) trains worse than 0.0008 at this scale: pick the lr on dev (seed 0),
+# chain B: the paper's CLM iPC lr (0.0032) trains worse than 0.0008 at this scale (2,000 sentences, 2 epochs; not
+# advice for more data, and BP's lr is not re-tuned): pick the lr on dev (seed 0),
 # then seeds 0-4 at that lr (seed 0 = the grid point, copied)
 (
 python scripts/sweep.py configs/grids/clm_ipc_lr_cpu.yaml --output-dir $R/grid_clm_ipc_lr -- $COMMON $T1 > $R/grid_clm_ipc_lr.log 2>&1
