@@ -112,13 +112,15 @@ def score(checkpoint: Path, sentences: list[str], causal: bool, max_length: int,
     from pclm.models import PCLMForCausalLM, PCLMForMaskedLM
 
     try:
-        model = (PCLMForCausalLM if causal else PCLMForMaskedLM).from_pretrained(checkpoint)
-        tokenizer = AutoTokenizer.from_pretrained(str(checkpoint))
+        model = (PCLMForCausalLM if causal else PCLMForMaskedLM).from_pretrained(checkpoint, trust_remote_code=False)
+        tokenizer = AutoTokenizer.from_pretrained(str(checkpoint), trust_remote_code=False)
     except Exception as err:  # noqa: BLE001 - corrupt weights or tokenizer files fail deep in their libraries
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UsageError(f"cannot load the checkpoint '{checkpoint}' ({first[:200]})") from None
     if causal:  # the checkpoint's causal tokenizer leaves out </s> (prompts); training scored it
-        tokenizer.add_eos_token = True
+        # both flags: a reloaded tokenizer reports add_bos_token False, and setting one flag rebuilds the
+        # post-processor from both
+        tokenizer.add_bos_token, tokenizer.add_eos_token = True, True
     tokenizer.padding_side = "right"  # as in training (a causal checkpoint's pads left, for generation)
     data = tokenize_lm1b(DatasetDict({"text": Dataset.from_dict({"text": sentences})}), tokenizer, max_length)["text"]
     return pclm.evaluate(model, data, task="clm" if causal else "mlm", tokenizer=tokenizer, batch_size=batch_size,
