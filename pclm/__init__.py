@@ -2,7 +2,8 @@
 
 The model classes load on first use (`from pclm import PCLMForCausalLM`, or `import pclm.models`), which also
 registers model_type "pclm" with AutoConfig / AutoModelForMaskedLM / AutoModelForCausalLM; `import pclm` alone
-stays light, so command-line tools answer `--help` without loading torch."""
+stays light, so command-line tools answer `--help` without loading torch. `pclm.train` / `pclm.evaluate` (the
+Python API, `pclm.api`) load the same way."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["PCLMConfig", "PCLMModel", "PCLMForMaskedLM", "PCLMForCausalLM", "PACKAGE_DIR", "__version__"]
+__all__ = ["PCLMConfig", "PCLMModel", "PCLMForMaskedLM", "PCLMForCausalLM", "train", "evaluate", "TrainResult",
+           "PACKAGE_DIR", "__version__"]
 
 PACKAGE_DIR = Path(__file__).resolve().parent  # holds tokenizer/ and configs/ (the repository's, as package data)
 _LAZY = {"PCLMConfig": "pclm.models", "PCLMModel": "pclm.models", "PCLMForMaskedLM": "pclm.models",
-         "PCLMForCausalLM": "pclm.models"}
+         "PCLMForCausalLM": "pclm.models", "train": "pclm.api", "evaluate": "pclm.api", "TrainResult": "pclm.api"}
 
 
 def __getattr__(name: str) -> Any:

@@ -18,7 +18,8 @@ __all__ = ["per_sample_nll", "perplexity"]
 def per_sample_nll(logits: torch.Tensor, labels: torch.Tensor, causal: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Summed NLL and target count per sample, each (B,).
 
-    logits: (B, T, V) for the causal model; (N, V) at the masked positions (row-major) for the masked model.
+    logits: (B, T, V) for the causal model; for the masked model (N, V) at the masked positions (row-major), as
+    PCLMForMaskedLM returns them, or (B, T, V) at every position.
     labels: (B, T), -100 where ignored.
     """
     if causal:
@@ -26,6 +27,8 @@ def per_sample_nll(logits: torch.Tensor, labels: torch.Tensor, causal: bool) -> 
         nll = F.cross_entropy(logits.float().transpose(1, 2), labels, ignore_index=IGNORE_INDEX, reduction="none")
         return nll.sum(1), (labels != IGNORE_INDEX).sum(1)
     picked = labels != IGNORE_INDEX
+    if logits.dim() == 3:
+        logits = logits[picked]
     nll = F.cross_entropy(logits.float(), labels[picked], reduction="none")
     sample = picked.nonzero()[:, 0]
     sums = torch.zeros(labels.shape[0], dtype=nll.dtype, device=nll.device).index_add_(0, sample, nll)

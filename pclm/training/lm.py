@@ -36,7 +36,7 @@ from .processes import build_accelerator, end_processes, replica_digests
 from .step import weight_groups
 from .tracking import build_tracker
 
-__all__ = ["train_lm", "check_lm_run", "default_tokenizer_dir", "evaluate_lm", "load_tokenizer"]
+__all__ = ["train_lm", "check_lm_run", "default_tokenizer_dir", "evaluate_lm", "load_tokenizer", "mlm_masker"]
 
 MODELS = {"mlm": PCLMForMaskedLM, "clm": PCLMForCausalLM}
 
@@ -167,7 +167,7 @@ def evaluate_lm(model: torch.nn.Module, loader, accelerator, causal: bool) -> di
     return {"ppl": score["perplexity"], "nll": score["nll"] if score["targets"] else 0.0, "targets": score["targets"]}
 
 
-def _masker(tokenizer, mlm_probability: float) -> Callable[[dict], dict]:
+def mlm_masker(tokenizer, mlm_probability: float) -> Callable[[dict], dict]:
     """BERT masking of a padded training batch, drawn from the global CPU RNG when the loop takes the batch."""
     collator = train_collator("mlm", tokenizer, mlm_probability)
 
@@ -274,7 +274,7 @@ def _train_lm(cfg: RunConfig, output_dir: Path, resume: bool, overwrite: bool, c
               lower_is_better=True, save_best=save_best, epochs=cfg.train.epochs, patience=cfg.train.patience,
               max_steps=cfg.train.max_steps, checkpoint_every=cfg.train.checkpoint_every,
               log_every=cfg.train.log_every, write_metrics=write_metrics,
-              batch_transform=_masker(tokenizer, cfg.data.mlm_probability) if cfg.task == "mlm" else None,
+              batch_transform=mlm_masker(tokenizer, cfg.data.mlm_probability) if cfg.task == "mlm" else None,
               compiled=CompiledEnergy(accelerator.unwrap_model(model)) if cfg.train.compile else None,
               after_checkpoint=folder.commit)
     started = time.perf_counter()

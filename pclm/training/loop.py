@@ -121,7 +121,7 @@ class Fit:
     algorithm: Algorithm
     select: Callable
     train_loader: Any
-    dev_loader: Any
+    dev_loader: Any  # None: no evaluation (no best epoch, no early stopping)
     evaluate: Callable[[torch.nn.Module, Any], dict[str, float]]  # (model, loader) -> metrics
     monitor: str  # key of `evaluate`'s result that selects the best epoch
     lower_is_better: bool
@@ -165,12 +165,14 @@ def _improved(fit: Fit, value: float, best: float | None) -> bool:
     return best is None or (value < best if fit.lower_is_better else value > best)
 
 
-def fit(fit: Fit, accelerator, output_dir: Path, state: FitState) -> str:
+def fit(fit: Fit, accelerator, output_dir: Path | None, state: FitState) -> str:
     """Train until `fit.epochs`, early stopping, `max_steps` or divergence. Returns the final status:
-    "completed", "early_stopped", "max_steps" or "diverged"."""
+    "completed", "early_stopped", "max_steps" or "diverged". `output_dir` None: nothing is written (no checkpoints,
+    no best model; the Python API `pclm.train`)."""
     model = fit.model
     status = "completed"
-    if state.init_dev is None:  # the untrained model's score: the baseline every run starts from
+    evaluating = fit.dev_loader is not None
+    if evaluating and state.init_dev is None:  # the untrained model's score: the baseline every run starts from
         model.eval()
         state.init_dev = fit.evaluate(model, fit.dev_loader)[fit.monitor]
         accelerator.print(f"untrained dev {fit.monitor}={state.init_dev:.4g}")
@@ -211,38 +213,40 @@ def fit(fit: Fit, accelerator, output_dir: Path, state: FitState) -> str:
             if fit.max_steps is not None and state.global_step >= fit.max_steps:
                 status = "max_steps"
                 break
-            if fit.checkpoint_every and state.global_step % fit.checkpoint_every == 0:
+            if fit.checkpoint_every and output_dir is not None and state.global_step % fit.checkpoint_every == 0:
                 state.train_seconds += time.perf_counter() - started
                 started = time.perf_counter()
                 _save_checkpoint(accelerator, output_dir, state, fit.after_checkpoint)
         bar.close()
         state.train_seconds += time.perf_counter() - started
         model.eval()
-        dev = fit.evaluate(model, fit.dev_loader)
+        dev = fit.evaluate(model, fit.dev_loader) if evaluating else {}
         record = {"epoch": epoch + 1, "train_loss": state.epoch_loss_sum / max(state.epoch_batches, 1),
                   **{f"dev_{k}": v for k, v in dev.items()},
                   "train_seconds": round(state.train_seconds, 2)}
         state.history.append(record)
         accelerator.log({f"dev/{k}": v for k, v in dev.items()}, step=state.global_step)
         accelerator.print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
-        if _improved(fit, dev[fit.monitor], state.best):
+        if evaluating and _improved(fit, dev[fit.monitor], state.best):
             state.best, state.best_epoch, state.bad_epochs = dev[fit.monitor], epoch + 1, 0
-            state_dict = accelerator.get_state_dict(model)  # every rank: FSDP gathers the shards here
-            if accelerator.is_main_process:  # written beside the current best/, then swapped in whole
-                shutil.rmtree(output_dir / "best.new", ignore_errors=True)
-                fit.save_best(accelerator.unwrap_model(model), output_dir / "best.new", state_dict)
-                swap_in(output_dir / "best.new", output_dir / "best")
-            accelerator.wait_for_everyone()
-        else:
+            if output_dir is not None:
+                state_dict = accelerator.get_state_dict(model)  # every rank: FSDP gathers the shards here
+                if accelerator.is_main_process:  # written beside the current best/, then swapped in whole
+                    shutil.rmtree(output_dir / "best.new", ignore_errors=True)
+                    fit.save_best(accelerator.unwrap_model(model), output_dir / "best.new", state_dict)
+                    swap_in(output_dir / "best.new", output_dir / "best")
+                accelerator.wait_for_everyone()
+        elif evaluating:
             state.bad_epochs += 1
-        if not math.isfinite(dev[fit.monitor]):
+        if evaluating and not math.isfinite(dev[fit.monitor]):
             fit.write_metrics(state, "diverged")
             return "diverged"
         state.epoch, state.batches_done = epoch + 1, 0
         state.epoch_loss_sum, state.epoch_batches = 0.0, 0
         if status == "completed" and fit.patience and state.bad_epochs >= fit.patience:
             status = "early_stopped"
-        _save_checkpoint(accelerator, output_dir, state, fit.after_checkpoint)
+        if output_dir is not None:
+            _save_checkpoint(accelerator, output_dir, state, fit.after_checkpoint)
         fit.write_metrics(state, "running")
         if status != "completed":
             break

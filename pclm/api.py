@@ -1,0 +1,237 @@
+"""The Python API: train any model that calls `nodes(...)` on a tokenised `datasets.Dataset` with BP, PC, iPC or
+Z-IL, and score it, without the command line.
+
+The same path as `scripts/train_lm.py`: one `Accelerator`, the shared loop (`pclm.training.loop.fit`, run with no
+output folder) and its mini-batch step `train_batch`, the job's collators and masking, and its evaluation
+(`evaluate_lm`: perplexity from per-sample NLL sums).
+
+A model fits when its `forward(input_ids, attention_mask=None, labels=None, nodes=None)` calls `nodes(name, mu,
+mask)` where value nodes may sit and `nodes.clamp_output(logits, targets)` at its output, and returns an object
+with `.loss` (and `.logits` for `evaluate`: (B, T, V), or (N, V) at the labelled positions of a masked model), as
+`PCLMForCausalLM` and `PCLMForMaskedLM` do."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import DataLoaderConfiguration, set_seed
+from datasets import Dataset
+from torch.utils.data import DataLoader
+
+from .algorithms import build_algorithm
+from .config import DataConfig, TrainConfig
+from .data.collate import eval_collator, premask, train_collator
+from .errors import UsageError
+from .models import PCLMForCausalLM, PCLMForMaskedLM
+from .models.value_nodes import error_depth, value_node_selector
+from .pc import EnergyFn
+from .training.accelerate_checks import check_accelerate_env, check_accelerator
+from .training.lm import evaluate_lm, load_tokenizer, mlm_masker
+from .training.loop import Fit, FitState, fit
+from .training.processes import build_accelerator
+from .training.step import weight_groups
+
+__all__ = ["TrainResult", "train", "evaluate"]
+
+TASKS = ("clm", "mlm")
+
+
+@dataclass
+class TrainResult:
+    """What `train` returns. `model` is the object passed in (trained in place), unwrapped from Accelerate."""
+
+    model: torch.nn.Module
+    status: str  # "completed", "early_stopped", "max_steps" or "diverged"
+    steps: int  # mini-batches trained
+    # per epoch: epoch, train_loss (mean feedforward loss), dev_ppl / dev_nll / dev_targets with an eval set,
+    # train_seconds
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_epoch: int | None = None  # epoch with the lowest dev perplexity (None without an eval set)
+    best_dev_ppl: float | None = None
+    init_dev_ppl: float | None = None  # the model's dev perplexity before training
+
+
+def _task(model: torch.nn.Module, task: str | None) -> str:
+    """"clm" or "mlm": `task` when given, else the kind of a PCLMFor* model."""
+    if task is not None:
+        if task not in TASKS:
+            raise UsageError(f"task must be 'clm' or 'mlm', got {task!r}")
+        return task
+    if isinstance(model, PCLMForCausalLM):
+        return "clm"
+    if isinstance(model, PCLMForMaskedLM):
+        return "mlm"
+    raise UsageError(f"pass task='clm' or task='mlm': {type(model).__name__} is not a PCLMFor* model")
+
+
+def _tokenizer(tokenizer: Any, task: str) -> Any:
+    """The tokenizer that pads (and masks) batches: the one given (or its folder), else pclm's own."""
+    if tokenizer is None or isinstance(tokenizer, (str, Path)):
+        tokenizer = load_tokenizer(tokenizer)
+    if tokenizer.pad_token_id is None:
+        raise UsageError("the tokenizer has no padding token (batches are padded)")
+    if task == "mlm" and tokenizer.mask_token_id is None:
+        raise UsageError("the tokenizer has no mask token (task 'mlm' masks the inputs)")
+    return tokenizer
+
+
+def _columns(dataset: Any, what: str) -> list[str]:
+    """The columns batches are built from: input_ids, and labels when the data set has them."""
+    if not isinstance(dataset, Dataset):
+        raise UsageError(f"{what} must be a datasets.Dataset, got {type(dataset).__name__}")
+    if "input_ids" not in dataset.column_names:
+        raise UsageError(f"{what} has no 'input_ids' column (tokenise it first, e.g. "
+                         "dataset.map(lambda b: tokenizer(b['text']), batched=True))")
+    if len(dataset) == 0:
+        raise UsageError(f"{what} is empty")
+    return ["input_ids"] + (["labels"] if "labels" in dataset.column_names else [])
+
+
+def _accelerator(accelerator: Accelerator | None) -> Accelerator:
+    if accelerator is None:
+        check_accelerate_env()
+        accelerator = build_accelerator(dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True))
+    return accelerator
+
+
+def _eval_loader(dataset: Dataset, what: str, task: str, tokenizer: Any, batch_size: int,
+                 collate_fn: Callable | None, mlm_probability: float, eval_mask_seed: int) -> DataLoader:
+    """Batches for scoring. A masked-LM set without labels is masked once with a fixed seed (`premask`), as the
+    CLI's dev and test splits are, so every evaluation scores the same positions."""
+    cols = _columns(dataset, what)
+    if task == "mlm" and "labels" not in cols:
+        dataset, cols = premask(dataset, tokenizer, mlm_probability, eval_mask_seed), ["input_ids", "labels"]
+    if collate_fn is not None:
+        return DataLoader(dataset, batch_size=batch_size, collate_fn=collate_fn)
+    collate = eval_collator("mlm" if "labels" in cols else task, tokenizer)  # labels given: padded with -100
+    return DataLoader(dataset.with_format(columns=cols), batch_size=batch_size, collate_fn=collate)
+
+
+def train(
+    model: torch.nn.Module,
+    train_dataset: Dataset,
+    *,
+    algorithm: str = "ipc",
+    inference_steps: int = 4,
+    inference_lr: float = 0.5,
+    value_nodes: str | Callable[[str], EnergyFn | None] = "out+scores",
+    x_grads: str = "sample",
+    discount: float | None = None,
+    lr: float = 1e-3,
+    weight_decay: float = TrainConfig.weight_decay,
+    betas: tuple[float, float] = TrainConfig.betas,
+    optimizer: torch.optim.Optimizer | None = None,
+    epochs: int = 1,
+    max_steps: int | None = None,
+    batch_size: int = 32,
+    shuffle: bool = True,
+    seed: int | None = 0,
+    task: str | None = None,
+    tokenizer: Any = None,
+    collate_fn: Callable[[list[dict]], dict[str, torch.Tensor]] | None = None,
+    mlm_probability: float = DataConfig.mlm_probability,
+    eval_dataset: Dataset | None = None,
+    eval_batch_size: int = 64,
+    eval_mask_seed: int = DataConfig.eval_mask_seed,
+    patience: int = 0,
+    log_every: int = 20,
+    accelerator: Accelerator | None = None,
+) -> TrainResult:
+    """Train `model` in place on `train_dataset` (a column `input_ids`; `labels` optional) with `algorithm`
+    (bp, pc, ipc or zil) and return a `TrainResult`. Nothing is written to disk.
+
+    Batches: padded with `tokenizer` (default pclm's; a folder or a tokenizer object) and labelled by `task`
+    ("clm": labels = input ids; "mlm": BERT masking drawn per batch; default: the PCLMFor* model's kind). A
+    data set with `labels` is used as given (padded with -100). `collate_fn` replaces all of that: it gets a list
+    of rows and returns the model's keyword arguments as tensors.
+    PC settings: `inference_steps` T, `inference_lr` gamma, `value_nodes` (a `pc.value_nodes` string, see
+    `pclm.models.value_nodes`, or a function from node name to energy or None), `x_grads`, `discount` (PC).
+    Weights: AdamW(`lr`, `weight_decay`, `betas`) over `weight_groups(model)`, or `optimizer`.
+    `eval_dataset`: scored after every epoch (perplexity; a masked-LM set without labels is masked with
+    `eval_mask_seed`); `patience` > 0 then stops after that many epochs without a better score.
+    `seed`: seeds torch (masking, dropout) and the shuffling (None: leave the global RNG alone).
+    `accelerator`: an `accelerate.Accelerator` to run under (default: a new one; launched processes train as one).
+    """
+    task = _task(model, task)
+    tokenizer = _tokenizer(tokenizer, task)
+    cols = _columns(train_dataset, "train_dataset")
+    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
+        if not isinstance(value, int) or value < 1:
+            raise UsageError(f"{name} must be a positive integer, got {value!r}")
+    layers = getattr(model, "pc_layers", None)
+    algo = build_algorithm(algorithm, inference_steps, inference_lr, discount,
+                           n_layers=len(layers()) if layers is not None else None, x_grads=x_grads)
+    select = value_node_selector(value_nodes) if isinstance(value_nodes, str) else value_nodes
+    config = getattr(model, "config", None)
+    if algo.uses_value_nodes and isinstance(value_nodes, str) and getattr(config, "model_type", None) == "pclm":
+        depth = error_depth(value_nodes, config.num_hidden_layers)
+        if depth > algo.reach:
+            raise UsageError(f"value_nodes='{value_nodes}' puts {depth} value nodes on a chain but {algorithm} with "
+                             f"inference_steps={inference_steps} reaches only {algo.reach}: the lowest weights "
+                             "would never learn")
+    accelerator = _accelerator(accelerator)
+    check_accelerator(accelerator, algorithm, algo.uses_value_nodes)
+    if seed is not None:
+        set_seed(seed)
+
+    transform = None
+    if collate_fn is None:
+        # labels given: pad them with -100; otherwise labels = input ids, masked by the loop for mlm (as the CLI)
+        collate_fn = eval_collator("mlm", tokenizer) if "labels" in cols else train_collator("clm", tokenizer)
+        if task == "mlm" and "labels" not in cols:
+            transform = mlm_masker(tokenizer, mlm_probability)
+        train_dataset = train_dataset.with_format(columns=cols)
+    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    train_loader = DataLoader(train_dataset, batch_size=batch_size, shuffle=shuffle, collate_fn=collate_fn,
+                              generator=generator)
+    dev_loader = None if eval_dataset is None else _eval_loader(
+        eval_dataset, "eval_dataset", task, tokenizer, eval_batch_size, None, mlm_probability, eval_mask_seed)
+    optim_w = optimizer or torch.optim.AdamW(weight_groups(model), lr=lr, weight_decay=weight_decay, betas=betas)
+    prepared = accelerator.prepare(model, optim_w, train_loader, *([dev_loader] if dev_loader is not None else []))
+    wrapped, optim_w, train_loader = prepared[:3]
+    dev_loader = prepared[3] if dev_loader is not None else None
+
+    causal = task == "clm"
+    job = Fit(model=wrapped, optim_w=optim_w, algorithm=algo, select=select, train_loader=train_loader,
+              dev_loader=dev_loader, evaluate=lambda m, loader: evaluate_lm(m, loader, accelerator, causal),
+              monitor="ppl", lower_is_better=True, save_best=lambda *args: None, epochs=epochs, patience=patience,
+              max_steps=max_steps, log_every=log_every, batch_transform=transform)
+    state = FitState()
+    status = fit(job, accelerator, None, state)
+    return TrainResult(model=accelerator.unwrap_model(wrapped), status=status, steps=state.global_step,
+                       history=state.history, best_epoch=state.best_epoch, best_dev_ppl=state.best,
+                       init_dev_ppl=state.init_dev)
+
+
+def evaluate(
+    model: torch.nn.Module,
+    dataset: Dataset,
+    *,
+    task: str | None = None,
+    tokenizer: Any = None,
+    batch_size: int = 64,
+    collate_fn: Callable[[list[dict]], dict[str, torch.Tensor]] | None = None,
+    mlm_probability: float = DataConfig.mlm_probability,
+    eval_mask_seed: int = DataConfig.eval_mask_seed,
+    accelerator: Accelerator | None = None,
+) -> dict[str, float]:
+    """Perplexity of `model` on `dataset` (column `input_ids`, `labels` optional), as the CLI scores its dev and
+    test splits: {"ppl", "nll" (mean per target, nats), "targets"}. Causal: every next-token prediction; masked:
+    the labelled positions, or positions masked with `eval_mask_seed` when the set has no labels."""
+    task = _task(model, task)
+    tokenizer = _tokenizer(tokenizer, task)
+    accelerator = _accelerator(accelerator)
+    loader = accelerator.prepare_data_loader(
+        _eval_loader(dataset, "dataset", task, tokenizer, batch_size, collate_fn, mlm_probability, eval_mask_seed))
+    training = model.training
+    model.eval()
+    try:
+        return evaluate_lm(accelerator.prepare_model(model, evaluation_mode=True), loader, accelerator,
+                           causal=task == "clm")
+    finally:
+        model.train(training)

@@ -1,0 +1,120 @@
+"""`scripts/evaluate_lm.py`: on a text file of a run's test sentences it gives the perplexity the training job
+computed on that split (same model, same tokenization), for a causal and a masked checkpoint; bad input is one
+`error:` line and exit code 2, with nothing written."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from pclm.config import DataConfig
+
+from .conftest import REPO, TINY, run_main
+
+SCRIPT = REPO / "scripts" / "evaluate_lm.py"
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("evaluate_lm_script", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def evaluate_main(argv: list) -> int:
+    return _script().main([str(a) for a in argv])
+
+
+@pytest.fixture(scope="module")
+def clm_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """A finished one-epoch causal BP run of `TINY`: (run folder, metrics.json)."""
+    run = tmp_path_factory.mktemp("clm_run") / "run"
+    assert run_main(["--task", "clm", "--algo", "bp", "--seed", "1", "--threads", "1", *TINY, "train.epochs=1",
+                     "--output-dir", run]) == 0
+    return run, json.loads((run / "metrics.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def test_sentences(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The test split of the `TINY` runs (embedded sample, split seed 0), one sentence per line."""
+    from pclm.data.lm1b import EMBEDDED_LM1B_DIR, load_lm1b
+
+    tiny = dict(a.split("=") for a in TINY)
+    raw = load_lm1b(EMBEDDED_LM1B_DIR, *(int(tiny[f"data.{k}_size"]) for k in ("train", "dev", "test")), 0)
+    path = tmp_path_factory.mktemp("text") / "test.txt"
+    path.write_text("\n".join(raw["test"]["text"]) + "\n\n", encoding="utf-8")  # a trailing empty line is skipped
+    return path
+
+
+def max_length() -> str:
+    return dict(a.split("=") for a in TINY)["data.max_length"]
+
+
+def test_causal_perplexity_is_the_training_jobs(clm_run, test_sentences, tmp_path, capsys, one_thread):
+    run, metrics = clm_run
+    out = tmp_path / "scores.json"
+    # another batch size than training's: padding must not change the score
+    assert evaluate_main([run / "best", test_sentences, "--max-length", max_length(), "--batch-size", 7,
+                          "--json", out]) == 0
+    scores = json.loads(out.read_text())
+    assert scores["ppl"] == pytest.approx(metrics["test_ppl"], rel=1e-4)
+    assert scores["task"] == "clm" and scores["sentences"] == metrics["data_sizes"]["test"] == 100
+    assert capsys.readouterr().out.startswith(f"perplexity {scores['ppl']:.4f} (mean NLL ")
+
+
+def test_masked_perplexity_is_the_training_jobs(bp_run, test_sentences, tmp_path, one_thread):
+    run, metrics, code = bp_run  # masked LM, the same TINY data
+    assert code == 0
+    out = tmp_path / "scores.json"
+    assert evaluate_main([run / "best", test_sentences, "--max-length", max_length(), "--json", out]) == 0
+    scores = json.loads(out.read_text())
+    assert scores["ppl"] == pytest.approx(metrics["test_ppl"], rel=1e-4)
+    assert scores["task"] == "mlm" and scores["mask_seed"] == DataConfig.eval_mask_seed
+
+
+def test_defaults_are_the_training_configs():
+    script = _script()
+    args = script.parse_args(["ckpt", "text.txt"])
+    assert (args.mlm_probability, args.mask_seed) == (DataConfig.mlm_probability, DataConfig.eval_mask_seed)
+
+
+@pytest.mark.parametrize("case, message", [
+    ("no_checkpoint", "checkpoint folder not found: '{tmp}/missing'"),
+    ("no_config", "'{tmp}' is not a pclm checkpoint (no config.json)"),
+    ("other_model", "'{tmp}/bert' is not a pclm checkpoint (model_type 'bert', expected 'pclm')"),
+    ("no_weights", "'{tmp}/empty_pclm' is not a complete pclm checkpoint (model.safetensors, tokenizer.json missing)"),
+    ("no_text", "text file not found: '{tmp}/missing.txt'"),
+    ("empty", "'{tmp}/empty.txt' has no non-empty line to score"),
+    ("binary", "'{tmp}/binary.txt' is binary (it holds NUL bytes), not text"),
+    ("latin1", "'{tmp}/latin1.txt' is not UTF-8 text (byte 0xe9 at offset 3)"),
+    ("max_length", "--max-length must be in [2, 128] (the model's max_position_embeddings), got 1"),
+    ("batch_size", "--batch-size must be >= 1, got 0"),
+    ("json_folder", "--json: cannot write in '{tmp}/nowhere' (not a writable folder)"),
+])
+def test_bad_input_is_one_line(case, message, clm_run, tmp_path, capsys):
+    best = clm_run[0] / "best"
+    good = tmp_path / "good.txt"
+    good.write_text("the cat sat .\n")
+    (tmp_path / "empty.txt").write_text(" \n\n")
+    (tmp_path / "binary.txt").write_bytes(b"ab\x00cd\n")
+    (tmp_path / "latin1.txt").write_bytes("caf\u00e9 .\n".encode("latin-1"))
+    (tmp_path / "bert").mkdir()
+    (tmp_path / "bert" / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    (tmp_path / "empty_pclm").mkdir()
+    (tmp_path / "empty_pclm" / "config.json").write_text(json.dumps({"model_type": "pclm"}))
+    argv = {
+        "no_checkpoint": [tmp_path / "missing", good], "no_config": [tmp_path, good],
+        "other_model": [tmp_path / "bert", good], "no_weights": [tmp_path / "empty_pclm", good],
+        "no_text": [best, tmp_path / "missing.txt"], "empty": [best, tmp_path / "empty.txt"],
+        "binary": [best, tmp_path / "binary.txt"], "latin1": [best, tmp_path / "latin1.txt"],
+        "max_length": [best, good, "--max-length", 1], "batch_size": [best, good, "--batch-size", 0],
+        "json_folder": [best, good, "--json", tmp_path / "nowhere" / "out.json"],
+    }[case]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert evaluate_main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == ["error: " + message.format(tmp=tmp_path)] and captured.out == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
