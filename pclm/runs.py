@@ -13,7 +13,8 @@ from pathlib import Path
 from .errors import USAGE_EXIT, USAGE_MARKER_ENV, UsageError
 from .folders import find_checkpoint
 
-__all__ = ["FINAL_STATUSES", "run_status", "split_passthrough", "default_launcher", "launch_train", "check_folder_name"]
+__all__ = ["FINAL_STATUSES", "run_status", "split_passthrough", "default_launcher", "launch_train", "check_folder_name",
+           "report_divergence"]
 
 FINAL_STATUSES = frozenset({"completed", "early_stopped", "max_steps", "diverged"})
 TRAIN_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train_lm.py"
@@ -63,3 +64,11 @@ def launch_train(launcher: str, run: Path, args: list[str], script: Path = TRAIN
         marker = Path(tmp) / "usage_error"
         code = subprocess.call(cmd, env={**os.environ, USAGE_MARKER_ENV: str(marker)})
         return USAGE_EXIT if marker.exists() else code
+
+
+def report_divergence(metrics: dict, output: Path) -> int:
+    """A training script's ending for a diverged run: one `error:` line naming what was kept; returns exit code 1."""
+    kept = f"last good model kept in {metrics['best_model']}" if metrics.get("best_model") else \
+        "before the first epoch ended, so no model was kept"
+    print(f"error: training diverged (NaN/inf energy); {kept}, metrics in {output / 'metrics.json'}", file=sys.stderr)
+    return 1

@@ -77,11 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as err:
         return report_usage_error(err)
     if metrics["status"] == "diverged":
-        kept = f"last good model kept in {metrics['best_model']}" if metrics.get("best_model") else \
-            "before the first epoch ended, so no model was kept"
-        print(f"error: training diverged (NaN/inf energy); {kept}, metrics in {output / 'metrics.json'}",
-              file=sys.stderr)
-        return 1
+        from pclm.runs import report_divergence
+
+        return report_divergence(metrics, output)
     from accelerate import PartialState
 
     if PartialState().is_main_process:
