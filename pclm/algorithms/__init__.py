@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from ..errors import UsageError
-from .base import Algorithm
+from .base import Algorithm, Diverged, StepStats
 from .bp import BP
 from .cost import Cost
 from .ipc import IPC
 from .pc import PC
 from .zil import ZIL
 
-__all__ = ["Algorithm", "Cost", "BP", "PC", "IPC", "ZIL", "ALGORITHMS", "build_algorithm"]
+__all__ = ["Algorithm", "Diverged", "StepStats", "Cost", "BP", "PC", "IPC", "ZIL", "ALGORITHMS", "build_algorithm"]
 
 ALGORITHMS = {"bp": BP, "pc": PC, "ipc": IPC, "zil": ZIL}
 

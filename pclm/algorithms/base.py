@@ -10,7 +10,7 @@ import torch
 
 from .cost import Cost, schedule_cost
 
-__all__ = ["Algorithm"]
+__all__ = ["Algorithm", "Diverged", "StepStats"]
 
 
 @dataclass
@@ -58,3 +58,14 @@ class Algorithm:
 
     def observe_energy(self, t: int, energy: float, optim_x: torch.optim.Optimizer | None) -> None:
         """Called with the energy of evaluation t before any update (PC's inference-lr discount uses it)."""
+
+
+class Diverged(RuntimeError):
+    """The energy or the loss became NaN or infinite."""
+
+
+@dataclass
+class StepStats:
+    loss: float  # output loss (mean cross-entropy) at the first evaluation, i.e. the feedforward loss
+    energy_first: float  # total energy at t = 0
+    energy_last: float  # total energy at the last evaluation

@@ -6,28 +6,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from contextlib import nullcontext
-from dataclasses import dataclass
 
 import torch
 
-from ..algorithms import Algorithm
+from ..algorithms import Algorithm, Diverged, StepStats
 from ..pc import EnergyFn, EnergyGraph
 from .compiled import CompiledEnergy
 
 __all__ = ["Diverged", "StepStats", "evaluate_energy", "train_batch", "weight_groups"]
 
 _NO_NODES: Callable[[str], EnergyFn | None] = lambda name: None  # noqa: E731
-
-
-class Diverged(RuntimeError):
-    """The energy or the loss became NaN or infinite."""
-
-
-@dataclass
-class StepStats:
-    loss: float  # output loss (mean cross-entropy) at the first evaluation, i.e. the feedforward loss
-    energy_first: float  # total energy at t = 0
-    energy_last: float  # total energy at the last evaluation
 
 
 def weight_groups(model: torch.nn.Module) -> list[dict]:

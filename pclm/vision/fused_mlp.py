@@ -39,6 +39,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..algorithms import Diverged, StepStats
 from ..errors import UsageError
 from .mlp import MLP
 from .parallel_mlp import StackedMLP
@@ -303,7 +304,6 @@ class FusedMLP:
     @torch.no_grad()
     def train_batch(self, batch, algorithm, optim_w: torch.optim.Optimizer):
         """One mini-batch with `algorithm`'s schedule; the same result as `pclm.training.step.train_batch`."""
-        from ..training.step import StepStats  # the training package imports this module's package
 
         state = self.begin(batch, algorithm)
         optimizer = _unwrap(optim_w)
@@ -341,7 +341,6 @@ class FusedMLP:
         """Evaluation t of the batch and the updates the algorithm makes after it (one iteration of train_batch's
         loop). Returns (F, mean output loss). `fast_step`: `optimizer_kernel(optimizer)`, or None. Call it under
         `torch.no_grad()` (as `train_batch` does)."""
-        from ..training.step import Diverged  # the training package imports this module's package
 
         a, x, dx, B = state.a, state.x, state.dx, state.x0.shape[0]
         learn = algorithm.learning_groups(t, len(optimizer.param_groups))
