@@ -1,0 +1,38 @@
+"""scripts/diag_ipc_grads.py against the closed form of feedforward initialisation: at t = 0 every value node
+equals its prediction, so only the output's error exists and only the head gets a gradient, exactly BP's there."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from pclm.models import PCLMConfig, PCLMForCausalLM
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_t0_gradient_is_bp_at_the_head_and_zero_below(tmp_path):
+    torch.manual_seed(0)
+    PCLMForCausalLM(PCLMConfig(vocab_size=8001, hidden_size=16, intermediate_size=32, max_position_embeddings=64,
+                               layer_norm=True)).save_pretrained(tmp_path / "ckpt")
+    spec = importlib.util.spec_from_file_location("diag_ipc_grads", REPO / "scripts" / "diag_ipc_grads.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["diag_ipc_grads"] = module
+    spec.loader.exec_module(module)
+    out = tmp_path / "diag.json"
+    assert module.main([str(tmp_path / "ckpt"), "--data-dir", str(REPO / "pclm" / "data" / "lm1b_sample"),
+                        "--batches", "1", "--json", str(out), "train.batch_size=8", "data.train_size=50",
+                        "data.dev_size=10", "data.test_size=10"]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    at0 = {(r["x_grads"], r["group"]): r for r in rows if r["t"] == 0}
+    for convention in ("sample", "batch"):
+        assert abs(at0[(convention, "head")]["cosine"] - 1.0) < 1e-5
+        assert abs(at0[(convention, "head")]["norm_ratio"] - at0[("sample", "head")]["norm_ratio"]) < 1e-6
+        for group in ("embeddings", "block 0", "block 1"):
+            assert at0[(convention, group)]["norm_ratio"] == 0.0
+    later = [r for r in rows if r["t"] == 3 and r["group"] == "block 0"]
+    assert later and all(r["norm_ratio"] > 0 for r in later)  # the error has reached block 0 by t = D = 3
