@@ -1,4 +1,4 @@
-"""The README is a user's document: at most 12,000 bytes, its first commands are the Makefile's two targets, and
+"""The README is a user's document: at most 12 KiB (12,288 bytes), its first commands are the Makefile's two targets, and
 every relative link in it (and in docs/) points at a file of this repository."""
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def test_missing_links_finds_only_the_missing_file(tmp_path: Path) -> None:
 
 
 def test_readme_size() -> None:
-    assert (ROOT / "README.md").stat().st_size <= 12_000
+    assert (ROOT / "README.md").stat().st_size <= 12_288
 
 
 def test_readme_opens_with_make_demo_and_make_test() -> None:
