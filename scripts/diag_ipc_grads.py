@@ -16,6 +16,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 GROUPS = {"embeddings": "pclm.word_embeddings", "block 0": "pclm.blocks.0.", "block 1": "pclm.blocks.1.",
@@ -29,7 +33,7 @@ def group_of(name: str) -> str | None:
     return None
 
 
-def flat_grads(model) -> dict[str, "torch.Tensor"]:
+def flat_grads(model) -> dict[str, torch.Tensor]:
     import torch
 
     out: dict[str, list] = {}

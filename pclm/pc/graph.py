@@ -71,6 +71,12 @@ class EnergyGraph(FeedForward):
 
     `fused_readout` is True: a training graph never needs the full logits. `learning` says whether the next
     evaluation takes weight gradients; the training step sets it, and the fused readout then skips dF/dW.
+    `prune_settled`: a node whose value equals its prediction exactly (e = 0: every node right after feedforward
+    initialisation, and any node the error has not reached yet) records a constant zero energy. Its energy and
+    every gradient of it are exactly zero, so F and all gradients are unchanged, but the backward pass skips the
+    layers that only feed settled nodes (at t = 0 everything below the output). Weights that then get no gradient
+    at all have `.grad` None; the training step fills zeros where an optimiser steps them. Off by default (compiled
+    graphs cannot branch on values); the eager training step turns it on in one process.
     """
 
     fused_readout = True
@@ -81,17 +87,24 @@ class EnergyGraph(FeedForward):
         self.x: dict[str, torch.Tensor] = {}
         self.node_energies: dict[str, torch.Tensor] = {}
         self.learning = True
+        self.prune_settled = False
 
     def __call__(self, name: str, mu: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         energy_fn = self.select(name)
         if energy_fn is None:
             return mu
         x = self.x.get(name)
+        settled = x is None
         if x is None:  # feedforward initialisation: x = mu, so this node's error starts at zero
             # at least float32: under bf16 autocast mu is bf16, but the value nodes and their SGD stay float32
             dtype = torch.promote_types(mu.dtype, torch.float32)
             x = self.x[name] = mu.detach().to(dtype, copy=True).requires_grad_(True)
-        self.node_energies[name] = energy_fn(x, mu, mask)
+        elif self.prune_settled:
+            settled = torch.equal(x.detach(), mu.detach().to(x.dtype))
+        if self.prune_settled and settled:
+            self.node_energies[name] = torch.zeros((), dtype=torch.float32, device=x.device)
+        else:
+            self.node_energies[name] = energy_fn(x, mu, mask)
         return x
 
     def clamp_output(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -76,9 +76,11 @@ def train_batch(
             graph.scale_value_grads()
         if learn:
             for i, group in enumerate(groups):
-                if i not in learn:
-                    for p in group["params"]:
+                for p in group["params"]:
+                    if i not in learn:
                         p.grad = None
+                    elif p.grad is None and p.requires_grad:  # not reached by the error yet: exactly zero
+                        p.grad = torch.zeros_like(p)
             optim_w.step()
             optim_w.zero_grad(set_to_none=True)
         if optim_x is not None:
@@ -103,6 +105,8 @@ def evaluate_energy(model, batch, graph: EnergyGraph, learn: list[int], accelera
         energy, loss = compiled.evaluate(graph, batch, weights=bool(learn))
         return energy.item(), loss
     graph.learning = bool(learn)  # an inference-only evaluation: the fused readout skips dF/dW
+    # Settled nodes carry no energy in the backward; DDP expects every weight's gradient, so one process only.
+    graph.prune_settled = accelerator is None or accelerator.num_processes == 1
     sync = nullcontext() if learn or accelerator is None else accelerator.no_sync(model)
     autocast = nullcontext() if accelerator is None else accelerator.autocast()
     with sync:

@@ -99,3 +99,51 @@ def test_value_nodes_are_not_parameters(task):
     params = {id(p) for p in model.parameters()}
     assert graph.values() and all(id(x) not in params and x.is_leaf for x in graph.values())
     assert len(weight_groups(model)) == 1
+
+
+def _pruned_vs_full(task, algo):
+    import copy
+
+    from pclm.algorithms import build_algorithm
+    from pclm.models.value_nodes import value_node_selector
+    from pclm.training.step import train_batch
+
+    from .conftest import lm_batch, tiny_lm
+
+    class Full(EnergyGraph):
+        def __setattr__(self, name, value):  # the step turns pruning on; this graph keeps it off
+            super().__setattr__(name, False if name == "prune_settled" else value)
+
+    model = tiny_lm(task)
+    twin = copy.deepcopy(model)
+    select = value_node_selector("sublayers+scores")
+    for m, cls in ((model, EnergyGraph), (twin, Full)):
+        algorithm = build_algorithm(algo, 8, 0.2, discount=0.9 if algo == "pc" else None)
+        optim = torch.optim.AdamW(m.parameters(), lr=1e-2)
+        for seed in (1, 2):
+            train_batch(m, lm_batch(task, batch=4, length=9, seed=seed), algorithm, optim, select,
+                        graph=cls(select, 4))
+    return model, twin
+
+
+@pytest.mark.parametrize("algo", ["ipc", "pc"])
+def test_pruning_settled_nodes_changes_no_update(task, algo):
+    """Nodes with e = 0 recorded as constant zeros: the same weights after two batches of AdamW as the full graph."""
+    model, twin = _pruned_vs_full(task, algo)
+    for (name, p), q in zip(model.named_parameters(), twin.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_pruned_backward_skips_layers_below_the_error(task):
+    """At t = 0 only the output is wrong: the pruned backward reaches the readout and nothing below it."""
+    from pclm.models.value_nodes import value_node_selector
+    from pclm.training.step import evaluate_energy
+
+    from .conftest import lm_batch, tiny_lm
+
+    model = tiny_lm(task)
+    graph = EnergyGraph(value_node_selector("sublayers+scores"), 3)
+    value, _ = evaluate_energy(model, lm_batch(task), graph, learn=[0])
+    assert model.lm_head.decoder.weight.grad is not None
+    assert all(p.grad is None for n, p in model.named_parameters() if n.startswith("pclm."))
+    assert value == pytest.approx(sum(graph.energies().values()))
