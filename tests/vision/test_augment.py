@@ -92,7 +92,7 @@ def test_same_seed_same_output_other_seed_other_output():
     assert torch.equal(outs[0], outs[1]) and not torch.equal(outs[0], outs[2])
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+@pytest.mark.gpu
 def test_gpu_batch_gets_the_cpu_draws():
     x = torch.rand(16, 3, 32, 32)
     torch.manual_seed(3)
