@@ -140,7 +140,8 @@ def plot(runs: list[dict], costs: dict | None, path: Path) -> bool:
             ax.set_yscale("log")
             ax.set_xlabel("seconds")
             ax.set_ylabel("dev perplexity")
-            ax.legend(fontsize=8)
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
