@@ -14,7 +14,7 @@ from .errors import USAGE_EXIT, USAGE_MARKER_ENV, UsageError
 from .folders import find_checkpoint
 
 __all__ = ["FINAL_STATUSES", "run_status", "split_passthrough", "default_launcher", "launch_train", "check_folder_name",
-           "report_divergence"]
+           "report_divergence", "parse_seeds"]
 
 FINAL_STATUSES = frozenset({"completed", "early_stopped", "max_steps", "diverged"})
 TRAIN_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train_lm.py"
@@ -72,3 +72,18 @@ def report_divergence(metrics: dict, output: Path) -> int:
         "before the first epoch ended, so no model was kept"
     print(f"error: training diverged (NaN/inf energy); {kept}, metrics in {output / 'metrics.json'}", file=sys.stderr)
     return 1
+
+
+def parse_seeds(text: str) -> list[int]:
+    """"0-3,7" -> [0, 1, 2, 3, 7]; ValueError on anything else (a descending range, a repeat, a negative seed)."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        lo, dash, hi = part.strip().partition("-")
+        if not lo.isdigit() or (dash and not hi.isdigit()):
+            raise ValueError(f"'{part}' is not a seed (0, 1, ...) or a range of seeds (0-4)")
+        if dash and int(hi) < int(lo):
+            raise ValueError(f"range '{part}' runs backwards")
+        seeds += list(range(int(lo), int(hi) + 1)) if dash else [int(lo)]
+    if len(set(seeds)) != len(seeds):
+        raise ValueError("a seed is listed twice")
+    return seeds

@@ -58,16 +58,6 @@ class Run:
     needs: list[str] = field(default_factory=list)  # runs that must be final first (a method's grid)
 
 
-def parse_seeds(text: str | int) -> list[int]:
-    seeds: list[int] = []
-    for part in str(text).split(","):
-        lo, _, hi = part.strip().partition("-")
-        seeds += list(range(int(lo), int(hi) + 1)) if hi else [int(lo)]
-    if not seeds or min(seeds) < 0:
-        raise ValueError(f"seeds '{text}' name no non-negative seed")
-    return seeds
-
-
 def point_name(point: dict) -> str:
     name = "+".join(f"{k.split('.')[-1]}={v}" for k, v in point.items()) or "default"
     if not set(name) <= SAFE or ".." in name:
@@ -77,6 +67,7 @@ def point_name(point: dict) -> str:
 
 def build_runs(plan: dict) -> tuple[list[Run], dict[str, list[Run]]]:
     """(every run, in launch order; each method's grid runs)."""
+    from pclm.runs import parse_seeds
     fixed = [str(o) for o in plan.get("fixed", [])]
     tune, seeds_stage = plan.get("tune", {}), plan.get("seeds", {})
     grids: dict[str, list[Run]] = {}
@@ -99,7 +90,7 @@ def build_runs(plan: dict) -> tuple[list[Run], dict[str, list[Run]]]:
         seed_over += [f"train.epochs={seeds_stage.get('epochs', 16)}", f"train.patience={seeds_stage.get('patience', 3)}"]
         seed_runs[method] = [Run(f"seeds/{method}/seed{s}", method, spec["task"], spec["algo"], s, list(seed_over),
                                  "seeds", needs=[r.name for r in grids[method]])
-                             for s in parse_seeds(spec.get("seeds", 0))]
+                             for s in parse_seeds(str(spec.get("seeds", 0)))]
     order = [r for g in grids.values() for r in g]
     for batch in itertools.zip_longest(*seed_runs.values()):
         order += [r for r in batch if r is not None]

@@ -20,22 +20,15 @@ from pathlib import Path
 
 from pclm.errors import UsageError
 from pclm.folders import write_atomic
-from pclm.runs import FINAL_STATUSES, check_folder_name, default_launcher, launch_train, run_status, split_passthrough
-
-
-def parse_seeds(text: str) -> list[int]:
-    """"0-3,7" -> [0, 1, 2, 3, 7]; ValueError on anything else (a descending range, a repeat, a negative seed)."""
-    seeds: list[int] = []
-    for part in text.split(","):
-        lo, dash, hi = part.strip().partition("-")
-        if not lo.isdigit() or (dash and not hi.isdigit()):
-            raise ValueError(f"'{part}' is not a seed (0, 1, ...) or a range of seeds (0-4)")
-        if dash and int(hi) < int(lo):
-            raise ValueError(f"range '{part}' runs backwards")
-        seeds += list(range(int(lo), int(hi) + 1)) if dash else [int(lo)]
-    if len(set(seeds)) != len(seeds):
-        raise ValueError("a seed is listed twice")
-    return seeds
+from pclm.runs import (
+    FINAL_STATUSES,
+    check_folder_name,
+    default_launcher,
+    launch_train,
+    parse_seeds,
+    run_status,
+    split_passthrough,
+)
 
 
 def parse_shard(text: str) -> tuple[int, int]:
