@@ -20,4 +20,5 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check pclm scripts tests
+	$(VENV)/bin/ruff format --check pclm scripts tests
 	$(PY) -m pytest -q

@@ -12,12 +12,28 @@ from pathlib import Path
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["PCLMConfig", "PCLMModel", "PCLMForMaskedLM", "PCLMForCausalLM", "train", "evaluate", "TrainResult",
-           "PACKAGE_DIR", "__version__"]
+__all__ = [
+    "PCLMConfig",
+    "PCLMModel",
+    "PCLMForMaskedLM",
+    "PCLMForCausalLM",
+    "train",
+    "evaluate",
+    "TrainResult",
+    "PACKAGE_DIR",
+    "__version__",
+]
 
 PACKAGE_DIR = Path(__file__).resolve().parent  # holds tokenizer/ and configs/ (the repository's, as package data)
-_LAZY = {"PCLMConfig": "pclm.models", "PCLMModel": "pclm.models", "PCLMForMaskedLM": "pclm.models",
-         "PCLMForCausalLM": "pclm.models", "train": "pclm.api", "evaluate": "pclm.api", "TrainResult": "pclm.api"}
+_LAZY = {
+    "PCLMConfig": "pclm.models",
+    "PCLMModel": "pclm.models",
+    "PCLMForMaskedLM": "pclm.models",
+    "PCLMForCausalLM": "pclm.models",
+    "train": "pclm.api",
+    "evaluate": "pclm.api",
+    "TrainResult": "pclm.api",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -57,7 +57,7 @@ class TrainResult:
 
 
 def _task(model: torch.nn.Module, task: str | None) -> str:
-    """"clm" or "mlm": `task` when given, else the kind of a PCLMFor* model."""
+    """ "clm" or "mlm": `task` when given, else the kind of a PCLMFor* model."""
     if task is not None:
         if task not in TASKS:
             raise UsageError(f"task must be 'clm' or 'mlm', got {task!r}")
@@ -85,8 +85,10 @@ def _columns(dataset: Any, what: str) -> list[str]:
     if not isinstance(dataset, Dataset):
         raise UsageError(f"{what} must be a datasets.Dataset, got {type(dataset).__name__}")
     if "input_ids" not in dataset.column_names:
-        raise UsageError(f"{what} has no 'input_ids' column (tokenise it first, e.g. "
-                         "dataset.map(lambda b: tokenizer(b['text']), batched=True))")
+        raise UsageError(
+            f"{what} has no 'input_ids' column (tokenise it first, e.g. "
+            "dataset.map(lambda b: tokenizer(b['text']), batched=True))"
+        )
     if len(dataset) == 0:
         raise UsageError(f"{what} is empty")
     return ["input_ids"] + (["labels"] if "labels" in dataset.column_names else [])
@@ -99,8 +101,16 @@ def _accelerator(accelerator: Accelerator | None) -> Accelerator:
     return accelerator
 
 
-def _eval_loader(dataset: Dataset, what: str, task: str, tokenizer: Any, batch_size: int,
-                 collate_fn: Callable | None, mlm_probability: float, eval_mask_seed: int) -> DataLoader:
+def _eval_loader(
+    dataset: Dataset,
+    what: str,
+    task: str,
+    tokenizer: Any,
+    batch_size: int,
+    collate_fn: Callable | None,
+    mlm_probability: float,
+    eval_mask_seed: int,
+) -> DataLoader:
     """Batches for scoring. A masked-LM set without labels is masked once with a fixed seed (`premask`), as the
     CLI's dev and test splits are, so every evaluation scores the same positions."""
     cols = _columns(dataset, what)
@@ -164,16 +174,24 @@ def train(
         if not isinstance(value, int) or value < 1:
             raise UsageError(f"{name} must be a positive integer, got {value!r}")
     layers = getattr(model, "pc_layers", None)
-    algo = build_algorithm(algorithm, inference_steps, inference_lr, discount,
-                           n_layers=len(layers()) if layers is not None else None, x_grads=x_grads)
+    algo = build_algorithm(
+        algorithm,
+        inference_steps,
+        inference_lr,
+        discount,
+        n_layers=len(layers()) if layers is not None else None,
+        x_grads=x_grads,
+    )
     select = value_node_selector(value_nodes) if isinstance(value_nodes, str) else value_nodes
     config = getattr(model, "config", None)
     if algo.uses_value_nodes and isinstance(value_nodes, str) and getattr(config, "model_type", None) == "pclm":
         depth = error_depth(value_nodes, config.num_hidden_layers)
         if depth > algo.reach:
-            raise UsageError(f"value_nodes='{value_nodes}' puts {depth} value nodes on a chain but {algorithm} with "
-                             f"inference_steps={inference_steps} reaches only {algo.reach}: the lowest weights "
-                             "would never learn")
+            raise UsageError(
+                f"value_nodes='{value_nodes}' puts {depth} value nodes on a chain but {algorithm} with "
+                f"inference_steps={inference_steps} reaches only {algo.reach}: the lowest weights "
+                "would never learn"
+            )
     accelerator = _accelerator(accelerator)
     check_accelerator(accelerator, algorithm, algo.uses_value_nodes)
     if seed is not None:
@@ -187,25 +205,50 @@ def train(
             transform = mlm_masker(tokenizer, mlm_probability)
         train_dataset = train_dataset.with_format(columns=cols)
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
-    train_loader = DataLoader(train_dataset, batch_size=batch_size, shuffle=shuffle, collate_fn=collate_fn,
-                              generator=generator)
-    dev_loader = None if eval_dataset is None else _eval_loader(
-        eval_dataset, "eval_dataset", task, tokenizer, eval_batch_size, None, mlm_probability, eval_mask_seed)
+    train_loader = DataLoader(
+        train_dataset, batch_size=batch_size, shuffle=shuffle, collate_fn=collate_fn, generator=generator
+    )
+    dev_loader = (
+        None
+        if eval_dataset is None
+        else _eval_loader(
+            eval_dataset, "eval_dataset", task, tokenizer, eval_batch_size, None, mlm_probability, eval_mask_seed
+        )
+    )
     optim_w = optimizer or torch.optim.AdamW(weight_groups(model), lr=lr, weight_decay=weight_decay, betas=betas)
     prepared = accelerator.prepare(model, optim_w, train_loader, *([dev_loader] if dev_loader is not None else []))
     wrapped, optim_w, train_loader = prepared[:3]
     dev_loader = prepared[3] if dev_loader is not None else None
 
     causal = task == "clm"
-    job = Fit(model=wrapped, optim_w=optim_w, algorithm=algo, select=select, train_loader=train_loader,
-              dev_loader=dev_loader, evaluate=lambda m, loader: evaluate_lm(m, loader, accelerator, causal),
-              monitor="ppl", lower_is_better=True, save_best=lambda *args: None, epochs=epochs, patience=patience,
-              max_steps=max_steps, log_every=log_every, batch_transform=transform)
+    job = Fit(
+        model=wrapped,
+        optim_w=optim_w,
+        algorithm=algo,
+        select=select,
+        train_loader=train_loader,
+        dev_loader=dev_loader,
+        evaluate=lambda m, loader: evaluate_lm(m, loader, accelerator, causal),
+        monitor="ppl",
+        lower_is_better=True,
+        save_best=lambda *args: None,
+        epochs=epochs,
+        patience=patience,
+        max_steps=max_steps,
+        log_every=log_every,
+        batch_transform=transform,
+    )
     state = FitState()
     status = fit(job, accelerator, None, state)
-    return TrainResult(model=accelerator.unwrap_model(wrapped), status=status, steps=state.global_step,
-                       history=state.history, best_epoch=state.best_epoch, best_dev_ppl=state.best,
-                       init_dev_ppl=state.init_dev)
+    return TrainResult(
+        model=accelerator.unwrap_model(wrapped),
+        status=status,
+        steps=state.global_step,
+        history=state.history,
+        best_epoch=state.best_epoch,
+        best_dev_ppl=state.best,
+        init_dev_ppl=state.init_dev,
+    )
 
 
 def evaluate(
@@ -227,11 +270,13 @@ def evaluate(
     tokenizer = _tokenizer(tokenizer, task)
     accelerator = _accelerator(accelerator)
     loader = accelerator.prepare_data_loader(
-        _eval_loader(dataset, "dataset", task, tokenizer, batch_size, collate_fn, mlm_probability, eval_mask_seed))
+        _eval_loader(dataset, "dataset", task, tokenizer, batch_size, collate_fn, mlm_probability, eval_mask_seed)
+    )
     training = model.training
     model.eval()
     try:
-        return evaluate_lm(accelerator.prepare_model(model, evaluation_mode=True), loader, accelerator,
-                           causal=task == "clm")
+        return evaluate_lm(
+            accelerator.prepare_model(model, evaluation_mode=True), loader, accelerator, causal=task == "clm"
+        )
     finally:
         model.train(training)

@@ -9,8 +9,9 @@ from collections.abc import Callable
 __all__ = ["race"]
 
 
-def race(steps: dict[str, Callable[[], None]], repeats: int, warmup: int,
-         sync: Callable[[], None] | None = None) -> dict[str, list[float]]:
+def race(
+    steps: dict[str, Callable[[], None]], repeats: int, warmup: int, sync: Callable[[], None] | None = None
+) -> dict[str, list[float]]:
     """Warm every path up, then time them in turns (order alternating each round). Seconds per call.
 
     `sync`: for asynchronous devices, a barrier (e.g. `torch.cuda.synchronize`) called after the warm-up and right

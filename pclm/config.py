@@ -31,8 +31,20 @@ import yaml
 from .errors import UsageError
 from .folders import write_atomic
 
-__all__ = ["DataConfig", "TrainConfig", "PCConfig", "RunConfig", "load_config", "save_config", "check_lm_model",
-           "VisionDataConfig", "VisionTrainConfig", "VisionPCConfig", "VisionRunConfig", "load_vision_config"]
+__all__ = [
+    "DataConfig",
+    "TrainConfig",
+    "PCConfig",
+    "RunConfig",
+    "load_config",
+    "save_config",
+    "check_lm_model",
+    "VisionDataConfig",
+    "VisionTrainConfig",
+    "VisionPCConfig",
+    "VisionRunConfig",
+    "load_vision_config",
+]
 
 TASKS = ("mlm", "clm")
 
@@ -197,10 +209,20 @@ def _build(cls, values: dict[str, Any], where: str):
 
 
 # (section, key, lowest allowed value) for the settings that break a run when out of range
-_MINIMA = [("train", "epochs", 1), ("train", "batch_size", 1), ("train", "eval_batch_size", 1),
-           ("train", "patience", 0), ("train", "checkpoint_every", 0), ("train", "log_every", 1),
-           ("train", "max_steps", 1), ("data", "dev_size", 0), ("data", "test_size", 0), ("data", "max_length", 2),
-           ("data", "train_size", 1), ("pc", "inference_steps", 1)]
+_MINIMA = [
+    ("train", "epochs", 1),
+    ("train", "batch_size", 1),
+    ("train", "eval_batch_size", 1),
+    ("train", "patience", 0),
+    ("train", "checkpoint_every", 0),
+    ("train", "log_every", 1),
+    ("train", "max_steps", 1),
+    ("data", "dev_size", 0),
+    ("data", "test_size", 0),
+    ("data", "max_length", 2),
+    ("data", "train_size", 1),
+    ("pc", "inference_steps", 1),
+]
 
 
 _SEED_MAX = 2**32 - 1  # numpy's seeds (accelerate's set_seed) are 32-bit
@@ -217,12 +239,20 @@ _REAL_RULES = {
     "data.mlm_probability": ("in (0, 1)", lambda v: 0 < v < 1),
 }
 # integer-valued sizes of the language model's `model` section, checked when given with the right type
-_LM_MODEL_MINIMA = {"vocab_size": 1, "hidden_size": 1, "num_hidden_layers": 1, "num_attention_heads": 1,
-                    "intermediate_size": 1, "max_position_embeddings": 2}
-_LM_MODEL_REALS = {"layer_norm_eps": (_OPEN, lambda v: 0 < v < math.inf),
-                   "hidden_dropout_prob": (_UNIT, lambda v: 0 <= v < 1),
-                   "attention_probs_dropout_prob": (_UNIT, lambda v: 0 <= v < 1),
-                   "initializer_range": (_OPEN, lambda v: 0 < v < math.inf)}
+_LM_MODEL_MINIMA = {
+    "vocab_size": 1,
+    "hidden_size": 1,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 1,
+    "intermediate_size": 1,
+    "max_position_embeddings": 2,
+}
+_LM_MODEL_REALS = {
+    "layer_norm_eps": (_OPEN, lambda v: 0 < v < math.inf),
+    "hidden_dropout_prob": (_UNIT, lambda v: 0 <= v < 1),
+    "attention_probs_dropout_prob": (_UNIT, lambda v: 0 <= v < 1),
+    "initializer_range": (_OPEN, lambda v: 0 < v < math.inf),
+}
 
 
 def _lookup(cfg: Any, dotted: str) -> Any:
@@ -273,8 +303,9 @@ def check_vision_model(model: dict[str, Any]) -> None:
         values = value if isinstance(value, (list, tuple)) else [value]
         for v in values:
             if isinstance(v, float) or (_is_number(v) and v < 1):
-                raise UsageError(f"config key 'model.{key}' must be a positive integer (or a list of them), "
-                                 f"got {value!r}")
+                raise UsageError(
+                    f"config key 'model.{key}' must be a positive integer (or a list of them), got {value!r}"
+                )
 
 
 def _set(tree: dict[str, Any], path: str, value: Any) -> None:
@@ -332,10 +363,19 @@ def load_config(path: str | Path | None, overrides: list[str] = (), **flags: Any
     return cfg
 
 
-_VISION_MINIMA = [("train", "epochs", 1), ("train", "batch_size", 1), ("train", "eval_batch_size", 1),
-                  ("train", "patience", 0), ("train", "checkpoint_every", 0), ("train", "log_every", 1),
-                  ("train", "max_steps", 1), ("data", "dev_size", 0), ("data", "train_size", 1),
-                  ("data", "test_size", 1), ("pc", "inference_steps", 1)]
+_VISION_MINIMA = [
+    ("train", "epochs", 1),
+    ("train", "batch_size", 1),
+    ("train", "eval_batch_size", 1),
+    ("train", "patience", 0),
+    ("train", "checkpoint_every", 0),
+    ("train", "log_every", 1),
+    ("train", "max_steps", 1),
+    ("data", "dev_size", 0),
+    ("data", "train_size", 1),
+    ("data", "test_size", 1),
+    ("pc", "inference_steps", 1),
+]
 
 
 def load_vision_config(path: str | Path | None, overrides: list[str] = (), **flags: Any) -> VisionRunConfig:

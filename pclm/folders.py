@@ -20,8 +20,16 @@ from pathlib import Path
 
 from .errors import UsageError
 
-__all__ = ["STATE_FILE", "find_checkpoint", "write_atomic", "swap_in", "recover", "RunFolder", "is_main_rank",
-           "check_overwritable"]
+__all__ = [
+    "STATE_FILE",
+    "find_checkpoint",
+    "write_atomic",
+    "swap_in",
+    "recover",
+    "RunFolder",
+    "is_main_rank",
+    "check_overwritable",
+]
 
 STATE_FILE = "pclm_state.json"
 RUN_MARKER = "config.json"  # written first into every run folder: --overwrite replaces only folders holding it
@@ -131,8 +139,10 @@ class RunFolder:
         except OSError as err:
             os.close(fd)
             if err.errno in (errno.EWOULDBLOCK, errno.EACCES):
-                raise UsageError(f"run folder '{self.output_dir}' is in use by another process (it holds "
-                                 f"{self.lock_path}); wait for it to end or stop it") from None
+                raise UsageError(
+                    f"run folder '{self.output_dir}' is in use by another process (it holds "
+                    f"{self.lock_path}); wait for it to end or stop it"
+                ) from None
             raise
         try:  # the lock file may have been removed by its previous holder between our open and our lock
             same = os.fstat(fd).st_ino == os.stat(self.lock_path).st_ino
@@ -140,8 +150,9 @@ class RunFolder:
             same = False
         if not same:
             os.close(fd)
-            raise UsageError(f"run folder '{self.output_dir}' is in use by another process (its lock changed "
-                             "hands); try again")
+            raise UsageError(
+                f"run folder '{self.output_dir}' is in use by another process (its lock changed hands); try again"
+            )
         self._fd = fd
 
     def _unlock(self) -> None:
@@ -197,5 +208,7 @@ def check_overwritable(output_dir: Path) -> None:
     """--overwrite replaces a run folder, nothing else: a non-empty folder must hold the `config.json` every run
     writes first."""
     if output_dir.is_dir() and any(output_dir.iterdir()) and not (output_dir / RUN_MARKER).is_file():
-        raise UsageError(f"--overwrite replaces only a run folder (one holding {RUN_MARKER}); '{output_dir}' holds "
-                         "other files: remove them yourself or choose another --output-dir")
+        raise UsageError(
+            f"--overwrite replaces only a run folder (one holding {RUN_MARKER}); '{output_dir}' holds "
+            "other files: remove them yourself or choose another --output-dir"
+        )

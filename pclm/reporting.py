@@ -22,9 +22,23 @@ from typing import Any
 
 from .errors import UsageError
 
-__all__ = ["ALGOS", "DEFAULT_THRESHOLDS", "TASKS", "MethodSummary", "SeedResult", "is_converged", "load_runs",
-           "load_seed_lists", "markdown_report", "parse_thresholds", "plot_dev_curves", "summarize", "table3", "threshold_of",
-           "write_report"]
+__all__ = [
+    "ALGOS",
+    "DEFAULT_THRESHOLDS",
+    "TASKS",
+    "MethodSummary",
+    "SeedResult",
+    "is_converged",
+    "load_runs",
+    "load_seed_lists",
+    "markdown_report",
+    "parse_thresholds",
+    "plot_dev_curves",
+    "summarize",
+    "table3",
+    "threshold_of",
+    "write_report",
+]
 
 TASKS = {"mlm": "masked LM", "clm": "conditional LM"}  # Table 3's rows, in its order
 ALGOS = {"bp": "BP", "pc": "PC", "ipc": "iPC"}  # Table 3's columns, in its order
@@ -35,6 +49,7 @@ FAILED = ("diverged", "crashed")
 @dataclass
 class SeedResult:
     """One seed's test perplexity (None when the run has none) and whether it converged."""
+
     task: str
     algo: str
     seed: int | None
@@ -48,6 +63,7 @@ class SeedResult:
 @dataclass
 class MethodSummary:
     """Statistics over the converged seeds of one task and algorithm."""
+
     task: str
     algo: str
     threshold: float
@@ -63,8 +79,7 @@ class MethodSummary:
 
 
 def is_converged(test_ppl: float | None, status: str, threshold: float) -> bool:
-    return (status not in FAILED and test_ppl is not None and math.isfinite(test_ppl)
-            and test_ppl < threshold)
+    return status not in FAILED and test_ppl is not None and math.isfinite(test_ppl) and test_ppl < threshold
 
 
 def parse_thresholds(items: list[str] | None) -> dict[str, float]:
@@ -79,8 +94,10 @@ def parse_thresholds(items: list[str] | None) -> dict[str, float]:
         except ValueError:
             number = math.nan
         if not sep or algo not in ALGOS or (task and task not in TASKS) or not number > 0:
-            raise UsageError(f"--threshold must be [TASK:]ALGO=PERPLEXITY with TASK in {'|'.join(TASKS)}, ALGO in "
-                             f"{'|'.join(ALGOS)} and a positive number, got '{item}'")
+            raise UsageError(
+                f"--threshold must be [TASK:]ALGO=PERPLEXITY with TASK in {'|'.join(TASKS)}, ALGO in "
+                f"{'|'.join(ALGOS)} and a positive number, got '{item}'"
+            )
         thresholds[key] = number
     return thresholds
 
@@ -128,8 +145,11 @@ def load_seed_lists(path: str | Path, thresholds: dict[str, float]) -> list[Seed
                 raise UsageError(f"'{path}': {task}/{algo} must be a list of numbers or nulls ({err})") from None
             for seed, ppl in enumerate(ppls):
                 status = "completed" if ppl is not None else "crashed"
-                results.append(SeedResult(task, algo, seed, ppl, status,
-                                          is_converged(ppl, status, threshold_of(thresholds, task, algo))))
+                results.append(
+                    SeedResult(
+                        task, algo, seed, ppl, status, is_converged(ppl, status, threshold_of(thresholds, task, algo))
+                    )
+                )
     return results
 
 
@@ -174,8 +194,18 @@ def load_runs(paths: list[str | Path], thresholds: dict[str, float]) -> list[See
         status = str(m.get("status", "crashed")) if name == "metrics.json" else "crashed"
         if test_ppl is None and status not in FAILED:
             status = f"crashed ({status})"  # e.g. "running": killed before its final evaluation
-        results.append(SeedResult(m["task"], m["algo"], m.get("seed"), test_ppl, status,
-                                  is_converged(test_ppl, status, threshold_of(thresholds, m["task"], m["algo"])), str(run), history))
+        results.append(
+            SeedResult(
+                m["task"],
+                m["algo"],
+                m.get("seed"),
+                test_ppl,
+                status,
+                is_converged(test_ppl, status, threshold_of(thresholds, m["task"], m["algo"])),
+                str(run),
+                history,
+            )
+        )
     return results
 
 
@@ -192,12 +222,29 @@ def summarize(results: list[SeedResult], thresholds: dict[str, float]) -> list[M
             mean = sum(ppl) / n if n else math.nan
             var = sum((p - mean) ** 2 for p in ppl) / n if n else math.nan  # population variance
             sem = math.sqrt(var * n / (n - 1) / n) if n > 1 else math.nan  # sample variance / n
-            done = [r.test_ppl for r in seeds if r.status not in FAILED and r.test_ppl is not None
-                    and math.isfinite(r.test_ppl)]
+            done = [
+                r.test_ppl
+                for r in seeds
+                if r.status not in FAILED and r.test_ppl is not None and math.isfinite(r.test_ppl)
+            ]
             mean_all = statistics.fmean(done) if done else math.nan
             pm_all = statistics.pstdev(done) / 2 if done else math.nan
-            summaries.append(MethodSummary(task, algo, threshold_of(thresholds, task, algo), len(seeds), n, mean,
-                                           math.sqrt(var) / 2, math.sqrt(var), sem, len(done), mean_all, pm_all))
+            summaries.append(
+                MethodSummary(
+                    task,
+                    algo,
+                    threshold_of(thresholds, task, algo),
+                    len(seeds),
+                    n,
+                    mean,
+                    math.sqrt(var) / 2,
+                    math.sqrt(var),
+                    sem,
+                    len(done),
+                    mean_all,
+                    pm_all,
+                )
+            )
     return summaries
 
 
@@ -210,8 +257,10 @@ def table3(summaries: list[MethodSummary], unigram: dict[str, float] | None = No
     column with a unigram model's perplexity on the same test targets when `unigram` ({task: ppl}) is given."""
     by = {(s.task, s.algo): s for s in summaries}
     extra = " unigram |" if unigram else ""
-    lines = ["| | " + " | ".join(f"{name} | #conv" for name in ALGOS.values()) + " |" + extra,
-             "|---" * (1 + 2 * len(ALGOS) + bool(unigram)) + "|"]
+    lines = [
+        "| | " + " | ".join(f"{name} | #conv" for name in ALGOS.values()) + " |" + extra,
+        "|---" * (1 + 2 * len(ALGOS) + bool(unigram)) + "|",
+    ]
     for task, row in TASKS.items():
         if not any((task, algo) in by for algo in ALGOS):
             continue
@@ -228,34 +277,68 @@ def table3(summaries: list[MethodSummary], unigram: dict[str, float] | None = No
     return "\n".join(lines)
 
 
-def markdown_report(results: list[SeedResult], summaries: list[MethodSummary], command: str,
-                    plot: str | None = None, unigram: dict[str, float] | None = None) -> str:
-    lines = ["Made by:", "", "```", command, "```", "",
-             "## Test perplexity (Table 3 layout)", "",
-             "Mean over the converged seeds ± half their population standard deviation (the paper's \"±\"); "
-             "#conv = converged seeds." + (" unigram = a unigram model's test perplexity on the same targets."
-                                           if unigram else ""), "", table3(summaries, unigram), "",
-             "## Per method", "",
-             "std is the population standard deviation (ddof=0) of the converged seeds; "
-             "SEM = sample standard deviation (ddof=1) / sqrt(#conv).", "",
-             "The last column is over every seed that finished with a finite test perplexity, converged or not.", "",
-             "| task | method | threshold | #conv / seeds | mean | ± (std/2) | std (population) | SEM | "
-             "all finished seeds: mean ± (std/2) (n) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+def markdown_report(
+    results: list[SeedResult],
+    summaries: list[MethodSummary],
+    command: str,
+    plot: str | None = None,
+    unigram: dict[str, float] | None = None,
+) -> str:
+    lines = [
+        "Made by:",
+        "",
+        "```",
+        command,
+        "```",
+        "",
+        "## Test perplexity (Table 3 layout)",
+        "",
+        'Mean over the converged seeds ± half their population standard deviation (the paper\'s "±"); '
+        "#conv = converged seeds."
+        + (" unigram = a unigram model's test perplexity on the same targets." if unigram else ""),
+        "",
+        table3(summaries, unigram),
+        "",
+        "## Per method",
+        "",
+        "std is the population standard deviation (ddof=0) of the converged seeds; "
+        "SEM = sample standard deviation (ddof=1) / sqrt(#conv).",
+        "",
+        "The last column is over every seed that finished with a finite test perplexity, converged or not.",
+        "",
+        "| task | method | threshold | #conv / seeds | mean | ± (std/2) | std (population) | SEM | "
+        "all finished seeds: mean ± (std/2) (n) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for s in summaries:
-        lines.append(f"| {TASKS[s.task]} | {ALGOS[s.algo]} | < {s.threshold:g} | {s.converged} / {s.seeds} | "
-                     f"{_fmt(s.mean)} | {_fmt(s.pm)} | {_fmt(s.std)} | {_fmt(s.sem)} | "
-                     f"{_fmt(s.mean_all)} ± {_fmt(s.pm_all)} ({s.finished}) |")
-    lines += ["", "## Per seed", "", "| task | method | seed | test perplexity | status | converged | run |",
-              "|---|---|---|---|---|---|---|"]
+        lines.append(
+            f"| {TASKS[s.task]} | {ALGOS[s.algo]} | < {s.threshold:g} | {s.converged} / {s.seeds} | "
+            f"{_fmt(s.mean)} | {_fmt(s.pm)} | {_fmt(s.std)} | {_fmt(s.sem)} | "
+            f"{_fmt(s.mean_all)} ± {_fmt(s.pm_all)} ({s.finished}) |"
+        )
+    lines += [
+        "",
+        "## Per seed",
+        "",
+        "| task | method | seed | test perplexity | status | converged | run |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in sorted(results, key=lambda r: (list(TASKS).index(r.task), list(ALGOS).index(r.algo))):
         ppl = "–" if r.test_ppl is None else f"{r.test_ppl:.3f}"
-        lines.append(f"| {TASKS[r.task]} | {ALGOS[r.algo]} | {'–' if r.seed is None else r.seed} | {ppl} | "
-                     f"{r.status} | {'yes' if r.converged else 'no'} | {r.run_dir or '–'} |")
+        lines.append(
+            f"| {TASKS[r.task]} | {ALGOS[r.algo]} | {'–' if r.seed is None else r.seed} | {ppl} | "
+            f"{r.status} | {'yes' if r.converged else 'no'} | {r.run_dir or '–'} |"
+        )
     if plot:
-        lines += ["", "## Dev perplexity per epoch", "",
-                  "Median over seeds (line) and min–max spread (band) of dev perplexity after each epoch; a seed "
-                  "that stopped early or diverged drops out of later epochs.", "", f"![dev perplexity]({plot})"]
+        lines += [
+            "",
+            "## Dev perplexity per epoch",
+            "",
+            "Median over seeds (line) and min–max spread (band) of dev perplexity after each epoch; a seed "
+            "that stopped early or diverged drops out of later epochs.",
+            "",
+            f"![dev perplexity]({plot})",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -284,10 +367,21 @@ def plot_dev_curves(results: list[SeedResult], path: Path) -> bool:
                 continue
             epochs = sorted(curves)
             seeds = sum(1 for r in results if (r.task, r.algo) == (task, algo) and r.history)
-            line, = ax.plot(epochs, [statistics.median(curves[e]) for e in epochs], marker="o", ms=3,
-                            label=f"{name} ({seeds} seed{'s' * (seeds != 1)})")
-            ax.fill_between(epochs, [min(curves[e]) for e in epochs], [max(curves[e]) for e in epochs],
-                            color=line.get_color(), alpha=0.2, linewidth=0)
+            (line,) = ax.plot(
+                epochs,
+                [statistics.median(curves[e]) for e in epochs],
+                marker="o",
+                ms=3,
+                label=f"{name} ({seeds} seed{'s' * (seeds != 1)})",
+            )
+            ax.fill_between(
+                epochs,
+                [min(curves[e]) for e in epochs],
+                [max(curves[e]) for e in epochs],
+                color=line.get_color(),
+                alpha=0.2,
+                linewidth=0,
+            )
         ax.set(title=TASKS[task], xlabel="epoch", ylabel="dev perplexity (median, min–max)", yscale="log")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(True, which="both", alpha=0.3)
@@ -303,8 +397,14 @@ def _finite(x: Any) -> Any:
     return None if isinstance(x, float) and not math.isfinite(x) else x  # JSON has no nan
 
 
-def write_report(results: list[SeedResult], thresholds: dict[str, float], out_dir: str | Path, name: str,
-                 command: str, unigram: dict[str, float] | None = None) -> dict[str, Path]:
+def write_report(
+    results: list[SeedResult],
+    thresholds: dict[str, float],
+    out_dir: str | Path,
+    name: str,
+    command: str,
+    unigram: dict[str, float] | None = None,
+) -> dict[str, Path]:
     """Write `<out_dir>/<name>.json`, `.md` and (when some run has a dev history) `.png`; returns their paths."""
     if not results:
         raise UsageError("no results to report")
@@ -320,10 +420,12 @@ def write_report(results: list[SeedResult], thresholds: dict[str, float], out_di
     report = {
         "command": command,
         "thresholds": thresholds,
-        "definitions": {"converged": "status not diverged/crashed and test_ppl < threshold",
-                        "pm": "half the population standard deviation of the converged seeds (the paper's '±')",
-                        "std": "population standard deviation (ddof=0) of the converged seeds",
-                        "sem": "sample standard deviation (ddof=1) / sqrt(converged)"},
+        "definitions": {
+            "converged": "status not diverged/crashed and test_ppl < threshold",
+            "pm": "half the population standard deviation of the converged seeds (the paper's '±')",
+            "std": "population standard deviation (ddof=0) of the converged seeds",
+            "sem": "sample standard deviation (ddof=1) / sqrt(converged)",
+        },
         "summary": [{k: _finite(v) for k, v in asdict(s).items()} for s in summaries],
         "seeds": [{k: _finite(v) for k, v in asdict(r).items() if k != "history"} for r in results],
         "unigram_test_ppl": unigram or {},

@@ -13,8 +13,16 @@ from pathlib import Path
 from .errors import USAGE_EXIT, USAGE_MARKER_ENV, UsageError
 from .folders import find_checkpoint
 
-__all__ = ["FINAL_STATUSES", "run_status", "split_passthrough", "default_launcher", "launch_train", "check_folder_name",
-           "report_divergence", "parse_seeds"]
+__all__ = [
+    "FINAL_STATUSES",
+    "run_status",
+    "split_passthrough",
+    "default_launcher",
+    "launch_train",
+    "check_folder_name",
+    "report_divergence",
+    "parse_seeds",
+]
 
 FINAL_STATUSES = frozenset({"completed", "early_stopped", "max_steps", "diverged"})
 TRAIN_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train_lm.py"
@@ -33,8 +41,10 @@ def check_folder_name(name: str) -> str:
     named after grid values stays inside its --output-dir; UsageError otherwise."""
     bad = [c for c in ("/", "\\", os.sep, os.altsep or "/", "\0") if c in name]
     if bad or ".." in name or name in ("", ".") or len(name.encode()) > 255:
-        raise UsageError(f"run folder name '{name}' is not a plain folder name (grid values may not hold '/', "
-                         "'\\', '..' or NUL, and a name has at most 255 bytes)")
+        raise UsageError(
+            f"run folder name '{name}' is not a plain folder name (grid values may not hold '/', "
+            "'\\', '..' or NUL, and a name has at most 255 bytes)"
+        )
     return name
 
 
@@ -43,7 +53,7 @@ def split_passthrough(argv: list[str]) -> tuple[list[str], list[str]]:
     if "--" not in argv:
         return argv, []
     i = argv.index("--")
-    return argv[:i], argv[i + 1:]
+    return argv[:i], argv[i + 1 :]
 
 
 def default_launcher() -> str:
@@ -68,14 +78,17 @@ def launch_train(launcher: str, run: Path, args: list[str], script: Path = TRAIN
 
 def report_divergence(metrics: dict, output: Path) -> int:
     """A training script's ending for a diverged run: one `error:` line naming what was kept; returns exit code 1."""
-    kept = f"last good model kept in {metrics['best_model']}" if metrics.get("best_model") else \
-        "before the first epoch ended, so no model was kept"
+    kept = (
+        f"last good model kept in {metrics['best_model']}"
+        if metrics.get("best_model")
+        else "before the first epoch ended, so no model was kept"
+    )
     print(f"error: training diverged (NaN/inf energy); {kept}, metrics in {output / 'metrics.json'}", file=sys.stderr)
     return 1
 
 
 def parse_seeds(text: str) -> list[int]:
-    """"0-3,7" -> [0, 1, 2, 3, 7]; ValueError on anything else (a descending range, a repeat, a negative seed)."""
+    """ "0-3,7" -> [0, 1, 2, 3, 7]; ValueError on anything else (a descending range, a repeat, a negative seed)."""
     seeds: list[int] = []
     for part in text.split(","):
         lo, dash, hi = part.strip().partition("-")

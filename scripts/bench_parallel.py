@@ -47,14 +47,18 @@ NO_NODES = lambda name: None  # noqa: E731  (BP: the output node only, as train_
 PATHS = ("bp", "ipc_seq", "ipc_par")
 
 
-DEFAULTS = {"cpu": {"repeats": 7, "warmup": 2, "max_seconds": None},  # max_seconds None: no budget
-            "cuda": {"repeats": 25, "warmup": 5, "max_seconds": 150.0}}
+DEFAULTS = {
+    "cpu": {"repeats": 7, "warmup": 2, "max_seconds": None},  # max_seconds None: no budget
+    "cuda": {"repeats": 25, "warmup": 5, "max_seconds": 150.0},
+}
 
 
 def make_batch(width: int, batch: int, seed: int = 0, device: str = "cpu") -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)  # the same data on every device
-    return {"pixel_values": torch.randn(batch, width, generator=g).to(device),
-            "labels": torch.randint(0, CLASSES, (batch,), generator=g).to(device)}
+    return {
+        "pixel_values": torch.randn(batch, width, generator=g).to(device),
+        "labels": torch.randint(0, CLASSES, (batch,), generator=g).to(device),
+    }
 
 
 def bp_step(model: MLP, batch: dict, lr: float, compile: bool = False) -> Callable[[], None]:
@@ -63,8 +67,9 @@ def bp_step(model: MLP, batch: dict, lr: float, compile: bool = False) -> Callab
     return lambda: train_batch(model, batch, BP(), optim, ALL_GAUSSIAN, compiled=compiled)
 
 
-def ipc_step(model: torch.nn.Module, batch: dict, lr: float, inference_lr: float,
-             compile: bool = False) -> Callable[[], None]:
+def ipc_step(
+    model: torch.nn.Module, batch: dict, lr: float, inference_lr: float, compile: bool = False
+) -> Callable[[], None]:
     """One steady-state iPC step: the body of `train_batch`'s loop at t >= 1, on value nodes initialised once.
     `compile`: the gradients come from `CompiledEnergy` (train.compile), as in `train_batch`."""
     compiled = CompiledEnergy(model) if compile else None
@@ -126,14 +131,18 @@ def bench_one(depth: int, width: int, batch_size: int, args: argparse.Namespace)
     batch = make_batch(width, batch_size, device=args.device)
     sync = torch.cuda.synchronize if args.device == "cuda" else None
     if args.fused:
-        steps = {"bp": fused_bp_step(mlp, batch, args.lr),
-                 "ipc_seq": fused_ipc_step(seq, batch, args.lr, args.inference_lr),
-                 "ipc_par": fused_ipc_step(stacked, batch, args.lr, args.inference_lr),
-                 "bp_eager": bp_step(copy.deepcopy(mlp), batch, args.lr)}  # autograd's BP in the same race
+        steps = {
+            "bp": fused_bp_step(mlp, batch, args.lr),
+            "ipc_seq": fused_ipc_step(seq, batch, args.lr, args.inference_lr),
+            "ipc_par": fused_ipc_step(stacked, batch, args.lr, args.inference_lr),
+            "bp_eager": bp_step(copy.deepcopy(mlp), batch, args.lr),
+        }  # autograd's BP in the same race
     else:
-        steps = {"bp": bp_step(mlp, batch, args.lr, args.compile),
-                 "ipc_seq": ipc_step(seq, batch, args.lr, args.inference_lr, args.compile),
-                 "ipc_par": ipc_step(stacked, batch, args.lr, args.inference_lr, args.compile)}
+        steps = {
+            "bp": bp_step(mlp, batch, args.lr, args.compile),
+            "ipc_seq": ipc_step(seq, batch, args.lr, args.inference_lr, args.compile),
+            "ipc_par": ipc_step(stacked, batch, args.lr, args.inference_lr, args.compile),
+        }
         if args.compile:  # the fastest BP may be the eager one: time it in the same race
             steps["bp_eager"] = bp_step(copy.deepcopy(mlp), batch, args.lr)
     times = race(steps, args.repeats, args.warmup, sync=sync)
@@ -141,9 +150,14 @@ def bench_one(depth: int, width: int, batch_size: int, args: argparse.Namespace)
     low = {k: min(times[k]) for k in PATHS}
     L = depth + 1  # weight layers
     row = {
-        "depth": depth, "width": width, "batch": batch_size, "weight_layers": L,
-        "median_s": med, "min_s": low,
-        "ipc_seq/bp": med["ipc_seq"] / med["bp"], "ipc_par/bp": med["ipc_par"] / med["bp"],
+        "depth": depth,
+        "width": width,
+        "batch": batch_size,
+        "weight_layers": L,
+        "median_s": med,
+        "min_s": low,
+        "ipc_seq/bp": med["ipc_seq"] / med["bp"],
+        "ipc_par/bp": med["ipc_par"] / med["bp"],
         "ipc_par/ipc_seq": med["ipc_par"] / med["ipc_seq"],
         "min ipc_par/bp": low["ipc_par"] / low["bp"],
         "smms": {"bp": BP().cost(L).smms, "ipc": IPC(L + 1, args.inference_lr).cost(L).smms},
@@ -165,8 +179,13 @@ def heatmap(rows: list[dict], path: Path, title: str) -> None:
     widths = sorted({r["width"] for r in rows})
     batches = sorted({r["batch"] for r in rows})
     keys = ("ipc_par/bp", "ipc_seq/bp", "ipc_par/ipc_seq")
-    fig, axes = plt.subplots(len(keys), len(batches), figsize=(3.2 * len(batches) + 1, 2.6 * len(keys) + 0.6),
-                             squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(
+        len(keys),
+        len(batches),
+        figsize=(3.2 * len(batches) + 1, 2.6 * len(keys) + 0.6),
+        squeeze=False,
+        layout="constrained",
+    )
     norm = LogNorm(vmin=1 / 8, vmax=8)
     cmap = plt.get_cmap("RdBu_r").with_extremes(bad="white")  # masked (NaN) cells stay blank
     for i, key in enumerate(keys):
@@ -198,32 +217,63 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--depths", type=int, nargs="+", default=[2, 4, 8, 16, 32], help="hidden layers")
     p.add_argument("--widths", type=int, nargs="+", default=[64, 256, 1024])
     p.add_argument("--batches", type=int, nargs="+", default=[1, 16, 128])
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
-                   help="where models and batches live (cuda: exit 2 if CUDA is not available)")
-    p.add_argument("--compile", action="store_true",
-                   help="every path gets its gradients through torch.compile (pclm.training.compiled, train.compile); "
-                        "each cell compiles 3 functions first, so use a small grid")
-    p.add_argument("--fused", action="store_true",
-                   help="every path in closed form (train.fused, pclm.vision.FusedMLP: no autograd, the optimiser's "
-                        "kernel called directly), plus autograd's BP step in the same race")
+    p.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="where models and batches live (cuda: exit 2 if CUDA is not available)",
+    )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="every path gets its gradients through torch.compile (pclm.training.compiled, train.compile); "
+        "each cell compiles 3 functions first, so use a small grid",
+    )
+    p.add_argument(
+        "--fused",
+        action="store_true",
+        help="every path in closed form (train.fused, pclm.vision.FusedMLP: no autograd, the optimiser's "
+        "kernel called directly), plus autograd's BP step in the same race",
+    )
     p.add_argument("--repeats", type=int, default=None, help="timed calls per path (default 7 on cpu, 25 on cuda)")
     p.add_argument("--warmup", type=int, default=None, help="untimed calls per path (default 2 on cpu, 5 on cuda)")
-    p.add_argument("--max-seconds", type=float, default=None,
-                   help="stop the grid after the cell that crosses this total time (default: none on cpu, "
-                        "150 on cuda; 0: none)")
+    p.add_argument(
+        "--max-seconds",
+        type=float,
+        default=None,
+        help="stop the grid after the cell that crosses this total time (default: none on cpu, 150 on cuda; 0: none)",
+    )
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--inference-lr", type=float, default=0.1)
-    p.add_argument("--threads", default="auto", help="intra-op threads ('auto': every core, as in training; "
-                                                     "on cuda only an explicit number is applied)")
-    p.add_argument("--quick", action="store_true", help="tiny grid (depth {2,8} x width {32,128} x batch {1,16}), "
-                                                        "3 repeats: checks that it runs, not a measurement")
-    p.add_argument("--json", type=Path, default=None,
-                   help="default reports/bench_parallel.json (cpu), reports/bench_parallel_cuda.json (cuda)")
-    p.add_argument("--png", type=Path, default=None,
-                   help="default reports/bench_parallel.png (cpu), reports/bench_parallel_cuda.png (cuda)")
+    p.add_argument(
+        "--threads",
+        default="auto",
+        help="intra-op threads ('auto': every core, as in training; on cuda only an explicit number is applied)",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny grid (depth {2,8} x width {32,128} x batch {1,16}), "
+        "3 repeats: checks that it runs, not a measurement",
+    )
+    p.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        help="default reports/bench_parallel.json (cpu), reports/bench_parallel_cuda.json (cuda)",
+    )
+    p.add_argument(
+        "--png",
+        type=Path,
+        default=None,
+        help="default reports/bench_parallel.png (cpu), reports/bench_parallel_cuda.png (cuda)",
+    )
     args = p.parse_args(argv)
-    suffix = (("" if args.device == "cpu" else f"_{args.device}")
-              + ("_compiled" if args.compile else "") + ("_fused" if args.fused else ""))
+    suffix = (
+        ("" if args.device == "cpu" else f"_{args.device}")
+        + ("_compiled" if args.compile else "")
+        + ("_fused" if args.fused else "")
+    )
     args.json = args.json or Path(f"reports/bench_parallel{suffix}.json")
     args.png = args.png or Path(f"reports/bench_parallel{suffix}.png")
     for key, value in DEFAULTS[args.device].items():
@@ -256,10 +306,12 @@ def setup_device(args: argparse.Namespace) -> tuple[dict, str]:
         return cpu, platform.processor() or platform.machine()
     if args.threads != "auto":
         torch.set_num_threads(int(args.threads))
-    applied = {"flush_denormal": torch.set_flush_denormal(True),  # host-side only: harmless on cuda
-               "threads": torch.get_num_threads(),
-               "float32_matmul_precision": torch.get_float32_matmul_precision(),
-               "cuda": torch.version.cuda}
+    applied = {
+        "flush_denormal": torch.set_flush_denormal(True),  # host-side only: harmless on cuda
+        "threads": torch.get_num_threads(),
+        "float32_matmul_precision": torch.get_float32_matmul_precision(),
+        "cuda": torch.version.cuda,
+    }
     return applied, torch.cuda.get_device_name()
 
 
@@ -277,8 +329,11 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --compile and --fused are separate modes; choose one", file=sys.stderr)
         return 2
     if args.device == "cuda" and not torch.cuda.is_available():
-        print(f"error: --device cuda, but CUDA is not available to this torch {torch.__version__} "
-              f"(built for CUDA {torch.version.cuda})", file=sys.stderr)
+        print(
+            f"error: --device cuda, but CUDA is not available to this torch {torch.__version__} "
+            f"(built for CUDA {torch.version.cuda})",
+            file=sys.stderr,
+        )
         return 2
     start = time.perf_counter()
     cpu, device_name = setup_device(args)
@@ -286,19 +341,38 @@ def main(argv: list[str] | None = None) -> int:
     cells = len(args.depths) * len(args.widths) * len(args.batches)
     budget = args.max_seconds or None
     mode = ", torch.compile" if args.compile else ", closed form" if args.fused else ""
-    print(f"{command}\ndevice {args.device} ({device_name}){mode}, torch {torch.__version__}, applied: {cpu}\n"
-          f"{cells} cells, {args.repeats} repeats after {args.warmup} warm-up calls per path, "
-          f"budget {f'{budget:g} s' if budget else 'none'}; writing {args.json} after every cell", flush=True)
-    print(f"{'hidden':>6} {'width':>6} {'batch':>6} | {'bp ms':>8} {'ipc_seq':>8} {'ipc_par':>8} | "
-          f"{'seq/bp':>7} {'par/bp':>7} {'par/seq':>7} | SMMs bp/ipc | elapsed s", flush=True)
+    print(
+        f"{command}\ndevice {args.device} ({device_name}){mode}, torch {torch.__version__}, applied: {cpu}\n"
+        f"{cells} cells, {args.repeats} repeats after {args.warmup} warm-up calls per path, "
+        f"budget {f'{budget:g} s' if budget else 'none'}; writing {args.json} after every cell",
+        flush=True,
+    )
+    print(
+        f"{'hidden':>6} {'width':>6} {'batch':>6} | {'bp ms':>8} {'ipc_seq':>8} {'ipc_par':>8} | "
+        f"{'seq/bp':>7} {'par/bp':>7} {'par/seq':>7} | SMMs bp/ipc | elapsed s",
+        flush=True,
+    )
     rows: list[dict] = []
     report = {
-        "command": command, "quick": args.quick, "device": args.device, "device_name": device_name,
-        "compiled": args.compile, "fused": args.fused,
-        "cpu": cpu, "machine": platform.processor() or platform.machine(),
-        "torch": torch.__version__, "repeats": args.repeats, "warmup": args.warmup, "lr": args.lr,
-        "inference_lr": args.inference_lr, "max_seconds": budget, "paths": PATHS, "rows": rows,
-        "cells_planned": cells, "complete": False, "stopped_by_budget": False,
+        "command": command,
+        "quick": args.quick,
+        "device": args.device,
+        "device_name": device_name,
+        "compiled": args.compile,
+        "fused": args.fused,
+        "cpu": cpu,
+        "machine": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        "repeats": args.repeats,
+        "warmup": args.warmup,
+        "lr": args.lr,
+        "inference_lr": args.inference_lr,
+        "max_seconds": budget,
+        "paths": PATHS,
+        "rows": rows,
+        "cells_planned": cells,
+        "complete": False,
+        "stopped_by_budget": False,
         "note": "ratios are medians of interleaved repeats; one iPC step = one evaluation + weight and value update",
     }
     grid = [(d, w, b) for d in args.depths for w in args.widths for b in args.batches]
@@ -310,12 +384,18 @@ def main(argv: list[str] | None = None) -> int:
         m = r["median_s"]
         ms = " ".join(f"{m[k] * 1e3:8.3f}" for k in PATHS)
         ratios = " ".join(f"{r[k]:7.2f}" for k in ("ipc_seq/bp", "ipc_par/bp", "ipc_par/ipc_seq"))
-        print(f"{depth:6d} {width:6d} {batch:6d} | {ms} | {ratios} | {r['smms']['bp']}/{r['smms']['ipc']} | "
-              f"{elapsed:.1f}", flush=True)
+        print(
+            f"{depth:6d} {width:6d} {batch:6d} | {ms} | {ratios} | {r['smms']['bp']}/{r['smms']['ipc']} | "
+            f"{elapsed:.1f}",
+            flush=True,
+        )
         if "bp_eager_median_s" in r:
             kind = "fused" if args.fused else "compiled"
-            print(f"  eager bp {r['bp_eager_median_s'] * 1e3:.3f} ms: {kind} ipc_par / eager bp = "
-                  f"{r['ipc_par/bp_eager']:.2f}", flush=True)
+            print(
+                f"  eager bp {r['bp_eager_median_s'] * 1e3:.3f} ms: {kind} ipc_par / eager bp = "
+                f"{r['ipc_par/bp_eager']:.2f}",
+                flush=True,
+            )
         if budget is not None and elapsed > budget and i + 1 < len(grid):
             report["stopped_by_budget"] = True
             print(f"budget of {budget:g} s spent after {i + 1}/{cells} cells: stopping", flush=True)

@@ -65,9 +65,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--algo", choices=["ipc", "bp"], default="ipc")
-    p.add_argument("--threads", type=int, choices=[1, 2], default=2,
-                   help=f"1: XLA_FLAGS='{ONE_THREAD_XLA_FLAGS}' and the process pinned to one core (both before "
-                   "jax is imported); 2: JAX's default (all cores)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        choices=[1, 2],
+        default=2,
+        help=f"1: XLA_FLAGS='{ONE_THREAD_XLA_FLAGS}' and the process pinned to one core (both before "
+        "jax is imported); 2: JAX's default (all cores)",
+    )
     p.add_argument("--train-size", type=int, help="train on a random subset (default: all 60000)")
     p.add_argument("--seed", type=int, default=0, help="weights, subset and shuffling")
     p.add_argument("--inference-steps", type=int, default=8, help="T")
@@ -76,10 +81,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--inference-lr", type=float, default=0.5, help="gamma (SGD on the value nodes)")
     p.add_argument("--width", type=int, default=128)
     p.add_argument("--depth", type=int, default=4, help="weight layers (4: 784-128-128-128-10)")
-    p.add_argument("--act", choices=["gelu", "relu", "tanh"], default="gelu",
-                   help="activation between layers (pclm's model.act)")
-    p.add_argument("--gelu", choices=["exact", "tanh"], default="exact",
-                   help="exact: erf gelu (torch's default, pclm); tanh: jax.nn.gelu's default approximation")
+    p.add_argument(
+        "--act", choices=["gelu", "relu", "tanh"], default="gelu", help="activation between layers (pclm's model.act)"
+    )
+    p.add_argument(
+        "--gelu",
+        choices=["exact", "tanh"],
+        default="exact",
+        help="exact: erf gelu (torch's default, pclm); tanh: jax.nn.gelu's default approximation",
+    )
     p.add_argument("--eval-batch-size", type=int, default=1000, help="test pass batch (pclm's vision default)")
     p.add_argument("--drop-last", action="store_true", help="drop the last partial training batch")
     p.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data" / "mnist")
@@ -101,7 +111,7 @@ def read_idx(path: Path):
         raw = f.read()
     if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] != 0x08:
         raise ValueError(f"not a uint8 IDX file: {path}")
-    shape = struct.unpack(f">{raw[3]}I", raw[4:4 + 4 * raw[3]])
+    shape = struct.unpack(f">{raw[3]}I", raw[4 : 4 + 4 * raw[3]])
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * raw[3]).reshape(shape)
 
 
@@ -111,8 +121,10 @@ def load_mnist(data_dir: Path, train_size: int | None, seed: int):
     data.normalize). A --train-size subset is a numpy draw, not the subset pclm's torch.randperm would draw."""
     import numpy as np
 
-    files = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
-             "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
+    files = {
+        "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+        "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+    }
     out = {}
     for split, (images, labels) in files.items():
         x = read_idx(data_dir / images).reshape(-1, 28 * 28).astype(np.float32) / 255.0
@@ -253,9 +265,13 @@ def build_bp(args, jax, jnp, optax):
     params = []
     for a, b in zip(sizes[:-1], sizes[1:]):  # U(-1/sqrt(fan_in), 1/sqrt(fan_in)), as equinox / torch
         key, kw, kb = jax.random.split(key, 3)
-        bound = 1.0 / a ** 0.5
-        params.append((jax.random.uniform(kw, (b, a), minval=-bound, maxval=bound),
-                       jax.random.uniform(kb, (b,), minval=-bound, maxval=bound)))
+        bound = 1.0 / a**0.5
+        params.append(
+            (
+                jax.random.uniform(kw, (b, a), minval=-bound, maxval=bound),
+                jax.random.uniform(kb, (b,), minval=-bound, maxval=bound),
+            )
+        )
 
     def logits_fn(params, x):
         for w, b in params[:-1]:
@@ -310,8 +326,11 @@ def main(argv: list[str] | None = None) -> int:
         import pcx.predictive_coding as pxc
         import pcx.utils as pxu
     except ImportError as err:
-        print(f"error: this benchmark needs jax and pcx ({err}); install them in a separate venv: "
-              "python3 -m venv /work/pcx-venv && /work/pcx-venv/bin/pip install jax pcx numpy", file=sys.stderr)
+        print(
+            f"error: this benchmark needs jax and pcx ({err}); install them in a separate venv: "
+            "python3 -m venv /work/pcx-venv && /work/pcx-venv/bin/pip install jax pcx numpy",
+            file=sys.stderr,
+        )
         return 2
     from importlib.metadata import PackageNotFoundError, version
 
@@ -340,14 +359,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     rng = np.random.default_rng(args.seed)
     command = "python scripts/bench_pcx.py " + " ".join(map(shlex.quote, sys.argv[1:] if argv is None else argv))
-    print(f"pcx {ver('pcx')}, jax {ver('jax')}, jaxlib {ver('jaxlib')}, {jax.devices()[0].platform}, "
-          f"threads={args.threads} (XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}); {args.algo}, "
-          f"{n} train / {len(y_test)} test images, {n_batches} batches of {bs}/epoch", flush=True)
+    print(
+        f"pcx {ver('pcx')}, jax {ver('jax')}, jaxlib {ver('jaxlib')}, {jax.devices()[0].platform}, "
+        f"threads={args.threads} (XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}); {args.algo}, "
+        f"{n} train / {len(y_test)} test images, {n_batches} batches of {bs}/epoch",
+        flush=True,
+    )
 
     def test_accuracy() -> float:
         correct = 0
         for i in range(0, len(y_test), args.eval_batch_size):
-            correct += int(evaluate(x_test[i:i + args.eval_batch_size], y_test[i:i + args.eval_batch_size]))
+            correct += int(evaluate(x_test[i : i + args.eval_batch_size], y_test[i : i + args.eval_batch_size]))
         return correct / len(y_test)
 
     epochs = []
@@ -356,9 +378,10 @@ def main(argv: list[str] | None = None) -> int:
         busy0, cpu0, t0 = busy_cpu_seconds(), os.times(), time.perf_counter()
         last = None
         for b in range(n_batches):
-            rows = order[b * bs:(b + 1) * bs]
-            last = train(x_train[rows], y_train[rows] if args.algo == "bp" else
-                         np.eye(10, dtype=np.float32)[y_train[rows]])
+            rows = order[b * bs : (b + 1) * bs]
+            last = train(
+                x_train[rows], y_train[rows] if args.algo == "bp" else np.eye(10, dtype=np.float32)[y_train[rows]]
+            )
         jax.block_until_ready(weights())
         seconds = time.perf_counter() - t0
         cpu1, busy1 = os.times(), busy_cpu_seconds()
@@ -369,85 +392,135 @@ def main(argv: list[str] | None = None) -> int:
         eval_seconds = time.perf_counter() - t1
         last = float(last)
         if not np.isfinite(last):
-            print(f"error: non-finite training {'energy' if args.algo == 'ipc' else 'loss'} in epoch {epoch}",
-                  file=sys.stderr)
+            print(
+                f"error: non-finite training {'energy' if args.algo == 'ipc' else 'loss'} in epoch {epoch}",
+                file=sys.stderr,
+            )
             return 1
-        epochs.append({"epoch": epoch, "seconds": round(seconds, 3), "cpu_seconds": round(cpu_seconds, 2),
-                       "other_processes_cpu_seconds": None if others is None else round(others, 2),
-                       "eval_seconds": round(eval_seconds, 3), "test_accuracy": acc,
-                       ("last_batch_energy" if args.algo == "ipc" else "last_batch_loss"): round(last, 5)})
+        epochs.append(
+            {
+                "epoch": epoch,
+                "seconds": round(seconds, 3),
+                "cpu_seconds": round(cpu_seconds, 2),
+                "other_processes_cpu_seconds": None if others is None else round(others, 2),
+                "eval_seconds": round(eval_seconds, 3),
+                "test_accuracy": acc,
+                ("last_batch_energy" if args.algo == "ipc" else "last_batch_loss"): round(last, 5),
+            }
+        )
         busy = "" if others is None else f", other processes {others:.1f} s"
-        print(f"epoch {epoch}: {seconds:.2f} s train{' incl. jit compile' if epoch == 1 else ''} "
-              f"(cpu {cpu_seconds:.1f} s{busy}), test {eval_seconds:.2f} s, test accuracy {100 * acc:.2f}%", flush=True)
+        print(
+            f"epoch {epoch}: {seconds:.2f} s train{' incl. jit compile' if epoch == 1 else ''} "
+            f"(cpu {cpu_seconds:.1f} s{busy}), test {eval_seconds:.2f} s, test accuracy {100 * acc:.2f}%",
+            flush=True,
+        )
 
     later = [e["seconds"] for e in epochs[1:]]
-    summary = {"epoch1_seconds": epochs[0]["seconds"],
-               "median_seconds_after_first": round(statistics.median(later), 3) if later else None,
-               "mean_seconds_after_first": round(statistics.mean(later), 3) if later else None,
-               "min_seconds_after_first": round(min(later), 3) if later else None,
-               "final_test_accuracy": epochs[-1]["test_accuracy"]}
+    summary = {
+        "epoch1_seconds": epochs[0]["seconds"],
+        "median_seconds_after_first": round(statistics.median(later), 3) if later else None,
+        "mean_seconds_after_first": round(statistics.mean(later), 3) if later else None,
+        "min_seconds_after_first": round(min(later), 3) if later else None,
+        "final_test_accuracy": epochs[-1]["test_accuracy"],
+    }
     if all(e["other_processes_cpu_seconds"] is not None for e in epochs):
         # cores other processes kept busy on average while this one trained (0 = an idle machine), for epoch 1 and
         # for the later epochs (the median's)
         def cores(part):
             return round(sum(e["other_processes_cpu_seconds"] for e in part) / sum(e["seconds"] for e in part), 2)
+
         summary["other_processes_cores_busy_epoch1"] = cores(epochs[:1])
         if later:
             summary["other_processes_cores_busy_after_first"] = cores(epochs[1:])
-    print(f"{args.algo} (pcx {ver('pcx')}, jax {ver('jax')}, threads={args.threads}): "
-          f"epoch 1 {summary['epoch1_seconds']:.2f} s (incl. compile), median of epochs 2-{args.epochs} "
-          + (f"{summary['median_seconds_after_first']:.2f} s" if later else "n/a")
-          + f", test accuracy {100 * summary['final_test_accuracy']:.2f}% after {args.epochs} epochs")
-    for part, key in (("epoch 1", "other_processes_cores_busy_epoch1"),
-                      (f"epochs 2-{args.epochs}", "other_processes_cores_busy_after_first")):
+    print(
+        f"{args.algo} (pcx {ver('pcx')}, jax {ver('jax')}, threads={args.threads}): "
+        f"epoch 1 {summary['epoch1_seconds']:.2f} s (incl. compile), median of epochs 2-{args.epochs} "
+        + (f"{summary['median_seconds_after_first']:.2f} s" if later else "n/a")
+        + f", test accuracy {100 * summary['final_test_accuracy']:.2f}% after {args.epochs} epochs"
+    )
+    for part, key in (
+        ("epoch 1", "other_processes_cores_busy_epoch1"),
+        (f"epochs 2-{args.epochs}", "other_processes_cores_busy_after_first"),
+    ):
         if summary.get(key, 0) > 0.1:
-            print(f"warning: other processes kept {summary[key]:.2f} cores busy on average during {part}: those "
-                  "timings are not those of an idle machine", file=sys.stderr)
+            print(
+                f"warning: other processes kept {summary[key]:.2f} cores busy on average during {part}: those "
+                "timings are not those of an idle machine",
+                file=sys.stderr,
+            )
     report = {
         "command": command,
         "python": sys.executable,
         "algo": args.algo,
         "settings": {
             "model": f"MLP {'-'.join(map(str, [784] + [args.width] * (args.depth - 1) + [10]))}",
-            "activation": args.act if args.act != "gelu" else
-                          f"gelu ({'exact, erf' if args.gelu == 'exact' else 'tanh approximation'})",
+            "activation": args.act
+            if args.act != "gelu"
+            else f"gelu ({'exact, erf' if args.gelu == 'exact' else 'tanh approximation'})",
             "init": "equinox Linear: weights and biases U(-1/sqrt(fan_in), 1/sqrt(fan_in))"
-                    if args.algo == "ipc" else "U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases",
-            "epochs": args.epochs, "batch_size": bs, "seed": args.seed,
+            if args.algo == "ipc"
+            else "U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases",
+            "epochs": args.epochs,
+            "batch_size": bs,
+            "seed": args.seed,
             "optimizer_w": f"optax.adamw(lr={args.lr}, weight_decay=0.0, b1=0.9, b2=0.999, eps=1e-8)",
-            **({"inference_steps": args.inference_steps,
-                "optimizer_x": f"optax.sgd(lr={args.inference_lr}) on the value nodes, re-initialised per batch",
-                "value_init": "feedforward pass (pcx STATUS.INIT)",
-                "energy": "sum over batch of [sum_hidden 0.5*||x - mu||^2 + CE(logits, label)]; weight gradients "
-                          "divided by batch size (scale_by=1/B), value-node gradients per sample (own energy)",
-                "schedule": "iPC: per batch T steps, each one value_and_grad w.r.t. value nodes and weights, then "
-                            "SGD on value nodes and AdamW on weights from those gradients",
-                "jit": "one pcx jit per batch shape: init pass + T unrolled steps"}
-               if args.algo == "ipc" else
-               {"loss": "mean cross-entropy (plain JAX backprop, no pcx)", "jit": "one jax.jit per batch shape"}),
-            "normalisation": {"scheme": "(x - mean) / std over all pixels of the training images used (unbiased "
-                                        "std), as pclm data.normalize=true", **stats},
-            "train_images": n, "test_images": len(y_test),
-            "train_subset": None if args.train_size is None else
-            f"numpy default_rng({args.seed}).permutation[:{args.train_size}] (not pclm's torch subset)",
+            **(
+                {
+                    "inference_steps": args.inference_steps,
+                    "optimizer_x": f"optax.sgd(lr={args.inference_lr}) on the value nodes, re-initialised per batch",
+                    "value_init": "feedforward pass (pcx STATUS.INIT)",
+                    "energy": "sum over batch of [sum_hidden 0.5*||x - mu||^2 + CE(logits, label)]; weight gradients "
+                    "divided by batch size (scale_by=1/B), value-node gradients per sample (own energy)",
+                    "schedule": "iPC: per batch T steps, each one value_and_grad w.r.t. value nodes and weights, then "
+                    "SGD on value nodes and AdamW on weights from those gradients",
+                    "jit": "one pcx jit per batch shape: init pass + T unrolled steps",
+                }
+                if args.algo == "ipc"
+                else {"loss": "mean cross-entropy (plain JAX backprop, no pcx)", "jit": "one jax.jit per batch shape"}
+            ),
+            "normalisation": {
+                "scheme": "(x - mean) / std over all pixels of the training images used (unbiased "
+                "std), as pclm data.normalize=true",
+                **stats,
+            },
+            "train_images": n,
+            "test_images": len(y_test),
+            "train_subset": None
+            if args.train_size is None
+            else f"numpy default_rng({args.seed}).permutation[:{args.train_size}] (not pclm's torch subset)",
             "batches_per_epoch": n_batches,
-            "last_partial_batch": "dropped" if args.drop_last else
-            (f"kept ({n % bs} images), as pclm's DataLoader (drop_last=False)" if n % bs else "none (n divisible)"),
+            "last_partial_batch": "dropped"
+            if args.drop_last
+            else (
+                f"kept ({n % bs} images), as pclm's DataLoader (drop_last=False)" if n % bs else "none (n divisible)"
+            ),
             "shuffle": f"numpy default_rng({args.seed}).permutation each epoch",
             "eval": f"feedforward over the test set in batches of {args.eval_batch_size}",
             "seconds": "training loop of the epoch, blocked until the last update finished; eval timed apart",
         },
-        "versions": {"pcx": ver("pcx"), "jax": ver("jax"), "jaxlib": ver("jaxlib"), "optax": ver("optax"),
-                     "equinox": ver("equinox"), "numpy": ver("numpy")},
-        "threads": {"setting": args.threads, "XLA_FLAGS": os.environ.get("XLA_FLAGS", ""),
-                    "cpu_affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-                    "note": "1: single-threaded XLA CPU flags and the process pinned to one core (the flags alone "
-                            "still let XLA use two threads); 2: JAX defaults on this 2-core machine"},
+        "versions": {
+            "pcx": ver("pcx"),
+            "jax": ver("jax"),
+            "jaxlib": ver("jaxlib"),
+            "optax": ver("optax"),
+            "equinox": ver("equinox"),
+            "numpy": ver("numpy"),
+        },
+        "threads": {
+            "setting": args.threads,
+            "XLA_FLAGS": os.environ.get("XLA_FLAGS", ""),
+            "cpu_affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+            "note": "1: single-threaded XLA CPU flags and the process pinned to one core (the flags alone "
+            "still let XLA use two threads); 2: JAX defaults on this 2-core machine",
+        },
         "machine": {**machine_info(), "loadavg_at_end": [round(v, 2) for v in os.getloadavg()]},
         "epochs": epochs,
         "summary": summary,
-        "reference_issue": {"pcx_ipc_seconds_per_epoch": 4.1, "pcx_ipc_accuracy_5_epochs": 0.976,
-                            "jax_bp_seconds_per_epoch": 0.5},
+        "reference_issue": {
+            "pcx_ipc_seconds_per_epoch": 4.1,
+            "pcx_ipc_accuracy_5_epochs": 0.976,
+            "jax_bp_seconds_per_epoch": 0.5,
+        },
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=1) + "\n")

@@ -84,11 +84,21 @@ def hf_model(task: str, seq: int, like: torch.nn.Module) -> torch.nn.Module:
     from transformers import BertConfig, BertForMaskedLM, BertLMHeadModel
 
     c = like.config
-    cfg = BertConfig(vocab_size=VOCAB, hidden_size=c.hidden_size, num_hidden_layers=c.num_hidden_layers,
-                     num_attention_heads=c.num_attention_heads, intermediate_size=c.intermediate_size,
-                     max_position_embeddings=c.max_position_embeddings, hidden_act="gelu",
-                     hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, layer_norm_eps=1e-12,
-                     tie_word_embeddings=False, is_decoder=task == "clm", use_cache=False)
+    cfg = BertConfig(
+        vocab_size=VOCAB,
+        hidden_size=c.hidden_size,
+        num_hidden_layers=c.num_hidden_layers,
+        num_attention_heads=c.num_attention_heads,
+        intermediate_size=c.intermediate_size,
+        max_position_embeddings=c.max_position_embeddings,
+        hidden_act="gelu",
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        layer_norm_eps=1e-12,
+        tie_word_embeddings=False,
+        is_decoder=task == "clm",
+        use_cache=False,
+    )
     return (BertForMaskedLM if task == "mlm" else BertLMHeadModel)(cfg)
 
 
@@ -105,8 +115,16 @@ def autocast(bf16: bool):
     return torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else nullcontext()
 
 
-def pclm_step(model, batch, task: str, algo: str, bf16: bool, compile: bool = False,
-              fused: bool = True, overrides: tuple[str, ...] = ()) -> tuple[Callable, object]:
+def pclm_step(
+    model,
+    batch,
+    task: str,
+    algo: str,
+    bf16: bool,
+    compile: bool = False,
+    fused: bool = True,
+    overrides: tuple[str, ...] = (),
+) -> tuple[Callable, object]:
     """One pclm training step through the library's own path: train_batch with the schedule, learning rates and
     value nodes of `configs/<task>_<algo>.yaml` (`compile`: gradients through pclm.training.compiled, as
     train.compile=true; `fused=False`: the readout through the full logits, as before the fused readout)."""
@@ -117,10 +135,16 @@ def pclm_step(model, batch, task: str, algo: str, bf16: bool, compile: bool = Fa
     from pclm.training.step import train_batch, weight_groups
 
     cfg = shipped(task, algo, overrides)
-    algorithm = build_algorithm(algo, cfg.pc.inference_steps, cfg.pc.inference_lr, cfg.pc.discount,
-                                x_grads=cfg.pc.x_grads)
-    optim = torch.optim.AdamW(weight_groups(model), lr=cfg.train.lr, betas=tuple(cfg.train.betas),
-                              weight_decay=cfg.train.weight_decay, fused=True)  # as pclm.training.lm
+    algorithm = build_algorithm(
+        algo, cfg.pc.inference_steps, cfg.pc.inference_lr, cfg.pc.discount, x_grads=cfg.pc.x_grads
+    )
+    optim = torch.optim.AdamW(
+        weight_groups(model),
+        lr=cfg.train.lr,
+        betas=tuple(cfg.train.betas),
+        weight_decay=cfg.train.weight_decay,
+        fused=True,
+    )  # as pclm.training.lm
     select = value_node_selector(cfg.pc.value_nodes)
     compiled = CompiledEnergy(model) if compile else None
     size = next(iter(batch.values())).shape[0]
@@ -132,6 +156,7 @@ def pclm_step(model, batch, task: str, algo: str, bf16: bool, compile: bool = Fa
         graph = None if fused else Unfused(select if algorithm.uses_value_nodes else (lambda name: None), size)
         with autocast(bf16):
             train_batch(model, batch, algorithm, optim, select, compiled=compiled, graph=graph)
+
     return step, algorithm
 
 
@@ -144,6 +169,7 @@ def hf_step(model, batch, bf16: bool, lr: float = 1e-3) -> Callable:
         loss.backward()
         optim.step()
         optim.zero_grad()
+
     return step
 
 
@@ -192,28 +218,48 @@ def bench_hf(args) -> list[dict]:
             step_ours, _ = pclm_step(ours, batch, task, "bp", bf16)
             step_unfused, _ = pclm_step(unfused, batch, task, "bp", bf16, fused=False)
             flops = matmul_flops(step_ours)
-            t = race({"pclm": step_ours, "unfused": step_unfused, "hf": hf_step(theirs, batch, bf16)},
-                     args.repeats, args.warmup)
-            rows.append({"task": task, "precision": "bf16" if bf16 else "fp32", "hf_model": hf_name,
-                         "pclm_s": t["pclm"], "unfused_s": t["unfused"], "hf_s": t["hf"],
-                         "speedup": med(t["hf"]) / med(t["pclm"]), "speedup_min": min(t["hf"]) / min(t["pclm"]),
-                         "fused_speedup": med(t["unfused"]) / med(t["pclm"]), "target": target,
-                         "matmul_gflop": flops / 1e9, "peak_gflops": peaks[bf16] / 1e9,
-                         "peak_share": flops / med(t["pclm"]) / peaks[bf16],
-                         "params_pclm": sum(p.numel() for p in ours.parameters()),
-                         "params_hf": sum(p.numel() for p in theirs.parameters()),
-                         "hf_attn": theirs.config._attn_implementation})
+            t = race(
+                {"pclm": step_ours, "unfused": step_unfused, "hf": hf_step(theirs, batch, bf16)},
+                args.repeats,
+                args.warmup,
+            )
+            rows.append(
+                {
+                    "task": task,
+                    "precision": "bf16" if bf16 else "fp32",
+                    "hf_model": hf_name,
+                    "pclm_s": t["pclm"],
+                    "unfused_s": t["unfused"],
+                    "hf_s": t["hf"],
+                    "speedup": med(t["hf"]) / med(t["pclm"]),
+                    "speedup_min": min(t["hf"]) / min(t["pclm"]),
+                    "fused_speedup": med(t["unfused"]) / med(t["pclm"]),
+                    "target": target,
+                    "matmul_gflop": flops / 1e9,
+                    "peak_gflops": peaks[bf16] / 1e9,
+                    "peak_share": flops / med(t["pclm"]) / peaks[bf16],
+                    "params_pclm": sum(p.numel() for p in ours.parameters()),
+                    "params_hf": sum(p.numel() for p in theirs.parameters()),
+                    "hf_attn": theirs.config._attn_implementation,
+                }
+            )
             del ours, unfused, theirs
-    print("\n[hf] one BP training step (forward, backward, AdamW) of configs/<task>_bp.yaml's model, batch "
-          f"{args.batch}: pclm train_batch vs transformers BERT, and pclm with its readout unfused (full logits)"
-          f"\n     matmul peak of this CPU (2048^3 mm, best of 5): fp32 {peaks[False] / 1e9:.0f} GFLOP/s, "
-          f"bf16 {peaks[True] / 1e9:.0f} GFLOP/s; 'of peak' = step's matmul FLOPs / step time / peak")
-    print(f"{'task':5} {'prec':4} {'HF model':16} {'pclm ms':>8} {'unfused':>8} {'HF ms':>8} {'HF/pclm':>8} {'(min)':>6} "
-          f"{'target':>6} {'unfused/pclm':>12} {'GFLOP':>6} {'of peak':>7}")
+    print(
+        "\n[hf] one BP training step (forward, backward, AdamW) of configs/<task>_bp.yaml's model, batch "
+        f"{args.batch}: pclm train_batch vs transformers BERT, and pclm with its readout unfused (full logits)"
+        f"\n     matmul peak of this CPU (2048^3 mm, best of 5): fp32 {peaks[False] / 1e9:.0f} GFLOP/s, "
+        f"bf16 {peaks[True] / 1e9:.0f} GFLOP/s; 'of peak' = step's matmul FLOPs / step time / peak"
+    )
+    print(
+        f"{'task':5} {'prec':4} {'HF model':16} {'pclm ms':>8} {'unfused':>8} {'HF ms':>8} {'HF/pclm':>8} {'(min)':>6} "
+        f"{'target':>6} {'unfused/pclm':>12} {'GFLOP':>6} {'of peak':>7}"
+    )
     for r in rows:
-        print(f"{r['task']:5} {r['precision']:4} {r['hf_model']:16} {1e3 * med(r['pclm_s']):8.1f} "
-              f"{1e3 * med(r['unfused_s']):8.1f} {1e3 * med(r['hf_s']):8.1f} {r['speedup']:7.2f}x {r['speedup_min']:5.2f}x "
-              f"{'>=' + str(r['target']):>6} {r['fused_speedup']:11.2f}x {r['matmul_gflop']:6.1f} {100 * r['peak_share']:6.0f}%")
+        print(
+            f"{r['task']:5} {r['precision']:4} {r['hf_model']:16} {1e3 * med(r['pclm_s']):8.1f} "
+            f"{1e3 * med(r['unfused_s']):8.1f} {1e3 * med(r['hf_s']):8.1f} {r['speedup']:7.2f}x {r['speedup_min']:5.2f}x "
+            f"{'>=' + str(r['target']):>6} {r['fused_speedup']:11.2f}x {r['matmul_gflop']:6.1f} {100 * r['peak_share']:6.0f}%"
+        )
     return rows
 
 
@@ -231,21 +277,37 @@ def bench_pc(args) -> list[dict]:
             step_bp, _ = pclm_step(model, batch, task, "bp", args.bf16)
             t = race({algo: step_pc, "bp": step_bp}, args.repeats, args.warmup)
             per_eval = med(t[algo]) / algorithm.steps
-            rows.append({"task": task, "algo": algo, "overrides": list(overrides), "T": cfg.pc.inference_steps,
-                         "steps": algorithm.steps,
-                         "value_nodes": cfg.pc.value_nodes, "layer_norm": cfg.model.get("layer_norm", True),
-                         "call_s": t[algo], "bp_s": t["bp"], "per_eval_over_bp": per_eval / med(t["bp"]),
-                         "per_eval_over_bp_min": min(t[algo]) / algorithm.steps / min(t["bp"]),
-                         "call_over_bp": med(t[algo]) / med(t["bp"])})
+            rows.append(
+                {
+                    "task": task,
+                    "algo": algo,
+                    "overrides": list(overrides),
+                    "T": cfg.pc.inference_steps,
+                    "steps": algorithm.steps,
+                    "value_nodes": cfg.pc.value_nodes,
+                    "layer_norm": cfg.model.get("layer_norm", True),
+                    "call_s": t[algo],
+                    "bp_s": t["bp"],
+                    "per_eval_over_bp": per_eval / med(t["bp"]),
+                    "per_eval_over_bp_min": min(t[algo]) / algorithm.steps / min(t["bp"]),
+                    "call_over_bp": med(t[algo]) / med(t["bp"]),
+                }
+            )
             del model
-    print(f"\n[pc] PC / iPC at the settings of configs/<task>_<algo>.yaml ({'bf16' if args.bf16 else 'fp32'}): one "
-          "train_batch call / algorithm.steps,\n     relative to one BP step of the same model (target <= 1.0)")
-    print(f"{'task':5} {'algo':4} {'T':>3} {'evals':>5} {'LN':>3} {'value nodes':12} {'call ms':>9} {'BP ms':>8} "
-          f"{'eval/BP (median)':>17} {'(min)':>6} {'call/BP':>8}")
+    print(
+        f"\n[pc] PC / iPC at the settings of configs/<task>_<algo>.yaml ({'bf16' if args.bf16 else 'fp32'}): one "
+        "train_batch call / algorithm.steps,\n     relative to one BP step of the same model (target <= 1.0)"
+    )
+    print(
+        f"{'task':5} {'algo':4} {'T':>3} {'evals':>5} {'LN':>3} {'value nodes':12} {'call ms':>9} {'BP ms':>8} "
+        f"{'eval/BP (median)':>17} {'(min)':>6} {'call/BP':>8}"
+    )
     for r in rows:
-        print(f"{r['task']:5} {r['algo']:4} {r['T']:3d} {r['steps']:5d} {'on' if r['layer_norm'] else 'off':>3} "
-              f"{r['value_nodes']:12} {1e3 * med(r['call_s']):9.1f} {1e3 * med(r['bp_s']):8.1f} "
-              f"{r['per_eval_over_bp']:16.2f}x {r['per_eval_over_bp_min']:5.2f}x {r['call_over_bp']:7.2f}x")
+        print(
+            f"{r['task']:5} {r['algo']:4} {r['T']:3d} {r['steps']:5d} {'on' if r['layer_norm'] else 'off':>3} "
+            f"{r['value_nodes']:12} {1e3 * med(r['call_s']):9.1f} {1e3 * med(r['bp_s']):8.1f} "
+            f"{r['per_eval_over_bp']:16.2f}x {r['per_eval_over_bp_min']:5.2f}x {r['call_over_bp']:7.2f}x"
+        )
     return rows
 
 
@@ -261,13 +323,23 @@ def bench_compile(args) -> list[dict]:
         compiled()  # compiles
         first = time.perf_counter() - started
         t = race({"eager": eager, "compiled": compiled}, args.repeats, args.warmup)
-        rows.append({"task": task, "T": shipped(task, "ipc").pc.inference_steps, "eager_s": t["eager"], "compiled_s": t["compiled"],
-                     "first_compiled_call_s": first, "compiled_over_eager": med(t["compiled"]) / med(t["eager"])})
+        rows.append(
+            {
+                "task": task,
+                "T": shipped(task, "ipc").pc.inference_steps,
+                "eager_s": t["eager"],
+                "compiled_s": t["compiled"],
+                "first_compiled_call_s": first,
+                "compiled_over_eager": med(t["compiled"]) / med(t["eager"]),
+            }
+        )
     print("\n[compile] iPC at the paper's settings, one train_batch call: train.compile vs eager")
     print(f"{'task':5} {'T':>3} {'eager ms':>9} {'compiled ms':>12} {'compiled/eager':>15} {'1st call s':>11}")
     for r in rows:
-        print(f"{r['task']:5} {r['T']:3d} {1e3 * med(r['eager_s']):9.1f} {1e3 * med(r['compiled_s']):12.1f} "
-              f"{r['compiled_over_eager']:14.2f}x {r['first_compiled_call_s']:11.1f}")
+        print(
+            f"{r['task']:5} {r['T']:3d} {1e3 * med(r['eager_s']):9.1f} {1e3 * med(r['compiled_s']):12.1f} "
+            f"{r['compiled_over_eager']:14.2f}x {r['first_compiled_call_s']:11.1f}"
+        )
     return rows
 
 
@@ -310,8 +382,9 @@ def child_memory(args, task: str, algo: str) -> dict:
     torch.manual_seed(0)
     batch = make_batch(task, args.batch, args.seq)
     model = pclm_model(task, "ipc", args.seq)  # the iPC config's model for every path: only the step differs
-    step, _ = pclm_step(model, batch, task, algo.removesuffix("-unfused"), args.bf16,
-                        fused=not algo.endswith("-unfused"))
+    step, _ = pclm_step(
+        model, batch, task, algo.removesuffix("-unfused"), args.bf16, fused=not algo.endswith("-unfused")
+    )
     rss0 = _proc_status_kib("VmRSS")
     reset = _reset_peak_rss()
     step()  # the first batch: activations, gradients, and AdamW's state created on the way
@@ -323,16 +396,23 @@ def child_memory(args, task: str, algo: str) -> dict:
     for _, nbytes in events:
         live += nbytes
         peak = max(peak, live)
-    return {"task": task, "algo": algo, "rss_before_mib": rss0 / 1024, "peak_reset": reset,
-            "rss_peak_delta_mib": (hwm - rss0) / 1024 if reset else float("nan"), "alloc_peak_mib": peak / 2**20}
+    return {
+        "task": task,
+        "algo": algo,
+        "rss_before_mib": rss0 / 1024,
+        "peak_reset": reset,
+        "rss_peak_delta_mib": (hwm - rss0) / 1024 if reset else float("nan"),
+        "alloc_peak_mib": peak / 2**20,
+    }
 
 
 def child_malloc(args) -> dict:
     out = {}
     for task in ("mlm", "clm"):
         torch.manual_seed(0)
-        step, _ = pclm_step(pclm_model(task, "bp", args.seq), make_batch(task, args.batch, args.seq), task, "bp",
-                            args.bf16)
+        step, _ = pclm_step(
+            pclm_model(task, "bp", args.seq), make_batch(task, args.batch, args.seq), task, "bp", args.bf16
+        )
         for _ in range(args.warmup + 1):  # +1: let malloc's adaptive mmap threshold settle
             step()
         times, faults = [], []
@@ -346,8 +426,22 @@ def child_malloc(args) -> dict:
 
 
 def run_child(args, spec: str, env: dict[str, str] | None = None) -> dict:
-    cmd = [sys.executable, __file__, "--child", spec, "--batch", str(args.batch), "--seq", str(args.seq),
-           "--repeats", str(args.repeats), "--warmup", str(args.warmup), "--threads", str(args.threads)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        spec,
+        "--batch",
+        str(args.batch),
+        "--seq",
+        str(args.seq),
+        "--repeats",
+        str(args.repeats),
+        "--warmup",
+        str(args.warmup),
+        "--threads",
+        str(args.threads),
+    ]
     cmd += ["--bf16"] if args.bf16 else []
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")} | (env or {})
     res = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -359,16 +453,20 @@ def run_child(args, spec: str, env: dict[str, str] | None = None) -> dict:
 def bench_memory(args) -> dict:
     algos = ("bp", "ipc", "bp-unfused")
     rows = {f"{task}:{algo}": run_child(args, f"memory:{task}:{algo}") for task in ("mlm", "clm") for algo in algos}
-    print("\n[memory] peak memory of one batch: iPC vs BP, and BP with the readout unfused (full logits) vs fused;"
-          "\n  the iPC config's model for all three; each run in a fresh process"
-          "\n  rss: peak RSS of the first batch (VmHWM, reset through /proc/self/clear_refs just before it) minus the"
-          "\n       RSS before it; model, optimiser and batch already built; includes AdamW's state and the gradients,"
-          "\n       created during that batch; configure_cpu's malloc settings keep freed memory, so this is the heap's"
-          "\n       high-water mark. (ru_maxrss is not used: Linux carries the parent's peak into a child.)"
-          "\n  alloc: torch.profiler(profile_memory=True) on a second, steady-state batch: the running sum of every tensor"
-          "\n       allocation and free, peak above its level at the start of the batch (allocator-independent)")
-    print(f"{'task':5} {'T':>3} {'BP rss':>7} {'iPC rss':>8} {'ratio':>6} {'BP alloc':>9} {'iPC alloc':>10} {'ratio':>6} "
-          f"{'unfused BP alloc':>17} {'fused/unfused':>14}   (MiB; targets iPC/BP <= 1.5, fused/unfused <= 0.4)")
+    print(
+        "\n[memory] peak memory of one batch: iPC vs BP, and BP with the readout unfused (full logits) vs fused;"
+        "\n  the iPC config's model for all three; each run in a fresh process"
+        "\n  rss: peak RSS of the first batch (VmHWM, reset through /proc/self/clear_refs just before it) minus the"
+        "\n       RSS before it; model, optimiser and batch already built; includes AdamW's state and the gradients,"
+        "\n       created during that batch; configure_cpu's malloc settings keep freed memory, so this is the heap's"
+        "\n       high-water mark. (ru_maxrss is not used: Linux carries the parent's peak into a child.)"
+        "\n  alloc: torch.profiler(profile_memory=True) on a second, steady-state batch: the running sum of every tensor"
+        "\n       allocation and free, peak above its level at the start of the batch (allocator-independent)"
+    )
+    print(
+        f"{'task':5} {'T':>3} {'BP rss':>7} {'iPC rss':>8} {'ratio':>6} {'BP alloc':>9} {'iPC alloc':>10} {'ratio':>6} "
+        f"{'unfused BP alloc':>17} {'fused/unfused':>14}   (MiB; targets iPC/BP <= 1.5, fused/unfused <= 0.4)"
+    )
     summary = {}
     for task in ("mlm", "clm"):
         bp, ipc, unfused = (rows[f"{task}:{a}"] for a in algos)
@@ -376,11 +474,20 @@ def bench_memory(args) -> dict:
         rss_ratio = ratio(ipc["rss_peak_delta_mib"], bp["rss_peak_delta_mib"])
         alloc_ratio = ratio(ipc["alloc_peak_mib"], bp["alloc_peak_mib"])
         fused_ratio = ratio(bp["alloc_peak_mib"], unfused["alloc_peak_mib"])
-        summary[task] = {"bp": bp, "ipc": ipc, "bp_unfused": unfused, "T": T, "rss_ratio": rss_ratio,
-                         "alloc_ratio": alloc_ratio, "fused_over_unfused_alloc": fused_ratio}
-        print(f"{task:5} {T:3d} {bp['rss_peak_delta_mib']:7.1f} {ipc['rss_peak_delta_mib']:8.1f} {rss_ratio:5.2f}x "
-              f"{bp['alloc_peak_mib']:9.1f} {ipc['alloc_peak_mib']:10.1f} {alloc_ratio:5.2f}x "
-              f"{unfused['alloc_peak_mib']:17.1f} {fused_ratio:13.2f}x")
+        summary[task] = {
+            "bp": bp,
+            "ipc": ipc,
+            "bp_unfused": unfused,
+            "T": T,
+            "rss_ratio": rss_ratio,
+            "alloc_ratio": alloc_ratio,
+            "fused_over_unfused_alloc": fused_ratio,
+        }
+        print(
+            f"{task:5} {T:3d} {bp['rss_peak_delta_mib']:7.1f} {ipc['rss_peak_delta_mib']:8.1f} {rss_ratio:5.2f}x "
+            f"{bp['alloc_peak_mib']:9.1f} {ipc['alloc_peak_mib']:10.1f} {alloc_ratio:5.2f}x "
+            f"{unfused['alloc_peak_mib']:17.1f} {fused_ratio:13.2f}x"
+        )
     return summary
 
 
@@ -389,31 +496,40 @@ def bench_hygiene(args, cpu: dict) -> dict:
     threads = {}
     for task in ("mlm", "clm") if cores > 1 else ():
         torch.manual_seed(0)
-        step, _ = pclm_step(pclm_model(task, "bp", args.seq), make_batch(task, args.batch, args.seq), task, "bp",
-                            args.bf16)
+        step, _ = pclm_step(
+            pclm_model(task, "bp", args.seq), make_batch(task, args.batch, args.seq), task, "bp", args.bf16
+        )
 
         def with_threads(n: int) -> Callable[[], None]:
             def run() -> None:
                 torch.set_num_threads(n)
                 step()
+
             return run
+
         t = race({f"{cores}": with_threads(cores), "1": with_threads(1)}, args.repeats, args.warmup)
         torch.set_num_threads(cpu["threads"])
         threads[task] = {"all_s": t[f"{cores}"], "one_s": t["1"], "slowdown_1_thread": med(t["1"]) / med(t[f"{cores}"])}
-    variants = {"tuned": ("malloc:tuned", None), "untuned": ("malloc:untuned", None),
-                "env": ("malloc:env", MALLOC_ENV)}
+    variants = {"tuned": ("malloc:tuned", None), "untuned": ("malloc:untuned", None), "env": ("malloc:env", MALLOC_ENV)}
     malloc = {name: run_child(args, spec, env) for name, (spec, env) in variants.items()}
     print("\n[hygiene] pclm BP step with and without configure_cpu's settings")
     print(f"  threads (in process, interleaved): 1 thread vs {cores} (all cores this process may use)")
     for task, r in threads.items():
-        print(f"    {task}: {cores} threads {1e3 * med(r['all_s']):8.1f} ms, 1 thread {1e3 * med(r['one_s']):8.1f} ms"
-              f" -> 1 thread is {r['slowdown_1_thread']:.2f}x the time")
-    print("  malloc (one fresh process each, run one after another, not interleaved): configure_cpu (mallopt) vs"
-          "\n    no mallopt vs no mallopt + MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=1e11; minor page faults per step")
+        print(
+            f"    {task}: {cores} threads {1e3 * med(r['all_s']):8.1f} ms, 1 thread {1e3 * med(r['one_s']):8.1f} ms"
+            f" -> 1 thread is {r['slowdown_1_thread']:.2f}x the time"
+        )
+    print(
+        "  malloc (one fresh process each, run one after another, not interleaved): configure_cpu (mallopt) vs"
+        "\n    no mallopt vs no mallopt + MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=1e11; minor page faults per step"
+    )
     for task in ("mlm", "clm"):
         base = med(malloc["tuned"][task]["s"])
-        cells = [f"{name} {1e3 * med(m[task]['s']):7.1f} ms ({med(m[task]['s']) / base:4.2f}x, "
-                 f"{int(med(m[task]['minor_faults']))} faults)" for name, m in malloc.items()]
+        cells = [
+            f"{name} {1e3 * med(m[task]['s']):7.1f} ms ({med(m[task]['s']) / base:4.2f}x, "
+            f"{int(med(m[task]['minor_faults']))} faults)"
+            for name, m in malloc.items()
+        ]
         print(f"    {task}: " + ", ".join(cells))
     return {"threads": threads, "malloc": malloc}
 
@@ -433,10 +549,19 @@ def profile_ops(args) -> dict:
                 step()
             ops = sorted(prof.key_averages(group_by_input_shape=True), key=lambda e: -e.self_cpu_time_total)
             total = sum(e.self_cpu_time_total for e in ops)
-            top = [{"op": e.key, "shapes": str(e.input_shapes)[:70], "calls_per_eval": e.count / algorithm.steps,
-                    "ms_per_eval": e.self_cpu_time_total / 1e3 / algorithm.steps} for e in ops[:args.profile_top]]
+            top = [
+                {
+                    "op": e.key,
+                    "shapes": str(e.input_shapes)[:70],
+                    "calls_per_eval": e.count / algorithm.steps,
+                    "ms_per_eval": e.self_cpu_time_total / 1e3 / algorithm.steps,
+                }
+                for e in ops[: args.profile_top]
+            ]
             out[f"{task}:{algo}"] = {"ms_per_eval": total / 1e3 / algorithm.steps, "top": top}
-            print(f"\n[profile] {task} {algo} (T={algorithm.steps}): {total / 1e3 / algorithm.steps:.1f} ms self CPU per evaluation")
+            print(
+                f"\n[profile] {task} {algo} (T={algorithm.steps}): {total / 1e3 / algorithm.steps:.1f} ms self CPU per evaluation"
+            )
             for op in top:
                 print(f"  {op['ms_per_eval']:8.1f} ms  x{op['calls_per_eval']:<5.1f} {op['op']:34} {op['shapes']}")
     return out
@@ -452,8 +577,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", default="auto", help="passed to configure_cpu (default auto: every core)")
     p.add_argument("--bf16", action="store_true", help="run every step under torch.autocast('cpu', bfloat16)")
     p.add_argument("--json", help="also write every measurement to this JSON file")
-    p.add_argument("--sections", default=",".join(DEFAULT_SECTIONS),
-                   help=f"comma-separated subset of {','.join(SECTIONS)} (default {','.join(DEFAULT_SECTIONS)})")
+    p.add_argument(
+        "--sections",
+        default=",".join(DEFAULT_SECTIONS),
+        help=f"comma-separated subset of {','.join(SECTIONS)} (default {','.join(DEFAULT_SECTIONS)})",
+    )
     p.add_argument("--profile", action="store_true", help="also print the top ops of a BP step and an iPC evaluation")
     p.add_argument("--profile-top", type=int, default=8, help=argparse.SUPPRESS)
     p.add_argument("--child", help=argparse.SUPPRESS)  # internal: one measurement in a fresh process
@@ -476,8 +604,10 @@ def main(argv: list[str] | None = None) -> int:
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
     bad = [s for s in sections if s not in SECTIONS]
     if bad or args.batch < 1 or args.seq < 2 or args.repeats < 1 or args.warmup < 0:
-        print(f"error: bad arguments ({'unknown section ' + bad[0] if bad else 'need batch >= 1, seq >= 2, repeats >= 1'})",
-              file=sys.stderr)
+        print(
+            f"error: bad arguments ({'unknown section ' + bad[0] if bad else 'need batch >= 1, seq >= 2, repeats >= 1'})",
+            file=sys.stderr,
+        )
         return 2
     if args.json and not Path(args.json).resolve().parent.is_dir():
         print(f"error: --json: folder '{Path(args.json).parent}' does not exist", file=sys.stderr)
@@ -489,18 +619,31 @@ def main(argv: list[str] | None = None) -> int:
     cpu = configure_cpu(args.threads)
     load0 = os.getloadavg()
     print(f"configure_cpu() applied: {cpu}")
-    print(f"torch {torch.__version__}, transformers {transformers.__version__}, {cpu_model()}, {os.cpu_count()} CPUs, "
-          f"load average {load0[0]:.2f} at start")
+    print(
+        f"torch {torch.__version__}, transformers {transformers.__version__}, {cpu_model()}, {os.cpu_count()} CPUs, "
+        f"load average {load0[0]:.2f} at start"
+    )
     m = pclm_model("clm", "ipc", args.seq).config
-    print(f"models from configs/<task>_<algo>.yaml: vocab {VOCAB}, hidden {m.hidden_size}, {m.num_hidden_layers} "
-          f"layers, {m.num_attention_heads} head, intermediate {m.intermediate_size}; "
-          f"batch {args.batch}, seq {args.seq}, {'bf16 autocast' if args.bf16 else 'fp32'} (pc section), "
-          f"{args.warmup} warm-up + {args.repeats} timed calls per path")
-    result: dict = {"command": "python " + " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:]),
-                    "torch": torch.__version__, "transformers": transformers.__version__, "cpu_model": cpu_model(),
-                    "cpus": os.cpu_count(), "cpu_config": cpu,
-                    "batch": args.batch, "seq": args.seq, "repeats": args.repeats, "warmup": args.warmup,
-                    "bf16": args.bf16, "load_average_start": load0}
+    print(
+        f"models from configs/<task>_<algo>.yaml: vocab {VOCAB}, hidden {m.hidden_size}, {m.num_hidden_layers} "
+        f"layers, {m.num_attention_heads} head, intermediate {m.intermediate_size}; "
+        f"batch {args.batch}, seq {args.seq}, {'bf16 autocast' if args.bf16 else 'fp32'} (pc section), "
+        f"{args.warmup} warm-up + {args.repeats} timed calls per path"
+    )
+    result: dict = {
+        "command": "python " + " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:]),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "cpu_model": cpu_model(),
+        "cpus": os.cpu_count(),
+        "cpu_config": cpu,
+        "batch": args.batch,
+        "seq": args.seq,
+        "repeats": args.repeats,
+        "warmup": args.warmup,
+        "bf16": args.bf16,
+        "load_average_start": load0,
+    }
     t0 = time.perf_counter()
     if "hf" in sections:
         result["hf"] = bench_hf(args)

@@ -46,16 +46,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train-size", type=int, help="train on a subset (default: all 60000)")
     p.add_argument("--dataset", default="mnist")
     p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data" / "mnist"))
-    p.add_argument("--threads", default="2", help="intra-op threads (default 2: this machine's cores, as pcx uses "
-                   "them; run nothing else meanwhile)")
-    p.add_argument("--modes", nargs="+", choices=MODES, default=["fused"],
-                   help="execution modes to run one after the other in this process, with the same seed and data "
-                   "order: eager (autograd), compiled (train.compile=true), fused (train.fused=true, the MLP's "
-                   "mini-batch in closed form; the default)")
+    p.add_argument(
+        "--threads",
+        default="2",
+        help="intra-op threads (default 2: this machine's cores, as pcx uses them; run nothing else meanwhile)",
+    )
+    p.add_argument(
+        "--modes",
+        nargs="+",
+        choices=MODES,
+        default=["fused"],
+        help="execution modes to run one after the other in this process, with the same seed and data "
+        "order: eager (autograd), compiled (train.compile=true), fused (train.fused=true, the MLP's "
+        "mini-batch in closed form; the default)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--rounds", type=int, default=1, help="run every contender this many times, alternating")
-    p.add_argument("--pcx-python", help="a Python with jax and pcx installed: also run scripts/bench_pcx.py (the same "
-                   "settings) in each round, after pclm's modes, and print pclm's time over pcx's")
+    p.add_argument(
+        "--pcx-python",
+        help="a Python with jax and pcx installed: also run scripts/bench_pcx.py (the same "
+        "settings) in each round, after pclm's modes, and print pclm's time over pcx's",
+    )
     p.add_argument("--output", type=Path, default=ROOT / "reports" / "bench_vision.json")
     args = p.parse_args(argv)
 
@@ -64,12 +75,27 @@ def main(argv: list[str] | None = None) -> int:
     from pclm.errors import UsageError
     from pclm.training.vision import train_vision
 
-    overrides = [f"data.dataset={args.dataset}", f"data.data_dir={args.data_dir}", "data.dev_size=0",
-                 "data.normalize=true", "model.name=mlp", f"model.width={args.width}", f"model.depth={args.depth}",
-                 f"model.act={args.act}", f"train.epochs={args.epochs}", f"train.batch_size={args.batch_size}",
-                 "train.optimizer=adamw", f"train.lr={args.lr}", "train.weight_decay=0.0", "train.patience=0",
-                 "train.log_every=100", f"pc.inference_steps={args.inference_steps}",
-                 f"pc.inference_lr={args.inference_lr}", f"algo={args.algo}", f"seed={args.seed}"]
+    overrides = [
+        f"data.dataset={args.dataset}",
+        f"data.data_dir={args.data_dir}",
+        "data.dev_size=0",
+        "data.normalize=true",
+        "model.name=mlp",
+        f"model.width={args.width}",
+        f"model.depth={args.depth}",
+        f"model.act={args.act}",
+        f"train.epochs={args.epochs}",
+        f"train.batch_size={args.batch_size}",
+        "train.optimizer=adamw",
+        f"train.lr={args.lr}",
+        "train.weight_decay=0.0",
+        "train.patience=0",
+        "train.log_every=100",
+        f"pc.inference_steps={args.inference_steps}",
+        f"pc.inference_lr={args.inference_lr}",
+        f"algo={args.algo}",
+        f"seed={args.seed}",
+    ]
     if args.train_size:
         overrides.append(f"data.train_size={args.train_size}")
     modes = list(dict.fromkeys(args.modes))
@@ -89,8 +115,9 @@ def main(argv: list[str] | None = None) -> int:
         for number in range(1, args.rounds + 1):  # rounds alternate the contenders: this VM's speed drifts
             runs = {}
             for mode in modes:  # the same seed, data order and config; only the way gradients are computed differs
-                run_cfg = load_vision_config(None, overrides + [f"train.compile={mode == 'compiled'}",
-                                                                 f"train.fused={mode == 'fused'}"])
+                run_cfg = load_vision_config(
+                    None, overrides + [f"train.compile={mode == 'compiled'}", f"train.fused={mode == 'fused'}"]
+                )
                 with tempfile.TemporaryDirectory() as tmp:
                     print(f"--- round {number}: {mode}", flush=True)
                     runs[mode] = _pclm_run(train_vision(run_cfg, Path(tmp) / "run", cpu_info=cpu), mode)
@@ -102,34 +129,46 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     command = "python scripts/bench_vision.py " + " ".join(map(shlex.quote, sys.argv[1:] if argv is None else argv))
-    report = {"command": command,
-              "config": cfg.to_dict(), "threads": cpu["threads"], "rounds": rounds,
-              "note": "seconds: the training loop of each epoch (evaluation apart); epoch 1 includes compilation "
-                      "(train.compile, pcx's jit); 'steady' = mean over epochs 2..N. Contenders run one after the "
-                      "other in each round, never at the same time.",
-              "reference_issue": {"pcx_seconds_per_epoch": 4.1, "pcx_accuracy_5_epochs": 0.976}}
+    report = {
+        "command": command,
+        "config": cfg.to_dict(),
+        "threads": cpu["threads"],
+        "rounds": rounds,
+        "note": "seconds: the training loop of each epoch (evaluation apart); epoch 1 includes compilation "
+        "(train.compile, pcx's jit); 'steady' = mean over epochs 2..N. Contenders run one after the "
+        "other in each round, never at the same time.",
+        "reference_issue": {"pcx_seconds_per_epoch": 4.1, "pcx_accuracy_5_epochs": 0.976},
+    }
     names = list(rounds[0]["runs"])
     summary = {}
     for name in names:
         steady = [r["runs"][name]["steady_seconds_per_epoch"] for r in rounds if name in r["runs"]]
         final = [r["runs"][name]["epochs"][-1]["test_accuracy"] for r in rounds if name in r["runs"]]
-        summary[name] = {"steady_seconds_per_epoch": steady, "median": statistics.median(steady),
-                         "final_test_accuracy": final}
+        summary[name] = {
+            "steady_seconds_per_epoch": steady,
+            "median": statistics.median(steady),
+            "final_test_accuracy": final,
+        }
     if "pcx" in summary:
         for name in modes:
             summary[name]["ratio_to_pcx_per_round"] = [
                 round(r["runs"][name]["steady_seconds_per_epoch"] / r["runs"]["pcx"]["steady_seconds_per_epoch"], 3)
-                for r in rounds]
+                for r in rounds
+            ]
     report["summary"] = summary
     for r in rounds:
         for name, run in r["runs"].items():
             seconds = " ".join(f"{e['seconds']:.2f}" for e in run["epochs"])
-            print(f"round {r['round']} {name}: epochs {seconds} s (steady {run['steady_seconds_per_epoch']:.2f}), "
-                  f"test accuracy {100 * run['epochs'][-1]['test_accuracy']:.2f}%")
+            print(
+                f"round {r['round']} {name}: epochs {seconds} s (steady {run['steady_seconds_per_epoch']:.2f}), "
+                f"test accuracy {100 * run['epochs'][-1]['test_accuracy']:.2f}%"
+            )
     for name, row in summary.items():
-        ratio = (f", {name}/pcx per round {row['ratio_to_pcx_per_round']}" if "ratio_to_pcx_per_round" in row else "")
-        print(f"{name}: steady s/epoch per round {row['steady_seconds_per_epoch']} (median {row['median']:.2f}), "
-              f"final test accuracy {[round(100 * a, 2) for a in row['final_test_accuracy']]}%{ratio}")
+        ratio = f", {name}/pcx per round {row['ratio_to_pcx_per_round']}" if "ratio_to_pcx_per_round" in row else ""
+        print(
+            f"{name}: steady s/epoch per round {row['steady_seconds_per_epoch']} (median {row['median']:.2f}), "
+            f"final test accuracy {[round(100 * a, 2) for a in row['final_test_accuracy']]}%{ratio}"
+        )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=1))
     print(f"wrote {args.output}")
@@ -137,12 +176,20 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _pclm_run(metrics: dict, mode: str) -> dict:
-    epochs = [{"epoch": h["epoch"], "seconds": s, "test_accuracy": h["dev_accuracy"], "test_loss": h["dev_loss"]}
-              for h, s in zip(metrics["history"], metrics["seconds_per_epoch"])]
+    epochs = [
+        {"epoch": h["epoch"], "seconds": s, "test_accuracy": h["dev_accuracy"], "test_loss": h["dev_loss"]}
+        for h, s in zip(metrics["history"], metrics["seconds_per_epoch"])
+    ]
     steady = [e["seconds"] for e in epochs[1:]] or [epochs[0]["seconds"]]
-    return {"train.compile": mode == "compiled", "train.fused": mode == "fused", "status": metrics["status"],
-            "epochs": epochs, "steady_seconds_per_epoch": round(sum(steady) / len(steady), 3),
-            "data_sizes": metrics["data_sizes"], "machine": metrics["machine"]}
+    return {
+        "train.compile": mode == "compiled",
+        "train.fused": mode == "fused",
+        "status": metrics["status"],
+        "epochs": epochs,
+        "steady_seconds_per_epoch": round(sum(steady) / len(steady), 3),
+        "data_sizes": metrics["data_sizes"],
+        "machine": metrics["machine"],
+    }
 
 
 def _pcx_run(args) -> dict:
@@ -150,20 +197,51 @@ def _pcx_run(args) -> dict:
     jax and pcx); its JSON report, with the steady time computed as for pclm."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "pcx.json"
-        cmd = [args.pcx_python, str(ROOT / "scripts" / "bench_pcx.py"), "--algo", args.algo, "--act", args.act,
-               "--epochs", str(args.epochs), "--threads", str(args.threads), "--seed", str(args.seed),
-               "--inference-steps", str(args.inference_steps), "--batch-size", str(args.batch_size),
-               "--lr", str(args.lr), "--inference-lr", str(args.inference_lr), "--width", str(args.width),
-               "--depth", str(args.depth), "--data-dir", args.data_dir, "--output", str(out)]
+        cmd = [
+            args.pcx_python,
+            str(ROOT / "scripts" / "bench_pcx.py"),
+            "--algo",
+            args.algo,
+            "--act",
+            args.act,
+            "--epochs",
+            str(args.epochs),
+            "--threads",
+            str(args.threads),
+            "--seed",
+            str(args.seed),
+            "--inference-steps",
+            str(args.inference_steps),
+            "--batch-size",
+            str(args.batch_size),
+            "--lr",
+            str(args.lr),
+            "--inference-lr",
+            str(args.inference_lr),
+            "--width",
+            str(args.width),
+            "--depth",
+            str(args.depth),
+            "--data-dir",
+            args.data_dir,
+            "--output",
+            str(out),
+        ]
         if args.train_size:
             cmd += ["--train-size", str(args.train_size)]
         subprocess.run(cmd, check=True)
         pcx = json.loads(out.read_text())
-    epochs = [{"epoch": e["epoch"], "seconds": e["seconds"], "test_accuracy": e["test_accuracy"]}
-              for e in pcx["epochs"]]
+    epochs = [
+        {"epoch": e["epoch"], "seconds": e["seconds"], "test_accuracy": e["test_accuracy"]} for e in pcx["epochs"]
+    ]
     steady = [e["seconds"] for e in epochs[1:]] or [epochs[0]["seconds"]]
-    return {"command": cmd[1:], "versions": pcx.get("versions"), "settings": pcx.get("settings"), "epochs": epochs,
-            "steady_seconds_per_epoch": round(sum(steady) / len(steady), 3)}
+    return {
+        "command": cmd[1:],
+        "versions": pcx.get("versions"),
+        "settings": pcx.get("settings"),
+        "epochs": epochs,
+        "steady_seconds_per_epoch": round(sum(steady) / len(steady), 3),
+    }
 
 
 if __name__ == "__main__":

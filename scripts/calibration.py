@@ -25,8 +25,13 @@ from pathlib import Path
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--runs", action="append", required=True, metavar="METHOD=DIR[,DIR...]",
-                   help="a method's run folders (one per seed), repeatable")
+    p.add_argument(
+        "--runs",
+        action="append",
+        required=True,
+        metavar="METHOD=DIR[,DIR...]",
+        help="a method's run folders (one per seed), repeatable",
+    )
     p.add_argument("--dataset", required=True, help="test set, a key of pclm.data.vision.VISION_DATASETS")
     p.add_argument("--data-dir", required=True, help="folder holding the data set's files")
     p.add_argument("--output", required=True, help="output stem: writes <output>.json and <output>.png")
@@ -75,9 +80,17 @@ def summarize(methods: dict[str, dict[str, dict]]) -> dict[str, dict[str, dict[s
     out = {}
     for method, runs in methods.items():
         ece, acc = boxes(runs, "adaece"), boxes(runs, "accuracy")
-        out[method] = {i: {"adaece_mean": statistics.fmean(v), "adaece_median": statistics.median(v),
-                           "adaece_min": min(v), "adaece_max": max(v), "accuracy_mean": statistics.fmean(acc[i]),
-                           "values": len(v)} for i, v in ece.items()}
+        out[method] = {
+            i: {
+                "adaece_mean": statistics.fmean(v),
+                "adaece_median": statistics.median(v),
+                "adaece_min": min(v),
+                "adaece_max": max(v),
+                "accuracy_mean": statistics.fmean(acc[i]),
+                "values": len(v),
+            }
+            for i, v in ece.items()
+        }
     return out
 
 
@@ -106,8 +119,14 @@ def plot(methods: dict[str, dict[str, dict]], path: Path, title: str) -> None:
     fig, ax = plt.subplots(figsize=(7, 4))
     for k, (method, p) in enumerate(pooled.items()):
         pos = [int(i) - 0.4 + width * (k + 0.5) for i in intensities]
-        bp = ax.boxplot([p.get(i, []) for i in intensities], positions=pos, widths=width * 0.9, patch_artist=True,
-                        manage_ticks=False, medianprops={"color": "black"})
+        bp = ax.boxplot(
+            [p.get(i, []) for i in intensities],
+            positions=pos,
+            widths=width * 0.9,
+            patch_artist=True,
+            manage_ticks=False,
+            medianprops={"color": "black"},
+        )
         for box in bp["boxes"]:
             box.set_facecolor(colors[k % len(colors)])
             box.set_alpha(0.7)
@@ -161,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
 
         images, labels = load_vision_dataset(args.dataset, args.data_dir, "test")
         if args.test_size is not None and args.test_size < len(labels):
-            keep = torch.randperm(len(labels), generator=torch.Generator().manual_seed(args.seed))[:args.test_size]
+            keep = torch.randperm(len(labels), generator=torch.Generator().manual_seed(args.seed))[: args.test_size]
             images, labels = images[keep], labels[keep]
         methods: dict[str, dict[str, dict]] = {}
         for method, dirs in runs.items():
@@ -170,27 +189,43 @@ def main(argv: list[str] | None = None) -> int:
                 model, run_cfg = load_vision_run(run_dir)
                 shape = VISION_DATASETS.get(run_cfg.data.dataset, (None, None, None))
                 if shape != VISION_DATASETS[args.dataset]:  # channels, size, classes
-                    raise UsageError(f"run '{run_dir}' was trained on {run_cfg.data.dataset}, whose images and "
-                                     f"classes differ from {args.dataset}'s")
+                    raise UsageError(
+                        f"run '{run_dir}' was trained on {run_cfg.data.dataset}, whose images and "
+                        f"classes differ from {args.dataset}'s"
+                    )
 
                 def predict_fn(x: torch.Tensor, model=model) -> torch.Tensor:
                     return predict_logits(model, x, batch_size=args.batch_size)
 
                 methods[method][str(run_dir)] = calibration_under_corruption(
-                    predict_fn, images, labels, seed=args.seed, n_bins=args.n_bins)
+                    predict_fn, images, labels, seed=args.seed, n_bins=args.n_bins
+                )
                 clean = methods[method][str(run_dir)]["clean"]
-                print(f"{method} {run_dir}: clean AdaECE {clean['adaece']:.4f}, accuracy {clean['accuracy']:.4f}",
-                      flush=True)
+                print(
+                    f"{method} {run_dir}: clean AdaECE {clean['adaece']:.4f}, accuracy {clean['accuracy']:.4f}",
+                    flush=True,
+                )
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    meta = {"command": shlex.join(["python", "scripts/calibration.py", *argv]), "dataset": args.dataset,
-            "data_dir": str(args.data_dir), "n_images": len(labels), "seed": args.seed, "n_bins": args.n_bins,
-            "corruptions": list(CORRUPTIONS), "levels": {k: list(v) for k, v in LEVELS.items()}}
+    meta = {
+        "command": shlex.join(["python", "scripts/calibration.py", *argv]),
+        "dataset": args.dataset,
+        "data_dir": str(args.data_dir),
+        "n_images": len(labels),
+        "seed": args.seed,
+        "n_bins": args.n_bins,
+        "corruptions": list(CORRUPTIONS),
+        "levels": {k: list(v) for k, v in LEVELS.items()},
+    }
     paths = write_outputs(methods, output, meta)
     for method, rows in summarize(methods).items():
-        print(method + ": " + "  ".join(f"{'clean' if i == '0' else i}={r['adaece_median']:.4f}"
-                                         for i, r in rows.items()) + "  (median AdaECE)")
+        print(
+            method
+            + ": "
+            + "  ".join(f"{'clean' if i == '0' else i}={r['adaece_median']:.4f}" for i, r in rows.items())
+            + "  (median AdaECE)"
+        )
     print("wrote " + ", ".join(str(p) for p in paths))
     return 0
 

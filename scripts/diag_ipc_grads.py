@@ -22,8 +22,12 @@ if TYPE_CHECKING:
     import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-GROUPS = {"embeddings": "pclm.word_embeddings", "block 0": "pclm.blocks.0.", "block 1": "pclm.blocks.1.",
-          "head": "lm_head."}
+GROUPS = {
+    "embeddings": "pclm.word_embeddings",
+    "block 0": "pclm.blocks.0.",
+    "block 1": "pclm.blocks.1.",
+    "head": "lm_head.",
+}
 
 
 def group_of(name: str) -> str | None:
@@ -68,17 +72,24 @@ def main(argv: list[str] | None = None) -> int:
 
     configure_cpu("auto")
     try:
-        cfg = load_config(ROOT / "configs" / "clm_ipc.yaml", ["data.max_length=32", *args.overrides],
-                          **{"data.data_dir": args.data_dir})
+        cfg = load_config(
+            ROOT / "configs" / "clm_ipc.yaml",
+            ["data.max_length=32", *args.overrides],
+            **{"data.data_dir": args.data_dir},
+        )
         model = PCLMForCausalLM.from_pretrained(args.checkpoint)
     except (UsageError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     tokenizer = load_tokenizer(cfg.data.tokenizer)
     data = _lm_data(cfg, tokenizer)
-    loader = DataLoader(data["train"].with_format(columns=["input_ids"]), batch_size=cfg.train.batch_size,
-                        shuffle=True, collate_fn=train_collator("clm", tokenizer),
-                        generator=torch.Generator().manual_seed(0))
+    loader = DataLoader(
+        data["train"].with_format(columns=["input_ids"]),
+        batch_size=cfg.train.batch_size,
+        shuffle=True,
+        collate_fn=train_collator("clm", tokenizer),
+        generator=torch.Generator().manual_seed(0),
+    )
     select = value_node_selector(cfg.pc.value_nodes)
     T, gamma = cfg.pc.inference_steps, cfg.pc.inference_lr
     rows = []
@@ -99,8 +110,16 @@ def main(argv: list[str] | None = None) -> int:
                 for g, v in grads.items():
                     v, ref = v.double(), bp[g].double()  # float64: a million-entry dot product
                     cos = float(torch.nn.functional.cosine_similarity(v, ref, dim=0)) if v.norm() > 0 else 0.0
-                    rows.append({"batch": b, "x_grads": convention, "t": t, "group": g, "cosine": cos,
-                                 "norm_ratio": float(v.norm() / ref.norm())})
+                    rows.append(
+                        {
+                            "batch": b,
+                            "x_grads": convention,
+                            "t": t,
+                            "group": g,
+                            "cosine": cos,
+                            "norm_ratio": float(v.norm() / ref.norm()),
+                        }
+                    )
                 if algorithm.x_grads == "sample":
                     graph.scale_value_grads()
                 if optim_x is None:
@@ -112,20 +131,43 @@ def main(argv: list[str] | None = None) -> int:
         key = (r["x_grads"], r["t"], r["group"])
         summary.setdefault(key, []).append(r["cosine"])
     table = [{"x_grads": k[0], "t": k[1], "group": k[2], "mean_cosine": sum(v) / len(v)} for k, v in summary.items()]
-    doc = {"command": "python scripts/diag_ipc_grads.py " + " ".join(sys.argv[1:] if argv is None else argv),
-           "checkpoint": str(args.checkpoint), "T": T, "inference_lr": gamma, "value_nodes": cfg.pc.value_nodes,
-           "batches": args.batches, "batch_size": cfg.train.batch_size, "rows": rows, "summary": table}
+    doc = {
+        "command": "python scripts/diag_ipc_grads.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "checkpoint": str(args.checkpoint),
+        "T": T,
+        "inference_lr": gamma,
+        "value_nodes": cfg.pc.value_nodes,
+        "batches": args.batches,
+        "batch_size": cfg.train.batch_size,
+        "rows": rows,
+        "summary": table,
+    }
     args.json.write_text(json.dumps(doc, indent=1) + "\n")
-    lines = [f"# iPC weight gradients vs BP's, per inference step ({args.checkpoint})", "",
-             f"Command: `{doc['command']}`", "",
-             f"configs/clm_ipc.yaml: value nodes {cfg.pc.value_nodes}, T {T}, gamma {gamma}; weights held fixed; "
-             f"mean cosine similarity with the BP gradient over {args.batches} training batches of "
-             f"{cfg.train.batch_size} sentences (0 = no gradient yet).", "",
-             "| x_grads | t | " + " | ".join(GROUPS) + " |", "|---|---|" + "---|" * len(GROUPS)]
+    lines = [
+        f"# iPC weight gradients vs BP's, per inference step ({args.checkpoint})",
+        "",
+        f"Command: `{doc['command']}`",
+        "",
+        f"configs/clm_ipc.yaml: value nodes {cfg.pc.value_nodes}, T {T}, gamma {gamma}; weights held fixed; "
+        f"mean cosine similarity with the BP gradient over {args.batches} training batches of "
+        f"{cfg.train.batch_size} sentences (0 = no gradient yet).",
+        "",
+        "| x_grads | t | " + " | ".join(GROUPS) + " |",
+        "|---|---|" + "---|" * len(GROUPS),
+    ]
     for convention in ("sample", "batch"):
         for t in range(T):
-            cells = [next((f"{r['mean_cosine']:.3f}" for r in table if r["x_grads"] == convention and r["t"] == t
-                           and r["group"] == g), "–") for g in GROUPS]
+            cells = [
+                next(
+                    (
+                        f"{r['mean_cosine']:.3f}"
+                        for r in table
+                        if r["x_grads"] == convention and r["t"] == t and r["group"] == g
+                    ),
+                    "–",
+                )
+                for g in GROUPS
+            ]
             lines.append(f"| {convention} | {t} | " + " | ".join(cells) + " |")
     args.json.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -45,9 +45,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="initial weights")
     p.add_argument("--data-seed", type=int, default=0, help="which training images")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--bench", type=int, default=0, metavar="REPEATS",
-                   help="instead of training curves: median time of one update per algorithm, interleaved repeats, "
-                        "written to <out>_update_times.json")
+    p.add_argument(
+        "--bench",
+        type=int,
+        default=0,
+        metavar="REPEATS",
+        help="instead of training curves: median time of one update per algorithm, interleaved repeats, "
+        "written to <out>_update_times.json",
+    )
     p.add_argument("--quick", action="store_true", help="tiny run: 64 images, width 32, depth 3, 60 SMMs")
     return p
 
@@ -78,13 +83,26 @@ def schedule(name: str, depth: int, inference_steps: int, inference_lr: float) -
     """The algorithm for one weight update (for ipc: one iteration) and its SMMs."""
     if name == "ipc":
         return IPC(1, inference_lr), inference_step_cost(depth).smms
-    algorithm = {"bp": lambda: BP(), "pc": lambda: PC(inference_steps, inference_lr),
-                 "zil": lambda: build_algorithm("zil", 0, 1.0, n_layers=depth)}[name]()
+    algorithm = {
+        "bp": lambda: BP(),
+        "pc": lambda: PC(inference_steps, inference_lr),
+        "zil": lambda: build_algorithm("zil", 0, 1.0, n_layers=depth),
+    }[name]()
     return algorithm, algorithm.cost(depth).smms
 
 
-def train_curve(name: str, batch: dict[str, torch.Tensor], depth: int, width: int, lr: float, inference_lr: float,
-                inference_steps: int, smm_budget: int, points: int, seed: int) -> dict:
+def train_curve(
+    name: str,
+    batch: dict[str, torch.Tensor],
+    depth: int,
+    width: int,
+    lr: float,
+    inference_lr: float,
+    inference_steps: int,
+    smm_budget: int,
+    points: int,
+    seed: int,
+) -> dict:
     """Train one network full batch until `smm_budget` SMMs are spent; the loss at ~`points` evenly spaced SMMs."""
     torch.manual_seed(seed)
     model = MLP(in_features=batch["pixel_values"][0].numel(), width=width, depth=depth, classes=10, act="tanh")
@@ -114,13 +132,29 @@ def train_curve(name: str, batch: dict[str, torch.Tensor], depth: int, width: in
         if diverged:
             break
     label = f"PC T={inference_steps}" if name == "pc" else {"bp": "BP", "zil": "Z-IL", "ipc": "iPC"}[name]
-    return {"algorithm": name, "label": label, "inference_steps": inference_steps if name == "pc" else None,
-            "smms_per_update": smms_per_update, "updates": updates, "diverged": diverged,
-            "final_loss": curve["loss"][-1], "min_loss": min(curve["loss"]), **curve}
+    return {
+        "algorithm": name,
+        "label": label,
+        "inference_steps": inference_steps if name == "pc" else None,
+        "smms_per_update": smms_per_update,
+        "updates": updates,
+        "diverged": diverged,
+        "final_loss": curve["loss"][-1],
+        "min_loss": min(curve["loss"]),
+        **curve,
+    }
 
 
-def time_updates(batch: dict[str, torch.Tensor], depth: int, width: int, lr: float, inference_lr: float,
-                 pc_steps: list[int], repeats: int, seed: int) -> dict[str, float]:
+def time_updates(
+    batch: dict[str, torch.Tensor],
+    depth: int,
+    width: int,
+    lr: float,
+    inference_lr: float,
+    pc_steps: list[int],
+    repeats: int,
+    seed: int,
+) -> dict[str, float]:
     """Median wall time of one weight update (one iPC iteration) per algorithm, repeats interleaved in one process
     (order alternating), so that other loads on a shared machine hit every algorithm alike."""
     steps = {}
@@ -131,8 +165,9 @@ def time_updates(batch: dict[str, torch.Tensor], depth: int, width: int, lr: flo
         algorithm, _ = schedule(name, depth, t, inference_lr)
         graph = EnergyGraph(ALL_GAUSSIAN, len(batch["labels"])) if name == "ipc" else None
         label = f"PC T={t}" if name == "pc" else {"bp": "BP", "zil": "Z-IL", "ipc": "iPC"}[name]
-        steps[label] = (lambda m=model, a=algorithm, o=optim_w, g=graph:
-                        train_batch(m, batch, a, o, ALL_GAUSSIAN, graph=g))
+        steps[label] = lambda m=model, a=algorithm, o=optim_w, g=graph: train_batch(
+            m, batch, a, o, ALL_GAUSSIAN, graph=g
+        )
     # warm-up of `depth` calls: iPC reaches its steady state (errors at every layer)
     times = race(steps, repeats, warmup=depth)
     return {k: statistics.median(v) for k, v in times.items()}
@@ -151,8 +186,9 @@ def plot(results: list[dict], path: Path, title: str) -> None:
 
     lrs = sorted({r["lr"] for r in results})
     depths = sorted({r["depth"] for r in results})
-    fig, axes = plt.subplots(2 * len(lrs), len(depths), figsize=(4.2 * len(depths), 3.2 * 2 * len(lrs)),
-                             squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(
+        2 * len(lrs), len(depths), figsize=(4.2 * len(depths), 3.2 * 2 * len(lrs)), squeeze=False, layout="constrained"
+    )
     for i, lr in enumerate(lrs):
         for j, depth in enumerate(depths):
             for k, xkey in enumerate(("smms", "seconds")):
@@ -190,23 +226,49 @@ def main(argv: list[str] | None = None) -> int:
     for lr in args.lrs:
         for depth in args.depths:
             for name, steps in runs_for(depth, args.pc_steps):
-                r = train_curve(name, batch, depth, args.width, lr, args.inference_lr, steps, args.smm_budget,
-                                args.points, args.seed)
+                r = train_curve(
+                    name,
+                    batch,
+                    depth,
+                    args.width,
+                    lr,
+                    args.inference_lr,
+                    steps,
+                    args.smm_budget,
+                    args.points,
+                    args.seed,
+                )
                 results.append({"lr": lr, "depth": depth, **r})
-                print(f"alpha {lr:g} depth {depth} {r['label']:8s} updates {r['updates']:5d} loss {r['loss'][0]:.4f}"
-                      f" -> {r['final_loss']:.4f} in {r['seconds'][-1]:.1f}s{' DIVERGED' if r['diverged'] else ''}",
-                      flush=True)
+                print(
+                    f"alpha {lr:g} depth {depth} {r['label']:8s} updates {r['updates']:5d} loss {r['loss'][0]:.4f}"
+                    f" -> {r['final_loss']:.4f} in {r['seconds'][-1]:.1f}s{' DIVERGED' if r['diverged'] else ''}",
+                    flush=True,
+                )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"command": "python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
-            "data": f"Fashion-MNIST train, {args.n_images} images drawn with data_seed", "seed": args.seed,
-            "data_seed": args.data_seed, "width": args.width, "activation": "tanh", "optimizer_w": "SGD",
-            "optimizer_x": "SGD", "inference_lr": args.inference_lr, "smm_budget": args.smm_budget,
-            "threads": args.threads, "torch": torch.__version__, "machine": platform.platform(),
-            "skipped": [f"PC T={t} at depth {d} (T < L-1)" for d in args.depths for t in args.pc_steps if t < d - 1]}
+    meta = {
+        "command": "python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
+        "data": f"Fashion-MNIST train, {args.n_images} images drawn with data_seed",
+        "seed": args.seed,
+        "data_seed": args.data_seed,
+        "width": args.width,
+        "activation": "tanh",
+        "optimizer_w": "SGD",
+        "optimizer_x": "SGD",
+        "inference_lr": args.inference_lr,
+        "smm_budget": args.smm_budget,
+        "threads": args.threads,
+        "torch": torch.__version__,
+        "machine": platform.platform(),
+        "skipped": [f"PC T={t} at depth {d} (T < L-1)" for d in args.depths for t in args.pc_steps if t < d - 1],
+    }
     out.with_suffix(".json").write_text(json.dumps({**meta, "results": results}, indent=1))
-    plot(results, out.with_suffix(".png"), f"Full-batch training loss, {args.n_images} Fashion-MNIST images, "
-         f"MLP width {args.width} tanh, SGD, gamma {args.inference_lr}")
+    plot(
+        results,
+        out.with_suffix(".png"),
+        f"Full-batch training loss, {args.n_images} Fashion-MNIST images, "
+        f"MLP width {args.width} tanh, SGD, gamma {args.inference_lr}",
+    )
     print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.png')}")
     return 0
 
@@ -214,21 +276,47 @@ def main(argv: list[str] | None = None) -> int:
 def bench(args: argparse.Namespace, batch: dict[str, torch.Tensor], argv: list[str] | None) -> int:
     rows = []
     for depth in args.depths:
-        med = time_updates(batch, depth, args.width, args.lrs[0], args.inference_lr, args.pc_steps, args.bench,
-                           args.seed)
-        smms = {label: schedule(name, depth, t, args.inference_lr)[1]
-                for (name, t), label in zip(runs_for(depth, args.pc_steps), med)}
-        rows.append({"depth": depth, "median_update_s": med, "smms_per_update": smms,
-                     "median_s_per_smm": {k: med[k] / smms[k] for k in med},
-                     "ipc_update/bp_update": med["iPC"] / med["BP"]})
-        print(f"depth {depth}: " + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in med.items())
-              + f"; iPC/BP per update {med['iPC'] / med['BP']:.2f}", flush=True)
+        med = time_updates(
+            batch, depth, args.width, args.lrs[0], args.inference_lr, args.pc_steps, args.bench, args.seed
+        )
+        smms = {
+            label: schedule(name, depth, t, args.inference_lr)[1]
+            for (name, t), label in zip(runs_for(depth, args.pc_steps), med)
+        }
+        rows.append(
+            {
+                "depth": depth,
+                "median_update_s": med,
+                "smms_per_update": smms,
+                "median_s_per_smm": {k: med[k] / smms[k] for k in med},
+                "ipc_update/bp_update": med["iPC"] / med["BP"],
+            }
+        )
+        print(
+            f"depth {depth}: "
+            + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in med.items())
+            + f"; iPC/BP per update {med['iPC'] / med['BP']:.2f}",
+            flush=True,
+        )
     out = Path(str(args.out) + "_update_times.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"command": "python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
-                               "repeats": args.bench, "n_images": args.n_images, "width": args.width,
-                               "threads": args.threads, "seed": args.seed, "data_seed": args.data_seed,
-                               "torch": torch.__version__, "machine": platform.platform(), "rows": rows}, indent=1))
+    out.write_text(
+        json.dumps(
+            {
+                "command": "python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
+                "repeats": args.bench,
+                "n_images": args.n_images,
+                "width": args.width,
+                "threads": args.threads,
+                "seed": args.seed,
+                "data_seed": args.data_seed,
+                "torch": torch.__version__,
+                "machine": platform.platform(),
+                "rows": rows,
+            },
+            indent=1,
+        )
+    )
     print(f"wrote {out}")
     return 0
 

@@ -37,8 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--depth", type=int, default=4, help="weight layers (depth - 1 hidden layers)")
     p.add_argument("--width", type=int, default=256)
     p.add_argument("--latent", type=int, default=256)
-    p.add_argument("--configs", nargs="+", default=["5e-5:0.5", "5e-5:0.1", "5e-3:0.1"],
-                   help="alpha:gamma pairs (SGD lrs of the weights and of the value nodes)")
+    p.add_argument(
+        "--configs",
+        nargs="+",
+        default=["5e-5:0.5", "5e-5:0.1", "5e-3:0.1"],
+        help="alpha:gamma pairs (SGD lrs of the weights and of the value nodes)",
+    )
     p.add_argument("--pc-steps", type=int, nargs="+", default=[8, 12, 16])
     p.add_argument("--iterations", type=int, default=400)
     p.add_argument("--seed", type=int, default=0, help="initial weights")
@@ -61,8 +65,18 @@ from pclm.training.step import Diverged, train_batch, weight_groups  # noqa: E40
 from pclm.vision.generative import GenerativeMLP  # noqa: E402
 
 
-def energy_curve(mode: str, batch: dict[str, torch.Tensor], depth: int, width: int, latent: int, lr: float,
-                 inference_lr: float, inference_steps: int, iterations: int, seed: int) -> dict:
+def energy_curve(
+    mode: str,
+    batch: dict[str, torch.Tensor],
+    depth: int,
+    width: int,
+    latent: int,
+    lr: float,
+    inference_lr: float,
+    inference_steps: int,
+    iterations: int,
+    seed: int,
+) -> dict:
     """Train one generative net for `iterations` energy evaluations; mode: "ipc", "pc" or "pc-persistent"."""
     torch.manual_seed(seed)
     images = batch["pixel_values"]
@@ -90,9 +104,16 @@ def energy_curve(mode: str, batch: dict[str, torch.Tensor], depth: int, width: i
             curve["energy"].append(stats.energy_last)
         it += algorithm.steps
     label = "iPC" if mode == "ipc" else f"PC T={inference_steps}" + (", persistent" if mode == "pc-persistent" else "")
-    return {"mode": mode, "label": label, "inference_steps": None if mode == "ipc" else inference_steps,
-            "weight_updates": it if mode == "ipc" else it // algorithm.steps, "seconds": seconds,
-            "diverged": diverged, "final_energy": curve["energy"][-1] if curve["energy"] else None, **curve}
+    return {
+        "mode": mode,
+        "label": label,
+        "inference_steps": None if mode == "ipc" else inference_steps,
+        "weight_updates": it if mode == "ipc" else it // algorithm.steps,
+        "seconds": seconds,
+        "diverged": diverged,
+        "final_energy": curve["energy"][-1] if curve["energy"] else None,
+        **curve,
+    }
 
 
 def plot(results: list[dict], path: Path, title: str) -> None:
@@ -109,8 +130,16 @@ def plot(results: list[dict], path: Path, title: str) -> None:
             if (r["lr"], r["inference_lr"]) == (lr, gamma):
                 style = "-" if r["mode"] != "pc-persistent" else ":"
                 label = r["label"] + (" (diverged)" if r["diverged"] else "")
-                ax.plot(r["iteration"], r["energy"], style, color=colors.get(r["inference_steps"]), label=label,
-                        lw=1.6 if r["mode"] == "ipc" else 1.1, marker="x" if r["diverged"] else None, markevery=[-1])
+                ax.plot(
+                    r["iteration"],
+                    r["energy"],
+                    style,
+                    color=colors.get(r["inference_steps"]),
+                    label=label,
+                    lw=1.6 if r["mode"] == "ipc" else 1.1,
+                    marker="x" if r["diverged"] else None,
+                    markevery=[-1],
+                )
         ax.set_yscale("log")
         ax.set_title(f"alpha {lr:g}, gamma {gamma:g}", fontsize=9)
         ax.set_xlabel("iterations (energy evaluations)")
@@ -143,23 +172,42 @@ def main(argv: list[str] | None = None) -> int:
     for lr, gamma in configs:
         runs = [("ipc", 1)] + [(mode, t) for mode in ("pc", "pc-persistent") for t in args.pc_steps]
         for mode, steps in runs:
-            r = energy_curve(mode, batch, args.depth, args.width, args.latent, lr, gamma, steps, args.iterations,
-                             args.seed)
+            r = energy_curve(
+                mode, batch, args.depth, args.width, args.latent, lr, gamma, steps, args.iterations, args.seed
+            )
             results.append({"lr": lr, "inference_lr": gamma, **r})
-            print(f"alpha {lr:g} gamma {gamma:g} {r['label']:20s} energy {r['energy'][0] if r['energy'] else float('nan'):.1f}"
-                  f" -> {r['final_energy'] or float('nan'):.1f} in {r['seconds']:.1f}s"
-                  f"{' DIVERGED' if r['diverged'] else ''}", flush=True)
+            print(
+                f"alpha {lr:g} gamma {gamma:g} {r['label']:20s} energy {r['energy'][0] if r['energy'] else float('nan'):.1f}"
+                f" -> {r['final_energy'] or float('nan'):.1f} in {r['seconds']:.1f}s"
+                f"{' DIVERGED' if r['diverged'] else ''}",
+                flush=True,
+            )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"command": "python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
-            "data": f"CIFAR-10 (JPEG q75) train, {args.n_images} images drawn with data_seed, pixels in [0, 1]",
-            "seed": args.seed, "data_seed": args.data_seed, "depth": args.depth, "width": args.width,
-            "latent": args.latent, "activation": "tanh", "optimizer_w": "SGD", "optimizer_x": "SGD",
-            "iterations": args.iterations, "threads": args.threads, "torch": torch.__version__,
-            "machine": platform.platform()}
+    meta = {
+        "command": "python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
+        "data": f"CIFAR-10 (JPEG q75) train, {args.n_images} images drawn with data_seed, pixels in [0, 1]",
+        "seed": args.seed,
+        "data_seed": args.data_seed,
+        "depth": args.depth,
+        "width": args.width,
+        "latent": args.latent,
+        "activation": "tanh",
+        "optimizer_w": "SGD",
+        "optimizer_x": "SGD",
+        "iterations": args.iterations,
+        "threads": args.threads,
+        "torch": torch.__version__,
+        "machine": platform.platform(),
+    }
     out.with_suffix(".json").write_text(json.dumps({**meta, "results": results}, indent=1))
-    plot(results, out.with_suffix(".png"), f"Generative PC net {args.latent}-" + f"{args.width}-" * (args.depth - 1)
-         + f"{images[0].numel()} (tanh),\n{args.n_images} CIFAR-10 (JPEG q75) images, full batch, SGD")
+    plot(
+        results,
+        out.with_suffix(".png"),
+        f"Generative PC net {args.latent}-"
+        + f"{args.width}-" * (args.depth - 1)
+        + f"{images[0].numel()} (tanh),\n{args.n_images} CIFAR-10 (JPEG q75) images, full batch, SGD",
+    )
     print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.png')}")
     return 0
 

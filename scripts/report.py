@@ -28,10 +28,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seeds", help='JSON of per-seed test perplexities: {"clm": {"pc": [...], ...}, "mlm": {...}}')
     p.add_argument("--name", required=True, help="report name: writes <out-dir>/<name>.json, .md (and .png)")
     p.add_argument("--out-dir", default=str(ROOT / "reports"), help="default: the repository's reports/")
-    p.add_argument("--threshold", action="append", metavar="[TASK:]ALGO=PPL",
-                   help="convergence threshold of a method, repeatable (default: bp=200 ipc=200 pc=800)")
-    p.add_argument("--unigram", action="append", metavar="TASK=PPL",
-                   help="a unigram model's test perplexity on the same targets, shown beside the methods")
+    p.add_argument(
+        "--threshold",
+        action="append",
+        metavar="[TASK:]ALGO=PPL",
+        help="convergence threshold of a method, repeatable (default: bp=200 ipc=200 pc=800)",
+    )
+    p.add_argument(
+        "--unigram",
+        action="append",
+        metavar="TASK=PPL",
+        help="a unigram model's test perplexity on the same targets, shown beside the methods",
+    )
     return p.parse_args(argv)
 
 

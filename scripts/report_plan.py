@@ -55,14 +55,30 @@ def collect(out: Path) -> dict:
             batch = yaml.safe_load((out / r["name"] / "config.yaml").read_text())["train"]["batch_size"]
         except (OSError, KeyError, TypeError, ValueError):
             batch = None
-        runs.append({**r, "batch_size": batch, "status": m.get("status", r.get("status")), "epochs_run": m.get("epochs_run"),
-                     "best_dev_ppl": m.get("best_dev_ppl"), "test_ppl": m.get("test_ppl"),
-                     "test_sample_ppl": m.get("test_sample_ppl"), "steps": m.get("steps"),
-                     "train_seconds": m.get("train_seconds"), "data_sizes": m.get("data_sizes"),
-                     "history": [{k: h.get(k) for k in ("epoch", "dev_ppl", "train_loss", "train_seconds")}
-                                 for h in m.get("history", [])]})
-    return {"plan": plan["plan"], "passthrough": plan.get("passthrough"), "selections": plan.get("selections", {}),
-            "runs": runs}
+        runs.append(
+            {
+                **r,
+                "batch_size": batch,
+                "status": m.get("status", r.get("status")),
+                "epochs_run": m.get("epochs_run"),
+                "best_dev_ppl": m.get("best_dev_ppl"),
+                "test_ppl": m.get("test_ppl"),
+                "test_sample_ppl": m.get("test_sample_ppl"),
+                "steps": m.get("steps"),
+                "train_seconds": m.get("train_seconds"),
+                "data_sizes": m.get("data_sizes"),
+                "history": [
+                    {k: h.get(k) for k in ("epoch", "dev_ppl", "train_loss", "train_seconds")}
+                    for h in m.get("history", [])
+                ],
+            }
+        )
+    return {
+        "plan": plan["plan"],
+        "passthrough": plan.get("passthrough"),
+        "selections": plan.get("selections", {}),
+        "runs": runs,
+    }
 
 
 def step_seconds(costs: dict | None, run: dict) -> float | None:
@@ -98,12 +114,25 @@ def table3_rows(runs: list[dict], unigram: dict, threshold: float) -> list[dict]
         done = [r for r in seeds if r["status"] in FINISHED and r["test_ppl"] is not None]
         conv = [r["test_ppl"] for r in done if r["test_ppl"] < limit]
         mean, pm = mean_pm(conv) if conv else (None, None)
-        rows.append({"method": method, "task": task, "algo": seeds[0]["algo"], "point": seeds[0]["point"],
-                     "mean": mean, "pm": pm, "converged": len(conv), "finished": len(done), "planned": len(seeds),
-                     "diverged": sum(r["status"] == "diverged" for r in seeds),
-                     "per_seed": {r["seed"]: (r["test_ppl"] if r["status"] in FINISHED else r["status"] or "not started")
-                                  for r in seeds},
-                     "epochs": {r["seed"]: r["epochs_run"] for r in seeds}})
+        rows.append(
+            {
+                "method": method,
+                "task": task,
+                "algo": seeds[0]["algo"],
+                "point": seeds[0]["point"],
+                "mean": mean,
+                "pm": pm,
+                "converged": len(conv),
+                "finished": len(done),
+                "planned": len(seeds),
+                "diverged": sum(r["status"] == "diverged" for r in seeds),
+                "per_seed": {
+                    r["seed"]: (r["test_ppl"] if r["status"] in FINISHED else r["status"] or "not started")
+                    for r in seeds
+                },
+                "epochs": {r["seed"]: r["epochs_run"] for r in seeds},
+            }
+        )
     return rows
 
 
@@ -134,7 +163,9 @@ def plot(runs: list[dict], costs: dict | None, path: Path) -> bool:
             idle = [h["epoch"] * per_epoch * per_batch for h in r["history"]]
             axes[row][1].plot(idle, y, "-o", ms=3, color=colour, label=label)
     for row, task in enumerate(tasks):
-        for col, what in enumerate(("training seconds as measured (shared machine)", "idle-machine seconds (batches x benchmark step)")):
+        for col, what in enumerate(
+            ("training seconds as measured (shared machine)", "idle-machine seconds (batches x benchmark step)")
+        ):
             ax = axes[row][col]
             ax.set_title(f"{task}: dev perplexity vs {what}", fontsize=9)
             ax.set_yscale("log")
@@ -150,41 +181,70 @@ def plot(runs: list[dict], costs: dict | None, path: Path) -> bool:
 
 def markdown(doc: dict, command: str) -> str:
     runs, uni = doc["runs"], doc["unigram"]
-    lines = [f"# {doc['name']}", "", f"Command: `{command}`", f"Plan: `{doc['plan']}` run with "
-             f"`scripts/run_plan.py ... -- {' '.join(doc['passthrough'] or [])}`", ""]
+    lines = [
+        f"# {doc['name']}",
+        "",
+        f"Command: `{command}`",
+        f"Plan: `{doc['plan']}` run with `scripts/run_plan.py ... -- {' '.join(doc['passthrough'] or [])}`",
+        "",
+    ]
     sizes = next((r["data_sizes"] for r in runs if r["data_sizes"]), None)
     if sizes:
         lines += [f"Data: {', '.join(f'{k} {v:,}' for k, v in sizes.items())} sentences (at most 32 tokens).", ""]
     if uni:
-        lines += ["Unigram model on the same targets (reports/unigram_full_pool.json): " + "; ".join(
-            f"{t} dev {v['dev']:.1f}, test {v['test']:.1f}" for t, v in uni.items() if isinstance(v, dict)), ""]
-    lines += ["## Tuning on dev (seed 0, 2 epochs per point; test never read)", "",
-              "| method | point | status | dev ppl per epoch | best dev | selected |", "|---|---|---|---|---|---|"]
+        lines += [
+            "Unigram model on the same targets (reports/unigram_full_pool.json): "
+            + "; ".join(f"{t} dev {v['dev']:.1f}, test {v['test']:.1f}" for t, v in uni.items() if isinstance(v, dict)),
+            "",
+        ]
+    lines += [
+        "## Tuning on dev (seed 0, 2 epochs per point; test never read)",
+        "",
+        "| method | point | status | dev ppl per epoch | best dev | selected |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in runs:
         if r["stage"] != "tune":
             continue
         sel = doc["selections"].get(r["method"], {}).get("point") == r["point"]
         curve = " → ".join(fmt(h["dev_ppl"]) for h in r["history"]) or "–"
-        lines.append(f"| {r['method']} | {r['point']} | {r['status'] or 'not started'} | {curve} | "
-                     f"{fmt(r['best_dev_ppl'])} | {'**yes**' if sel else ''} |")
-    lines += ["", f"## Table 3 at equal epochs (test perplexity; converged = finished and below {doc['threshold']} x "
-              "unigram test perplexity)", "",
-              "| method | task | selected point | mean ± half std (converged) | converged / finished / planned | "
-              "diverged | per seed (epochs run) |", "|---|---|---|---|---|---|---|"]
+        lines.append(
+            f"| {r['method']} | {r['point']} | {r['status'] or 'not started'} | {curve} | "
+            f"{fmt(r['best_dev_ppl'])} | {'**yes**' if sel else ''} |"
+        )
+    lines += [
+        "",
+        f"## Table 3 at equal epochs (test perplexity; converged = finished and below {doc['threshold']} x "
+        "unigram test perplexity)",
+        "",
+        "| method | task | selected point | mean ± half std (converged) | converged / finished / planned | "
+        "diverged | per seed (epochs run) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for t in doc["table3"]:
-        per = ", ".join(f"{s}: {fmt(v) if isinstance(v, float) else v} ({t['epochs'][s] or 0})"
-                        for s, v in t["per_seed"].items())
+        per = ", ".join(
+            f"{s}: {fmt(v) if isinstance(v, float) else v} ({t['epochs'][s] or 0})" for s, v in t["per_seed"].items()
+        )
         cell = f"{fmt(t['mean'])} ± {fmt(t['pm'])}" if t["mean"] is not None else "–"
-        lines.append(f"| {t['method']} | {t['task']} | {t['point'] or 'plan default'} | {cell} | "
-                     f"{t['converged']} / {t['finished']} / {t['planned']} | {t['diverged']} | {per} |")
+        lines.append(
+            f"| {t['method']} | {t['task']} | {t['point'] or 'plan default'} | {cell} | "
+            f"{t['converged']} / {t['finished']} / {t['planned']} | {t['diverged']} | {per} |"
+        )
     if doc.get("pilot"):
         p = doc["pilot"]
-        lines += ["", "## Masked-LM pilot (BP, paper settings, seed 0)", "",
-                  f"Dev perplexity per epoch: {' → '.join(fmt(h['dev_ppl']) for h in p['history'])} "
-                  f"(status {p['status']}). 0.8 x unigram dev = {fmt(0.8 * uni['mlm']['dev'])}; first epoch below it: "
-                  f"{p['first_epoch_below']}."]
-    lines += ["", "Dev perplexity against training time: the PNG beside this file (left: seconds as measured on the "
-              "shared 2-core machine; right: idle-machine seconds from the step benchmark)."]
+        lines += [
+            "",
+            "## Masked-LM pilot (BP, paper settings, seed 0)",
+            "",
+            f"Dev perplexity per epoch: {' → '.join(fmt(h['dev_ppl']) for h in p['history'])} "
+            f"(status {p['status']}). 0.8 x unigram dev = {fmt(0.8 * uni['mlm']['dev'])}; first epoch below it: "
+            f"{p['first_epoch_below']}.",
+        ]
+    lines += [
+        "",
+        "Dev perplexity against training time: the PNG beside this file (left: seconds as measured on the "
+        "shared 2-core machine; right: idle-machine seconds from the step benchmark).",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -209,8 +269,12 @@ def main(argv: list[str] | None = None) -> int:
             m = load(args.pilot)
             limit = 0.8 * doc["unigram"].get("mlm", {}).get("dev", math.nan)
             below = next((h["epoch"] for h in m.get("history", []) if h["dev_ppl"] < limit), None)
-            doc["pilot"] = {"dir": str(args.pilot), "status": m.get("status"), "history": m.get("history", []),
-                            "first_epoch_below": below}
+            doc["pilot"] = {
+                "dir": str(args.pilot),
+                "status": m.get("status"),
+                "history": m.get("history", []),
+                "first_epoch_below": below,
+            }
     except (OSError, ValueError, KeyError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

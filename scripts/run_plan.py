@@ -68,6 +68,7 @@ def point_name(point: dict) -> str:
 def build_runs(plan: dict) -> tuple[list[Run], dict[str, list[Run]]]:
     """(every run, in launch order; each method's grid runs)."""
     from pclm.runs import parse_seeds
+
     fixed = [str(o) for o in plan.get("fixed", [])]
     tune, seeds_stage = plan.get("tune", {}), plan.get("seeds", {})
     grids: dict[str, list[Run]] = {}
@@ -83,14 +84,37 @@ def build_runs(plan: dict) -> tuple[list[Run], dict[str, list[Run]]]:
         if len(points) > 1:
             for point in points:
                 over = base + [f"{k}={v}" for k, v in point.items()] + [f"train.epochs={tune.get('epochs', 2)}"]
-                grids[method].append(Run(f"tune/{method}/{point_name(point)}", method, spec["task"], spec["algo"],
-                                         int(tune.get("seed", 0)), over, "tune", point_name(point)))
+                grids[method].append(
+                    Run(
+                        f"tune/{method}/{point_name(point)}",
+                        method,
+                        spec["task"],
+                        spec["algo"],
+                        int(tune.get("seed", 0)),
+                        over,
+                        "tune",
+                        point_name(point),
+                    )
+                )
         single = points[0] if len(points) == 1 else None
         seed_over = base + ([f"{k}={v}" for k, v in single.items()] if single else [])
-        seed_over += [f"train.epochs={seeds_stage.get('epochs', 16)}", f"train.patience={seeds_stage.get('patience', 3)}"]
-        seed_runs[method] = [Run(f"seeds/{method}/seed{s}", method, spec["task"], spec["algo"], s, list(seed_over),
-                                 "seeds", needs=[r.name for r in grids[method]])
-                             for s in parse_seeds(str(spec.get("seeds", 0)))]
+        seed_over += [
+            f"train.epochs={seeds_stage.get('epochs', 16)}",
+            f"train.patience={seeds_stage.get('patience', 3)}",
+        ]
+        seed_runs[method] = [
+            Run(
+                f"seeds/{method}/seed{s}",
+                method,
+                spec["task"],
+                spec["algo"],
+                s,
+                list(seed_over),
+                "seeds",
+                needs=[r.name for r in grids[method]],
+            )
+            for s in parse_seeds(str(spec.get("seeds", 0)))
+        ]
     order = [r for g in grids.values() for r in g]
     for batch in itertools.zip_longest(*seed_runs.values()):
         order += [r for r in batch if r is not None]
@@ -120,7 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--output-dir", required=True, type=Path)
     p.add_argument("--workers", type=int, default=1, help="runs side by side (default 1)")
     p.add_argument("--threads", default="1", help="torch threads per run (default 1)")
-    p.add_argument("--launcher", default=default_launcher(), help="command that starts a run (default: accelerate launch)")
+    p.add_argument(
+        "--launcher", default=default_launcher(), help="command that starts a run (default: accelerate launch)"
+    )
     p.add_argument("--methods", help="comma-separated subset of the plan's methods")
     p.add_argument("--stop-after", type=float, default=None, help="start no new run after this many seconds")
     p.add_argument("--dry-run", action="store_true")
@@ -154,8 +180,12 @@ def main(argv: list[str] | None = None) -> int:
 
     def record() -> None:
         with lock:
-            doc = {"plan": str(args.plan), "passthrough": passthrough, "selections": selections,
-                   "runs": [asdict(r) for r in runs]}
+            doc = {
+                "plan": str(args.plan),
+                "passthrough": passthrough,
+                "selections": selections,
+                "runs": [asdict(r) for r in runs],
+            }
             tmp = out / "plan.json.tmp"
             tmp.write_text(json.dumps(doc, indent=1))
             tmp.replace(out / "plan.json")
@@ -167,8 +197,11 @@ def main(argv: list[str] | None = None) -> int:
         """A seed run takes its method's selected grid point, once the grid is final."""
         if r.stage == "seeds" and grids[r.method]:
             chosen = select(grids[r.method], out)
-            selections[r.method] = {"point": chosen.point, "best_dev_ppl": best_dev(out / chosen.name),
-                                    "grid": {g.point: best_dev(out / g.name) for g in grids[r.method]}}
+            selections[r.method] = {
+                "point": chosen.point,
+                "best_dev_ppl": best_dev(out / chosen.name),
+                "grid": {g.point: best_dev(out / g.name) for g in grids[r.method]},
+            }
             point = [o for o in chosen.overrides if not o.startswith("train.epochs=") and o not in r.overrides]
             r.overrides = r.overrides + point
             r.point = chosen.point
@@ -176,8 +209,18 @@ def main(argv: list[str] | None = None) -> int:
     def execute(r: Run) -> int:
         folder = out / r.name
         folder.parent.mkdir(parents=True, exist_ok=True)
-        cmd = ["--task", r.task, "--algo", r.algo, "--seed", str(r.seed), "--threads", str(args.threads),
-               *passthrough, *r.overrides]
+        cmd = [
+            "--task",
+            r.task,
+            "--algo",
+            r.algo,
+            "--seed",
+            str(r.seed),
+            "--threads",
+            str(args.threads),
+            *passthrough,
+            *r.overrides,
+        ]
         code = launch_train(args.launcher, folder, cmd, SCRIPTS / "train_lm.py")
         r.exit_code, r.status = code, run_status(folder) or "crashed"
         return code

@@ -32,7 +32,7 @@ from pclm.runs import (
 
 
 def parse_shard(text: str) -> tuple[int, int]:
-    """"i/n" -> (i, n) with 0 <= i < n; ValueError otherwise."""
+    """ "i/n" -> (i, n) with 0 <= i < n; ValueError otherwise."""
     i, slash, n = text.partition("/")
     if not (slash and i.isdigit() and n.isdigit() and int(i) < int(n)):
         raise ValueError(f"--shard must be i/n with 0 <= i < n, got '{text}'")
@@ -47,8 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", default="0-4", help="e.g. 0-9 or 0,3,5")
     p.add_argument("--output-dir", required=True, type=Path)
     p.add_argument("--shard", default="0/1", help="i/n: run the seeds whose index %% n == i")
-    p.add_argument("--launcher", default=default_launcher(),
-                   help="command that starts one training process")
+    p.add_argument("--launcher", default=default_launcher(), help="command that starts one training process")
     args = p.parse_args(argv)
     try:
         seeds = parse_seeds(args.seeds)
@@ -76,7 +75,11 @@ def main(argv: list[str] | None = None) -> int:
         status = run_status(run)
         if status in FINAL_STATUSES:
             print(f"seed {seed}: {status}, skipped")
-            summary[str(seed)] = {"dir": str(run), "status": status, "exit_code": summary.get(str(seed), {}).get("exit_code")}
+            summary[str(seed)] = {
+                "dir": str(run),
+                "status": status,
+                "exit_code": summary.get(str(seed), {}).get("exit_code"),
+            }
             continue
         code = launch_train(args.launcher, run, ["--task", args.task, "--algo", args.algo, "--seed", str(seed), *extra])
         status = run_status(run) or "crashed"

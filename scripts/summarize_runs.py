@@ -30,15 +30,30 @@ def main(argv: list[str] | None = None) -> int:
         if not (run / "metrics.json").is_file():
             continue
         m = json.loads((run / "metrics.json").read_text())
-        rows.append({"run": run.name, "task": m["task"], "algo": m["algo"], "seed": m["seed"], "status": m["status"],
-                     "epochs": m["epochs_run"], "init_dev_ppl": m.get("init_dev_ppl"),
-                     "dev_ppl_per_epoch": [h["dev_ppl"] for h in m["history"]], "dev_ppl": m.get("dev_ppl"),
-                     "test_ppl": m.get("test_ppl"), "test_sample_ppl": m.get("test_sample_ppl"),
-                     "train_seconds": m["train_seconds"], "data_sizes": m["data_sizes"], "machine": m["machine"]})
+        rows.append(
+            {
+                "run": run.name,
+                "task": m["task"],
+                "algo": m["algo"],
+                "seed": m["seed"],
+                "status": m["status"],
+                "epochs": m["epochs_run"],
+                "init_dev_ppl": m.get("init_dev_ppl"),
+                "dev_ppl_per_epoch": [h["dev_ppl"] for h in m["history"]],
+                "dev_ppl": m.get("dev_ppl"),
+                "test_ppl": m.get("test_ppl"),
+                "test_sample_ppl": m.get("test_sample_ppl"),
+                "train_seconds": m["train_seconds"],
+                "data_sizes": m["data_sizes"],
+                "machine": m["machine"],
+            }
+        )
     if not rows:
         print("error: no run folder with a metrics.json", file=sys.stderr)
         return 2
-    rows.sort(key=lambda r: (r["task"], ORDER.get(r["algo"], 9), r["seed"]))  # stable: same-method runs keep their order
+    rows.sort(
+        key=lambda r: (r["task"], ORDER.get(r["algo"], 9), r["seed"])
+    )  # stable: same-method runs keep their order
     out = ROOT / "reports"
     keep = out / args.name
     keep.mkdir(parents=True, exist_ok=True)
@@ -46,18 +61,29 @@ def main(argv: list[str] | None = None) -> int:
         for f in ("metrics.json", "config.yaml"):
             if (run / f).is_file():
                 shutil.copy(run / f, keep / f"{run.name}.{f}")
-    (out / f"{args.name}.json").write_text(json.dumps({"command": args.command, "note": args.note, "runs": rows}, indent=1))
+    (out / f"{args.name}.json").write_text(
+        json.dumps({"command": args.command, "note": args.note, "runs": rows}, indent=1)
+    )
 
     def f(x):
         return "—" if x is None else f"{x:.1f}"
 
-    lines = [f"# {args.name}", "", f"Command: `{args.command}`", "", args.note, "",
-             "| run | task | algo | seed | status | untrained dev | dev ppl per epoch | best dev | test | 1B Word test sample (100) | train s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# {args.name}",
+        "",
+        f"Command: `{args.command}`",
+        "",
+        args.note,
+        "",
+        "| run | task | algo | seed | status | untrained dev | dev ppl per epoch | best dev | test | 1B Word test sample (100) | train s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['run']} | {r['task']} | {r['algo']} | {r['seed']} | {r['status']} | {f(r['init_dev_ppl'])} | "
-                     f"{', '.join(f(x) for x in r['dev_ppl_per_epoch'])} | {f(r['dev_ppl'])} | {f(r['test_ppl'])} | "
-                     f"{f(r['test_sample_ppl'])} | {r['train_seconds']:.0f} |")
+        lines.append(
+            f"| {r['run']} | {r['task']} | {r['algo']} | {r['seed']} | {r['status']} | {f(r['init_dev_ppl'])} | "
+            f"{', '.join(f(x) for x in r['dev_ppl_per_epoch'])} | {f(r['dev_ppl'])} | {f(r['test_ppl'])} | "
+            f"{f(r['test_sample_ppl'])} | {r['train_seconds']:.0f} |"
+        )
     sizes = rows[0]["data_sizes"]
     lines += ["", f"Split sizes (sentences): {json.dumps(sizes)}. Machine: {rows[0]['machine']}."]
     (out / f"{args.name}.md").write_text("\n".join(lines) + "\n")

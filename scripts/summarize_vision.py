@@ -29,9 +29,11 @@ from pathlib import Path
 BEGIN, END = "<!-- generated -->", "<!-- /generated -->"
 OK = ("completed", "early_stopped", "max_steps")
 # The order column ranks means only; what the runs were not equalised on must stay next to it.
-ORDER_NOTE = ("'ours: order by mean' sorts a row's columns by mean test accuracy over the finished seeds. It is not a "
-              "significance test, and it compares the runs as configured: it does not control for weight updates per "
-              "batch (iPC takes T per batch) or for a learning rate tuned per method.")
+ORDER_NOTE = (
+    "'ours: order by mean' sorts a row's columns by mean test accuracy over the finished seeds. It is not a "
+    "significance test, and it compares the runs as configured: it does not control for weight updates per "
+    "batch (iPC takes T per batch) or for a learning rate tuned per method."
+)
 
 
 def split_key(item: str, flag: str) -> tuple[str, str, str]:
@@ -47,19 +49,37 @@ def seed_row(run: Path) -> dict:
         m = json.loads((run / "metrics.json").read_text())
     except (OSError, ValueError):
         return {"dir": str(run), "status": "missing"}
-    return {"dir": str(run), "seed": m.get("seed"), "status": m.get("status"), "test_accuracy": m.get("test_accuracy"),
-            "best_dev_accuracy": m.get("best_dev_accuracy"), "best_epoch": m.get("best_epoch"),
-            "epochs_run": m.get("epochs_run"), "steps": m.get("steps"), "train_seconds": m.get("train_seconds"),
-            "mean_seconds_per_epoch": m.get("mean_seconds_per_epoch"), "data_sizes": m.get("data_sizes"),
-            "model_kwargs": m.get("model_kwargs")}
+    return {
+        "dir": str(run),
+        "seed": m.get("seed"),
+        "status": m.get("status"),
+        "test_accuracy": m.get("test_accuracy"),
+        "best_dev_accuracy": m.get("best_dev_accuracy"),
+        "best_epoch": m.get("best_epoch"),
+        "epochs_run": m.get("epochs_run"),
+        "steps": m.get("steps"),
+        "train_seconds": m.get("train_seconds"),
+        "mean_seconds_per_epoch": m.get("mean_seconds_per_epoch"),
+        "data_sizes": m.get("data_sizes"),
+        "model_kwargs": m.get("model_kwargs"),
+    }
 
 
 def cell_stats(seeds: list[dict]) -> dict:
-    done = [s["test_accuracy"] * 100 for s in seeds if s["status"] in OK and s.get("test_accuracy") is not None
-            and math.isfinite(s["test_accuracy"])]
-    return {"n": len(seeds), "finished": len(done), "mean": statistics.fmean(done) if done else None,
-            "pm": statistics.pstdev(done) / 2 if done else None, "std": statistics.pstdev(done) if done else None,
-            "min": min(done) if done else None, "max": max(done) if done else None}
+    done = [
+        s["test_accuracy"] * 100
+        for s in seeds
+        if s["status"] in OK and s.get("test_accuracy") is not None and math.isfinite(s["test_accuracy"])
+    ]
+    return {
+        "n": len(seeds),
+        "finished": len(done),
+        "mean": statistics.fmean(done) if done else None,
+        "pm": statistics.pstdev(done) / 2 if done else None,
+        "std": statistics.pstdev(done) if done else None,
+        "min": min(done) if done else None,
+        "max": max(done) if done else None,
+    }
 
 
 def fmt(stats: dict) -> str:
@@ -87,23 +107,38 @@ def build(cells: dict, paper: dict) -> tuple[dict, str]:
             st = cell_stats(seeds) if seeds else None
             table[r][c] = {"seeds": seeds, "stats": st, "paper": paper.get((r, c))}
             parts += [fmt(st) if st else "", paper.get((r, c), "")]
-        order = sorted((c for c in cols if table[r][c]["stats"] and table[r][c]["stats"]["mean"] is not None),
-                       key=lambda c: -table[r][c]["stats"]["mean"])
+        order = sorted(
+            (c for c in cols if table[r][c]["stats"] and table[r][c]["stats"]["mean"] is not None),
+            key=lambda c: -table[r][c]["stats"]["mean"],
+        )
         lines.append(f"| {r} | " + " | ".join(parts) + " | " + " > ".join(order) + " |")
-    lines += ["", ORDER_NOTE, "", "Every seed (test accuracy of the best-dev epoch, %):", "",
-              "| row | column | seed | status | test acc | best dev acc | best epoch / run | steps | train s | "
-              "s / epoch | train / dev / test images | run folder |", "|---" * 12 + "|"]
+    lines += [
+        "",
+        ORDER_NOTE,
+        "",
+        "Every seed (test accuracy of the best-dev epoch, %):",
+        "",
+        "| row | column | seed | status | test acc | best dev acc | best epoch / run | steps | train s | "
+        "s / epoch | train / dev / test images | run folder |",
+        "|---" * 12 + "|",
+    ]
     for r in rows:
         for c in cols:
             for s in table[r][c]["seeds"]:
                 sizes = s.get("data_sizes") or {}
-                lines.append(f"| {r} | {c} | {s.get('seed', '—')} | {s['status']} | {pct(s.get('test_accuracy'))} | "
-                             f"{pct(s.get('best_dev_accuracy'))} | {s.get('best_epoch', '—')} / "
-                             f"{s.get('epochs_run', '—')} | {s.get('steps', '—')} | {s.get('train_seconds', '—')} | "
-                             f"{s.get('mean_seconds_per_epoch', '—')} | {sizes.get('train', '—')} / "
-                             f"{sizes.get('dev', '—')} / {sizes.get('test', '—')} | {s['dir']} |")
-    return {"rows": rows, "columns": cols, "table": table,
-            "pm": "half the population standard deviation over the finished seeds (the paper's ±)"}, "\n".join(lines)
+                lines.append(
+                    f"| {r} | {c} | {s.get('seed', '—')} | {s['status']} | {pct(s.get('test_accuracy'))} | "
+                    f"{pct(s.get('best_dev_accuracy'))} | {s.get('best_epoch', '—')} / "
+                    f"{s.get('epochs_run', '—')} | {s.get('steps', '—')} | {s.get('train_seconds', '—')} | "
+                    f"{s.get('mean_seconds_per_epoch', '—')} | {sizes.get('train', '—')} / "
+                    f"{sizes.get('dev', '—')} / {sizes.get('test', '—')} | {s['dir']} |"
+                )
+    return {
+        "rows": rows,
+        "columns": cols,
+        "table": table,
+        "pm": "half the population standard deviation over the finished seeds (the paper's ±)",
+    }, "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -82,9 +82,16 @@ def collect(output_dir: Path, points: list[dict[str, object]], converged_below: 
         m = read_metrics(run)
         dev = m.get("best_dev_ppl")
         ok = m.get("status") in FINAL_STATUSES - {"diverged"} and dev is not None and math.isfinite(dev)
-        rows.append({"point": point, "dir": str(run), "status": m.get("status"), "best_dev_ppl": dev,
-                     "test_ppl": m.get("test_ppl"),
-                     "converged": ok and (converged_below is None or dev < converged_below)})
+        rows.append(
+            {
+                "point": point,
+                "dir": str(run),
+                "status": m.get("status"),
+                "best_dev_ppl": dev,
+                "test_ppl": m.get("test_ppl"),
+                "converged": ok and (converged_below is None or dev < converged_below),
+            }
+        )
     rows.sort(key=lambda r: (not r["converged"], r["best_dev_ppl"] if r["best_dev_ppl"] is not None else math.inf))
     return rows
 
@@ -99,10 +106,26 @@ def collect_vision(output_dir: Path, points: list[dict[str, object]], converged_
         dev, test = m.get("best_dev_accuracy"), m.get("test_accuracy")
         final = test if test is not None else dev
         ok = m.get("status") in FINAL_STATUSES - {"diverged"} and final is not None and math.isfinite(final)
-        rows.append({"point": point, "dir": str(run), "status": m.get("status"), "best_dev_accuracy": dev,
-                     "test_accuracy": test, "converged": ok and final > converged_above})
-    rows.sort(key=lambda r: (not r["converged"], -(r["best_dev_accuracy"] if r["best_dev_accuracy"] is not None
-                                                    and math.isfinite(r["best_dev_accuracy"]) else -math.inf)))
+        rows.append(
+            {
+                "point": point,
+                "dir": str(run),
+                "status": m.get("status"),
+                "best_dev_accuracy": dev,
+                "test_accuracy": test,
+                "converged": ok and final > converged_above,
+            }
+        )
+    rows.sort(
+        key=lambda r: (
+            not r["converged"],
+            -(
+                r["best_dev_accuracy"]
+                if r["best_dev_accuracy"] is not None and math.isfinite(r["best_dev_accuracy"])
+                else -math.inf
+            ),
+        )
+    )
     return rows
 
 
@@ -133,8 +156,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("grid", type=Path)
     p.add_argument("--output-dir", required=True, type=Path)
     p.add_argument("--converged-below", type=float, help="language models: dev perplexity threshold")
-    p.add_argument("--converged-above", type=float,
-                   help="vision: test accuracy threshold, a fraction (default: 2 / classes, twice chance)")
+    p.add_argument(
+        "--converged-above",
+        type=float,
+        help="vision: test accuracy threshold, a fraction (default: 2 / classes, twice chance)",
+    )
     p.add_argument("--dry-run", action="store_true", help="list the points and write nothing")
     p.add_argument("--launcher", default=default_launcher())
     args = p.parse_args(argv)
@@ -168,12 +194,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if is_vision(spec):
         above = default_converged_above(spec) if args.converged_above is None else args.converged_above
-        rule = (f"status completed / early_stopped / max_steps and final test accuracy above {100 * above:.1f}%"
-                + (" (twice chance)" if args.converged_above is None else ""))
+        rule = f"status completed / early_stopped / max_steps and final test accuracy above {100 * above:.1f}%" + (
+            " (twice chance)" if args.converged_above is None else ""
+        )
         gather = lambda: collect_vision(args.output_dir, points, above)  # noqa: E731
     else:
         rule = "status completed / early_stopped / max_steps and finite best dev perplexity" + (
-            f" below {args.converged_below}" if args.converged_below is not None else "")
+            f" below {args.converged_below}" if args.converged_below is not None else ""
+        )
         gather = lambda: collect(args.output_dir, points, args.converged_below)  # noqa: E731
     if args.dry_run:
         print("\n".join(point_name(pt) for pt in points))

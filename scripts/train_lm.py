@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Train a PCLM language model with BP, PC or iPC: `pclm.cli.train_lm` (also installed as `pclm-train-lm`).
 
-    accelerate launch scripts/train_lm.py --algo ipc
+accelerate launch scripts/train_lm.py --algo ipc
 """
 
 import sys

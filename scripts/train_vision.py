@@ -59,16 +59,28 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = args.config
         if config is None:
-            guess = ROOT / "configs" / "vision" / f"{args.model or 'mlp'}_{args.dataset or 'mnist'}_{args.algo or 'ipc'}.yaml"
+            guess = (
+                ROOT
+                / "configs"
+                / "vision"
+                / f"{args.model or 'mlp'}_{args.dataset or 'mnist'}_{args.algo or 'ipc'}.yaml"
+            )
             config = guess if guess.is_file() else None
-        flags = {"algo": args.algo, "seed": args.seed, "model.name": args.model, "data.dataset": args.dataset,
-                 "data.data_dir": args.data_dir}
+        flags = {
+            "algo": args.algo,
+            "seed": args.seed,
+            "model.name": args.model,
+            "data.dataset": args.dataset,
+            "data.data_dir": args.data_dir,
+        }
         cfg = load_vision_config(config, args.overrides, **flags)
         if cfg.data.data_dir is None:
             found = default_data_dir(cfg.data.dataset)
             if found is None:
-                raise UsageError(f"no data folder for dataset '{cfg.data.dataset}' ({SHARED_DATA / cfg.data.dataset} "
-                                 "does not exist): pass --data-dir")
+                raise UsageError(
+                    f"no data folder for dataset '{cfg.data.dataset}' ({SHARED_DATA / cfg.data.dataset} "
+                    "does not exist): pass --data-dir"
+                )
             cfg.data.data_dir = found
         name = f"{cfg.model['name']}_{cfg.data.dataset}_{cfg.algo}_seed{cfg.seed}"
         output = Path(args.output_dir or ROOT / "runs" / "vision" / name)
@@ -84,9 +96,11 @@ def main(argv: list[str] | None = None) -> int:
 
     if PartialState().is_main_process:
         nan = float("nan")
-        print(f"{cfg.model['name']} {cfg.data.dataset} {cfg.algo} [{metrics['status']}]: "
-              f"dev accuracy {metrics.get('dev_accuracy', nan):.4f} | test accuracy {metrics.get('test_accuracy', nan):.4f}"
-              f" | {metrics['mean_seconds_per_epoch']} s/epoch")
+        print(
+            f"{cfg.model['name']} {cfg.data.dataset} {cfg.algo} [{metrics['status']}]: "
+            f"dev accuracy {metrics.get('dev_accuracy', nan):.4f} | test accuracy {metrics.get('test_accuracy', nan):.4f}"
+            f" | {metrics['mean_seconds_per_epoch']} s/epoch"
+        )
         print(f"checkpoint: {metrics['best_model']}")
     return 0
 

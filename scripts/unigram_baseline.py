@@ -33,7 +33,9 @@ def main(argv: list[str] | None = None) -> int:
             tokenizer = load_tokenizer(cfg.data.tokenizer)
             data = _lm_data(cfg, tokenizer)
             log_probs = unigram_log_probs(data["train"]["input_ids"], len(tokenizer))
-            out[task] = {split: unigram_perplexity(log_probs, ds, task) for split, ds in data.items() if split != "train"}
+            out[task] = {
+                split: unigram_perplexity(log_probs, ds, task) for split, ds in data.items() if split != "train"
+            }
             out[task]["data_sizes"] = {split: len(ds) for split, ds in data.items()}
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -16,12 +16,33 @@ SCRIPT = REPO / "scripts" / "train_lm.py"
 
 # A model and corpus small enough for a run of a few seconds on 2 CPU cores: 300 training sentences in batches of
 # 32 (10 batches per epoch, the last one of 12), 60 dev and 100 test sentences.
-TINY = ["model.hidden_size=32", "model.intermediate_size=64", "data.train_size=300", "data.dev_size=60",
-        "data.test_size=100", "data.max_length=32", "train.batch_size=32", "train.eval_batch_size=64",
-        "train.tracker=none"]
+TINY = [
+    "model.hidden_size=32",
+    "model.intermediate_size=64",
+    "data.train_size=300",
+    "data.dev_size=60",
+    "data.test_size=100",
+    "data.max_length=32",
+    "train.batch_size=32",
+    "train.eval_batch_size=64",
+    "train.tracker=none",
+]
 # The run of the `bp_run` fixture: `seed=3` in the overrides and `--seed 7` on the command line (the flag must win).
-BP_RUN_ARGS = ["--task", "mlm", "--algo", "bp", "--seed", "7", "--threads", "1", *TINY, "train.epochs=2", "seed=3",
-               "train.tracker=csv", "train.log_every=4"]
+BP_RUN_ARGS = [
+    "--task",
+    "mlm",
+    "--algo",
+    "bp",
+    "--seed",
+    "7",
+    "--threads",
+    "1",
+    *TINY,
+    "train.epochs=2",
+    "seed=3",
+    "train.tracker=csv",
+    "train.log_every=4",
+]
 
 
 def _load_script():
@@ -53,13 +74,20 @@ def child_env() -> dict[str, str]:
 def start_cli(argv: list[str], log: Path) -> subprocess.Popen:
     """`python scripts/train_lm.py argv` as a child process, its output in `log` (a pipe could fill and block it)."""
     out = log.open("w")
-    return subprocess.Popen([sys.executable, str(SCRIPT), *map(str, argv)], cwd=REPO, env=child_env(),
-                            stdout=out, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, str(SCRIPT), *map(str, argv)], cwd=REPO, env=child_env(), stdout=out, stderr=subprocess.STDOUT
+    )
 
 
 def run_cli(argv: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPT), *map(str, argv)], cwd=REPO, env=child_env(),
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *map(str, argv)],
+        cwd=REPO,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -50,21 +50,31 @@ def test_deepspeed_is_refused(monkeypatch):
 def test_fp16_ipc_run_exits_2_with_one_line_and_writes_nothing(tmp_path):
     """The whole path: `accelerate launch --mixed_precision fp16` sets this variable for the process."""
     out = tmp_path / "run"
-    done = subprocess.run([sys.executable, str(SCRIPT), "--algo", "ipc", *TINY, "--output-dir", str(out)], cwd=REPO,
-                          env={**child_env(), "ACCELERATE_MIXED_PRECISION": "fp16"}, capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--algo", "ipc", *TINY, "--output-dir", str(out)],
+        cwd=REPO,
+        env={**child_env(), "ACCELERATE_MIXED_PRECISION": "fp16"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 2
     assert [line for line in done.stderr.splitlines() if line.startswith("error:")] == [
         "error: mixed precision fp16 is not supported with ipc: the loss scaler would multiply the value-node "
-        "gradients dF/dx (use bf16 or no)"]
+        "gradients dF/dx (use bf16 or no)"
+    ]
     assert not out.exists()
 
 
 def test_a_missing_tracker_package_is_one_error_line(capsys, tmp_path, monkeypatch):
     real = tracking.importlib.util.find_spec
     monkeypatch.setattr(tracking.importlib.util, "find_spec", lambda name: None if name == "wandb" else real(name))
-    expect_usage_error(capsys, ["--algo", "bp", *TINY, "train.tracker=csv,wandb"],
-                       r"train\.tracker 'wandb' needs the 'wandb' package \(pip install wandb\)", tmp_path / "run")
+    expect_usage_error(
+        capsys,
+        ["--algo", "bp", *TINY, "train.tracker=csv,wandb"],
+        r"train\.tracker 'wandb' needs the 'wandb' package \(pip install wandb\)",
+        tmp_path / "run",
+    )
 
 
 def test_several_trackers_at_once(tmp_path):

@@ -50,10 +50,15 @@ def tiny(cls, seed: int = 0):
 def by_hand(model, dataset: Dataset, tokenizer, algo: str, lr: float, batch_size: int, transform=None) -> int:
     """The oracle: `train_batch` on the batches of `dataset` in order, AdamW as `pclm.train` builds it by default.
     Returns the number of batches."""
-    optim = torch.optim.AdamW(weight_groups(model), lr=lr, weight_decay=TrainConfig.weight_decay,
-                              betas=TrainConfig.betas)
-    loader = DataLoader(dataset.with_format(columns=["input_ids"]), batch_size=batch_size,
-                        collate_fn=train_collator("clm", tokenizer), generator=torch.Generator())  # not the global RNG
+    optim = torch.optim.AdamW(
+        weight_groups(model), lr=lr, weight_decay=TrainConfig.weight_decay, betas=TrainConfig.betas
+    )
+    loader = DataLoader(
+        dataset.with_format(columns=["input_ids"]),
+        batch_size=batch_size,
+        collate_fn=train_collator("clm", tokenizer),
+        generator=torch.Generator(),
+    )  # not the global RNG
     n = 0
     for batch in loader:
         batch = transform(batch) if transform is not None else batch
@@ -72,8 +77,18 @@ def test_train_is_train_batch_on_the_same_batches(algo, sentences, tokenizer, on
     model = tiny(PCLMForCausalLM)
     start, oracle = copy.deepcopy(model), copy.deepcopy(model)
     before = pclm.evaluate(model, sentences)
-    result = pclm.train(model, sentences, algorithm=algo, inference_steps=T, inference_lr=GAMMA, lr=1e-2,
-                        batch_size=8, shuffle=False, epochs=1, eval_dataset=sentences)
+    result = pclm.train(
+        model,
+        sentences,
+        algorithm=algo,
+        inference_steps=T,
+        inference_lr=GAMMA,
+        lr=1e-2,
+        batch_size=8,
+        shuffle=False,
+        epochs=1,
+        eval_dataset=sentences,
+    )
     batches = by_hand(oracle, sentences, tokenizer, algo, lr=1e-2, batch_size=8)
     assert result.model is model and result.status == "completed" and result.steps == batches == 5
     assert_same_weights(model, oracle)
@@ -99,8 +114,17 @@ def test_weights_step_as_the_schedule_says(algo, updates_per_batch, sentences, o
 def test_masked_lm_is_train_batch_with_the_cli_masking(sentences, tokenizer, one_thread):
     model = tiny(PCLMForMaskedLM)
     oracle = copy.deepcopy(model)
-    result = pclm.train(model, sentences, algorithm="ipc", inference_steps=T, inference_lr=GAMMA, lr=1e-2,
-                        batch_size=8, shuffle=False, seed=5)
+    result = pclm.train(
+        model,
+        sentences,
+        algorithm="ipc",
+        inference_steps=T,
+        inference_lr=GAMMA,
+        lr=1e-2,
+        batch_size=8,
+        shuffle=False,
+        seed=5,
+    )
     torch.manual_seed(5)  # pclm.train seeds the masking with `seed`
     by_hand(oracle, sentences, tokenizer, "ipc", lr=1e-2, batch_size=8, transform=mlm_masker(tokenizer, 0.15))
     assert result.steps == 5
@@ -139,33 +163,53 @@ def test_a_custom_module_that_calls_nodes_trains(sentences, tokenizer, one_threa
         return gaussian
 
     before = pclm.evaluate(model, sentences, task="clm")
-    result = pclm.train(model, sentences, task="clm", algorithm="ipc", inference_steps=T, value_nodes=select,
-                        lr=1e-2, batch_size=8, epochs=3)
+    result = pclm.train(
+        model,
+        sentences,
+        task="clm",
+        algorithm="ipc",
+        inference_steps=T,
+        value_nodes=select,
+        lr=1e-2,
+        batch_size=8,
+        epochs=3,
+    )
     after = pclm.evaluate(model, sentences, task="clm")
     assert set(asked) == {"embed.out", "hidden.out"} and result.steps == 15
     assert after["ppl"] < before["ppl"] / 10
     # the API's score is the corpus perplexity of the model's own next-token log-likelihoods
     ids = [torch.tensor(row) for row in sentences["input_ids"]]
     with torch.no_grad():
-        nll = [-F.log_softmax(model.readout(torch.tanh(model.hidden(model.embed(x)))), -1)[:-1]
-               .gather(1, x[1:, None]).sum() for x in ids]
+        nll = [
+            -F.log_softmax(model.readout(torch.tanh(model.hidden(model.embed(x)))), -1)[:-1]
+            .gather(1, x[1:, None])
+            .sum()
+            for x in ids
+        ]
     assert after["ppl"] == pytest.approx(torch.exp(sum(nll) / sum(len(x) - 1 for x in ids)).item(), rel=1e-5)
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda m, ds: pclm.train(m, ds.remove_columns("input_ids")),
-     "train_dataset has no 'input_ids' column (tokenise it first, e.g. "
-     "dataset.map(lambda b: tokenizer(b['text']), batched=True))"),
-    (lambda m, ds: pclm.train(m, ds.to_dict()), "train_dataset must be a datasets.Dataset, got dict"),
-    (lambda m, ds: pclm.train(m, ds, algorithm="sgd"), "unknown algorithm 'sgd' (choose from bp, pc, ipc, zil)"),
-    (lambda m, ds: pclm.train(m, ds, inference_steps=3),
-     "value_nodes='out+scores' puts 3 value nodes on a chain but ipc with inference_steps=3 reaches only 2: "
-     "the lowest weights would never learn"),
-    (lambda m, ds: pclm.train(m, ds, batch_size=0), "batch_size must be a positive integer, got 0"),
-    (lambda m, ds: pclm.train(Bigram(8001), ds), "pass task='clm' or task='mlm': Bigram is not a PCLMFor* model"),
-    (lambda m, ds: pclm.evaluate(m, ds.select([])), "dataset is empty"),
-    (lambda m, ds: pclm.evaluate(m, ds, task="seq2seq"), "task must be 'clm' or 'mlm', got 'seq2seq'"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (
+            lambda m, ds: pclm.train(m, ds.remove_columns("input_ids")),
+            "train_dataset has no 'input_ids' column (tokenise it first, e.g. "
+            "dataset.map(lambda b: tokenizer(b['text']), batched=True))",
+        ),
+        (lambda m, ds: pclm.train(m, ds.to_dict()), "train_dataset must be a datasets.Dataset, got dict"),
+        (lambda m, ds: pclm.train(m, ds, algorithm="sgd"), "unknown algorithm 'sgd' (choose from bp, pc, ipc, zil)"),
+        (
+            lambda m, ds: pclm.train(m, ds, inference_steps=3),
+            "value_nodes='out+scores' puts 3 value nodes on a chain but ipc with inference_steps=3 reaches only 2: "
+            "the lowest weights would never learn",
+        ),
+        (lambda m, ds: pclm.train(m, ds, batch_size=0), "batch_size must be a positive integer, got 0"),
+        (lambda m, ds: pclm.train(Bigram(8001), ds), "pass task='clm' or task='mlm': Bigram is not a PCLMFor* model"),
+        (lambda m, ds: pclm.evaluate(m, ds.select([])), "dataset is empty"),
+        (lambda m, ds: pclm.evaluate(m, ds, task="seq2seq"), "task must be 'clm' or 'mlm', got 'seq2seq'"),
+    ],
+)
 def test_bad_arguments_are_one_line_usage_errors(call, message, sentences):
     with pytest.raises(UsageError) as err:
         call(tiny(PCLMForCausalLM), sentences)
@@ -173,9 +217,17 @@ def test_bad_arguments_are_one_line_usage_errors(call, message, sentences):
 
 
 def test_import_pclm_stays_light_and_resolves_the_api():
-    code = ("import sys, pclm; light = 'torch' not in sys.modules; import pclm.api\n"
-            "print(light, pclm.train is pclm.api.train, pclm.evaluate is pclm.api.evaluate, "
-            "pclm.TrainResult is pclm.api.TrainResult)")
-    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300,
-                          env={"PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"})
+    code = (
+        "import sys, pclm; light = 'torch' not in sys.modules; import pclm.api\n"
+        "print(light, pclm.train is pclm.api.train, pclm.evaluate is pclm.api.evaluate, "
+        "pclm.TrainResult is pclm.api.TrainResult)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"},
+    )
     assert done.stdout.split() == ["True"] * 4, done.stderr[-2000:]

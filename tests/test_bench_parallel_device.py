@@ -54,7 +54,8 @@ def test_quick_on_cpu(bench, tmp_path, capsys):
     assert report["torch"] == torch.__version__ and "--quick" in report["command"]
     _assert_rows_consistent(bench, report, capsys.readouterr().out, js, png)
     assert [(r["depth"], r["width"], r["batch"]) for r in report["rows"]] == [
-        (d, w, b) for d in (2, 8) for w in (32, 128) for b in (1, 16)]
+        (d, w, b) for d in (2, 8) for w in (32, 128) for b in (1, 16)
+    ]
     assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n") and not (tmp_path / "q.json.tmp").exists()
 
 
@@ -82,8 +83,27 @@ def _assert_rows_consistent(bench, report, out, js, png):
 
 def test_budget_stops_after_a_cell_and_keeps_it(bench, tmp_path):
     js = tmp_path / "b.json"
-    argv = ["--depths", "2", "--widths", "16", "--batches", "1", "2", "--repeats", "1", "--warmup", "0",
-            "--threads", "1", "--max-seconds", "1e-9", "--json", str(js), "--png", str(tmp_path / "b.png")]
+    argv = [
+        "--depths",
+        "2",
+        "--widths",
+        "16",
+        "--batches",
+        "1",
+        "2",
+        "--repeats",
+        "1",
+        "--warmup",
+        "0",
+        "--threads",
+        "1",
+        "--max-seconds",
+        "1e-9",
+        "--json",
+        str(js),
+        "--png",
+        str(tmp_path / "b.png"),
+    ]
     assert bench.main(argv) == 0
     report = json.loads(js.read_text())
     assert len(report["rows"]) == 1 and report["stopped_by_budget"] and not report["complete"]
@@ -142,16 +162,40 @@ def _run_mode_with_eager_bp(bench, tmp_path, capsys, flag):
     """`flag` (--compile or --fused) on one cell: every path timed and printed, plus the eager BP step of the same
     race, with ipc_par's ratio to it printed and recorded as the ratio of the two medians."""
     js, png = tmp_path / "m.json", tmp_path / "m.png"
-    assert bench.main([flag, "--depths", "2", "--widths", "8", "--batches", "1", "--repeats", "2",
-                       "--warmup", "1", "--threads", "1", "--json", str(js), "--png", str(png)]) == 0
+    assert (
+        bench.main(
+            [
+                flag,
+                "--depths",
+                "2",
+                "--widths",
+                "8",
+                "--batches",
+                "1",
+                "--repeats",
+                "2",
+                "--warmup",
+                "1",
+                "--threads",
+                "1",
+                "--json",
+                str(js),
+                "--png",
+                str(png),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     report = json.loads(js.read_text())
     (row,) = report["rows"]
     _assert_rows_consistent(bench, report, out, js, png)
     assert row["ipc_par/bp_eager"] == pytest.approx(row["median_s"]["ipc_par"] / row["bp_eager_median_s"], rel=1e-12)
     kind = "compiled" if flag == "--compile" else "fused"
-    assert f"  eager bp {row['bp_eager_median_s'] * 1e3:.3f} ms: {kind} ipc_par / eager bp = " \
-           f"{row['ipc_par/bp_eager']:.2f}" in out.splitlines()
+    assert (
+        f"  eager bp {row['bp_eager_median_s'] * 1e3:.3f} ms: {kind} ipc_par / eager bp = "
+        f"{row['ipc_par/bp_eager']:.2f}" in out.splitlines()
+    )
     return report
 
 
@@ -197,8 +241,30 @@ def test_fused_mode_races_every_path_and_eager_bp(bench, tmp_path, capsys):
 def test_cuda_end_to_end(bench, tmp_path, capsys):
     """--device cuda on a real GPU: every path timed on the device, the table and JSON agree, the PNG is drawn."""
     js, png = tmp_path / "g.json", tmp_path / "g.png"
-    assert bench.main(["--device", "cuda", "--depths", "2", "--widths", "16", "--batches", "1", "4", "--repeats",
-                       "3", "--warmup", "1", "--json", str(js), "--png", str(png)]) == 0
+    assert (
+        bench.main(
+            [
+                "--device",
+                "cuda",
+                "--depths",
+                "2",
+                "--widths",
+                "16",
+                "--batches",
+                "1",
+                "4",
+                "--repeats",
+                "3",
+                "--warmup",
+                "1",
+                "--json",
+                str(js),
+                "--png",
+                str(png),
+            ]
+        )
+        == 0
+    )
     report = json.loads(js.read_text())
     assert report["device"] == "cuda" and report["device_name"] == torch.cuda.get_device_name()
     assert report["complete"] and len(report["rows"]) == 2

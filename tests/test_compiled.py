@@ -30,8 +30,13 @@ def _mlp() -> MLP:
 
 def _batches(n: int, features: tuple[int, ...] = (12,), classes: int = 4, size: int = 8) -> list[dict]:
     g = torch.Generator().manual_seed(1)
-    return [{"pixel_values": torch.randn(size, *features, generator=g),
-             "labels": torch.randint(0, classes, (size,), generator=g)} for _ in range(n)]
+    return [
+        {
+            "pixel_values": torch.randn(size, *features, generator=g),
+            "labels": torch.randint(0, classes, (size,), generator=g),
+        }
+        for _ in range(n)
+    ]
 
 
 def _train(model, batches, algorithm, backend: str | None, eager: bool = False):

@@ -17,8 +17,10 @@ from .conftest import REPO
 @pytest.fixture
 def config_file(tmp_path: Path) -> Path:
     path = tmp_path / "run.yaml"
-    path.write_text("task: clm\nalgo: pc\nseed: 4\nmodel: {layer_norm: false}\n"
-                    "train: {epochs: 3, lr: 0.002, batch_size: 16}\npc: {inference_steps: 9}\n")
+    path.write_text(
+        "task: clm\nalgo: pc\nseed: 4\nmodel: {layer_norm: false}\n"
+        "train: {epochs: 3, lr: 0.002, batch_size: 16}\npc: {inference_steps: 9}\n"
+    )
     return path
 
 
@@ -31,8 +33,17 @@ def test_file_values_are_read(config_file):
 
 
 def test_dotted_overrides_win_over_the_file(config_file):
-    cfg = load_config(config_file, ["train.lr=0.5", "seed=9", "model.hidden_size=64", "data.train_size=null",
-                                    "train.betas=[0.8, 0.95]", "pc.discount=0.9"])
+    cfg = load_config(
+        config_file,
+        [
+            "train.lr=0.5",
+            "seed=9",
+            "model.hidden_size=64",
+            "data.train_size=null",
+            "train.betas=[0.8, 0.95]",
+            "pc.discount=0.9",
+        ],
+    )
     assert (cfg.train.lr, cfg.seed, cfg.data.train_size, cfg.pc.discount) == (0.5, 9, None, 0.9)
     assert cfg.model == {"layer_norm": False, "hidden_size": 64}
     assert cfg.train.betas == (0.8, 0.95) and cfg.train.epochs == 3
@@ -49,8 +60,10 @@ def test_numbers_written_as_text_become_floats(config_file):
     assert cfg.train.lr == 0.001 and type(cfg.train.weight_decay) is float
 
 
-@pytest.mark.parametrize("override, key", [("train.nope=1", "train.nope"), ("nope=1", "nope"),
-                                           ("data.max_len=3", "data.max_len"), ("pc.T=3", "pc.T")])
+@pytest.mark.parametrize(
+    "override, key",
+    [("train.nope=1", "train.nope"), ("nope=1", "nope"), ("data.max_len=3", "data.max_len"), ("pc.T=3", "pc.T")],
+)
 def test_unknown_key_names_the_key(config_file, override, key):
     with pytest.raises(UsageError, match=f"unknown config key '{key}'"):
         load_config(config_file, [override])
@@ -63,19 +76,22 @@ def test_unknown_key_in_the_file_names_the_key(tmp_path):
         load_config(path)
 
 
-@pytest.mark.parametrize("override, message", [
-    ("train.epochs=abc", "'train.epochs' must be int"),
-    ("train.epochs=2.5", "'train.epochs' must be int"),
-    ("train.lr=fast", "'train.lr' must be float"),
-    ("train.betas=[0.9]", "'train.betas' must be tuple"),
-    ("seed.x=1", "'seed' is not a section"),
-    ("data.x=1", "unknown config key 'data.x'"),
-    ("train=5", "section 'train' must be a mapping"),
-    ("train.epochs=0", "'train.epochs' must be >= 1"),
-    ("data.mlm_probability=1.5", "'data.mlm_probability' must be in"),
-    ("task=translate", "unknown task 'translate'"),
-    ("train.lr", "not of the form"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.epochs=abc", "'train.epochs' must be int"),
+        ("train.epochs=2.5", "'train.epochs' must be int"),
+        ("train.lr=fast", "'train.lr' must be float"),
+        ("train.betas=[0.9]", "'train.betas' must be tuple"),
+        ("seed.x=1", "'seed' is not a section"),
+        ("data.x=1", "unknown config key 'data.x'"),
+        ("train=5", "section 'train' must be a mapping"),
+        ("train.epochs=0", "'train.epochs' must be >= 1"),
+        ("data.mlm_probability=1.5", "'data.mlm_probability' must be in"),
+        ("task=translate", "unknown task 'translate'"),
+        ("train.lr", "not of the form"),
+    ],
+)
 def test_bad_values_are_usage_errors(config_file, override, message):
     with pytest.raises(UsageError, match=message):
         load_config(config_file, [override])

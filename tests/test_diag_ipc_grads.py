@@ -17,16 +17,32 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.mark.slow
 def test_t0_gradient_is_bp_at_the_head_and_zero_below(tmp_path):
     torch.manual_seed(0)
-    PCLMForCausalLM(PCLMConfig(vocab_size=8001, hidden_size=16, intermediate_size=32, max_position_embeddings=64,
-                               layer_norm=True)).save_pretrained(tmp_path / "ckpt")
+    PCLMForCausalLM(
+        PCLMConfig(vocab_size=8001, hidden_size=16, intermediate_size=32, max_position_embeddings=64, layer_norm=True)
+    ).save_pretrained(tmp_path / "ckpt")
     spec = importlib.util.spec_from_file_location("diag_ipc_grads", REPO / "scripts" / "diag_ipc_grads.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules["diag_ipc_grads"] = module
     spec.loader.exec_module(module)
     out = tmp_path / "diag.json"
-    assert module.main([str(tmp_path / "ckpt"), "--data-dir", str(REPO / "pclm" / "data" / "lm1b_sample"),
-                        "--batches", "1", "--json", str(out), "train.batch_size=8", "data.train_size=50",
-                        "data.dev_size=10", "data.test_size=10"]) == 0
+    assert (
+        module.main(
+            [
+                str(tmp_path / "ckpt"),
+                "--data-dir",
+                str(REPO / "pclm" / "data" / "lm1b_sample"),
+                "--batches",
+                "1",
+                "--json",
+                str(out),
+                "train.batch_size=8",
+                "data.train_size=50",
+                "data.dev_size=10",
+                "data.test_size=10",
+            ]
+        )
+        == 0
+    )
     rows = json.loads(out.read_text())["rows"]
     at0 = {(r["x_grads"], r["group"]): r for r in rows if r["t"] == 0}
     for convention in ("sample", "batch"):

@@ -38,11 +38,20 @@ def test_fit_stops_at_the_first_infinite_energy_and_keeps_the_last_good_model(tm
     # iPC with T=2: 2 forward passes per batch, 4 per epoch (+1 evaluation pass per dev evaluation).
     model = ExplodingMLP(after=12)
     saved, statuses = [], []
-    job = Fit(model=model, optim_w=torch.optim.AdamW(weight_groups(model), lr=1e-3), algorithm=IPC(2, 0.1),
-              select=lambda name: gaussian, train_loader=loader, dev_loader=loader,
-              evaluate=lambda m, dl: {"loss": sum(m(**b).loss.item() for b in dl)}, monitor="loss",
-              lower_is_better=True, save_best=lambda m, path, state: (path.mkdir(), saved.append(path.name)), epochs=5,
-              write_metrics=lambda state, status: statuses.append(status))
+    job = Fit(
+        model=model,
+        optim_w=torch.optim.AdamW(weight_groups(model), lr=1e-3),
+        algorithm=IPC(2, 0.1),
+        select=lambda name: gaussian,
+        train_loader=loader,
+        dev_loader=loader,
+        evaluate=lambda m, dl: {"loss": sum(m(**b).loss.item() for b in dl)},
+        monitor="loss",
+        lower_is_better=True,
+        save_best=lambda m, path, state: (path.mkdir(), saved.append(path.name)),
+        epochs=5,
+        write_metrics=lambda state, status: statuses.append(status),
+    )
     state = FitState()
     status = fit(job, Accelerator(cpu=True), tmp_path, state)
     # calls: 1-2 untrained dev eval, 3-6 epoch 1, 7-8 dev, 9-12 epoch 2: the 12th pass (t = 1 of batch 2) is infinite
@@ -54,8 +63,21 @@ def test_fit_stops_at_the_first_infinite_energy_and_keeps_the_last_good_model(tm
 
 def test_cli_divergence_exit_code_and_status(tmp_path, capsys):
     out = tmp_path / "run"
-    code = run_main(["--task", "clm", "--algo", "ipc", "--output-dir", out, "--threads", "1", *TINY,
-                     "train.epochs=1", "pc.inference_lr=1e30"])
+    code = run_main(
+        [
+            "--task",
+            "clm",
+            "--algo",
+            "ipc",
+            "--output-dir",
+            out,
+            "--threads",
+            "1",
+            *TINY,
+            "train.epochs=1",
+            "pc.inference_lr=1e30",
+        ]
+    )
     assert code == 1
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert len(err) == 1 and "diverged" in err[0]

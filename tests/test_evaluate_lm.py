@@ -32,8 +32,25 @@ def evaluate_main(argv: list) -> int:
 def clm_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     """A finished one-epoch causal BP run of `TINY`: (run folder, metrics.json)."""
     run = tmp_path_factory.mktemp("clm_run") / "run"
-    assert run_main(["--task", "clm", "--algo", "bp", "--seed", "1", "--threads", "1", *TINY, "train.epochs=1",
-                     "--output-dir", run]) == 0
+    assert (
+        run_main(
+            [
+                "--task",
+                "clm",
+                "--algo",
+                "bp",
+                "--seed",
+                "1",
+                "--threads",
+                "1",
+                *TINY,
+                "train.epochs=1",
+                "--output-dir",
+                run,
+            ]
+        )
+        == 0
+    )
     return run, json.loads((run / "metrics.json").read_text())
 
 
@@ -57,8 +74,10 @@ def test_causal_perplexity_is_the_training_jobs(clm_run, test_sentences, tmp_pat
     run, metrics = clm_run
     out = tmp_path / "scores.json"
     # another batch size than training's: padding must not change the score
-    assert evaluate_main([run / "best", test_sentences, "--max-length", max_length(), "--batch-size", 7,
-                          "--json", out]) == 0
+    assert (
+        evaluate_main([run / "best", test_sentences, "--max-length", max_length(), "--batch-size", 7, "--json", out])
+        == 0
+    )
     scores = json.loads(out.read_text())
     assert scores["ppl"] == pytest.approx(metrics["test_ppl"], rel=1e-4)
     assert scores["task"] == "clm" and scores["sentences"] == metrics["data_sizes"]["test"] == 100
@@ -81,19 +100,25 @@ def test_defaults_are_the_training_configs():
     assert (args.mlm_probability, args.mask_seed) == (DataConfig.mlm_probability, DataConfig.eval_mask_seed)
 
 
-@pytest.mark.parametrize("case, message", [
-    ("no_checkpoint", "checkpoint folder not found: '{tmp}/missing'"),
-    ("no_config", "'{tmp}' is not a pclm checkpoint (no config.json)"),
-    ("other_model", "'{tmp}/bert' is not a pclm checkpoint (model_type 'bert', expected 'pclm')"),
-    ("no_weights", "'{tmp}/empty_pclm' is not a complete pclm checkpoint (model.safetensors, tokenizer.json missing)"),
-    ("no_text", "text file not found: '{tmp}/missing.txt'"),
-    ("empty", "'{tmp}/empty.txt' has no non-empty line to score"),
-    ("binary", "'{tmp}/binary.txt' is binary (it holds NUL bytes), not text"),
-    ("latin1", "'{tmp}/latin1.txt' is not UTF-8 text (byte 0xe9 at offset 3)"),
-    ("max_length", "--max-length must be in [2, 128] (the model's max_position_embeddings), got 1"),
-    ("batch_size", "--batch-size must be >= 1, got 0"),
-    ("json_folder", "--json: cannot write in '{tmp}/nowhere' (not a writable folder)"),
-])
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("no_checkpoint", "checkpoint folder not found: '{tmp}/missing'"),
+        ("no_config", "'{tmp}' is not a pclm checkpoint (no config.json)"),
+        ("other_model", "'{tmp}/bert' is not a pclm checkpoint (model_type 'bert', expected 'pclm')"),
+        (
+            "no_weights",
+            "'{tmp}/empty_pclm' is not a complete pclm checkpoint (model.safetensors, tokenizer.json missing)",
+        ),
+        ("no_text", "text file not found: '{tmp}/missing.txt'"),
+        ("empty", "'{tmp}/empty.txt' has no non-empty line to score"),
+        ("binary", "'{tmp}/binary.txt' is binary (it holds NUL bytes), not text"),
+        ("latin1", "'{tmp}/latin1.txt' is not UTF-8 text (byte 0xe9 at offset 3)"),
+        ("max_length", "--max-length must be in [2, 128] (the model's max_position_embeddings), got 1"),
+        ("batch_size", "--batch-size must be >= 1, got 0"),
+        ("json_folder", "--json: cannot write in '{tmp}/nowhere' (not a writable folder)"),
+    ],
+)
 def test_bad_input_is_one_line(case, message, clm_run, tmp_path, capsys):
     best = clm_run[0] / "best"
     good = tmp_path / "good.txt"
@@ -106,11 +131,16 @@ def test_bad_input_is_one_line(case, message, clm_run, tmp_path, capsys):
     (tmp_path / "empty_pclm").mkdir()
     (tmp_path / "empty_pclm" / "config.json").write_text(json.dumps({"model_type": "pclm"}))
     argv = {
-        "no_checkpoint": [tmp_path / "missing", good], "no_config": [tmp_path, good],
-        "other_model": [tmp_path / "bert", good], "no_weights": [tmp_path / "empty_pclm", good],
-        "no_text": [best, tmp_path / "missing.txt"], "empty": [best, tmp_path / "empty.txt"],
-        "binary": [best, tmp_path / "binary.txt"], "latin1": [best, tmp_path / "latin1.txt"],
-        "max_length": [best, good, "--max-length", 1], "batch_size": [best, good, "--batch-size", 0],
+        "no_checkpoint": [tmp_path / "missing", good],
+        "no_config": [tmp_path, good],
+        "other_model": [tmp_path / "bert", good],
+        "no_weights": [tmp_path / "empty_pclm", good],
+        "no_text": [best, tmp_path / "missing.txt"],
+        "empty": [best, tmp_path / "empty.txt"],
+        "binary": [best, tmp_path / "binary.txt"],
+        "latin1": [best, tmp_path / "latin1.txt"],
+        "max_length": [best, good, "--max-length", 1],
+        "batch_size": [best, good, "--batch-size", 0],
         "json_folder": [best, good, "--json", tmp_path / "nowhere" / "out.json"],
     }[case]
     before = sorted(p.name for p in tmp_path.iterdir())

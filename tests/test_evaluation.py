@@ -26,8 +26,11 @@ def no_network(monkeypatch):
 def test_perplexity_closed_form(no_network):
     metric = load_perplexity()
     nll_sum, count = [2.0, 4.0, 0.5, 0.0], [1, 2, 1, 0]  # total NLL 6.5 over 4 targets
-    assert metric.compute(nll_sum=nll_sum, count=count) == {"perplexity": math.exp(6.5 / 4), "nll": 6.5 / 4,
-                                                            "targets": 4}
+    assert metric.compute(nll_sum=nll_sum, count=count) == {
+        "perplexity": math.exp(6.5 / 4),
+        "nll": 6.5 / 4,
+        "targets": 4,
+    }
     metric.add_batch(nll_sum=nll_sum[:1], count=count[:1])  # batches add up to the corpus, not a mean of batches
     metric.add_batch(nll_sum=nll_sum[1:], count=count[1:])
     assert metric.compute() == {"perplexity": math.exp(6.5 / 4), "nll": 6.5 / 4, "targets": 4}

@@ -28,8 +28,9 @@ def periodic(n: int, g: torch.Generator) -> torch.Tensor:
 @pytest.fixture(scope="module")
 def trained() -> PCLMForCausalLM:
     torch.manual_seed(0)
-    config = PCLMConfig(vocab_size=V, hidden_size=32, intermediate_size=64, num_attention_heads=2,
-                        max_position_embeddings=32)
+    config = PCLMConfig(
+        vocab_size=V, hidden_size=32, intermediate_size=64, num_attention_heads=2, max_position_embeddings=32
+    )
     model = PCLMForCausalLM(config)
     optim = torch.optim.Adam(model.parameters(), lr=3e-3)
     g = torch.Generator().manual_seed(0)
@@ -54,13 +55,14 @@ def test_the_trained_model_follows_the_rule(trained):
     ids = periodic(16, torch.Generator().manual_seed(1))
     with torch.no_grad():
         pred = trained(ids).logits.argmax(-1)
-    assert torch.equal(pred[:, PERIOD:-1], ids[:, PERIOD + 1:])  # every token after the first period
+    assert torch.equal(pred[:, PERIOD:-1], ids[:, PERIOD + 1 :])  # every token after the first period
 
 
 def test_greedy_generate_equals_the_full_prefix_loop(trained):
     ids = periodic(4, torch.Generator().manual_seed(2))[:, :5]  # <s> a b c a
-    out = trained.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=12, do_sample=False,
-                           eos_token_id=None)
+    out = trained.generate(
+        ids, attention_mask=torch.ones_like(ids), max_new_tokens=12, do_sample=False, eos_token_id=None
+    )
     assert torch.equal(out, greedy_loop(trained, ids, 12))
     assert torch.equal(out, periodic(4, torch.Generator().manual_seed(2))[:, :17])  # and it continues the rule
 
@@ -72,7 +74,7 @@ def test_cached_logits_equal_uncached(trained):
         out = trained(ids[:, :6], use_cache=True)
         cache, steps = out.cache, [out.logits]
         for t in range(6, L):
-            out = trained(ids[:, t:t + 1], cache=cache)
+            out = trained(ids[:, t : t + 1], cache=cache)
             steps.append(out.logits)
     assert cache.get_seq_length() == L
     torch.testing.assert_close(torch.cat(steps, 1), full, rtol=0, atol=1e-5)
@@ -84,16 +86,17 @@ def test_left_padded_batch_equals_each_row_alone(trained):
     batch = torch.zeros(len(rows), width, dtype=torch.long)  # <pad> = 0 on the left
     mask = torch.zeros_like(batch)
     for i, r in enumerate(rows):
-        batch[i, width - r.shape[1]:], mask[i, width - r.shape[1]:] = r[0], 1
+        batch[i, width - r.shape[1] :], mask[i, width - r.shape[1] :] = r[0], 1
     out = trained.generate(batch, attention_mask=mask, max_new_tokens=9, do_sample=False, eos_token_id=None)
     with torch.no_grad():
         padded = trained(batch, attention_mask=mask).logits
     for i, r in enumerate(rows):
-        alone = trained.generate(r, attention_mask=torch.ones_like(r), max_new_tokens=9, do_sample=False,
-                                 eos_token_id=None)
-        assert torch.equal(out[i, width - r.shape[1]:], alone[0])
+        alone = trained.generate(
+            r, attention_mask=torch.ones_like(r), max_new_tokens=9, do_sample=False, eos_token_id=None
+        )
+        assert torch.equal(out[i, width - r.shape[1] :], alone[0])
         with torch.no_grad():  # and the forward pass itself: real positions count from 0 after the padding
-            torch.testing.assert_close(padded[i, width - r.shape[1]:], trained(r).logits[0], rtol=0, atol=1e-5)
+            torch.testing.assert_close(padded[i, width - r.shape[1] :], trained(r).logits[0], rtol=0, atol=1e-5)
 
 
 def test_explicit_position_ids_equal_positions_from_the_mask(trained):
@@ -125,8 +128,9 @@ def test_sdpa_equals_the_hand_written_attention(trained, monkeypatch):
     mask[2, -5:] = 0
     calls = []
     sdpa = torch.nn.functional.scaled_dot_product_attention
-    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention",
-                        lambda *a, **k: calls.append(1) or sdpa(*a, **k))
+    monkeypatch.setattr(
+        torch.nn.functional, "scaled_dot_product_attention", lambda *a, **k: calls.append(1) or sdpa(*a, **k)
+    )
     results = {}
     for name, nodes in [("default", None), ("bp", EnergyGraph(lambda name: None, 3)), ("explicit", ExplicitGraph())]:
         calls.clear()
@@ -173,8 +177,9 @@ def test_checkpoint_tokenizer_prompts_end_without_eos(tokenizer):
 
 def test_text_generation_pipeline_feeds_the_prompt_without_eos(tokenizer):
     torch.manual_seed(0)
-    model = PCLMForCausalLM(PCLMConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32,
-                                       max_position_embeddings=24)).eval()
+    model = PCLMForCausalLM(
+        PCLMConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, max_position_embeddings=24)
+    ).eval()
     causal = checkpoint_tokenizer(tokenizer, model.config, causal=True)
     generator = pipeline("text-generation", model=model, tokenizer=causal)
     out = generator("the cat sat", max_new_tokens=4, do_sample=False, return_tensors=True)

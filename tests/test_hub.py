@@ -20,7 +20,7 @@ from pclm import PCLMConfig, PCLMForCausalLM, PCLMForMaskedLM
 from pclm.models.hub import checkpoint_tokenizer
 
 # Run in a child: pclm made unimportable (it is installed in the venv), then the checkpoint loaded by transformers.
-CHILD = textwrap.dedent('''
+CHILD = textwrap.dedent("""
     import importlib.abc, json, sys
     class NoPclm(importlib.abc.MetaPathFinder):
         def find_spec(self, name, path=None, target=None):
@@ -40,30 +40,45 @@ CHILD = textwrap.dedent('''
         out["again"] = again(ids).logits.tolist()
     out["pclm_modules"] = sorted(m for m in sys.modules if m == "pclm" or m.startswith("pclm."))
     print(json.dumps(out))
-''')
+""")
 
 
 def load_elsewhere(path: Path, auto: str, ids: torch.Tensor, tmp_path: Path) -> dict:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
     env.pop("PYTHONPATH", None)
-    done = subprocess.run([sys.executable, "-I", "-c", CHILD, str(path), auto, json.dumps(ids.tolist())],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", CHILD, str(path), auto, json.dumps(ids.tolist())],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def small(cls):
     torch.manual_seed(0)
-    model = cls(PCLMConfig(vocab_size=40, hidden_size=16, intermediate_size=32, num_attention_heads=2,
-                           max_position_embeddings=24, layer_norm=False))
+    model = cls(
+        PCLMConfig(
+            vocab_size=40,
+            hidden_size=16,
+            intermediate_size=32,
+            num_attention_heads=2,
+            max_position_embeddings=24,
+            layer_norm=False,
+        )
+    )
     with torch.no_grad():
         for p in model.parameters():
             p.normal_(0, 0.3)  # not small: outputs differ from token to token
     return model.eval()
 
 
-@pytest.mark.parametrize("cls, auto", [(PCLMForCausalLM, "AutoModelForCausalLM"),
-                                       (PCLMForMaskedLM, "AutoModelForMaskedLM")])
+@pytest.mark.parametrize(
+    "cls, auto", [(PCLMForCausalLM, "AutoModelForCausalLM"), (PCLMForMaskedLM, "AutoModelForMaskedLM")]
+)
 def test_a_checkpoint_loads_where_pclm_cannot_be_imported(tmp_path, cls, auto):
     model = small(cls)
     model.save_pretrained(tmp_path / "ckpt")
@@ -122,12 +137,21 @@ def test_model_card_names_the_pc_settings():
 
     cfg = RunConfig(task="clm", algo="ipc")
     cfg.model["layer_norm"] = False
-    metrics = {"data_sizes": {"train": 300, "dev": 60, "test": 100}, "best_epoch": 2, "best_dev_ppl": 812.5,
-               "dev_ppl": 812.5, "test_ppl": 900.25, "steps": 20, "status": "finished"}
+    metrics = {
+        "data_sizes": {"train": 300, "dev": 60, "test": 100},
+        "best_epoch": 2,
+        "best_dev_ppl": 812.5,
+        "dev_ppl": 812.5,
+        "test_ppl": 900.25,
+        "steps": 20,
+        "status": "finished",
+    }
     body = model_card(cfg, metrics, ["python", "scripts/train_lm.py", "--algo", "ipc"])
     assert "text-generation" in body and "incremental predictive coding (iPC)" in body
-    assert (f"T={cfg.pc.inference_steps} inference steps, x_lr (gamma)={cfg.pc.inference_lr}, discount=None, "
-            f"value nodes `{cfg.pc.value_nodes}`") in body
+    assert (
+        f"T={cfg.pc.inference_steps} inference steps, x_lr (gamma)={cfg.pc.inference_lr}, discount=None, "
+        f"value nodes `{cfg.pc.value_nodes}`"
+    ) in body
     assert "layer norm: off" in body and "| test perplexity | 900.25 |" in body
     assert "python scripts/train_lm.py --algo ipc" in body
 

@@ -18,8 +18,16 @@ V = 8001  # the repository tokenizer's vocabulary
 
 
 def tiny_config(**kw) -> PCLMConfig:
-    return PCLMConfig(**{"vocab_size": V, "hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2,
-                         "max_position_embeddings": 32, **kw})
+    return PCLMConfig(
+        **{
+            "vocab_size": V,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_attention_heads": 2,
+            "max_position_embeddings": 32,
+            **kw,
+        }
+    )
 
 
 def random_model(cls, seed: int = 0, **kw):
@@ -38,8 +46,9 @@ def random_ids(batch: int, length: int, seed: int = 1) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("layer_norm", [True, False])
-@pytest.mark.parametrize("cls, auto", [(PCLMForMaskedLM, AutoModelForMaskedLM),
-                                       (PCLMForCausalLM, AutoModelForCausalLM)])
+@pytest.mark.parametrize(
+    "cls, auto", [(PCLMForMaskedLM, AutoModelForMaskedLM), (PCLMForCausalLM, AutoModelForCausalLM)]
+)
 def test_save_pretrained_round_trip_gives_identical_logits(tmp_path, cls, auto, layer_norm):
     model = random_model(cls, layer_norm=layer_norm)
     ids = random_ids(2, 9)
@@ -55,8 +64,18 @@ def test_auto_config_round_trip(tmp_path):
     config.save_pretrained(tmp_path)
     loaded = AutoConfig.from_pretrained(tmp_path)
     assert type(loaded) is PCLMConfig and loaded.model_type == "pclm"
-    fields = ["vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
-              "max_position_embeddings", "layer_norm", "layer_norm_eps", "initializer_range", "pad_token_id"]
+    fields = [
+        "vocab_size",
+        "hidden_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "intermediate_size",
+        "max_position_embeddings",
+        "layer_norm",
+        "layer_norm_eps",
+        "initializer_range",
+        "pad_token_id",
+    ]
     assert {f: getattr(loaded, f) for f in fields} == {f: getattr(config, f) for f in fields}
     assert (loaded.num_hidden_layers, loaded.layer_norm, loaded.layer_norm_eps) == (3, False, 1e-6)
 
@@ -82,11 +101,11 @@ def test_causal_output_at_t_ignores_later_tokens():
     ids = random_ids(2, 12)
     t = 6
     changed = ids.clone()
-    changed[:, t + 1:] = random_ids(2, 12 - t - 1, seed=7)
+    changed[:, t + 1 :] = random_ids(2, 12 - t - 1, seed=7)
     with torch.no_grad():
         a, b = model(ids).logits, model(changed).logits
     torch.testing.assert_close(a[:, : t + 1], b[:, : t + 1], rtol=0, atol=1e-5)
-    assert (a[:, t + 1:] - b[:, t + 1:]).abs().amax() > 1e-2  # the later outputs do see the change
+    assert (a[:, t + 1 :] - b[:, t + 1 :]).abs().amax() > 1e-2  # the later outputs do see the change
 
 
 def test_causal_output_at_t_sees_earlier_tokens():

@@ -37,11 +37,30 @@ def _free_port() -> int:
 
 
 def launch_two(output: Path, extra: list[str] = ()) -> subprocess.CompletedProcess:
-    cmd = [str(ACCELERATE), "launch", "--multi_gpu", "--num_processes", "2", "--main_process_port",
-           str(_free_port()), str(SCRIPT), "--algo", "ipc", "--threads", "1", *TINY, "train.epochs=1",
-           "pc.inference_steps=3", "pc.value_nodes=out", "--output-dir", str(output), *extra]
-    return subprocess.run(cmd, cwd=REPO, env={**child_env(), "OMP_NUM_THREADS": "1"}, capture_output=True,
-                          text=True, timeout=180)
+    cmd = [
+        str(ACCELERATE),
+        "launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--main_process_port",
+        str(_free_port()),
+        str(SCRIPT),
+        "--algo",
+        "ipc",
+        "--threads",
+        "1",
+        *TINY,
+        "train.epochs=1",
+        "pc.inference_steps=3",
+        "pc.value_nodes=out",
+        "--output-dir",
+        str(output),
+        *extra,
+    ]
+    return subprocess.run(
+        cmd, cwd=REPO, env={**child_env(), "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=180
+    )
 
 
 def check_two_process_run(output: Path) -> None:
@@ -78,8 +97,11 @@ def test_ranks_that_form_no_group_are_refused(monkeypatch):
     monkeypatch.setattr(processes, "Accelerator", Alone)
     monkeypatch.setattr(processes, "_has_accelerator_device", lambda: False)
     monkeypatch.setenv("WORLD_SIZE", "2")
-    with pytest.raises(UsageError, match=r"^2 processes were launched \(WORLD_SIZE=2\) but they did not form a "
-                                         r"process group \(this process sees 1\); nothing was written$"):
+    with pytest.raises(
+        UsageError,
+        match=r"^2 processes were launched \(WORLD_SIZE=2\) but they did not form a "
+        r"process group \(this process sees 1\); nothing was written$",
+    ):
         processes.build_accelerator()
     monkeypatch.setenv("WORLD_SIZE", "1")
     assert processes.build_accelerator().kwargs == {"cpu": False}  # one process: the default device

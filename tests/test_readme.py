@@ -19,20 +19,14 @@ DOCS = [
 def missing_links(path: Path) -> list[str]:
     """Targets of the relative Markdown links `[text](target)` in `path` that do not exist (URLs and in-page
     anchors are skipped)."""
-    targets = [
-        t.split("#")[0]
-        for t in LINK.findall(path.read_text())
-        if not re.match(r"[a-z]+:|#", t)
-    ]
+    targets = [t.split("#")[0] for t in LINK.findall(path.read_text()) if not re.match(r"[a-z]+:|#", t)]
     return [t for t in targets if not (path.parent / t).exists()]
 
 
 def test_missing_links_finds_only_the_missing_file(tmp_path: Path) -> None:
     (tmp_path / "here.md").write_text("x")
     doc = tmp_path / "doc.md"
-    doc.write_text(
-        "[a](missing.md) [b](https://example.org/x) [c](#anchor) [d](here.md#part) [e](sub/gone.txt)"
-    )
+    doc.write_text("[a](missing.md) [b](https://example.org/x) [c](#anchor) [d](here.md#part) [e](sub/gone.txt)")
     assert missing_links(doc) == ["missing.md", "sub/gone.txt"]
 
 
@@ -49,9 +43,7 @@ def test_readme_opens_with_make_demo_and_make_test() -> None:
         ["make", "test"],
     ]
     makefile = (ROOT / "Makefile").read_text()
-    assert re.search(r"^demo:", makefile, re.MULTILINE) and re.search(
-        r"^test:", makefile, re.MULTILINE
-    )
+    assert re.search(r"^demo:", makefile, re.MULTILINE) and re.search(r"^test:", makefile, re.MULTILINE)
 
 
 @pytest.mark.parametrize("doc", DOCS)

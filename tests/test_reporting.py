@@ -50,15 +50,18 @@ def _cells(table: str) -> dict[tuple[str, str], tuple[float, float, int]]:
 
 def _agrees(value: float, printed: float, tie: float | None = None) -> bool:
     """`value` rounds to `printed` at 2 decimals, or is the exact tie `tie` (either rounding is faithful)."""
-    return round(value, 2) == round(printed, 2) or (tie is not None and abs(value - tie) < 1e-9
-                                                    and abs(printed - tie) <= 0.005 + 1e-12)
+    return round(value, 2) == round(printed, 2) or (
+        tie is not None and abs(value - tie) < 1e-9 and abs(printed - tie) <= 0.005 + 1e-12
+    )
 
 
 def test_paper_seed_lists_reproduce_every_cell_of_table3():
     results = load_seed_lists(SEEDS, DEFAULT_THRESHOLDS)
     assert len(results) == 60
-    summaries = {("masked LM" if s.task == "mlm" else "conditional LM", {"bp": "BP", "pc": "PC", "ipc": "iPC"}[s.algo]): s
-                 for s in summarize(results, DEFAULT_THRESHOLDS)}
+    summaries = {
+        ("masked LM" if s.task == "mlm" else "conditional LM", {"bp": "BP", "pc": "PC", "ipc": "iPC"}[s.algo]): s
+        for s in summarize(results, DEFAULT_THRESHOLDS)
+    }
     paper = _cells(PAPER_TABLE3)
     assert set(summaries) == set(paper)
     for key, (mean, pm, conv) in paper.items():
@@ -83,11 +86,20 @@ def test_statistics_closed_form():
     assert math.isclose(s.sem, math.sqrt(5 / 3 / 4))
 
 
-@pytest.mark.parametrize("ppl, status, converged", [
-    (199.99, "completed", True), (200.0, "completed", False), (250.0, "completed", False),
-    (150.0, "early_stopped", True), (150.0, "diverged", False), (150.0, "crashed", False),
-    (None, "completed", False), (math.nan, "completed", False), (math.inf, "completed", False),
-])
+@pytest.mark.parametrize(
+    "ppl, status, converged",
+    [
+        (199.99, "completed", True),
+        (200.0, "completed", False),
+        (250.0, "completed", False),
+        (150.0, "early_stopped", True),
+        (150.0, "diverged", False),
+        (150.0, "crashed", False),
+        (None, "completed", False),
+        (math.nan, "completed", False),
+        (math.inf, "completed", False),
+    ],
+)
 def test_converged_flag(ppl, status, converged):
     assert is_converged(ppl, status, 200.0) is converged
 
@@ -99,8 +111,10 @@ def test_thresholds():
         with pytest.raises(UsageError):
             parse_thresholds([bad])
     # conditional iPC below 150: 137.086, 138.435, 139.284, 140.68, 149.148, 133.098.
-    strict = {s.task + s.algo: s.converged for s in summarize(
-        load_seed_lists(SEEDS, parse_thresholds(["ipc=150"])), parse_thresholds(["ipc=150"]))}
+    strict = {
+        s.task + s.algo: s.converged
+        for s in summarize(load_seed_lists(SEEDS, parse_thresholds(["ipc=150"])), parse_thresholds(["ipc=150"]))
+    }
     assert strict["clmipc"] == 6 and strict["mlmipc"] == 9 and strict["clmpc"] == 10
 
 
@@ -119,8 +133,11 @@ def test_null_in_a_seed_list_is_a_crashed_seed(tmp_path):
     path = tmp_path / "seeds.json"
     path.write_text(json.dumps({"mlm": {"pc": [700.0, None, 900.0]}}))
     results = load_seed_lists(path, DEFAULT_THRESHOLDS)
-    assert [(r.seed, r.status, r.converged) for r in results] == [(0, "completed", True), (1, "crashed", False),
-                                                                   (2, "completed", False)]
+    assert [(r.seed, r.status, r.converged) for r in results] == [
+        (0, "completed", True),
+        (1, "crashed", False),
+        (2, "completed", False),
+    ]
     path.write_text(json.dumps({"mlm": {"zil": [1.0]}}))
     with pytest.raises(UsageError, match="unknown algorithm 'zil'"):
         load_seed_lists(path, DEFAULT_THRESHOLDS)
@@ -140,25 +157,46 @@ def _run(root: Path, name: str, metrics: dict | None, config: dict) -> None:
 def runs(tmp_path) -> Path:
     root = tmp_path / "runs"
     hist = lambda *ppl: [{"epoch": i + 1, "train_loss": 1.0, "dev_ppl": p} for i, p in enumerate(ppl)]  # noqa: E731
-    _run(root, "mlm_bp_seed0", {"status": "completed", "test_ppl": 100.0, "history": hist(300.0, 110.0)},
-         {"task": "mlm", "algo": "bp", "seed": 0})
-    _run(root, "mlm_bp_seed1", {"status": "early_stopped", "test_ppl": 120.0, "history": hist(250.0, 130.0, 125.0)},
-         {"task": "mlm", "algo": "bp", "seed": 1})
+    _run(
+        root,
+        "mlm_bp_seed0",
+        {"status": "completed", "test_ppl": 100.0, "history": hist(300.0, 110.0)},
+        {"task": "mlm", "algo": "bp", "seed": 0},
+    )
+    _run(
+        root,
+        "mlm_bp_seed1",
+        {"status": "early_stopped", "test_ppl": 120.0, "history": hist(250.0, 130.0, 125.0)},
+        {"task": "mlm", "algo": "bp", "seed": 1},
+    )
     # Diverged after a good first epoch: train_lm still scores the kept model, but the seed did not converge.
-    _run(root, "mlm_bp_seed2", {"status": "diverged", "test_ppl": 90.0, "history": hist(95.0)},
-         {"task": "mlm", "algo": "bp", "seed": 2})
+    _run(
+        root,
+        "mlm_bp_seed2",
+        {"status": "diverged", "test_ppl": 90.0, "history": hist(95.0)},
+        {"task": "mlm", "algo": "bp", "seed": 2},
+    )
     _run(root, "mlm_bp_seed3", {"status": "running", "history": hist(400.0)}, {"task": "mlm", "algo": "bp", "seed": 3})
     _run(root, "mlm_bp_seed4", None, {"task": "mlm", "algo": "bp", "seed": 4})  # died before metrics.json
-    _run(root, "mlm_pc_seed0", {"status": "completed", "test_ppl": 700.0, "history": hist(900.0, 750.0)},
-         {"task": "mlm", "algo": "pc", "seed": 0})
+    _run(
+        root,
+        "mlm_pc_seed0",
+        {"status": "completed", "test_ppl": 700.0, "history": hist(900.0, 750.0)},
+        {"task": "mlm", "algo": "pc", "seed": 0},
+    )
     return root
 
 
 def test_run_folders(runs):
     results = {(r.algo, r.seed): r for r in load_runs([runs], DEFAULT_THRESHOLDS)}
     assert {k: (r.status, r.converged) for k, r in results.items()} == {
-        ("bp", 0): ("completed", True), ("bp", 1): ("early_stopped", True), ("bp", 2): ("diverged", False),
-        ("bp", 3): ("crashed (running)", False), ("bp", 4): ("crashed", False), ("pc", 0): ("completed", True)}
+        ("bp", 0): ("completed", True),
+        ("bp", 1): ("early_stopped", True),
+        ("bp", 2): ("diverged", False),
+        ("bp", 3): ("crashed (running)", False),
+        ("bp", 4): ("crashed", False),
+        ("pc", 0): ("completed", True),
+    }
     bp, pc = summarize(list(results.values()), DEFAULT_THRESHOLDS)
     assert (bp.seeds, bp.converged, bp.mean, bp.std) == (5, 2, 110.0, 10.0)
     assert (pc.converged, pc.mean, pc.std) == (1, 700.0, 0.0) and math.isnan(pc.sem)
@@ -198,13 +236,16 @@ def test_report_script_on_run_folders(runs, tmp_path, capsys):
 
 def test_unigram_column(tmp_path, capsys):
     out = tmp_path / "reports"
-    assert _report_script().main(["--name", "u", "--out-dir", str(out), "--seeds", str(SEEDS),
-                                  "--unigram", "clm=1322.1"]) == 0
+    assert (
+        _report_script().main(["--name", "u", "--out-dir", str(out), "--seeds", str(SEEDS), "--unigram", "clm=1322.1"])
+        == 0
+    )
     table = json.loads((out / "u.json").read_text())["table3_markdown"].splitlines()
     assert table[0].endswith("| unigram |") and table[-1].endswith("| 1322.10 |")  # conditional LM row
     assert table[-2].endswith("| – |")  # masked LM: no unigram given
-    assert _report_script().main(["--name", "v", "--out-dir", str(out), "--seeds", str(SEEDS),
-                                  "--unigram", "clm=x"]) == 2
+    assert (
+        _report_script().main(["--name", "v", "--out-dir", str(out), "--seeds", str(SEEDS), "--unigram", "clm=x"]) == 2
+    )
     assert not (out / "v.json").exists()
 
 

@@ -40,8 +40,17 @@ def finished(bp_run, tmp_path) -> Path:
 
 
 # --- --overwrite ------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("bad", ["pc.inference_lr=-0.5", "train.lr=-1", "train.lr=.nan", "model.vocab_size=10",
-                                 "train.betas=[0.9,1.5]", "model.num_attention_heads=0"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "pc.inference_lr=-0.5",
+        "train.lr=-1",
+        "train.lr=.nan",
+        "model.vocab_size=10",
+        "train.betas=[0.9,1.5]",
+        "model.num_attention_heads=0",
+    ],
+)
 def test_overwrite_with_bad_input_keeps_the_finished_run(capsys, finished, bad):
     expect_usage_error(capsys, [*BP_RUN_ARGS, "--overwrite", bad], r"config key .(pc|train|model)\.", finished)
 
@@ -164,7 +173,7 @@ def test_stranded_first_checkpoint(capsys, tmp_path):
     fake = tmp_path / "fake.py"
     fake.write_text(f"import sys; open({str(calls)!r}, 'a').write(' '.join(sys.argv[2:]) + '\\n')")
     assert launch_train(f"{sys.executable} {fake}", run, ["--seed", "0"]) == 0
-    (run / "checkpoints" / "last" ).mkdir()
+    (run / "checkpoints" / "last").mkdir()
     (run / "checkpoints" / "last" / "pclm_state.json").write_text("{}")
     assert launch_train(f"{sys.executable} {fake}", run, ["--seed", "0"]) == 0
     first, second = calls.read_text().splitlines()
@@ -197,9 +206,30 @@ def test_check_folder_name():
 
 def test_fresh_run_leaves_no_lock_or_temporary_files(tmp_path):
     out = tmp_path / "run"
-    assert run_main(["--task", "mlm", "--algo", "bp", "--threads", "1", *TINY, "train.max_steps=2",
-                     "train.epochs=1", "--output-dir", out]) == 0
+    assert (
+        run_main(
+            [
+                "--task",
+                "mlm",
+                "--algo",
+                "bp",
+                "--threads",
+                "1",
+                *TINY,
+                "train.max_steps=2",
+                "train.epochs=1",
+                "--output-dir",
+                out,
+            ]
+        )
+        == 0
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
-    assert sorted(p.name for p in out.iterdir()) == ["best", "checkpoints", "config.json", "config.yaml",
-                                                     "metrics.json"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "best",
+        "checkpoints",
+        "config.json",
+        "config.yaml",
+        "metrics.json",
+    ]
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["last"]

@@ -25,11 +25,15 @@ def _script(name):
 @pytest.fixture(scope="module")
 def plan_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("plan")
-    plan = {"fixed": [*TINY, "train.patience=0"], "tune": {"epochs": 1, "seed": 0},
-            "seeds": {"epochs": 1, "patience": 0},
-            "methods": {"clm_bp": {"task": "clm", "algo": "bp", "grid": {"train.lr": [1e-6, 3e-3]}, "seeds": "0-1"},
-                        "clm_ipc": {"task": "clm", "algo": "ipc", "overrides": ["pc.inference_steps=4"],
-                                    "seeds": 0}}}
+    plan = {
+        "fixed": [*TINY, "train.patience=0"],
+        "tune": {"epochs": 1, "seed": 0},
+        "seeds": {"epochs": 1, "patience": 0},
+        "methods": {
+            "clm_bp": {"task": "clm", "algo": "bp", "grid": {"train.lr": [1e-6, 3e-3]}, "seeds": "0-1"},
+            "clm_ipc": {"task": "clm", "algo": "ipc", "overrides": ["pc.inference_steps=4"], "seeds": 0},
+        },
+    }
     path = tmp / "plan.yaml"
     path.write_text(yaml.safe_dump(plan))
     out = tmp / "out"
@@ -43,10 +47,17 @@ def test_plan_selects_on_dev_and_runs_every_seed(plan_run):
     assert code == 0
     doc = json.loads((out / "plan.json").read_text())
     runs = {r["name"]: r for r in doc["runs"]}
-    assert set(runs) == {"tune/clm_bp/lr=1e-06", "tune/clm_bp/lr=0.003", "seeds/clm_bp/seed0",
-                         "seeds/clm_bp/seed1", "seeds/clm_ipc/seed0"}
-    dev = {p: json.loads((out / f"tune/clm_bp/{p}/metrics.json").read_text())["best_dev_ppl"]
-           for p in ("lr=1e-06", "lr=0.003")}
+    assert set(runs) == {
+        "tune/clm_bp/lr=1e-06",
+        "tune/clm_bp/lr=0.003",
+        "seeds/clm_bp/seed0",
+        "seeds/clm_bp/seed1",
+        "seeds/clm_ipc/seed0",
+    }
+    dev = {
+        p: json.loads((out / f"tune/clm_bp/{p}/metrics.json").read_text())["best_dev_ppl"]
+        for p in ("lr=1e-06", "lr=0.003")
+    }
     assert dev["lr=0.003"] < dev["lr=1e-06"]  # lr 1e-6 barely moves from the untrained model
     assert doc["selections"]["clm_bp"]["point"] == "lr=0.003"
     for seed in (0, 1):
@@ -68,8 +79,12 @@ def test_report_lists_every_seed(plan_run):
     tmp, out, _, _ = plan_run
     unigram = tmp / "unigram.json"
     unigram.write_text(json.dumps({"clm": {"dev": 1e9, "test": 1e9}}))
-    assert _script("report_plan").main([str(out), "--name", "tiny", "--out-dir", str(tmp / "rep"),
-                                        "--unigram", str(unigram)]) == 0
+    assert (
+        _script("report_plan").main(
+            [str(out), "--name", "tiny", "--out-dir", str(tmp / "rep"), "--unigram", str(unigram)]
+        )
+        == 0
+    )
     doc = json.loads((tmp / "rep" / "tiny.json").read_text())
     rows = {r["method"]: r for r in doc["table3"]}
     assert rows["clm_bp"]["converged"] == rows["clm_bp"]["finished"] == rows["clm_bp"]["planned"] == 2
@@ -82,8 +97,10 @@ def test_report_lists_every_seed(plan_run):
 
 def test_bad_plans_are_one_line(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
-    for text, message in (("methods: {}", "non-empty 'methods'"),
-                          ("methods: {a: {task: clm, algo: bp, grid: {train.lr: ['../x', 1]}}}", "unsafe folder name")):
+    for text, message in (
+        ("methods: {}", "non-empty 'methods'"),
+        ("methods: {a: {task: clm, algo: bp, grid: {train.lr: ['../x', 1]}}}", "unsafe folder name"),
+    ):
         bad.write_text(text)
         assert _script("run_plan").main([str(bad), "--output-dir", str(tmp_path / "o")]) == 2
         err = capsys.readouterr().err.strip().splitlines()
@@ -97,16 +114,36 @@ def test_gpu_script_runs_a_tiny_plan_on_cpu(tmp_path):
     import os
     import subprocess
 
-    plan = {"fixed": [*TINY, "train.patience=0"], "tune": {"epochs": 1}, "seeds": {"epochs": 1},
-            "methods": {"clm_ipc": {"task": "clm", "algo": "ipc", "overrides": ["pc.inference_steps=4"],
-                                    "grid": {"pc.x_grads": ["sample", "batch"]}, "seeds": 0}}}
+    plan = {
+        "fixed": [*TINY, "train.patience=0"],
+        "tune": {"epochs": 1},
+        "seeds": {"epochs": 1},
+        "methods": {
+            "clm_ipc": {
+                "task": "clm",
+                "algo": "ipc",
+                "overrides": ["pc.inference_steps=4"],
+                "grid": {"pc.x_grads": ["sample", "batch"]},
+                "seeds": 0,
+            }
+        },
+    }
     (tmp_path / "plan.yaml").write_text(yaml.safe_dump(plan))
-    env = {**os.environ, "PLAN": str(tmp_path / "plan.yaml"), "WORKERS": "3", "OUT": str(tmp_path / "out"),
-           "DATA": str(REPO / "pclm" / "data" / "lm1b_sample"), "PYTHON": sys.executable}
-    res = subprocess.run(["bash", str(REPO / "scripts" / "gpu_table3.sh")], env=env, capture_output=True, text=True,
-                         timeout=600)
+    env = {
+        **os.environ,
+        "PLAN": str(tmp_path / "plan.yaml"),
+        "WORKERS": "3",
+        "OUT": str(tmp_path / "out"),
+        "DATA": str(REPO / "pclm" / "data" / "lm1b_sample"),
+        "PYTHON": sys.executable,
+    }
+    res = subprocess.run(
+        ["bash", str(REPO / "scripts" / "gpu_table3.sh")], env=env, capture_output=True, text=True, timeout=600
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     doc = json.loads((tmp_path / "out" / "lm_table3_full_gpu.json").read_text())
     assert [r["status"] for r in doc["runs"]] == ["completed"] * 3
-    assert doc["table3"][0]["finished"] == 1 and doc["selections"]["clm_ipc"]["point"] in ("x_grads=sample",
-                                                                                           "x_grads=batch")
+    assert doc["table3"][0]["finished"] == 1 and doc["selections"]["clm_ipc"]["point"] in (
+        "x_grads=sample",
+        "x_grads=batch",
+    )

@@ -13,7 +13,7 @@ spec = importlib.util.spec_from_file_location("run_seeds", ROOT / "scripts" / "r
 run_seeds = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(run_seeds)
 
-FAKE = '''
+FAKE = """
 import json, sys
 from pathlib import Path
 args = sys.argv[2:]  # argv[1] is train_lm.py
@@ -28,14 +28,24 @@ if seed == 2:  # crashes before writing anything final, leaving a complete check
 status = "diverged" if seed == 1 else "completed"
 (out / "metrics.json").write_text(json.dumps({"status": status, "test_ppl": 100.0 + seed}))
 sys.exit(1 if status == "diverged" else 0)
-'''
+"""
 
 
 def test_seeds_recorded_skipped_and_resumed(tmp_path):
     fake = tmp_path / "fake_launcher.py"
     fake.write_text(FAKE)
-    argv = ["--task", "clm", "--algo", "ipc", "--seeds", "0-2", "--output-dir", str(tmp_path / "runs"),
-            "--launcher", f"{sys.executable} {fake}"]
+    argv = [
+        "--task",
+        "clm",
+        "--algo",
+        "ipc",
+        "--seeds",
+        "0-2",
+        "--output-dir",
+        str(tmp_path / "runs"),
+        "--launcher",
+        f"{sys.executable} {fake}",
+    ]
     assert run_seeds.main(argv) == 0
     summary = json.loads((tmp_path / "runs" / "seeds.json").read_text())
     assert {s: v["status"] for s, v in summary.items()} == {"0": "completed", "1": "diverged", "2": "crashed"}
@@ -49,10 +59,10 @@ def test_parse_seeds_and_shards():
 
 
 # A launcher that, like `accelerate launch`, turns every failing exit code into 1.
-MANGLING = '''
+MANGLING = """
 import subprocess, sys
 sys.exit(1 if subprocess.call([sys.executable, *sys.argv[1:]]) else 0)
-'''
+"""
 
 
 def _runner_call(capsys, argv):
@@ -66,8 +76,20 @@ def test_stops_at_the_first_bad_input_however_launched(tmp_path, capfd):
     launcher = tmp_path / "mangling.py"
     launcher.write_text(MANGLING)
     out = tmp_path / "runs"
-    argv = ["--task", "mlm", "--algo", "bp", "--seeds", "0-2", "--output-dir", str(out),
-            "--launcher", f"{sys.executable} {launcher}", "--", "train.lr=-1"]
+    argv = [
+        "--task",
+        "mlm",
+        "--algo",
+        "bp",
+        "--seeds",
+        "0-2",
+        "--output-dir",
+        str(out),
+        "--launcher",
+        f"{sys.executable} {launcher}",
+        "--",
+        "train.lr=-1",
+    ]
     assert run_seeds.main(argv) == 2
     err = capfd.readouterr().err.splitlines()
     errors = [line for line in err if line.startswith("error:")]
@@ -79,22 +101,59 @@ def test_stops_at_the_first_bad_input_however_launched(tmp_path, capfd):
 @pytest.mark.skipif(not Path(sys.executable).with_name("accelerate").exists(), reason="accelerate CLI not installed")
 def test_stops_at_the_first_bad_input_under_accelerate_launch(tmp_path, capfd):
     out = tmp_path / "runs"
-    argv = ["--task", "mlm", "--algo", "bp", "--seeds", "0-1", "--output-dir", str(out), "--",
-            "--seed", "5", "train.nope=1"]
+    argv = [
+        "--task",
+        "mlm",
+        "--algo",
+        "bp",
+        "--seeds",
+        "0-1",
+        "--output-dir",
+        str(out),
+        "--",
+        "--seed",
+        "5",
+        "train.nope=1",
+    ]
     assert run_seeds.main(argv) == 2
     err = capfd.readouterr().err
     assert [line for line in err.splitlines() if line.startswith("error:")] == [
         "error: unknown config key 'train.nope' (known: epochs, batch_size, eval_batch_size, lr, weight_decay, "
-        "betas, patience, max_steps, checkpoint_every, log_every, tracker, compile)"]
+        "betas, patience, max_steps, checkpoint_every, log_every, tracker, compile)"
+    ]
     assert not out.exists()
 
 
-@pytest.mark.parametrize("seeds, shard, message", [
-    ("3-1", "0/1", "range '3-1' runs backwards"), ("", "0/1", "'' is not a seed"), ("-1", "0/1", "'-1' is not a seed"),
-    ("1,1", "0/1", "a seed is listed twice"), ("0-2", "0/0", "--shard must be i/n"),
-    ("0-2", "2/2", "--shard must be i/n"), ("0-2", "x", "--shard must be i/n"), ("a", "0/1", "'a' is not a seed")])
+@pytest.mark.parametrize(
+    "seeds, shard, message",
+    [
+        ("3-1", "0/1", "range '3-1' runs backwards"),
+        ("", "0/1", "'' is not a seed"),
+        ("-1", "0/1", "'-1' is not a seed"),
+        ("1,1", "0/1", "a seed is listed twice"),
+        ("0-2", "0/0", "--shard must be i/n"),
+        ("0-2", "2/2", "--shard must be i/n"),
+        ("0-2", "x", "--shard must be i/n"),
+        ("a", "0/1", "'a' is not a seed"),
+    ],
+)
 def test_bad_seeds_and_shards(capsys, tmp_path, seeds, shard, message):
-    code, out = _runner_call(capsys, ["--task", "clm", "--algo", "ipc", "--seeds", seeds, "--shard", shard,
-                                      "--output-dir", str(tmp_path / "runs"), "--launcher", "false"])
+    code, out = _runner_call(
+        capsys,
+        [
+            "--task",
+            "clm",
+            "--algo",
+            "ipc",
+            "--seeds",
+            seeds,
+            "--shard",
+            shard,
+            "--output-dir",
+            str(tmp_path / "runs"),
+            "--launcher",
+            "false",
+        ],
+    )
     assert code == 2 and out.err.count("error:") == 1 and out.err.startswith("error: ") and message in out.err
     assert list(tmp_path.iterdir()) == []

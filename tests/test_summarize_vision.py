@@ -27,13 +27,29 @@ def _run(path: Path, status: str, acc: float | None) -> str:
 
 def test_cells_stats_and_kept_text(tmp_path, capsys):
     a = [_run(tmp_path / f"bp{i}", "completed", acc) for i, acc in enumerate([0.90, 0.92])]
-    b = [_run(tmp_path / "ipc0", "completed", 0.95), _run(tmp_path / "ipc1", "diverged", None),
-         str(tmp_path / "never_ran")]
+    b = [
+        _run(tmp_path / "ipc0", "completed", 0.95),
+        _run(tmp_path / "ipc1", "diverged", None),
+        str(tmp_path / "never_ran"),
+    ]
     out = tmp_path / "rep" / "t"
     out.parent.mkdir()
     out.with_suffix(".md").write_text("# hand-written\n<!-- generated -->\nSTALE-TABLE\n<!-- /generated -->\nfooter\n")
-    assert _script().main(["--cell", "MLP/BP=" + ",".join(a), "--cell", "MLP/iPC=" + ",".join(b),
-                           "--paper", "MLP/BP=98.26±0.12", "--output", str(out)]) == 0
+    assert (
+        _script().main(
+            [
+                "--cell",
+                "MLP/BP=" + ",".join(a),
+                "--cell",
+                "MLP/iPC=" + ",".join(b),
+                "--paper",
+                "MLP/BP=98.26±0.12",
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
     data = json.loads(out.with_suffix(".json").read_text())
     assert data["table"]["MLP"]["BP"]["paper"] == "98.26±0.12" and data["table"]["MLP"]["iPC"]["paper"] is None
     md = out.with_suffix(".md").read_text()

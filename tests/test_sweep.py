@@ -35,11 +35,21 @@ def test_best_point_first_and_diverged_not_converged(tmp_path):
 
 
 def test_shipped_grids_match_the_paper_sizes():
-    sizes = {p.stem: len(sweep.expand(__import__("yaml").safe_load(p.read_text())["grid"]))
-             for p in (ROOT / "configs" / "grids").glob("*.yaml")}
-    expected = {"mlm_bp": 35, "clm_bp": 35, "mlm_pc": 96, "mlm_ipc": 20, "clm_pc": 96, "clm_ipc": 20,
-                "vision_mlp_robustness_bp": 12, "vision_mlp_robustness_ipc": 108,
-                "vision_mlp_robustness_pc": 108}  # 36 (alpha, gamma, T) points, or 4 alphas, x 3 seeds
+    sizes = {
+        p.stem: len(sweep.expand(__import__("yaml").safe_load(p.read_text())["grid"]))
+        for p in (ROOT / "configs" / "grids").glob("*.yaml")
+    }
+    expected = {
+        "mlm_bp": 35,
+        "clm_bp": 35,
+        "mlm_pc": 96,
+        "mlm_ipc": 20,
+        "clm_pc": 96,
+        "clm_ipc": 20,
+        "vision_mlp_robustness_bp": 12,
+        "vision_mlp_robustness_ipc": 108,
+        "vision_mlp_robustness_pc": 108,
+    }  # 36 (alpha, gamma, T) points, or 4 alphas, x 3 seeds
     assert {k: sizes.get(k) for k in expected} == expected  # other grids (CPU-scale extras) may sit beside them
 
 
@@ -53,8 +63,12 @@ def test_bad_grid_file_exits_2(tmp_path, capsys):
 
 def test_vision_points_converge_above_twice_chance(tmp_path):
     points = sweep.expand({"train.lr": [1, 2, 3, 4, 5]})
-    runs = {1: ("completed", 0.80, 0.78), 2: ("completed", 0.15, 0.19), 3: ("diverged", 0.90, None),
-            4: ("early_stopped", 0.85, 0.84)}
+    runs = {
+        1: ("completed", 0.80, 0.78),
+        2: ("completed", 0.15, 0.19),
+        3: ("diverged", 0.90, None),
+        4: ("early_stopped", 0.85, 0.84),
+    }
     for lr, (status, dev, test) in runs.items():
         d = tmp_path / sweep.point_name({"train.lr": lr})
         d.mkdir()
@@ -75,21 +89,33 @@ def test_vision_points_converge_above_twice_chance(tmp_path):
 
 def test_vision_grid_launches_train_vision_with_its_flags(tmp_path, monkeypatch):
     grid = tmp_path / "g.yaml"
-    grid.write_text("script: train_vision.py\nmodel: mlp\ndataset: mnist\nalgo: bp\n"
-                    "fixed: {train.epochs: 1}\ngrid: {train.lr: [0.1, 0.2]}\n")
+    grid.write_text(
+        "script: train_vision.py\nmodel: mlp\ndataset: mnist\nalgo: bp\n"
+        "fixed: {train.epochs: 1}\ngrid: {train.lr: [0.1, 0.2]}\n"
+    )
     calls = []
 
     def fake_launch(launcher, run, args, script):
         calls.append((run.name, args, script.name))
         run.mkdir(parents=True)
-        (run / "metrics.json").write_text(json.dumps({"status": "completed", "best_dev_accuracy": 0.5,
-                                                      "test_accuracy": 0.15 if "train.lr=0.1" in args else 0.5}))
+        (run / "metrics.json").write_text(
+            json.dumps(
+                {
+                    "status": "completed",
+                    "best_dev_accuracy": 0.5,
+                    "test_accuracy": 0.15 if "train.lr=0.1" in args else 0.5,
+                }
+            )
+        )
         return 0
 
     monkeypatch.setattr(sweep, "launch_train", fake_launch)
     assert sweep.main([str(grid), "--output-dir", str(tmp_path / "out"), "--", "--threads", "1"]) == 0
-    assert calls[0] == ("lr=0.1", ["--model=mlp", "--dataset=mnist", "--algo=bp", "--threads", "1",
-                                   "train.epochs=1", "train.lr=0.1"], "train_vision.py")
+    assert calls[0] == (
+        "lr=0.1",
+        ["--model=mlp", "--dataset=mnist", "--algo=bp", "--threads", "1", "train.epochs=1", "train.lr=0.1"],
+        "train_vision.py",
+    )
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert results["converged"] == 1 and "above 20.0%" in results["converged_rule"]
 
@@ -103,13 +129,13 @@ def test_unknown_training_script_exits_2(tmp_path, capsys):
 
 # Stands in for `accelerate launch scripts/train_lm.py`: refuses its input as the script does (the error line, the
 # marker file a runner names), but exits 1 as accelerate launch would.
-REFUSING = '''
+REFUSING = """
 import os, sys
 open(os.path.join(os.path.dirname(__file__), "calls.txt"), "a").write("call\\n")
 print("error: config key 'train.lr' must be a finite number > 0, got -1.0", file=sys.stderr)
 open(os.environ["PCLM_USAGE_ERROR_FILE"], "a").write("error: ...\\n")
 sys.exit(1)
-'''
+"""
 
 
 def test_stops_at_the_first_bad_input_however_launched(tmp_path, capsys):
@@ -124,17 +150,20 @@ def test_stops_at_the_first_bad_input_however_launched(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("text, message", [
-    ("task: clm\nalgo: ipc\ngrid: {}\n", "'grid' is empty"),
-    ("task: clm\nalgo: ipc\n", "'grid' is empty"),
-    ("task: clm\nalgo: ipc\ngrid: {train.lr: []}\n", "non-empty lists"),
-    ("", "NoneType"),
-    ("[1, 2]", "list"),
-    ("task: clm\ngrid: {train.lr: [1]}\n", "'algo'"),
-    ("task: clm\nalgo: ipc\nscript: ../../bin/sh\ngrid: {train.lr: [1]}\n", "no training script"),
-    ("task: clm\nalgo: ipc\nfixed: {--output-dir: /tmp/x}\ngrid: {train.lr: [1]}\n", "not a dotted config key"),
-    ("task: clm\nalgo: ipc\ngrid: {--output-dir: [/tmp/x]}\n", "not a dotted config key"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("task: clm\nalgo: ipc\ngrid: {}\n", "'grid' is empty"),
+        ("task: clm\nalgo: ipc\n", "'grid' is empty"),
+        ("task: clm\nalgo: ipc\ngrid: {train.lr: []}\n", "non-empty lists"),
+        ("", "NoneType"),
+        ("[1, 2]", "list"),
+        ("task: clm\ngrid: {train.lr: [1]}\n", "'algo'"),
+        ("task: clm\nalgo: ipc\nscript: ../../bin/sh\ngrid: {train.lr: [1]}\n", "no training script"),
+        ("task: clm\nalgo: ipc\nfixed: {--output-dir: /tmp/x}\ngrid: {train.lr: [1]}\n", "not a dotted config key"),
+        ("task: clm\nalgo: ipc\ngrid: {--output-dir: [/tmp/x]}\n", "not a dotted config key"),
+    ],
+)
 def test_bad_grid_files(tmp_path, capsys, text, message):
     bad = tmp_path / "g.yaml"
     bad.write_text(text)

@@ -56,35 +56,40 @@ def expect_usage_error(capsys, argv: list, pattern: str, output: Path, one_line:
 
 
 # --- bad input ------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("argv, pattern", [
-    (["--algo", "nope"], r"no config for task 'mlm' and algorithm 'nope'"),
-    (["--config", "configs/mlm_bp.yaml", "--algo", "nope"], r"unknown algorithm 'nope'"),
-    (["--task", "nope", "--algo", "bp"], r"no config for task 'nope'"),
-    (["--config", "configs/mlm_bp.yaml", "--task", "nope"], r"unknown task 'nope'"),
-    (["--algo", "bp", "--data-dir", "/nonexistent/lm1b"], r"data directory '/nonexistent/lm1b' does not exist"),
-    (["--algo", "bp", "train.nope=1"], r"unknown config key 'train\.nope'"),
-    (["--algo", "bp", "model.nope=1"], r"unknown config key 'model\.nope'"),
-    (["--algo", "bp", "train.epochs=many"], r"'train\.epochs' must be int"),
-    (["--algo", "bp", "train.tracker=nope"], r"unknown train\.tracker 'nope'"),
-    (["--algo", "bp", "data.max_length=500"], r"exceeds model\.max_position_embeddings=128"),
-    (["--algo", "bp", "--config", "configs/absent.yaml"], r"config file .* does not exist"),
-    (["--algo", "bp", "--threads", "many"], r"--threads"),
-    (["--algo", "ipc", "pc.inference_steps=2"], r"reaches only 1"),
-])
+@pytest.mark.parametrize(
+    "argv, pattern",
+    [
+        (["--algo", "nope"], r"no config for task 'mlm' and algorithm 'nope'"),
+        (["--config", "configs/mlm_bp.yaml", "--algo", "nope"], r"unknown algorithm 'nope'"),
+        (["--task", "nope", "--algo", "bp"], r"no config for task 'nope'"),
+        (["--config", "configs/mlm_bp.yaml", "--task", "nope"], r"unknown task 'nope'"),
+        (["--algo", "bp", "--data-dir", "/nonexistent/lm1b"], r"data directory '/nonexistent/lm1b' does not exist"),
+        (["--algo", "bp", "train.nope=1"], r"unknown config key 'train\.nope'"),
+        (["--algo", "bp", "model.nope=1"], r"unknown config key 'model\.nope'"),
+        (["--algo", "bp", "train.epochs=many"], r"'train\.epochs' must be int"),
+        (["--algo", "bp", "train.tracker=nope"], r"unknown train\.tracker 'nope'"),
+        (["--algo", "bp", "data.max_length=500"], r"exceeds model\.max_position_embeddings=128"),
+        (["--algo", "bp", "--config", "configs/absent.yaml"], r"config file .* does not exist"),
+        (["--algo", "bp", "--threads", "many"], r"--threads"),
+        (["--algo", "ipc", "pc.inference_steps=2"], r"reaches only 1"),
+    ],
+)
 def test_bad_input_exits_2_and_writes_nothing(capsys, tmp_path, argv, pattern):
     expect_usage_error(capsys, [*TINY, *argv], pattern, tmp_path / "run")  # later overrides win: argv's
 
 
 def test_empty_data_dir(capsys, tmp_path):
     (tmp_path / "data").mkdir()
-    expect_usage_error(capsys, ["--algo", "bp", "--data-dir", tmp_path / "data", *TINY], "holds no 1B Word shards",
-                       tmp_path / "run")
+    expect_usage_error(
+        capsys, ["--algo", "bp", "--data-dir", tmp_path / "data", *TINY], "holds no 1B Word shards", tmp_path / "run"
+    )
 
 
 def test_data_sizes_the_corpus_cannot_hold(capsys, tmp_path):
     # Found only once the corpus is read, still before the output folder is made.
-    expect_usage_error(capsys, ["--algo", "bp", *TINY, "data.dev_size=100000"], "fewer than", tmp_path / "run",
-                       one_line=False)
+    expect_usage_error(
+        capsys, ["--algo", "bp", *TINY, "data.dev_size=100000"], "fewer than", tmp_path / "run", one_line=False
+    )
 
 
 def test_existing_output_dir_needs_overwrite(capsys, tmp_path):
@@ -97,9 +102,11 @@ def test_existing_output_dir_needs_overwrite(capsys, tmp_path):
 def test_exit_code_of_the_real_process(tmp_path):
     done = run_cli(["--algo", "nope", "--output-dir", tmp_path / "run"])
     assert done.returncode == 2
-    assert done.stderr.strip().splitlines() == ["error: no config for task 'mlm' and algorithm 'nope' "
-                                                f"({Path('configs/mlm_nope.yaml').resolve()} is missing): choose "
-                                                "--task mlm|clm and --algo bp|pc|ipc, or pass --config"]
+    assert done.stderr.strip().splitlines() == [
+        "error: no config for task 'mlm' and algorithm 'nope' "
+        f"({Path('configs/mlm_nope.yaml').resolve()} is missing): choose "
+        "--task mlm|clm and --algo bp|pc|ipc, or pass --config"
+    ]
     assert not (tmp_path / "run").exists()
 
 
@@ -165,17 +172,30 @@ def test_resume_from_a_checkpoint_that_would_run_code(capsys, run_copy, tmp_path
     # Accelerate reads both files with torch.load(weights_only=True); a pickle that would create a file is refused
     # with one line and the file never appears (torch.load(weights_only=False) of the same bytes would create it).
     target = tmp_path / "pwned"
-    torch.save({"state": _CreatesFile(target), "param_groups": []}, run_copy / "checkpoints" / "last" / name,
-               _use_new_zipfile_serialization=not legacy)
+    torch.save(
+        {"state": _CreatesFile(target), "param_groups": []},
+        run_copy / "checkpoints" / "last" / name,
+        _use_new_zipfile_serialization=not legacy,
+    )
     expect_usage_error(capsys, [*BP_RUN_ARGS, "--resume"], "not a readable pclm checkpoint", run_copy)
     assert not target.exists()
     torch.load(run_copy / "checkpoints" / "last" / name, weights_only=False)
     assert target.exists()
 
 
-@pytest.mark.parametrize("change", [{"epoch": "two"}, {"batches_done": -1}, {"history": [1]}, {"best": "low"},
-                                    {"global_step": 1.5}, {"bad_epochs": True}, {"best_epoch": None, "extra": 1},
-                                    {"format": "other/1"}])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"epoch": "two"},
+        {"batches_done": -1},
+        {"history": [1]},
+        {"best": "low"},
+        {"global_step": 1.5},
+        {"bad_epochs": True},
+        {"best_epoch": None, "extra": 1},
+        {"format": "other/1"},
+    ],
+)
 def test_resume_from_a_crafted_state_file(capsys, run_copy, change):
     path = run_copy / "checkpoints" / "last" / "pclm_state.json"
     path.write_text(json.dumps({**json.loads(path.read_text()), **change}))
@@ -251,8 +271,18 @@ def test_csv_tracker_logs_what_metrics_json_holds(bp_run):
 
 
 # --- resume after SIGKILL ---------------------------------------------------------------------------------------
-RESUME_ARGS = ["--task", "mlm", "--algo", "bp", "--threads", "1", *TINY, "train.epochs=4",
-               "train.checkpoint_every=3", "train.patience=0"]
+RESUME_ARGS = [
+    "--task",
+    "mlm",
+    "--algo",
+    "bp",
+    "--threads",
+    "1",
+    *TINY,
+    "train.epochs=4",
+    "train.checkpoint_every=3",
+    "train.patience=0",
+]
 WALL_TIME = {"train_seconds", "wall_seconds", "machine", "best_model"}
 
 

@@ -18,8 +18,14 @@ ALGORITHMS = {"bp": BP, "pc": PC, "ipc": IPC, "zil": ZIL}
 X_GRADS = ("sample", "batch")
 
 
-def build_algorithm(name: str, inference_steps: int, inference_lr: float, discount: float | None = None,
-                    n_layers: int | None = None, x_grads: str = "sample") -> Algorithm:
+def build_algorithm(
+    name: str,
+    inference_steps: int,
+    inference_lr: float,
+    discount: float | None = None,
+    n_layers: int | None = None,
+    x_grads: str = "sample",
+) -> Algorithm:
     """The schedule called `name`. Z-IL runs one step per weight layer (`n_layers`) with gamma = 1. `x_grads`:
     the inference step's convention (see `Algorithm`)."""
     if name not in ALGORITHMS:

@@ -82,8 +82,10 @@ def inference_steps_per_update(algorithm: Algorithm, n_layers: int) -> int:
         if algorithm.updates_x(t):
             taken, since = taken + 1, since + 1
     if not per_update:
-        raise ValueError(f"{type(algorithm).__name__} with {algorithm.steps} evaluations per batch never updates all "
-                         f"{n_layers} layers with a nonzero gradient: the errors do not reach the first layer")
+        raise ValueError(
+            f"{type(algorithm).__name__} with {algorithm.steps} evaluations per batch never updates all "
+            f"{n_layers} layers with a nonzero gradient: the errors do not reach the first layer"
+        )
     return per_update[-1]
 
 

@@ -31,13 +31,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("checkpoint", help="checkpoint folder (config.json, model.safetensors, tokenizer)")
     p.add_argument("text", help="UTF-8 text file, one sentence per line (empty lines are skipped)")
     p.add_argument("--batch-size", type=int, default=64, help="sentences per batch (default 64)")
-    p.add_argument("--max-length", type=int, default=None,
-                   help="tokens per sentence, <s> and </s> included (default: the model's max_position_embeddings; "
-                        "training cuts at data.max_length)")
-    p.add_argument("--mlm-probability", type=float, default=_DEFAULT_MLM_PROBABILITY,
-                   help=f"masked models: share of tokens masked (default {_DEFAULT_MLM_PROBABILITY})")
-    p.add_argument("--mask-seed", type=int, default=_DEFAULT_MASK_SEED,
-                   help=f"masked models: seed of the fixed masking (default {_DEFAULT_MASK_SEED}, training's)")
+    p.add_argument(
+        "--max-length",
+        type=int,
+        default=None,
+        help="tokens per sentence, <s> and </s> included (default: the model's max_position_embeddings; "
+        "training cuts at data.max_length)",
+    )
+    p.add_argument(
+        "--mlm-probability",
+        type=float,
+        default=_DEFAULT_MLM_PROBABILITY,
+        help=f"masked models: share of tokens masked (default {_DEFAULT_MLM_PROBABILITY})",
+    )
+    p.add_argument(
+        "--mask-seed",
+        type=int,
+        default=_DEFAULT_MASK_SEED,
+        help=f"masked models: seed of the fixed masking (default {_DEFAULT_MASK_SEED}, training's)",
+    )
     p.add_argument("--json", help="also write the scores to this JSON file")
     return p.parse_args(argv)
 
@@ -88,8 +100,9 @@ def check_args(args: argparse.Namespace, config: dict[str, Any]) -> None:
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.max_length is not None and not 2 <= args.max_length <= positions:
-        raise UsageError(f"--max-length must be in [2, {positions}] (the model's max_position_embeddings), "
-                         f"got {args.max_length}")
+        raise UsageError(
+            f"--max-length must be in [2, {positions}] (the model's max_position_embeddings), got {args.max_length}"
+        )
     if not 0 < args.mlm_probability < 1:
         raise UsageError(f"--mlm-probability must be in (0, 1), got {args.mlm_probability}")
     if args.json:
@@ -100,8 +113,15 @@ def check_args(args: argparse.Namespace, config: dict[str, Any]) -> None:
             raise UsageError(f"--json: cannot write in '{out.parent}' (not a writable folder)")
 
 
-def score(checkpoint: Path, sentences: list[str], causal: bool, max_length: int, batch_size: int,
-          mlm_probability: float, mask_seed: int) -> dict[str, float]:
+def score(
+    checkpoint: Path,
+    sentences: list[str],
+    causal: bool,
+    max_length: int,
+    batch_size: int,
+    mlm_probability: float,
+    mask_seed: int,
+) -> dict[str, float]:
     """Load the checkpoint and score the sentences: {"ppl", "nll", "targets"} (`pclm.evaluate`)."""
     from datasets import Dataset, DatasetDict
     from transformers import AutoTokenizer
@@ -123,8 +143,15 @@ def score(checkpoint: Path, sentences: list[str], causal: bool, max_length: int,
         tokenizer.add_bos_token, tokenizer.add_eos_token = True, True
     tokenizer.padding_side = "right"  # as in training (a causal checkpoint's pads left, for generation)
     data = tokenize_lm1b(DatasetDict({"text": Dataset.from_dict({"text": sentences})}), tokenizer, max_length)["text"]
-    return pclm.evaluate(model, data, task="clm" if causal else "mlm", tokenizer=tokenizer, batch_size=batch_size,
-                         mlm_probability=mlm_probability, eval_mask_seed=mask_seed)
+    return pclm.evaluate(
+        model,
+        data,
+        task="clm" if causal else "mlm",
+        tokenizer=tokenizer,
+        batch_size=batch_size,
+        mlm_probability=mlm_probability,
+        eval_mask_seed=mask_seed,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -140,16 +167,26 @@ def main(argv: list[str] | None = None) -> int:
         length = args.max_length or int(config["max_position_embeddings"])
         result = score(checkpoint, sentences, causal, length, args.batch_size, args.mlm_probability, args.mask_seed)
         if not result["targets"]:
-            raise UsageError(f"nothing to score in '{args.text}': no masked position was drawn "
-                             "(raise --mlm-probability or give longer sentences)")
+            raise UsageError(
+                f"nothing to score in '{args.text}': no masked position was drawn "
+                "(raise --mlm-probability or give longer sentences)"
+            )
     except UsageError as err:
         return report_usage_error(err)
     what = "next-token predictions" if causal else "masked tokens"
-    print(f"perplexity {result['ppl']:.4f} (mean NLL {result['nll']:.4f} nats over {result['targets']} {what}, "
-          f"{len(sentences)} sentences)")
+    print(
+        f"perplexity {result['ppl']:.4f} (mean NLL {result['nll']:.4f} nats over {result['targets']} {what}, "
+        f"{len(sentences)} sentences)"
+    )
     if args.json:
-        payload = {"checkpoint": str(checkpoint), "text": args.text, "task": "clm" if causal else "mlm",
-                   "sentences": len(sentences), "max_length": length, **result}
+        payload = {
+            "checkpoint": str(checkpoint),
+            "text": args.text,
+            "task": "clm" if causal else "mlm",
+            "sentences": len(sentences),
+            "max_length": length,
+            **result,
+        }
         if not causal:
             payload.update(mlm_probability=args.mlm_probability, mask_seed=args.mask_seed)
         Path(args.json).write_text(json.dumps(payload, indent=1) + "\n")

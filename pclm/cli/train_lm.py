@@ -48,10 +48,15 @@ def main(argv: list[str] | None = None) -> int:
             task, algo = args.task or "mlm", args.algo or "ipc"
             config = (PACKAGE / "configs").resolve() / f"{task}_{algo}.yaml"  # the repository folder in a checkout
             if not config.is_file():
-                raise UsageError(f"no config for task '{task}' and algorithm '{algo}' ({config} is missing): "
-                                 "choose --task mlm|clm and --algo bp|pc|ipc, or pass --config")
-        cfg = load_config(config, args.overrides, **{"task": args.task, "algo": args.algo, "seed": args.seed,
-                                                     "data.data_dir": args.data_dir})
+                raise UsageError(
+                    f"no config for task '{task}' and algorithm '{algo}' ({config} is missing): "
+                    "choose --task mlm|clm and --algo bp|pc|ipc, or pass --config"
+                )
+        cfg = load_config(
+            config,
+            args.overrides,
+            **{"task": args.task, "algo": args.algo, "seed": args.seed, "data.data_dir": args.data_dir},
+        )
         output = Path(args.output_dir or Path("runs") / f"{cfg.task}_{cfg.algo}_seed{cfg.seed}")
         cpu = configure_cpu(args.threads, int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
         command = ["accelerate", "launch", "scripts/train_lm.py", *(sys.argv[1:] if argv is None else map(str, argv))]
@@ -65,9 +70,15 @@ def main(argv: list[str] | None = None) -> int:
     from accelerate import PartialState
 
     if PartialState().is_main_process:
-        extra = f" | official test sample (100 sentences): {metrics['test_sample_ppl']:.2f}" if "test_sample_ppl" in metrics else ""
-        print(f"{cfg.task} {cfg.algo} [{metrics['status']}]: dev perplexity {metrics.get('dev_ppl', float('nan')):.2f}"
-              f" | test perplexity {metrics.get('test_ppl', float('nan')):.2f}{extra}")
+        extra = (
+            f" | official test sample (100 sentences): {metrics['test_sample_ppl']:.2f}"
+            if "test_sample_ppl" in metrics
+            else ""
+        )
+        print(
+            f"{cfg.task} {cfg.algo} [{metrics['status']}]: dev perplexity {metrics.get('dev_ppl', float('nan')):.2f}"
+            f" | test perplexity {metrics.get('test_ppl', float('nan')):.2f}{extra}"
+        )
         print(f"checkpoint: {metrics['best_model']}")
     return 0
 

@@ -11,12 +11,27 @@ import importlib
 from typing import Any
 
 # public name -> submodule that defines it (imported on first access)
-_LAZY = {"eval_collator": "collate", "premask": "collate", "train_collator": "collate",
-         "EMBEDDED_LM1B_DIR": "lm1b", "RELEASE_DIRNAME": "lm1b", "find_lm1b_files": "lm1b", "load_lm1b": "lm1b",
-         "tokenize_lm1b": "lm1b"}
+_LAZY = {
+    "eval_collator": "collate",
+    "premask": "collate",
+    "train_collator": "collate",
+    "EMBEDDED_LM1B_DIR": "lm1b",
+    "RELEASE_DIRNAME": "lm1b",
+    "find_lm1b_files": "lm1b",
+    "load_lm1b": "lm1b",
+    "tokenize_lm1b": "lm1b",
+}
 
-__all__ = ["EMBEDDED_LM1B_DIR", "RELEASE_DIRNAME", "find_lm1b_files", "load_lm1b", "tokenize_lm1b",
-           "eval_collator", "premask", "train_collator"]
+__all__ = [
+    "EMBEDDED_LM1B_DIR",
+    "RELEASE_DIRNAME",
+    "find_lm1b_files",
+    "load_lm1b",
+    "tokenize_lm1b",
+    "eval_collator",
+    "premask",
+    "train_collator",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -179,13 +179,15 @@ def load_lm1b(
             data_files[split] = [str(p) for p in files[split]]
     try:
         raw = load_dataset("text", data_files=data_files, cache_dir=None if cache_dir is None else str(cache_dir))
-        raw = DatasetDict({name: ds.filter(_nonempty, batched=True, desc="drop empty lines")
-                           for name, ds in raw.items()})
+        raw = DatasetDict(
+            {name: ds.filter(_nonempty, batched=True, desc="drop empty lines") for name, ds in raw.items()}
+        )
     except Exception as err:  # noqa: BLE001 - datasets wraps a bad file or cache folder in its own errors
         cause = err.__cause__ or err
-        raise UsageError(f"cannot read the 1B Word files in '{data_dir}' (set data.cache_dir / --data-dir): "
-                         f"{type(cause).__name__}: {str(cause).strip().splitlines()[0] if str(cause).strip() else ''}"
-                         ) from None
+        raise UsageError(
+            f"cannot read the 1B Word files in '{data_dir}' (set data.cache_dir / --data-dir): "
+            f"{type(cause).__name__}: {str(cause).strip().splitlines()[0] if str(cause).strip() else ''}"
+        ) from None
 
     pool = raw["pool"]
     n_test = 0 if "test" in raw else test_size

@@ -19,18 +19,36 @@ import torch
 
 from ..errors import UsageError
 
-__all__ = ["load_idx", "load_idx_split", "load_cifar10_parquet", "load_cifar10_pickle", "load_svhn_mat",
-           "load_vision_dataset", "VISION_DATASETS", "IDX_FILES", "CIFAR10_PICKLE_FILES", "SVHN_FILES"]
+__all__ = [
+    "load_idx",
+    "load_idx_split",
+    "load_cifar10_parquet",
+    "load_cifar10_pickle",
+    "load_svhn_mat",
+    "load_vision_dataset",
+    "VISION_DATASETS",
+    "IDX_FILES",
+    "CIFAR10_PICKLE_FILES",
+    "SVHN_FILES",
+]
 
 # file names of the original releases (MNIST and Fashion-MNIST use the same ones)
-IDX_FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
-             "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
+IDX_FILES = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
 # CIFAR-10 "python version" (cifar-10-python.tar.gz unpacked): five train batches and one test batch
 CIFAR10_PICKLE_FILES = {"train": tuple(f"data_batch_{i}" for i in range(1, 6)), "test": ("test_batch",)}
 # SVHN format 2 (cropped 32x32 digits)
 SVHN_FILES = {"train": "train_32x32.mat", "test": "test_32x32.mat"}
-_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
-               0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+_IDX_DTYPES = {
+    0x08: np.uint8,
+    0x09: np.int8,
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
 
 
 def _existing(path: str | Path, what: str) -> Path:
@@ -52,7 +70,7 @@ def _read_idx(path: Path) -> np.ndarray:
     dtype, ndim = np.dtype(_IDX_DTYPES[raw[2]]), raw[3]
     if len(raw) < 4 + 4 * ndim:
         raise UsageError(f"truncated IDX file: {path} (the header names {ndim} sizes)")
-    shape = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
+    shape = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
     body = len(raw) - 4 - 4 * ndim
     if body % dtype.itemsize:
         raise UsageError(f"truncated IDX file: {path} ({body} data bytes, not a whole number of values)")
@@ -81,8 +99,9 @@ def load_idx_split(data_dir: str | Path, split: str = "train") -> tuple[torch.Te
     return load_idx(data_dir / images, data_dir / labels)
 
 
-def load_cifar10_parquet(data_dir: str | Path, split: str = "train",
-                         limit: int | None = None, seed: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def load_cifar10_parquet(
+    data_dir: str | Path, split: str = "train", limit: int | None = None, seed: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """CIFAR-10 from Hugging Face parquet files (`{split}.parquet`: `image` JPEG/PNG bytes, `label`) ->
     images (N, 3, 32, 32) float32 in [0, 1] and labels (N,) int64. `limit` keeps N rows: the first N, or N drawn
     at random with `seed` (the files are sorted by class, so a subset should be drawn).
@@ -94,8 +113,10 @@ def load_cifar10_parquet(data_dir: str | Path, split: str = "train",
     try:
         from PIL import Image
     except ImportError:
-        raise UsageError("decoding the CIFAR-10 parquet images needs Pillow (pip install pillow); or use the "
-                         "python-pickle batches (--dataset cifar10-pickle)") from None
+        raise UsageError(
+            "decoding the CIFAR-10 parquet images needs Pillow (pip install pillow); or use the "
+            "python-pickle batches (--dataset cifar10-pickle)"
+        ) from None
     path = _existing(Path(_existing(data_dir, "data directory")) / f"{split}.parquet", "CIFAR-10 parquet file")
     try:
         return _decode_cifar10_parquet(pq.read_table(path, columns=["image", "label"]), data_dir, limit, seed, Image)
@@ -106,13 +127,17 @@ def load_cifar10_parquet(data_dir: str | Path, split: str = "train",
         raise UsageError(f"not a CIFAR-10 parquet file: {path} ({type(err).__name__}: {first})") from None
 
 
-def _decode_cifar10_parquet(table, data_dir: str | Path, limit: int | None, seed: int | None,
-                            Image) -> tuple[torch.Tensor, torch.Tensor]:
+def _decode_cifar10_parquet(
+    table, data_dir: str | Path, limit: int | None, seed: int | None, Image
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The rows of a CIFAR-10 parquet table (`limit` of them) decoded to images and labels."""
     if limit is not None:
-        rows = range(table.num_rows) if seed is None else \
-            torch.randperm(table.num_rows, generator=torch.Generator().manual_seed(seed))
-        table = table.take([int(i) for i in rows[:min(limit, table.num_rows)]])
+        rows = (
+            range(table.num_rows)
+            if seed is None
+            else torch.randperm(table.num_rows, generator=torch.Generator().manual_seed(seed))
+        )
+        table = table.take([int(i) for i in rows[: min(limit, table.num_rows)]])
 
     def decode(cell) -> np.ndarray:
         if isinstance(cell, dict):
@@ -196,7 +221,9 @@ def load_cifar10_pickle(data_dir: str | Path, split: str = "train") -> tuple[tor
     data_dir = _existing(data_dir, "data directory")
     if (data_dir / "cifar-10-batches-py").is_dir():
         data_dir = data_dir / "cifar-10-batches-py"
-    parts = [_read_cifar10_batch(_existing(data_dir / name, "CIFAR-10 batch file")) for name in CIFAR10_PICKLE_FILES[split]]
+    parts = [
+        _read_cifar10_batch(_existing(data_dir / name, "CIFAR-10 batch file")) for name in CIFAR10_PICKLE_FILES[split]
+    ]
     images = np.concatenate([p[0] for p in parts])  # (N, 3, 32, 32)
     labels = np.concatenate([p[1] for p in parts])
     return torch.from_numpy(images.astype(np.float32) / 255.0), torch.from_numpy(labels)
@@ -221,8 +248,13 @@ def load_svhn_mat(path: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 # name -> (channels, image size, classes); the loaders below return images (N, C, H, W) in [0, 1]
-VISION_DATASETS = {"mnist": (1, 28, 10), "fashion-mnist": (1, 28, 10), "cifar10": (3, 32, 10),
-                   "cifar10-pickle": (3, 32, 10), "svhn": (3, 32, 10)}
+VISION_DATASETS = {
+    "mnist": (1, 28, 10),
+    "fashion-mnist": (1, 28, 10),
+    "cifar10": (3, 32, 10),
+    "cifar10-pickle": (3, 32, 10),
+    "svhn": (3, 32, 10),
+}
 
 
 def load_vision_dataset(name: str, data_dir: str | Path, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
@@ -241,9 +273,13 @@ def load_vision_dataset(name: str, data_dir: str | Path, split: str = "train") -
         images, labels = load_cifar10_parquet(data_dir, split)
     channels, size, classes = VISION_DATASETS[name]
     if tuple(images.shape[1:]) != (channels, size, size):
-        raise UsageError(f"the {split} images in '{data_dir}' are {tuple(images.shape[1:])} (C, H, W), not "
-                         f"{(channels, size, size)} as {name} images are")
+        raise UsageError(
+            f"the {split} images in '{data_dir}' are {tuple(images.shape[1:])} (C, H, W), not "
+            f"{(channels, size, size)} as {name} images are"
+        )
     if len(labels) and not (0 <= int(labels.min()) and int(labels.max()) < classes):
-        raise UsageError(f"the {split} labels in '{data_dir}' run from {int(labels.min())} to {int(labels.max())}; "
-                         f"{name} has classes 0..{classes - 1}")
+        raise UsageError(
+            f"the {split} labels in '{data_dir}' run from {int(labels.min())} to {int(labels.max())}; "
+            f"{name} has classes 0..{classes - 1}"
+        )
     return images, labels

@@ -27,30 +27,43 @@ def load_adaece(config_name: str | None = None, **kwargs) -> evaluate.Evaluation
     return evaluate.load(str(ADAECE_DIR), config_name, **kwargs)
 
 
-def adaece_of_logits(logits: torch.Tensor, labels: torch.Tensor, n_bins: int = 15,
-                     metric: evaluate.EvaluationModule | None = None) -> dict[str, float]:
+def adaece_of_logits(
+    logits: torch.Tensor, labels: torch.Tensor, n_bins: int = 15, metric: evaluate.EvaluationModule | None = None
+) -> dict[str, float]:
     """Logits (N, K) and labels (N,) -> {"adaece", "accuracy"} from softmax confidences."""
     conf, pred = torch.softmax(logits.detach().double().cpu(), dim=-1).max(dim=-1)  # (N,), (N,)
     metric = metric if metric is not None else load_adaece("confidences")
-    out = metric.compute(confidences=conf.tolist(), predictions=pred.tolist(), references=labels.cpu().tolist(),
-                         n_bins=n_bins)
+    out = metric.compute(
+        confidences=conf.tolist(), predictions=pred.tolist(), references=labels.cpu().tolist(), n_bins=n_bins
+    )
     return {"adaece": out["adaece"], "accuracy": out["accuracy"]}
 
 
-def calibration_under_corruption(predict_fn: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor,
-                                 labels: torch.Tensor, corruptions: Sequence[str] = CORRUPTIONS,
-                                 intensities: Iterable[int] = range(1, 6), seed: int = 0,
-                                 n_bins: int = 15) -> dict:
+def calibration_under_corruption(
+    predict_fn: Callable[[torch.Tensor], torch.Tensor],
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    corruptions: Sequence[str] = CORRUPTIONS,
+    intensities: Iterable[int] = range(1, 6),
+    seed: int = 0,
+    n_bins: int = 15,
+) -> dict:
     """`predict_fn` maps images (N, C, H, W) in [0, 1] to logits (N, K); `images` / `labels` (N,) are the test set.
 
     Returns {"clean": {"adaece", "accuracy"}, "corrupted": {corruption: {str(intensity): {"adaece", "accuracy"}}},
     "n_bins", "n_images", "seed"}. Intensity keys are strings so the dict survives a JSON round trip unchanged."""
     metric = load_adaece("confidences")
     intensities = list(intensities)
-    result = {"clean": adaece_of_logits(predict_fn(images), labels, n_bins, metric), "corrupted": {},
-              "n_bins": n_bins, "n_images": len(labels), "seed": seed}
+    result = {
+        "clean": adaece_of_logits(predict_fn(images), labels, n_bins, metric),
+        "corrupted": {},
+        "n_bins": n_bins,
+        "n_images": len(labels),
+        "seed": seed,
+    }
     for name in corruptions:
         result["corrupted"][name] = {
             str(i): adaece_of_logits(predict_fn(corrupt(images, name, i, seed=seed)), labels, n_bins, metric)
-            for i in intensities}
+            for i in intensities
+        }
     return result

@@ -69,8 +69,16 @@ class PCLMAttention(nn.Module):
         B, T, _ = h.shape
         return h.view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, H, T, D)
 
-    def forward(self, h: torch.Tensor, bias: torch.Tensor, nodes, name: str, row_mask,
-                cache: Cache | None = None, layer: int = 0) -> torch.Tensor:
+    def forward(
+        self,
+        h: torch.Tensor,
+        bias: torch.Tensor,
+        nodes,
+        name: str,
+        row_mask,
+        cache: Cache | None = None,
+        layer: int = 0,
+    ) -> torch.Tensor:
         q, k, v = self._heads(self.query(h)), self._heads(self.key(h)), self._heads(self.value(h))
         if cache is not None:  # k, v: (B, H, S, D) with the S - T earlier positions first
             k, v = cache.update(k, v, layer)
@@ -81,8 +89,9 @@ class PCLMAttention(nn.Module):
         else:
             # the mask must have q's dtype; fp16 cannot hold -1e9, and -inf would make fully masked rows NaN
             mask = bias if bias.dtype == q.dtype else bias.clamp(min=torch.finfo(q.dtype).min).to(q.dtype)
-            ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
-                                                 dropout_p=self.dropout.p if self.training else 0.0)
+            ctx = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=mask, dropout_p=self.dropout.p if self.training else 0.0
+            )
         return self.output(ctx.transpose(1, 2).reshape(h.shape))  # (B, T, C)
 
 
@@ -96,8 +105,16 @@ class PCLMBlock(nn.Module):
         self.out_norm = _norm(config, config.hidden_size)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
-    def forward(self, h: torch.Tensor, bias: torch.Tensor, mask: torch.Tensor, nodes, name: str,
-                cache: Cache | None = None, layer: int = 0) -> torch.Tensor:
+    def forward(
+        self,
+        h: torch.Tensor,
+        bias: torch.Tensor,
+        mask: torch.Tensor,
+        nodes,
+        name: str,
+        cache: Cache | None = None,
+        layer: int = 0,
+    ) -> torch.Tensor:
         row_mask = mask[:, None, :]  # (B, 1, T): padded query rows carry no energy
         a = self.attn_norm(h + self.dropout(self.attention(h, bias, nodes, name, row_mask, cache, layer)))
         a = nodes(f"{name}.attn", a, mask)
@@ -107,9 +124,12 @@ class PCLMBlock(nn.Module):
 
 
 # config.json's auto_map: what `Auto*.from_pretrained(path, trust_remote_code=True)` builds from the code beside it
-AUTO_MAP = {"AutoConfig": "configuration_pclm.PCLMConfig", "AutoModel": "modeling_pclm.PCLMModel",
-            "AutoModelForMaskedLM": "modeling_pclm.PCLMForMaskedLM",
-            "AutoModelForCausalLM": "modeling_pclm.PCLMForCausalLM"}
+AUTO_MAP = {
+    "AutoConfig": "configuration_pclm.PCLMConfig",
+    "AutoModel": "modeling_pclm.PCLMModel",
+    "AutoModelForMaskedLM": "modeling_pclm.PCLMForMaskedLM",
+    "AutoModelForCausalLM": "modeling_pclm.PCLMForCausalLM",
+}
 
 
 def model_code() -> dict[str, str]:
@@ -123,8 +143,7 @@ def model_code() -> dict[str, str]:
         return {f.name: f.read_text() for f in sorted(here.glob("*.py")) if f.name != "__init__.py"}
     files = {f.name: f.read_text() for f in (here / "configuration_pclm.py", here / "modeling_pclm.py")}
     files["modeling_pclm.py"] = re.sub(r"^from \.\.pc\.", "from .", files["modeling_pclm.py"], flags=re.M)
-    files["modeling_pclm.py"] = re.sub(r"^from \.\.pc import", "from .pc import", files["modeling_pclm.py"],
-                                       flags=re.M)
+    files["modeling_pclm.py"] = re.sub(r"^from \.\.pc import", "from .pc import", files["modeling_pclm.py"], flags=re.M)
     for f in sorted(core.glob("*.py")):
         files["pc.py" if f.name == "__init__.py" else f.name] = f.read_text()
     for name, text in files.items():
@@ -166,8 +185,14 @@ class PCLMModel(PCLMPreTrainedModel):
     def set_input_embeddings(self, value: nn.Embedding) -> None:
         self.word_embeddings = value
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, nodes=None,
-                position_ids: torch.Tensor | None = None, cache: Cache | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        nodes=None,
+        position_ids: torch.Tensor | None = None,
+        cache: Cache | None = None,
+    ) -> torch.Tensor:
         """input_ids: (B, T) new tokens; attention_mask: (B, S) over the S = cached + T tokens (1 = real);
         position_ids: (B, T), else counted from the mask (left padding starts at 0) or from the cache length."""
         nodes = nodes or _FEEDFORWARD
@@ -199,8 +224,10 @@ class PCLMModel(PCLMPreTrainedModel):
         limit = self.config.max_position_embeddings
         last = int(position_ids.max()) if position_ids is not None else int(mask.long().sum(-1).max()) - 1
         if last >= limit:
-            raise ValueError(f"position {last} is past the model's max_position_embeddings={limit}: it reads at "
-                             f"most {limit} tokens (prompt and generated tokens together)")
+            raise ValueError(
+                f"position {last} is past the model's max_position_embeddings={limit}: it reads at "
+                f"most {limit} tokens (prompt and generated tokens together)"
+            )
 
 
 class PCLMLMHead(nn.Module):
@@ -281,7 +308,8 @@ class PCLMForCausalLM(_PCLMWithHead, GenerationMixin):
         super().__init__(config)
         # No max_length: generate() then adds 20 tokens by default, capped at max_position_embeddings.
         self.generation_config = GenerationConfig(
-            bos_token_id=config.bos_token_id, eos_token_id=config.eos_token_id, pad_token_id=config.pad_token_id)
+            bos_token_id=config.bos_token_id, eos_token_id=config.eos_token_id, pad_token_id=config.pad_token_id
+        )
 
     def forward(
         self,

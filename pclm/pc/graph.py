@@ -48,8 +48,9 @@ class FeedForward:
         count = (targets != IGNORE_INDEX).sum().clamp(min=1)
         return cross_entropy(logits, targets) / count
 
-    def clamp_readout(self, h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                      targets: torch.Tensor) -> torch.Tensor:
+    def clamp_readout(
+        self, h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor
+    ) -> torch.Tensor:
         """`clamp_output` of the logits `h @ weight.T + bias` without forming them. h: (N, C); targets: (N,)."""
         count = (targets != IGNORE_INDEX).sum().clamp(min=1)
         return linear_cross_entropy(h, weight, bias, targets) / count
@@ -113,8 +114,9 @@ class EnergyGraph(FeedForward):
         self.node_energies["output"] = total
         return total.detach() / (targets != IGNORE_INDEX).sum().clamp(min=1)
 
-    def clamp_readout(self, h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                      targets: torch.Tensor) -> torch.Tensor:
+    def clamp_readout(
+        self, h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor
+    ) -> torch.Tensor:
         """`clamp_output` of the logits `h @ weight.T + bias`, computed in row chunks (`linear_cross_entropy`)."""
         total = linear_cross_entropy(h, weight, bias, targets, weight_grads=self.learning)
         self.node_energies["output"] = total

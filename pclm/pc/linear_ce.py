@@ -40,8 +40,8 @@ class _LinearCrossEntropy(torch.autograd.Function):
             grad_b = torch.zeros(bias.shape, **f32) if need_w and bias is not None else None
             total = torch.zeros((), **f32)
             for start in range(0, h.shape[0], chunk_rows):
-                hc = h[start:start + chunk_rows].to(dtype)  # (n, C)
-                tc = targets[start:start + chunk_rows]  # (n,)
+                hc = h[start : start + chunk_rows].to(dtype)  # (n, C)
+                tc = targets[start : start + chunk_rows]  # (n,)
                 logits = hc @ w.t() if b is None else torch.addmm(b, hc, w.t())  # (n, V), in the matmul dtype
                 keep = tc != IGNORE_INDEX
                 safe = tc.clamp(min=0)[:, None]  # (n, 1)
@@ -57,9 +57,9 @@ class _LinearCrossEntropy(torch.autograd.Function):
                 g = grad.to(dtype)
                 if grad_h is not None:
                     if dtype == torch.float32:
-                        torch.mm(g, w, out=grad_h[start:start + chunk_rows])
+                        torch.mm(g, w, out=grad_h[start : start + chunk_rows])
                     else:
-                        grad_h[start:start + chunk_rows] = g @ w
+                        grad_h[start : start + chunk_rows] = g @ w
                 if grad_w is not None:
                     if dtype == torch.float32:
                         grad_w.addmm_(g.t(), hc)
@@ -93,8 +93,14 @@ class _LinearCrossEntropy(torch.autograd.Function):
         return (*out, None, None, None, None)
 
 
-def linear_cross_entropy(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor,
-                         chunk_rows: int = DEFAULT_CHUNK_ROWS, weight_grads: bool = True) -> torch.Tensor:
+def linear_cross_entropy(
+    h: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    targets: torch.Tensor,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    weight_grads: bool = True,
+) -> torch.Tensor:
     """Cross-entropy of the logits `h @ weight.T + bias` against `targets`, summed over targets != -100.
 
     h: (N, C) hidden states; weight: (V, C); bias: (V,) or None; targets: (N,). Returns a float32 scalar.

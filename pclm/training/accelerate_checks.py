@@ -20,8 +20,10 @@ from ..errors import UsageError
 __all__ = ["check_accelerate_env", "check_accelerator", "flat_hparams"]
 
 _TRUE = {"1", "true", "yes", "on"}
-_DEEPSPEED = ("DeepSpeed is not supported: its engine steps the weights inside backward, which PC's inference "
-              "steps call without a weight update (use DDP or FSDP)")
+_DEEPSPEED = (
+    "DeepSpeed is not supported: its engine steps the weights inside backward, which PC's inference "
+    "steps call without a weight update (use DDP or FSDP)"
+)
 
 
 def check_accelerate_env() -> None:
@@ -34,11 +36,15 @@ def check_accelerator(accelerator, algo: str, uses_value_nodes: bool) -> None:
     if accelerator.distributed_type == DistributedType.DEEPSPEED:
         raise UsageError(_DEEPSPEED)
     if uses_value_nodes and accelerator.mixed_precision == "fp16":
-        raise UsageError(f"mixed precision fp16 is not supported with {algo}: the loss scaler would multiply the "
-                         "value-node gradients dF/dx (use bf16 or no)")
+        raise UsageError(
+            f"mixed precision fp16 is not supported with {algo}: the loss scaler would multiply the "
+            "value-node gradients dF/dx (use bf16 or no)"
+        )
     if accelerator.gradient_accumulation_steps > 1:
-        raise UsageError(f"gradient_accumulation_steps={accelerator.gradient_accumulation_steps} is not supported: "
-                         "the weights step on every batch (raise train.batch_size instead)")
+        raise UsageError(
+            f"gradient_accumulation_steps={accelerator.gradient_accumulation_steps} is not supported: "
+            "the weights step on every batch (raise train.batch_size instead)"
+        )
 
 
 def flat_hparams(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -57,8 +57,7 @@ class CompiledEnergy:
         self._named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
         self._fns: dict[tuple[bool, int, int], Callable] = {}
 
-    def _energy(self, params: dict, xs: dict, batch: dict, select: Callable[[str], EnergyFn | None],
-                batch_size: int):
+    def _energy(self, params: dict, xs: dict, batch: dict, select: Callable[[str], EnergyFn | None], batch_size: int):
         graph = EnergyGraph(select, batch_size)
         graph.x = dict(xs)  # every node already exists: the pass reads x, never initialises it
         # The fused readout decides in Python which gradients to form (requires_grad); under Dynamo's tracing that
@@ -70,12 +69,15 @@ class CompiledEnergy:
     def _fn(self, weights: bool, select: Callable, batch_size: int) -> Callable:
         key = (weights, id(select), batch_size)
         if key not in self._fns:
+
             def energy(params, xs, batch):
                 return self._energy(params, xs, batch, select, batch_size)
+
             grads = grad_and_value(energy, argnums=(0, 1) if weights else 1, has_aux=True)
 
             def evaluate(params, xs, batch):
                 return grads(params, xs, batch)
+
             # Dynamo keeps its compiled graphs (and checks their guards on every call) per code object. A code
             # object of its own per model and kind keeps one model's calls from walking another's cache entries,
             # and many models in one process (benchmarks, sweeps) from reaching the recompile limit.
@@ -84,8 +86,12 @@ class CompiledEnergy:
             self._fns[key] = fn if self.backend is None else torch.compile(fn, backend=self.backend, dynamic=False)
         return self._fns[key]
 
-    def evaluate(self, graph: EnergyGraph, batch: Mapping[str, torch.Tensor], weights: bool,
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    def evaluate(
+        self,
+        graph: EnergyGraph,
+        batch: Mapping[str, torch.Tensor],
+        weights: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Evaluate the energy on `graph`'s value nodes (which must exist) and write dF/dx into each node's `.grad`
         and, when `weights`, dF/dtheta into each trainable parameter's `.grad`. Returns (F, mean output loss)."""
         params = {name: p.detach() for name, p in self._named}

@@ -62,9 +62,15 @@ def load_tokenizer(path: str | Path | None):
 
 
 def _model_config(cfg: RunConfig, tokenizer) -> PCLMConfig:
-    return PCLMConfig(**{"vocab_size": len(tokenizer), "pad_token_id": tokenizer.pad_token_id,
-                         "bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id,
-                         **cfg.model})
+    return PCLMConfig(
+        **{
+            "vocab_size": len(tokenizer),
+            "pad_token_id": tokenizer.pad_token_id,
+            "bos_token_id": tokenizer.bos_token_id,
+            "eos_token_id": tokenizer.eos_token_id,
+            **cfg.model,
+        }
+    )
 
 
 def _check_model_section(cfg: RunConfig) -> None:
@@ -95,8 +101,10 @@ def _check_vocabulary(cfg: RunConfig, tokenizer) -> None:
     """The model's vocabulary must hold every id the tokenizer produces, its special tokens included."""
     vocab = _model_config(cfg, tokenizer).vocab_size
     if vocab < len(tokenizer):
-        raise UsageError(f"config key 'model.vocab_size' is {vocab}, smaller than the tokenizer's vocabulary "
-                         f"({len(tokenizer)}); leave it unset to take the tokenizer's")
+        raise UsageError(
+            f"config key 'model.vocab_size' is {vocab}, smaller than the tokenizer's vocabulary "
+            f"({len(tokenizer)}); leave it unset to take the tokenizer's"
+        )
     for key in ("pad_token_id", "bos_token_id", "eos_token_id"):
         value = getattr(_model_config(cfg, tokenizer), key)
         if value is not None and not (isinstance(value, int) and 0 <= value < vocab):
@@ -106,8 +114,9 @@ def _check_vocabulary(cfg: RunConfig, tokenizer) -> None:
 def check_lm_run(cfg: RunConfig, output_dir: Path, resume: bool, overwrite: bool) -> Path | None:
     """Every check a user can fail that needs neither the data nor a load, before anything is written.
     Returns the checkpoint to resume from."""
-    algorithm = build_algorithm(cfg.algo, cfg.pc.inference_steps, cfg.pc.inference_lr, cfg.pc.discount,
-                                x_grads=cfg.pc.x_grads)
+    algorithm = build_algorithm(
+        cfg.algo, cfg.pc.inference_steps, cfg.pc.inference_lr, cfg.pc.discount, x_grads=cfg.pc.x_grads
+    )
     value_node_selector(cfg.pc.value_nodes)
     build_tracker(cfg.train.tracker, output_dir)
     _check_model_section(cfg)
@@ -124,7 +133,8 @@ def check_lm_run(cfg: RunConfig, output_dir: Path, resume: bool, overwrite: bool
         if depth > algorithm.reach:
             raise UsageError(
                 f"pc.value_nodes='{cfg.pc.value_nodes}' puts {depth} value nodes on a chain but {cfg.algo} with "
-                f"T={cfg.pc.inference_steps} reaches only {algorithm.reach}: the lowest weights would never learn")
+                f"T={cfg.pc.inference_steps} reaches only {algorithm.reach}: the lowest weights would never learn"
+            )
     if resume:
         with torch.device("meta"):
             model = MODELS[cfg.task](_model_config(cfg, tokenizer))
@@ -140,8 +150,9 @@ def check_lm_run(cfg: RunConfig, output_dir: Path, resume: bool, overwrite: bool
 
 def _lm_data(cfg: RunConfig, tokenizer) -> dict[str, Any]:
     d = cfg.data
-    raw = load_lm1b(d.data_dir or EMBEDDED_LM1B_DIR, d.train_size, d.dev_size, d.test_size, d.split_seed,
-                    cache_dir=d.cache_dir)
+    raw = load_lm1b(
+        d.data_dir or EMBEDDED_LM1B_DIR, d.train_size, d.dev_size, d.test_size, d.split_seed, cache_dir=d.cache_dir
+    )
     data = dict(tokenize_lm1b(raw, tokenizer, d.max_length, cache_dir=d.cache_dir))
     if cfg.task == "mlm":
         for split in data:
@@ -179,8 +190,14 @@ def mlm_masker(tokenizer, mlm_probability: float) -> Callable[[dict], dict]:
     return mask
 
 
-def train_lm(cfg: RunConfig, output_dir: Path, resume: bool = False, overwrite: bool = False,
-             cpu_info: dict | None = None, command: list[str] | None = None) -> dict[str, Any]:
+def train_lm(
+    cfg: RunConfig,
+    output_dir: Path,
+    resume: bool = False,
+    overwrite: bool = False,
+    cpu_info: dict | None = None,
+    command: list[str] | None = None,
+) -> dict[str, Any]:
     """Train one language model; returns (and writes) the content of metrics.json. `command` is the command line
     the model card names (default: this process's). The run folder is held by this process alone (`RunFolder`)
     from the first check to the end."""
@@ -189,8 +206,15 @@ def train_lm(cfg: RunConfig, output_dir: Path, resume: bool = False, overwrite: 
         return _train_lm(cfg, output_dir, resume, overwrite, cpu_info, folder, command)
 
 
-def _train_lm(cfg: RunConfig, output_dir: Path, resume: bool, overwrite: bool, cpu_info: dict | None,
-              folder: RunFolder, command: list[str] | None) -> dict[str, Any]:
+def _train_lm(
+    cfg: RunConfig,
+    output_dir: Path,
+    resume: bool,
+    overwrite: bool,
+    cpu_info: dict | None,
+    folder: RunFolder,
+    command: list[str] | None,
+) -> dict[str, Any]:
     checkpoint = check_lm_run(cfg, output_dir, resume, overwrite)
     check_accelerate_env()
     accelerator = build_accelerator(
@@ -199,8 +223,11 @@ def _train_lm(cfg: RunConfig, output_dir: Path, resume: bool, overwrite: bool, c
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
     )
     check_compile(cfg.train.compile, accelerator)
-    check_accelerator(accelerator, cfg.algo, build_algorithm(cfg.algo, cfg.pc.inference_steps, cfg.pc.inference_lr,
-                                                             cfg.pc.discount).uses_value_nodes)
+    check_accelerator(
+        accelerator,
+        cfg.algo,
+        build_algorithm(cfg.algo, cfg.pc.inference_steps, cfg.pc.inference_lr, cfg.pc.discount).uses_value_nodes,
+    )
     tokenizer = load_tokenizer(cfg.data.tokenizer)
     with accelerator.main_process_first():
         try:
@@ -210,23 +237,34 @@ def _train_lm(cfg: RunConfig, output_dir: Path, resume: bool, overwrite: bool, c
     set_seed(cfg.seed)
 
     model = MODELS[cfg.task](_model_config(cfg, tokenizer))
-    algorithm = build_algorithm(cfg.algo, cfg.pc.inference_steps, cfg.pc.inference_lr, cfg.pc.discount,
-                                x_grads=cfg.pc.x_grads)
+    algorithm = build_algorithm(
+        cfg.algo, cfg.pc.inference_steps, cfg.pc.inference_lr, cfg.pc.discount, x_grads=cfg.pc.x_grads
+    )
     # fused: one kernel for all 40 tensors instead of a Python loop (about 10% of a masked BP step on CPU)
-    optim_w = torch.optim.AdamW(weight_groups(model), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay,
-                                betas=cfg.train.betas, fused=True)
+    optim_w = torch.optim.AdamW(
+        weight_groups(model), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay, betas=cfg.train.betas, fused=True
+    )
     cols = ["input_ids"] + (["labels"] if cfg.task == "mlm" else [])
     # The collate function only pads (mlm masks are drawn by the loop, see `Fit.batch_transform`); the loader's own
     # generator keeps iterator creation from drawing on the global RNG, which a mid-epoch resume would shift.
-    train_loader = DataLoader(data["train"].with_format(columns=["input_ids"]), batch_size=cfg.train.batch_size,
-                              shuffle=True, collate_fn=train_collator("clm", tokenizer),
-                              generator=torch.Generator().manual_seed(cfg.seed))
-    eval_loaders = {split: DataLoader(ds.with_format(columns=cols), batch_size=cfg.train.eval_batch_size,
-                                      collate_fn=eval_collator(cfg.task, tokenizer))
-                    for split, ds in data.items() if split != "train"}
+    train_loader = DataLoader(
+        data["train"].with_format(columns=["input_ids"]),
+        batch_size=cfg.train.batch_size,
+        shuffle=True,
+        collate_fn=train_collator("clm", tokenizer),
+        generator=torch.Generator().manual_seed(cfg.seed),
+    )
+    eval_loaders = {
+        split: DataLoader(
+            ds.with_format(columns=cols),
+            batch_size=cfg.train.eval_batch_size,
+            collate_fn=eval_collator(cfg.task, tokenizer),
+        )
+        for split, ds in data.items()
+        if split != "train"
+    }
     names = list(eval_loaders)
-    model, optim_w, train_loader, *prepared = accelerator.prepare(model, optim_w, train_loader,
-                                                                  *eval_loaders.values())
+    model, optim_w, train_loader, *prepared = accelerator.prepare(model, optim_w, train_loader, *eval_loaders.values())
     eval_loaders = dict(zip(names, prepared))
 
     state = FitState()
@@ -250,14 +288,26 @@ def _train_lm(cfg: RunConfig, output_dir: Path, resume: bool, overwrite: bool, c
 
     def write_metrics(st: FitState, status: str, final: dict[str, Any] | None = None) -> dict[str, Any]:
         metrics = {
-            "status": status, "task": cfg.task, "algo": cfg.algo, "seed": cfg.seed,
-            "epochs_run": len(st.history), "init_dev_ppl": st.init_dev, "best_epoch": st.best_epoch,
+            "status": status,
+            "task": cfg.task,
+            "algo": cfg.algo,
+            "seed": cfg.seed,
+            "epochs_run": len(st.history),
+            "init_dev_ppl": st.init_dev,
+            "best_epoch": st.best_epoch,
             "best_dev_ppl": st.best,
-            "history": st.history, "train_seconds": round(st.train_seconds, 2), "steps": st.global_step,
-            "data_sizes": sizes, "num_processes": accelerator.num_processes,
+            "history": st.history,
+            "train_seconds": round(st.train_seconds, 2),
+            "steps": st.global_step,
+            "data_sizes": sizes,
+            "num_processes": accelerator.num_processes,
             "mixed_precision": accelerator.mixed_precision,
-            "machine": {"platform": platform.platform(), "cpu": platform.processor() or platform.machine(),
-                        "torch": torch.__version__, **(cpu_info or {})},
+            "machine": {
+                "platform": platform.platform(),
+                "cpu": platform.processor() or platform.machine(),
+                "torch": torch.__version__,
+                **(cpu_info or {}),
+            },
             **(final or {}),
         }
         if accelerator.is_main_process:
@@ -268,21 +318,35 @@ def _train_lm(cfg: RunConfig, output_dir: Path, resume: bool, overwrite: bool, c
         unwrapped.save_pretrained(path, state_dict=state_dict)
         checkpoint_tokenizer(tokenizer, unwrapped.config, causal=cfg.task == "clm").save_pretrained(path)
 
-    job = Fit(model=model, optim_w=optim_w, algorithm=algorithm, select=value_node_selector(cfg.pc.value_nodes),
-              train_loader=train_loader, dev_loader=eval_loaders["dev"],
-              evaluate=lambda m, loader: evaluate_lm(m, loader, accelerator, causal), monitor="ppl",
-              lower_is_better=True, save_best=save_best, epochs=cfg.train.epochs, patience=cfg.train.patience,
-              max_steps=cfg.train.max_steps, checkpoint_every=cfg.train.checkpoint_every,
-              log_every=cfg.train.log_every, write_metrics=write_metrics,
-              batch_transform=mlm_masker(tokenizer, cfg.data.mlm_probability) if cfg.task == "mlm" else None,
-              compiled=CompiledEnergy(accelerator.unwrap_model(model)) if cfg.train.compile else None,
-              after_checkpoint=folder.commit)
+    job = Fit(
+        model=model,
+        optim_w=optim_w,
+        algorithm=algorithm,
+        select=value_node_selector(cfg.pc.value_nodes),
+        train_loader=train_loader,
+        dev_loader=eval_loaders["dev"],
+        evaluate=lambda m, loader: evaluate_lm(m, loader, accelerator, causal),
+        monitor="ppl",
+        lower_is_better=True,
+        save_best=save_best,
+        epochs=cfg.train.epochs,
+        patience=cfg.train.patience,
+        max_steps=cfg.train.max_steps,
+        checkpoint_every=cfg.train.checkpoint_every,
+        log_every=cfg.train.log_every,
+        write_metrics=write_metrics,
+        batch_transform=mlm_masker(tokenizer, cfg.data.mlm_probability) if cfg.task == "mlm" else None,
+        compiled=CompiledEnergy(accelerator.unwrap_model(model)) if cfg.train.compile else None,
+        after_checkpoint=folder.commit,
+    )
     started = time.perf_counter()
     status = fit(job, accelerator, output_dir, state)
     folder.commit()
     # every process's final weights, hashed: equal digests show the ranks trained one model
-    final: dict[str, Any] = {"best_model": str(output_dir / "best") if state.best_epoch else None,
-                             "weights_sha256": replica_digests(accelerator, model)}
+    final: dict[str, Any] = {
+        "best_model": str(output_dir / "best") if state.best_epoch else None,
+        "weights_sha256": replica_digests(accelerator, model),
+    }
     if state.best_epoch:  # score the kept model, reloaded from disk, on every split
         best = MODELS[cfg.task].from_pretrained(output_dir / "best").to(accelerator.device).eval()
         for split, loader in eval_loaders.items():

@@ -43,9 +43,19 @@ class FitState:
     epoch_batches: int = 0  # how many batches that sum holds (a resumed epoch reports the whole epoch's mean)
 
 
-_STATE_KINDS = {"epoch": int, "batches_done": int, "global_step": int, "best": float, "best_epoch": int,
-                "bad_epochs": int, "history": list, "train_seconds": float, "init_dev": float,
-                "epoch_loss_sum": float, "epoch_batches": int}
+_STATE_KINDS = {
+    "epoch": int,
+    "batches_done": int,
+    "global_step": int,
+    "best": float,
+    "best_epoch": int,
+    "bad_epochs": int,
+    "history": list,
+    "train_seconds": float,
+    "init_dev": float,
+    "epoch_loss_sum": float,
+    "epoch_batches": int,
+}
 _STATE_OPTIONAL = {"best", "best_epoch", "init_dev"}
 
 
@@ -58,9 +68,12 @@ def read_state(checkpoint: Path) -> FitState:
     for name, value in state.__dict__.items():  # a crafted file must not reach the loop with the wrong kinds
         kind = _STATE_KINDS[name]
         number = isinstance(value, (int, float)) and not isinstance(value, bool)
-        ok = (value is None and name in _STATE_OPTIONAL) or (
-            kind is int and number and isinstance(value, int) and value >= 0) or (kind is float and number) or (
-            kind is list and isinstance(value, list) and all(isinstance(v, dict) for v in value))
+        ok = (
+            (value is None and name in _STATE_OPTIONAL)
+            or (kind is int and number and isinstance(value, int) and value >= 0)
+            or (kind is float and number)
+            or (kind is list and isinstance(value, list) and all(isinstance(v, dict) for v in value))
+        )
         if not ok:
             raise ValueError(f"{STATE_FILE}: '{name}' must be {kind.__name__}, got {value!r}")
     return state
@@ -72,8 +85,12 @@ def check_resume(output_dir: Path, config: dict[str, Any], model: torch.nn.Modul
     optimiser state for its weight groups and a torch RNG state. Any failure is a one-line `UsageError`."""
     checkpoint = find_checkpoint(output_dir)
     if checkpoint is None:
-        stranded = " (only an incomplete one: the run was stopped during its first checkpoint; start it again with " \
-                   "--overwrite)" if (output_dir / "checkpoints" / "last.new").is_dir() else ""
+        stranded = (
+            " (only an incomplete one: the run was stopped during its first checkpoint; start it again with "
+            "--overwrite)"
+            if (output_dir / "checkpoints" / "last.new").is_dir()
+            else ""
+        )
         raise UsageError(f"--resume: no checkpoint in '{output_dir / 'checkpoints' / 'last'}'{stranded}")
     bad = f"--resume: '{checkpoint}' is not a readable pclm checkpoint"
     try:
@@ -111,6 +128,7 @@ def check_resume(output_dir: Path, config: dict[str, Any], model: torch.nn.Modul
     if not isinstance(rng_state, dict) or "torch_manual_seed" not in rng_state:
         raise UsageError(f"{bad} (random_states_0.pkl holds no torch RNG state)")
     return checkpoint
+
 
 @dataclass
 class Fit:
@@ -189,15 +207,30 @@ def fit(fit: Fit, accelerator, output_dir: Path | None, state: FitState) -> str:
         loader = fit.train_loader
         if state.batches_done:
             loader = accelerator.skip_first_batches(fit.train_loader, state.batches_done)
-        bar = tqdm(loader, total=len(fit.train_loader), initial=state.batches_done, desc=f"epoch {epoch + 1}",
-                   disable=not accelerator.is_local_main_process, leave=False, dynamic_ncols=True)
+        bar = tqdm(
+            loader,
+            total=len(fit.train_loader),
+            initial=state.batches_done,
+            desc=f"epoch {epoch + 1}",
+            disable=not accelerator.is_local_main_process,
+            leave=False,
+            dynamic_ncols=True,
+        )
         started = time.perf_counter()
         for batch in bar:
             if fit.batch_transform is not None:
                 batch = fit.batch_transform(batch)
             try:
-                stats = train_batch(model, batch, fit.algorithm, fit.optim_w, fit.select, accelerator,
-                                    compiled=fit.compiled, fused=fit.fused)
+                stats = train_batch(
+                    model,
+                    batch,
+                    fit.algorithm,
+                    fit.optim_w,
+                    fit.select,
+                    accelerator,
+                    compiled=fit.compiled,
+                    fused=fit.fused,
+                )
             except Diverged as err:
                 state.train_seconds += time.perf_counter() - started
                 accelerator.print(f"diverged: {err}")
@@ -207,8 +240,14 @@ def fit(fit: Fit, accelerator, output_dir: Path | None, state: FitState) -> str:
             state.global_step += 1
             state.epoch_loss_sum, state.epoch_batches = state.epoch_loss_sum + stats.loss, state.epoch_batches + 1
             if state.global_step % fit.log_every == 0:
-                accelerator.log({"train/loss": stats.loss, "train/energy_first": stats.energy_first,
-                                 "train/energy_last": stats.energy_last}, step=state.global_step)
+                accelerator.log(
+                    {
+                        "train/loss": stats.loss,
+                        "train/energy_first": stats.energy_first,
+                        "train/energy_last": stats.energy_last,
+                    },
+                    step=state.global_step,
+                )
                 bar.set_postfix(loss=f"{stats.loss:.3f}", energy=f"{stats.energy_last:.3f}")
             if fit.max_steps is not None and state.global_step >= fit.max_steps:
                 status = "max_steps"
@@ -221,9 +260,12 @@ def fit(fit: Fit, accelerator, output_dir: Path | None, state: FitState) -> str:
         state.train_seconds += time.perf_counter() - started
         model.eval()
         dev = fit.evaluate(model, fit.dev_loader) if evaluating else {}
-        record = {"epoch": epoch + 1, "train_loss": state.epoch_loss_sum / max(state.epoch_batches, 1),
-                  **{f"dev_{k}": v for k, v in dev.items()},
-                  "train_seconds": round(state.train_seconds, 2)}
+        record = {
+            "epoch": epoch + 1,
+            "train_loss": state.epoch_loss_sum / max(state.epoch_batches, 1),
+            **{f"dev_{k}": v for k, v in dev.items()},
+            "train_seconds": round(state.train_seconds, 2),
+        }
         state.history.append(record)
         accelerator.log({f"dev/{k}": v for k, v in dev.items()}, step=state.global_step)
         accelerator.print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))

@@ -42,8 +42,10 @@ def build_accelerator(**kwargs: Any) -> Accelerator:
     cpu = world > 1 and not _has_accelerator_device()
     accelerator = Accelerator(cpu=cpu, **kwargs)
     if world > 1 and accelerator.num_processes != world:
-        raise UsageError(f"{world} processes were launched (WORLD_SIZE={world}) but they did not form a process "
-                         f"group (this process sees {accelerator.num_processes}); nothing was written")
+        raise UsageError(
+            f"{world} processes were launched (WORLD_SIZE={world}) but they did not form a process "
+            f"group (this process sees {accelerator.num_processes}); nothing was written"
+        )
     return accelerator
 
 

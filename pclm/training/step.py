@@ -90,8 +90,9 @@ def train_batch(
     return stats
 
 
-def evaluate_energy(model, batch, graph: EnergyGraph, learn: list[int], accelerator=None,
-                    compiled: CompiledEnergy | None = None) -> tuple[float, torch.Tensor]:
+def evaluate_energy(
+    model, batch, graph: EnergyGraph, learn: list[int], accelerator=None, compiled: CompiledEnergy | None = None
+) -> tuple[float, torch.Tensor]:
     """One evaluation of the energy on `graph` with every local gradient in `.grad`: dF/dx always, dF/dtheta when
     `learn` names a weight group. Eager: a forward, then one backward (nothing is backpropagated from a non-finite
     F). With `compiled`: the same gradients from its compiled function; on a graph no pass has run on yet, the

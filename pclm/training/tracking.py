@@ -62,9 +62,10 @@ def build_tracker(name: str, logging_dir: Path) -> list[str | GeneralTracker] | 
     for n in names:
         if n not in TRACKERS:
             raise UsageError(f"unknown train.tracker '{n}' (choose from {', '.join(TRACKERS)})")
-        if n not in ("csv", "none") and not any(importlib.util.find_spec(pkg)
-                                                for pkg in _PACKAGES.get(n, (n,))):
-            raise UsageError(f"train.tracker '{n}' needs the '{_PACKAGES.get(n, (n,))[0]}' package "
-                             f"(pip install {_PACKAGES.get(n, (n,))[0]}), or use train.tracker=csv")
+        if n not in ("csv", "none") and not any(importlib.util.find_spec(pkg) for pkg in _PACKAGES.get(n, (n,))):
+            raise UsageError(
+                f"train.tracker '{n}' needs the '{_PACKAGES.get(n, (n,))[0]}' package "
+                f"(pip install {_PACKAGES.get(n, (n,))[0]}), or use train.tracker=csv"
+            )
     trackers = [CSVTracker(logging_dir) if n == "csv" else n for n in names if n != "none"]
     return trackers or None

@@ -40,8 +40,17 @@ from .processes import build_accelerator, end_processes, replica_digests
 from .step import weight_groups
 from .tracking import build_tracker
 
-__all__ = ["Normalized", "train_vision", "check_vision_run", "model_spec", "build_model", "evaluate_vision",
-           "predict_logits", "load_vision_run", "vision_data"]
+__all__ = [
+    "Normalized",
+    "train_vision",
+    "check_vision_run",
+    "model_spec",
+    "build_model",
+    "evaluate_vision",
+    "predict_logits",
+    "load_vision_run",
+    "vision_data",
+]
 
 WEIGHTS_FILE = "model.safetensors"
 MODEL_FILE = "model.json"  # {"name": ..., "kwargs": {...}}: what build_model needs to rebuild the network
@@ -119,8 +128,10 @@ def check_vision_run(cfg: VisionRunConfig, output_dir: Path, resume: bool, overw
     build_tracker(cfg.train.tracker, output_dir)
     depth = len(model.pc_layers()) - 1  # value nodes on the chain
     if algorithm.uses_value_nodes and depth > algorithm.reach:
-        raise UsageError(f"{cfg.algo} with T={cfg.pc.inference_steps} reaches {algorithm.reach} value nodes but "
-                         f"'{name}' has {depth}: the lowest weights would never learn (raise pc.inference_steps)")
+        raise UsageError(
+            f"{cfg.algo} with T={cfg.pc.inference_steps} reaches {algorithm.reach} value nodes but "
+            f"'{name}' has {depth}: the lowest weights would never learn (raise pc.inference_steps)"
+        )
     if cfg.train.fused:
         if name != "mlp":
             raise UsageError(f"train.fused=true needs model.name=mlp, not '{name}'")
@@ -159,12 +170,14 @@ def vision_data(cfg: VisionRunConfig) -> dict[str, tuple[torch.Tensor, torch.Ten
     if d.dev_size >= len(images):
         raise UsageError(f"data.dev_size={d.dev_size} leaves no training images (the split has {len(images)})")
     rows = torch.randperm(len(images), generator=torch.Generator().manual_seed(d.split_seed))
-    dev_rows, train_rows = rows[:d.dev_size], rows[d.dev_size:]
+    dev_rows, train_rows = rows[: d.dev_size], rows[d.dev_size :]
     if d.train_size is not None:
         if d.train_size > len(train_rows):
-            raise UsageError(f"data.train_size={d.train_size} but only {len(train_rows)} training images are left "
-                             f"after dev ({d.dev_size})")
-        train_rows = train_rows[:d.train_size]
+            raise UsageError(
+                f"data.train_size={d.train_size} but only {len(train_rows)} training images are left "
+                f"after dev ({d.dev_size})"
+            )
+        train_rows = train_rows[: d.train_size]
     test = _draw(*load_vision_dataset(d.dataset, d.data_dir, "test"), d.test_size, d.split_seed, "data.test_size")
     dev = (images[dev_rows], labels[dev_rows]) if d.dev_size else test
     return {"train": (images[train_rows].contiguous(), labels[train_rows]), "dev": dev, "test": test}
@@ -205,8 +218,10 @@ def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 512
     Softmax of the result gives the class probabilities."""
     model.eval()
     device = next(model.parameters()).device
-    out = [model(pixel_values=images[i:i + batch_size].to(device)).logits.float().cpu()
-           for i in range(0, len(images), batch_size)]
+    out = [
+        model(pixel_values=images[i : i + batch_size].to(device)).logits.float().cpu()
+        for i in range(0, len(images), batch_size)
+    ]
     return torch.cat(out) if out else torch.empty(0)
 
 
@@ -218,8 +233,8 @@ def evaluate_vision(model: nn.Module, data: tuple[torch.Tensor, torch.Tensor], b
     device = next(model.parameters()).device
     loss_sum, correct = 0.0, 0
     for i in range(0, len(labels), batch_size):
-        y = labels[i:i + batch_size].to(device)
-        logits = model(pixel_values=images[i:i + batch_size].to(device)).logits.float()
+        y = labels[i : i + batch_size].to(device)
+        logits = model(pixel_values=images[i : i + batch_size].to(device)).logits.float()
         loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
         correct += int((logits.argmax(-1) == y).sum())
     n = max(len(labels), 1)
@@ -285,8 +300,9 @@ def _epoch_seconds(history: list[dict[str, Any]]) -> list[float]:
     return [round(b - a, 2) for a, b in zip(totals[:-1], totals[1:])]
 
 
-def train_vision(cfg: VisionRunConfig, output_dir: Path, resume: bool = False, overwrite: bool = False,
-                 cpu_info: dict | None = None) -> dict[str, Any]:
+def train_vision(
+    cfg: VisionRunConfig, output_dir: Path, resume: bool = False, overwrite: bool = False, cpu_info: dict | None = None
+) -> dict[str, Any]:
     """Train one vision classifier; returns (and writes) the content of metrics.json. The run folder is held by
     this process alone (`RunFolder`) from the first check to the end."""
     output_dir = Path(output_dir)
@@ -294,8 +310,9 @@ def train_vision(cfg: VisionRunConfig, output_dir: Path, resume: bool = False, o
         return _train_vision(cfg, output_dir, resume, overwrite, cpu_info, folder)
 
 
-def _train_vision(cfg: VisionRunConfig, output_dir: Path, resume: bool, overwrite: bool, cpu_info: dict | None,
-                  folder: RunFolder) -> dict[str, Any]:
+def _train_vision(
+    cfg: VisionRunConfig, output_dir: Path, resume: bool, overwrite: bool, cpu_info: dict | None, folder: RunFolder
+) -> dict[str, Any]:
     wall_start = time.perf_counter()
     checkpoint = check_vision_run(cfg, output_dir, resume, overwrite)
     check_accelerate_env()
@@ -320,8 +337,13 @@ def _train_vision(cfg: VisionRunConfig, output_dir: Path, resume: bool, overwrit
     algorithm = _algorithm(cfg, model)
     optim_w = _optimizer(cfg, model)
     # The loader's own generator keeps iterator creation off the global RNG, which a mid-epoch resume would shift.
-    train_loader = DataLoader(TensorBatches(*data["train"]), batch_size=cfg.train.batch_size, shuffle=True,
-                              collate_fn=_as_is, generator=torch.Generator().manual_seed(cfg.seed))
+    train_loader = DataLoader(
+        TensorBatches(*data["train"]),
+        batch_size=cfg.train.batch_size,
+        shuffle=True,
+        collate_fn=_as_is,
+        generator=torch.Generator().manual_seed(cfg.seed),
+    )
     model, optim_w, train_loader = accelerator.prepare(model, optim_w, train_loader)
 
     state = FitState()
@@ -346,38 +368,70 @@ def _train_vision(cfg: VisionRunConfig, output_dir: Path, resume: bool, overwrit
     def write_metrics(st: FitState, status: str, final: dict[str, Any] | None = None) -> dict[str, Any]:
         per_epoch = _epoch_seconds(st.history)
         metrics = {
-            "status": status, "algo": cfg.algo, "model": name, "dataset": cfg.data.dataset, "seed": cfg.seed,
+            "status": status,
+            "algo": cfg.algo,
+            "model": name,
+            "dataset": cfg.data.dataset,
+            "seed": cfg.seed,
             "dev_is_test": cfg.data.dev_size == 0,
-            "epochs_run": len(st.history), "init_dev_accuracy": st.init_dev, "best_epoch": st.best_epoch,
-            "best_dev_accuracy": st.best, "history": st.history,
-            "train_seconds": round(st.train_seconds, 2), "seconds_per_epoch": per_epoch,
+            "epochs_run": len(st.history),
+            "init_dev_accuracy": st.init_dev,
+            "best_epoch": st.best_epoch,
+            "best_dev_accuracy": st.best,
+            "history": st.history,
+            "train_seconds": round(st.train_seconds, 2),
+            "seconds_per_epoch": per_epoch,
             "mean_seconds_per_epoch": round(sum(per_epoch) / len(per_epoch), 2) if per_epoch else None,
-            "steps": st.global_step, "data_sizes": sizes, "model_kwargs": kwargs,
-            "num_processes": accelerator.num_processes, "mixed_precision": accelerator.mixed_precision,
-            "machine": {"platform": platform.platform(), "cpu": platform.processor() or platform.machine(),
-                        "torch": torch.__version__, "device": str(accelerator.device),
-                        **({"gpu": torch.cuda.get_device_name(accelerator.device)}
-                           if accelerator.device.type == "cuda" else {}), **(cpu_info or {})},
+            "steps": st.global_step,
+            "data_sizes": sizes,
+            "model_kwargs": kwargs,
+            "num_processes": accelerator.num_processes,
+            "mixed_precision": accelerator.mixed_precision,
+            "machine": {
+                "platform": platform.platform(),
+                "cpu": platform.processor() or platform.machine(),
+                "torch": torch.__version__,
+                "device": str(accelerator.device),
+                **(
+                    {"gpu": torch.cuda.get_device_name(accelerator.device)} if accelerator.device.type == "cuda" else {}
+                ),
+                **(cpu_info or {}),
+            },
             **(final or {}),
         }
         if accelerator.is_main_process:
             write_atomic(output_dir / "metrics.json", json.dumps(metrics, indent=1))
         return metrics
 
-    job = Fit(model=model, optim_w=optim_w, algorithm=algorithm, select=_all_gaussian, train_loader=train_loader,
-              dev_loader=data["dev"], evaluate=lambda m, d: evaluate_vision(m, d, eval_bs), monitor="accuracy",
-              lower_is_better=False, save_best=lambda m, path, state: save_vision_model(m, cfg, path, state),
-              epochs=cfg.train.epochs, patience=cfg.train.patience, max_steps=cfg.train.max_steps,
-              checkpoint_every=cfg.train.checkpoint_every, log_every=cfg.train.log_every, write_metrics=write_metrics,
-              batch_transform=_augmented if cfg.data.augment else None,
-              compiled=CompiledEnergy(accelerator.unwrap_model(model)) if cfg.train.compile else None,
-              fused=FusedMLP(accelerator.unwrap_model(model), optim_w) if cfg.train.fused else None,
-              after_checkpoint=folder.commit)
+    job = Fit(
+        model=model,
+        optim_w=optim_w,
+        algorithm=algorithm,
+        select=_all_gaussian,
+        train_loader=train_loader,
+        dev_loader=data["dev"],
+        evaluate=lambda m, d: evaluate_vision(m, d, eval_bs),
+        monitor="accuracy",
+        lower_is_better=False,
+        save_best=lambda m, path, state: save_vision_model(m, cfg, path, state),
+        epochs=cfg.train.epochs,
+        patience=cfg.train.patience,
+        max_steps=cfg.train.max_steps,
+        checkpoint_every=cfg.train.checkpoint_every,
+        log_every=cfg.train.log_every,
+        write_metrics=write_metrics,
+        batch_transform=_augmented if cfg.data.augment else None,
+        compiled=CompiledEnergy(accelerator.unwrap_model(model)) if cfg.train.compile else None,
+        fused=FusedMLP(accelerator.unwrap_model(model), optim_w) if cfg.train.fused else None,
+        after_checkpoint=folder.commit,
+    )
     status = fit(job, accelerator, output_dir, state)
     folder.commit()
     # every process's final weights, hashed: equal digests show the ranks trained one model
-    final: dict[str, Any] = {"best_model": str(output_dir / "best") if state.best_epoch else None,
-                             "weights_sha256": replica_digests(accelerator, model)}
+    final: dict[str, Any] = {
+        "best_model": str(output_dir / "best") if state.best_epoch else None,
+        "weights_sha256": replica_digests(accelerator, model),
+    }
     if state.best_epoch:  # score the kept model, reloaded from disk
         best = load_vision_run(output_dir / "best")[0].to(accelerator.device)
         for split in ("dev", "test"):

@@ -7,6 +7,17 @@ from .mlp import MLP, VisionOutput
 from .parallel_mlp import StackedMLP
 from .registry import VISION_MODELS, build_vision_model
 
-__all__ = ["MLP", "FusedMLP", "StackedMLP", "VisionOutput", "ConvSpec", "ConvNet", "CNN", "AlexNet", "WidthCNN",
-           "VISION_MODELS", "build_vision_model",
-           "random_crop_flip"]
+__all__ = [
+    "MLP",
+    "FusedMLP",
+    "StackedMLP",
+    "VisionOutput",
+    "ConvSpec",
+    "ConvNet",
+    "CNN",
+    "AlexNet",
+    "WidthCNN",
+    "VISION_MODELS",
+    "build_vision_model",
+    "random_crop_flip",
+]

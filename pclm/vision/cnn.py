@@ -51,16 +51,24 @@ class ConvNet(nn.Module):
         act: "relu", "tanh" or "gelu", used after every conv and hidden fully connected layer.
     """
 
-    def __init__(self, convs: Sequence[ConvSpec], hidden: Sequence[int], classes: int = 10, in_channels: int = 3,
-                 image_size: int = 32, act: str = "relu") -> None:
+    def __init__(
+        self,
+        convs: Sequence[ConvSpec],
+        hidden: Sequence[int],
+        classes: int = 10,
+        in_channels: int = 3,
+        image_size: int = 32,
+        act: str = "relu",
+    ) -> None:
         super().__init__()
         if act not in _ACTS:
             raise ValueError(f"unknown activation '{act}' (choose from {', '.join(_ACTS)})")
         self.act = _ACTS[act]
         self.specs = tuple(convs)
         channels = [in_channels] + [s.out_channels for s in self.specs]
-        self.convs = nn.ModuleList(nn.Conv2d(a, s.out_channels, s.kernel, s.stride, s.padding)
-                                   for a, s in zip(channels[:-1], self.specs))
+        self.convs = nn.ModuleList(
+            nn.Conv2d(a, s.out_channels, s.kernel, s.stride, s.padding) for a, s in zip(channels[:-1], self.specs)
+        )
         size = image_size
         for s in self.specs:
             size = (size + 2 * s.padding - s.kernel) // s.stride + 1
@@ -103,8 +111,15 @@ class CNN(ConvNet):
     """Table 1's CNN: three 3x3 conv blocks (64, 128, 64 channels, padding 1, activation, 2x2 max-pool after each),
     then two fully connected layers (`hidden` units, then `classes`). 3x32x32 -> 64x4x4; 1x28x28 -> 64x3x3."""
 
-    def __init__(self, in_channels: int = 3, image_size: int = 32, classes: int = 10, hidden: int = 128,
-                 channels: Sequence[int] = (64, 128, 64), act: str = "relu") -> None:
+    def __init__(
+        self,
+        in_channels: int = 3,
+        image_size: int = 32,
+        classes: int = 10,
+        hidden: int = 128,
+        channels: Sequence[int] = (64, 128, 64),
+        act: str = "relu",
+    ) -> None:
         super().__init__([ConvSpec(c) for c in channels], [hidden], classes, in_channels, image_size, act)
 
 
@@ -114,8 +129,15 @@ class AlexNet(ConvNet):
     (3x32x32 -> 256x2x2), then fully connected `fc_width`, `fc_width`, `classes`. The original uses
     `fc_width=4096`; the default 256 keeps it CPU-sized. `channels` rescales the five conv layers."""
 
-    def __init__(self, in_channels: int = 3, image_size: int = 32, classes: int = 10, fc_width: int = 256,
-                 channels: Sequence[int] = (64, 192, 384, 256, 256), act: str = "relu") -> None:
+    def __init__(
+        self,
+        in_channels: int = 3,
+        image_size: int = 32,
+        classes: int = 10,
+        fc_width: int = 256,
+        channels: Sequence[int] = (64, 192, 384, 256, 256),
+        act: str = "relu",
+    ) -> None:
         if len(channels) != 5:
             raise ValueError("AlexNet has 5 conv layers")
         c1, c2, c3, c4, c5 = channels
@@ -127,9 +149,11 @@ class WidthCNN(ConvNet):
     """Table 2's CNN at width factor C: three 3x3 conv blocks (32C, 16C, 8C channels, padding 1, activation, 2x2
     max-pool after each), then fully connected 128C, then `classes`."""
 
-    def __init__(self, C: int = 1, in_channels: int = 3, image_size: int = 32, classes: int = 10,
-                 act: str = "relu") -> None:
+    def __init__(
+        self, C: int = 1, in_channels: int = 3, image_size: int = 32, classes: int = 10, act: str = "relu"
+    ) -> None:
         if C < 1:
             raise ValueError("C must be >= 1")
-        super().__init__([ConvSpec(32 * C), ConvSpec(16 * C), ConvSpec(8 * C)], [128 * C], classes, in_channels,
-                         image_size, act)
+        super().__init__(
+            [ConvSpec(32 * C), ConvSpec(16 * C), ConvSpec(8 * C)], [128 * C], classes, in_channels, image_size, act
+        )

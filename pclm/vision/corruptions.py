@@ -33,14 +33,16 @@ import torch
 __all__ = ["CORRUPTIONS", "LEVELS", "corrupt"]
 
 CORRUPTIONS = ("rotation", "gaussian_blur", "gaussian_noise", "hue", "brightness", "contrast")
-LEVELS = MappingProxyType({
-    "rotation": (15.0, 30.0, 45.0, 60.0, 75.0),  # degrees
-    "gaussian_blur": (0.5, 1.0, 1.5, 2.0, 3.0),  # sigma, pixels
-    "gaussian_noise": (0.04, 0.06, 0.08, 0.09, 0.10),  # std
-    "hue": (0.05, 0.1, 0.2, 0.3, 0.5),  # turns of the hue circle
-    "brightness": (0.1, 0.2, 0.3, 0.4, 0.5),  # added to every pixel
-    "contrast": (0.75, 0.5, 0.4, 0.3, 0.15),  # contrast factor (1 = unchanged)
-})
+LEVELS = MappingProxyType(
+    {
+        "rotation": (15.0, 30.0, 45.0, 60.0, 75.0),  # degrees
+        "gaussian_blur": (0.5, 1.0, 1.5, 2.0, 3.0),  # sigma, pixels
+        "gaussian_noise": (0.04, 0.06, 0.08, 0.09, 0.10),  # std
+        "hue": (0.05, 0.1, 0.2, 0.3, 0.5),  # turns of the hue circle
+        "brightness": (0.1, 0.2, 0.3, 0.4, 0.5),  # added to every pixel
+        "contrast": (0.75, 0.5, 0.4, 0.3, 0.15),  # contrast factor (1 = unchanged)
+    }
+)
 
 
 def _signs(n: int, generator: torch.Generator) -> torch.Tensor:

@@ -70,14 +70,21 @@ def _sgd_kernel(optimizer: torch.optim.Optimizer):
     any other setting."""
     groups = optimizer.param_groups
     if type(optimizer) is not torch.optim.SGD or any(
-            g["momentum"] or g["weight_decay"] or g["dampening"] or g["nesterov"] or g["maximize"]
-            or isinstance(g["lr"], torch.Tensor) for g in groups):
+        g["momentum"]
+        or g["weight_decay"]
+        or g["dampening"]
+        or g["nesterov"]
+        or g["maximize"]
+        or isinstance(g["lr"], torch.Tensor)
+        for g in groups
+    ):
         return None
 
     def step(indices: list[int]) -> None:
         for i in indices:
             params = groups[i]["params"]
             torch._foreach_add_(params, [p.grad for p in params], alpha=-groups[i]["lr"])
+
     return step
 
 
@@ -97,16 +104,24 @@ def _adam_kernel(optimizer: torch.optim.Optimizer):
     if not isinstance(optimizer, torch.optim.Adam):  # AdamW is an Adam with decoupled weight decay
         return None
     groups = optimizer.param_groups
-    if any(not g.get("fused") or g["amsgrad"] or g["maximize"] or g["capturable"] or g["differentiable"]
-           or isinstance(g["lr"], torch.Tensor) for g in groups):
+    if any(
+        not g.get("fused")
+        or g["amsgrad"]
+        or g["maximize"]
+        or g["capturable"]
+        or g["differentiable"]
+        or isinstance(g["lr"], torch.Tensor)
+        for g in groups
+    ):
         return None
     if any("step" not in optimizer.state.get(p, {}) for g in groups for p in g["params"]):
         return None
     lists = []  # per group: params, first moments, second moments, step counts
     for g in groups:
         state = [optimizer.state[p] for p in g["params"]]
-        lists.append((g["params"], [s["exp_avg"] for s in state], [s["exp_avg_sq"] for s in state],
-                      [s["step"] for s in state]))
+        lists.append(
+            (g["params"], [s["exp_avg"] for s in state], [s["exp_avg_sq"] for s in state], [s["step"] for s in state])
+        )
 
     def step(indices: list[int]) -> None:
         calls: dict[tuple, tuple[list, list, list, list]] = {}
@@ -119,9 +134,24 @@ def _adam_kernel(optimizer: torch.optim.Optimizer):
         for (lr, beta1, beta2, weight_decay, eps, decoupled), (params, exp_avg, exp_avg_sq, steps) in calls.items():
             torch._foreach_add_(steps, 1)
             kernel = torch._fused_adamw_ if decoupled else torch._fused_adam_
-            kernel(params, [p.grad for p in params], exp_avg, exp_avg_sq, [], steps, amsgrad=False, lr=lr,
-                   beta1=beta1, beta2=beta2, weight_decay=weight_decay, eps=eps, maximize=False, grad_scale=None,
-                   found_inf=None)
+            kernel(
+                params,
+                [p.grad for p in params],
+                exp_avg,
+                exp_avg_sq,
+                [],
+                steps,
+                amsgrad=False,
+                lr=lr,
+                beta1=beta1,
+                beta2=beta2,
+                weight_decay=weight_decay,
+                eps=eps,
+                maximize=False,
+                grad_scale=None,
+                found_inf=None,
+            )
+
     return step
 
 
@@ -186,8 +216,9 @@ class _Chain:
                 self.grad_W[0].zero_()
             else:
                 torch.mean(G, 1, out=self.grad_b_hidden)
-                torch.baddbmm(self.grad_W_inner, G[1:].transpose(1, 2), x[:-1], beta=0, alpha=1.0 / B,
-                              out=self.grad_W_inner)
+                torch.baddbmm(
+                    self.grad_W_inner, G[1:].transpose(1, 2), x[:-1], beta=0, alpha=1.0 / B, out=self.grad_W_inner
+                )
                 torch.addmm(self.grad_W[0], G[0].t(), x0, beta=0, alpha=1.0 / B, out=self.grad_W[0])
         else:
             inputs = (x0, *x.unbind(0))
@@ -199,8 +230,7 @@ class _Chain:
                     torch.addmm(self.grad_W[l], G[l].t(), inputs[l], beta=0, alpha=1.0 / B, out=self.grad_W[l])
                     torch.mean(G[l], 0, out=self.grad_b[l])
         if 0 in learn:  # the output layer
-            torch.addmm(self.grad_W[-1], g_out.t(), x[-1] if n > 1 else x0, beta=0, alpha=1.0 / B,
-                        out=self.grad_W[-1])
+            torch.addmm(self.grad_W[-1], g_out.t(), x[-1] if n > 1 else x0, beta=0, alpha=1.0 / B, out=self.grad_W[-1])
             torch.mean(g_out, 0, out=self.grad_b[-1])
         for l in range(n):
             on = n - 1 - l in learn
@@ -259,8 +289,9 @@ class _Stack:
             if B == 1:  # a batch of outer products: the broadcast product, several times faster than bmm on a CPU
                 torch.mul(x[:-1].transpose(1, 2), G[1:], out=grads[m.weight_t])
             else:
-                torch.baddbmm(grads[m.weight_t], x[:-1].transpose(1, 2), G[1:], beta=0, alpha=1.0 / B,
-                              out=grads[m.weight_t])
+                torch.baddbmm(
+                    grads[m.weight_t], x[:-1].transpose(1, 2), G[1:], beta=0, alpha=1.0 / B, out=grads[m.weight_t]
+                )
             torch.mean(G[1:], 1, out=grads[m.bias])
         torch.addmm(grads[m.out.weight], g_out.t(), x[-1], beta=0, alpha=1.0 / B, out=grads[m.out.weight])
         torch.mean(g_out, 0, out=grads[m.out.bias])
@@ -285,10 +316,12 @@ class FusedMLP:
         self.act_grad = _derivative(inner.act_name)
         expected = self.chain.groups()
         groups = [list(group["params"]) for group in _unwrap(optim_w).param_groups]
-        if len(groups) != len(expected) or any(len(g) != len(e) or any(p is not q for p, q in zip(g, e))
-                                               for g, e in zip(groups, expected)):
-            what = "one weight group per layer, nearest the output first" if isinstance(inner, MLP) else \
-                "one weight group"
+        if len(groups) != len(expected) or any(
+            len(g) != len(e) or any(p is not q for p, q in zip(g, e)) for g, e in zip(groups, expected)
+        ):
+            what = (
+                "one weight group per layer, nearest the output first" if isinstance(inner, MLP) else "one weight group"
+            )
             raise UsageError(f"train.fused=true needs {what} (pclm.training.step.weight_groups)")
         self._buffers: dict[tuple[int, torch.dtype, torch.device], dict[str, torch.Tensor]] = {}
 
@@ -297,8 +330,9 @@ class FusedMLP:
         key = (like.shape[0], like.dtype, like.device)
         if key not in self._buffers:
             shape = (self.hidden, like.shape[0], self.width)
-            self._buffers[key] = {name: torch.empty(shape, dtype=like.dtype, device=like.device)
-                                  for name in ("a", "x", "dx", "G")}
+            self._buffers[key] = {
+                name: torch.empty(shape, dtype=like.dtype, device=like.device) for name in ("a", "x", "dx", "G")
+            }
         return self._buffers[key]
 
     @torch.no_grad()

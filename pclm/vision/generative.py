@@ -34,8 +34,9 @@ class GenerativeMLP(nn.Module):
     """Fully connected generative net: `latent` units at the top, `depth` weight layers (`depth - 1` hidden layers of
     `width` units, activation `act`), `out_features` image values at the bottom (3072 for 3x32x32)."""
 
-    def __init__(self, latent: int = 256, width: int = 256, depth: int = 3, out_features: int = 3072,
-                 act: str = "tanh") -> None:
+    def __init__(
+        self, latent: int = 256, width: int = 256, depth: int = 3, out_features: int = 3072, act: str = "tanh"
+    ) -> None:
         super().__init__()
         if depth < 1:
             raise ValueError("depth must be >= 1")

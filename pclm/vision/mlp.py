@@ -28,8 +28,9 @@ class VisionOutput:
 class MLP(nn.Module):
     """Fully connected classifier: `depth` weight layers, `width` hidden units, activation `act`."""
 
-    def __init__(self, in_features: int = 784, width: int = 64, depth: int = 3, classes: int = 10,
-                 act: str = "tanh") -> None:
+    def __init__(
+        self, in_features: int = 784, width: int = 64, depth: int = 3, classes: int = 10, act: str = "tanh"
+    ) -> None:
         super().__init__()
         if depth < 1:
             raise ValueError("depth must be >= 1")

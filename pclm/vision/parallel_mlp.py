@@ -88,8 +88,9 @@ class StackedMLP(nn.Module):
     """The MLP of `pclm.vision.MLP` (`depth` weight layers, `width` hidden units) with its D - 2 hidden-to-hidden
     layers stacked into one (D-2, W, W) weight and its D - 1 hidden value nodes into one (D-1, B, W) node."""
 
-    def __init__(self, in_features: int = 784, width: int = 64, depth: int = 3, classes: int = 10,
-                 act: str = "tanh") -> None:
+    def __init__(
+        self, in_features: int = 784, width: int = 64, depth: int = 3, classes: int = 10, act: str = "tanh"
+    ) -> None:
         super().__init__()
         if depth < 2:
             raise ValueError("StackedMLP needs depth >= 2 (at least one hidden value node)")

@@ -39,8 +39,11 @@ def heldout_only(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[s
     """Three heldout shards (one .gz) of unique lines, with empty lines mixed in; no shard 00000."""
     root = tmp_path_factory.mktemp("heldout_only")
     lines = []
-    for shard, name in [(10, "news.en.heldout-00010-of-00050"), (11, "news.en.heldout-00011-of-00050.gz"),
-                        (12, "news.en.heldout-00012-of-00050")]:
+    for shard, name in [
+        (10, "news.en.heldout-00010-of-00050"),
+        (11, "news.en.heldout-00011-of-00050.gz"),
+        (12, "news.en.heldout-00012-of-00050"),
+    ]:
         shard_lines = [f"sentence {shard} number {i} ." for i in range(40)]
         write_shard(root / HELDOUT / name, shard_lines[:20] + ["", "   "] + shard_lines[20:])
         lines += shard_lines

@@ -171,17 +171,22 @@ def test_cifar10_pickle_protocols_load(tmp_path, protocol):
     # Arrays pickle differently by protocol (_reconstruct, _frombuffer, _codecs.encode for bytes under 2).
     data = np.arange(2 * 3072, dtype=np.int64).astype(np.uint8).reshape(2, 3072)
     with open(tmp_path / "test_batch", "wb") as f:
-        pickle.dump({b"batch_label": b"x", b"data": data, b"labels": [3, 4], b"filenames": [b"a", b"b"]}, f,
-                    protocol=protocol)
+        pickle.dump(
+            {b"batch_label": b"x", b"data": data, b"labels": [3, 4], b"filenames": [b"a", b"b"]}, f, protocol=protocol
+        )
     x, y = load_cifar10_pickle(tmp_path, "test")
-    assert y.tolist() == [3, 4] and torch.equal((x * 255).round().to(torch.uint8).reshape(2, 3072),
-                                                torch.from_numpy(data))
+    assert y.tolist() == [3, 4] and torch.equal(
+        (x * 255).round().to(torch.uint8).reshape(2, 3072), torch.from_numpy(data)
+    )
 
 
 def test_cifar10_pickle_wrong_kinds(tmp_path):
-    for bad in ({b"data": [[0] * 3072], b"labels": [0]},  # a list, not an array
-                {b"data": np.zeros((1, 3072), dtype=np.float32), b"labels": [0]},
-                {b"labels": [0]}, [1, 2]):
+    for bad in (
+        {b"data": [[0] * 3072], b"labels": [0]},  # a list, not an array
+        {b"data": np.zeros((1, 3072), dtype=np.float32), b"labels": [0]},
+        {b"labels": [0]},
+        [1, 2],
+    ):
         (tmp_path / "test_batch").write_bytes(pickle.dumps(bad))
         with pytest.raises(UsageError, match="not a CIFAR-10 pickle batch"):
             load_cifar10_pickle(tmp_path, "test")

@@ -6,8 +6,9 @@ from pclm import PCLMConfig, PCLMForCausalLM, PCLMForMaskedLM
 
 def tiny_lm(task: str, layer_norm: bool = True, seed: int = 0):
     torch.manual_seed(seed)
-    cfg = PCLMConfig(vocab_size=50, hidden_size=16, intermediate_size=32, max_position_embeddings=16,
-                     layer_norm=layer_norm)
+    cfg = PCLMConfig(
+        vocab_size=50, hidden_size=16, intermediate_size=32, max_position_embeddings=16, layer_norm=layer_norm
+    )
     return (PCLMForMaskedLM if task == "mlm" else PCLMForCausalLM)(cfg)
 
 

@@ -35,10 +35,15 @@ def main(out_path: str) -> None:
     gathered = accelerator.gather(flat[None])
     batches = accelerator.gather(torch.tensor([first_x]))
     if accelerator.is_main_process:
-        json.dump({"max_abs_diff": float((gathered[0] - gathered[1]).abs().max()),
-                   "moved": float((flat - start).abs().max()),
-                   "ranks_saw_different_batches": bool((batches[0] != batches[1]).any()),
-                   "num_processes": accelerator.num_processes}, open(out_path, "w"))
+        json.dump(
+            {
+                "max_abs_diff": float((gathered[0] - gathered[1]).abs().max()),
+                "moved": float((flat - start).abs().max()),
+                "ranks_saw_different_batches": bool((batches[0] != batches[1]).any()),
+                "num_processes": accelerator.num_processes,
+            },
+            open(out_path, "w"),
+        )
     # Teardown in order: the DDP-wrapped model, optimiser and loader go first, while the gloo process group still
     # exists; then both ranks meet and the group is destroyed, as the training scripts' end_training does. Left to
     # exit-time destructors, or with the group destroyed first, a rank now and then aborted ("terminate called

@@ -24,8 +24,10 @@ ALL_GAUSSIAN = lambda name: gaussian  # noqa: E731
 
 def _mlp_batch(seed=0, batch=5, features=6, classes=4):
     g = torch.Generator().manual_seed(seed)
-    return {"pixel_values": torch.randn(batch, features, generator=g),
-            "labels": torch.randint(0, classes, (batch,), generator=g)}
+    return {
+        "pixel_values": torch.randn(batch, features, generator=g),
+        "labels": torch.randint(0, classes, (batch,), generator=g),
+    }
 
 
 @pytest.mark.parametrize("depth", [2, 3, 5])
@@ -113,8 +115,12 @@ def _one_batch_changes(cfg_path: Path, **pc_overrides):
     model = cls(PCLMConfig(vocab_size=50, max_position_embeddings=16, **cfg.model))
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     algorithm = build_algorithm(cfg.algo, cfg.pc.inference_steps, cfg.pc.inference_lr, cfg.pc.discount)
-    optim = torch.optim.AdamW(weight_groups(model), lr=cfg.train.lr, weight_decay=0.0)  # no decay: only gradients move weights
-    train_batch(model, lm_batch(cfg.task, batch=4, length=10), algorithm, optim, value_node_selector(cfg.pc.value_nodes))
+    optim = torch.optim.AdamW(
+        weight_groups(model), lr=cfg.train.lr, weight_decay=0.0
+    )  # no decay: only gradients move weights
+    train_batch(
+        model, lm_batch(cfg.task, batch=4, length=10), algorithm, optim, value_node_selector(cfg.pc.value_nodes)
+    )
     return {n for n, p in model.named_parameters() if torch.equal(p, before[n])}
 
 
@@ -132,20 +138,25 @@ def test_too_deep_placement_leaves_the_embeddings_untrained():
 @pytest.mark.parametrize("algo", ["pc", "ipc"])
 def test_batch_x_grads_equal_sample_x_grads_at_gamma_over_batch(algo):
     """pc.x_grads=batch moves x by the batch mean's gradient: exactly the per-sample convention with gamma / B."""
-    model = PCLMForCausalLM(PCLMConfig(vocab_size=50, hidden_size=16, intermediate_size=32,
-                                       max_position_embeddings=16))
+    model = PCLMForCausalLM(PCLMConfig(vocab_size=50, hidden_size=16, intermediate_size=32, max_position_embeddings=16))
     twin, sample = copy.deepcopy(model), copy.deepcopy(model)
     batch = lm_batch("clm", batch=4, length=8)
     select = value_node_selector("out+scores")
     kw = {"discount": 0.9} if algo == "pc" else {}
     for m, gamma, x_grads in ((model, 0.4, "batch"), (twin, 0.1, "sample")):
-        train_batch(m, batch, build_algorithm(algo, 4, gamma, x_grads=x_grads, **kw),
-                    torch.optim.SGD(m.parameters(), lr=0.5), select)
+        train_batch(
+            m,
+            batch,
+            build_algorithm(algo, 4, gamma, x_grads=x_grads, **kw),
+            torch.optim.SGD(m.parameters(), lr=0.5),
+            select,
+        )
     for (name, p), q in zip(model.named_parameters(), twin.parameters()):
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6, msg=name)
     # and the two conventions do differ at the same gamma
-    train_batch(sample, batch, build_algorithm(algo, 4, 0.4, **kw), torch.optim.SGD(sample.parameters(), lr=0.5),
-                select)
+    train_batch(
+        sample, batch, build_algorithm(algo, 4, 0.4, **kw), torch.optim.SGD(sample.parameters(), lr=0.5), select
+    )
     assert not torch.allclose(sample.lm_head.decoder.weight, model.lm_head.decoder.weight, atol=1e-6)
 
 

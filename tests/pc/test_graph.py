@@ -81,13 +81,16 @@ def test_padding_contributes_no_energy(task):
     frozen = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.0)  # weights never move
 
     def final_energy(batch):
-        return train_batch(model, batch, pc, frozen, value_node_selector(ALL_NODES)).energy_last * len(batch["input_ids"])
+        return train_batch(model, batch, pc, frozen, value_node_selector(ALL_NODES)).energy_last * len(
+            batch["input_ids"]
+        )
 
     assert math.isclose(final_energy(padded), final_energy(first) + final_energy(alone), rel_tol=1e-4)
 
 
-@pytest.mark.parametrize("spec,depth", [("out", 2), ("out+scores", 3), ("sublayers", 6), ("sublayers+scores", 7),
-                                        ("scores", 1), ("none", 0)])
+@pytest.mark.parametrize(
+    "spec,depth", [("out", 2), ("out+scores", 3), ("sublayers", 6), ("sublayers+scores", 7), ("scores", 1), ("none", 0)]
+)
 def test_error_depth(spec, depth):
     assert error_depth(spec, 2) == depth
 
@@ -121,8 +124,7 @@ def _pruned_vs_full(task, algo):
         algorithm = build_algorithm(algo, 8, 0.2, discount=0.9 if algo == "pc" else None)
         optim = torch.optim.AdamW(m.parameters(), lr=1e-2)
         for seed in (1, 2):
-            train_batch(m, lm_batch(task, batch=4, length=9, seed=seed), algorithm, optim, select,
-                        graph=cls(select, 4))
+            train_batch(m, lm_batch(task, batch=4, length=9, seed=seed), algorithm, optim, select, graph=cls(select, 4))
     return model, twin
 
 

@@ -18,8 +18,10 @@ FEATURES, WIDTH, CLASSES = 6, 8, 4
 
 def _batch(seed, batch=5):
     g = torch.Generator().manual_seed(seed)
-    return {"pixel_values": torch.randn(batch, FEATURES, generator=g),
-            "labels": torch.randint(0, CLASSES, (batch,), generator=g)}
+    return {
+        "pixel_values": torch.randn(batch, FEATURES, generator=g),
+        "labels": torch.randint(0, CLASSES, (batch,), generator=g),
+    }
 
 
 def _pair(depth, act="tanh", seed=0):
@@ -72,9 +74,16 @@ def test_energies_equal_at_feedforward_init_and_at_any_value_nodes(depth):
 
 
 @pytest.mark.parametrize("depth", [2, 5])
-@pytest.mark.parametrize("algorithm,optim", [
-    (IPC(4, 0.3), "sgd"), (IPC(6, 0.5), "adamw"), (PC(5, 0.2), "sgd"), (BP(), "adamw"),
-], ids=["ipc-sgd", "ipc-adamw", "pc-sgd", "bp-adamw"])
+@pytest.mark.parametrize(
+    "algorithm,optim",
+    [
+        (IPC(4, 0.3), "sgd"),
+        (IPC(6, 0.5), "adamw"),
+        (PC(5, 0.2), "sgd"),
+        (BP(), "adamw"),
+    ],
+    ids=["ipc-sgd", "ipc-adamw", "pc-sgd", "bp-adamw"],
+)
 def test_same_updates_as_the_sequential_mlp(depth, algorithm, optim):
     mlp, stacked = _pair(depth)
 
@@ -92,8 +101,9 @@ def test_same_updates_as_the_sequential_mlp(depth, algorithm, optim):
         batch = _batch(10 + seed)
         a = train_batch(mlp, batch, algorithm, opt_seq, ALL_GAUSSIAN)
         b = train_batch(stacked, batch, algorithm, opt_par, ALL_GAUSSIAN)
-        assert (a.loss, a.energy_first, a.energy_last) == pytest.approx((b.loss, b.energy_first, b.energy_last),
-                                                                        abs=1e-5)
+        assert (a.loss, a.energy_first, a.energy_last) == pytest.approx(
+            (b.loss, b.energy_first, b.energy_last), abs=1e-5
+        )
     before = StackedMLP.from_mlp(_pair(depth)[0])
     assert not all(torch.equal(p, q) for p, q in zip(before.parameters(), stacked.parameters()))  # it learned
     _assert_same_parameters(mlp, stacked, atol=1e-5)

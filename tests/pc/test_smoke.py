@@ -13,16 +13,28 @@ ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared" / "data" / "lm1b"
 DATA = str(SHARED) if SHARED.is_dir() else None  # else the embedded sample
 
-SMALL = ["data.train_size=320", "data.dev_size=64", "data.test_size=64", "data.max_length=16",
-         "train.batch_size=32", "train.eval_batch_size=64", "train.patience=0", "train.tracker=none",
-         "model.hidden_size=32", "model.intermediate_size=64"]
+SMALL = [
+    "data.train_size=320",
+    "data.dev_size=64",
+    "data.test_size=64",
+    "data.max_length=16",
+    "train.batch_size=32",
+    "train.eval_batch_size=64",
+    "train.patience=0",
+    "train.tracker=none",
+    "model.hidden_size=32",
+    "model.intermediate_size=64",
+]
 
 
-@pytest.mark.parametrize("task,algo,extra", [
-    ("clm", "ipc", ["train.lr=0.002", "train.epochs=2"]),
-    ("clm", "pc", ["pc.inference_steps=4", "pc.inference_lr=0.1", "train.lr=0.002", "train.epochs=2"]),
-    ("mlm", "ipc", ["pc.inference_steps=4", "train.lr=0.002", "train.epochs=2"]),
-])
+@pytest.mark.parametrize(
+    "task,algo,extra",
+    [
+        ("clm", "ipc", ["train.lr=0.002", "train.epochs=2"]),
+        ("clm", "pc", ["pc.inference_steps=4", "pc.inference_lr=0.1", "train.lr=0.002", "train.epochs=2"]),
+        ("mlm", "ipc", ["pc.inference_steps=4", "train.lr=0.002", "train.epochs=2"]),
+    ],
+)
 def test_short_run_lowers_dev_perplexity(tmp_path, task, algo, extra):
     cfg = load_config(ROOT / "configs" / f"{task}_{algo}.yaml", SMALL + extra, **{"data.data_dir": DATA})
     metrics = train_lm(cfg, tmp_path / "run")

@@ -15,14 +15,16 @@ from pclm.vision.augment import random_crop_flip
 
 ROOT = Path(__file__).resolve().parents[2]
 
+
 def shifted(image: torch.Tensor, dy: int, dx: int, flip: bool) -> torch.Tensor:
     """`image` (C, H, W) moved down by dy and right by dx pixels (negative: up / left), zeros where uncovered,
     after a left-right mirror when `flip` -- the expected output of a crop at offset (padding - dy, padding - dx)."""
     src = image.flip(-1) if flip else image
     _, h, w = src.shape
     out = torch.zeros_like(src)
-    out[:, max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
-        src[:, max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
+    out[:, max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = src[
+        :, max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)
+    ]
     return out
 
 

@@ -19,10 +19,15 @@ def bench():
     return module
 
 
-@pytest.mark.parametrize("extra", [["--pcx-python", "/nowhere/python"],
-                                   ["--pcx-python", sys.executable, "--dataset", "cifar10"],
-                                   ["--pcx-python", sys.executable, "--algo", "pc"]],
-                         ids=["missing interpreter", "other dataset", "other algorithm"])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["--pcx-python", "/nowhere/python"],
+        ["--pcx-python", sys.executable, "--dataset", "cifar10"],
+        ["--pcx-python", sys.executable, "--algo", "pc"],
+    ],
+    ids=["missing interpreter", "other dataset", "other algorithm"],
+)
 def test_bad_pcx_comparison_exits_2_with_one_line(bench, extra, tmp_path, capsys):
     out = tmp_path / "bench.json"
     assert bench.main([*extra, "--output", str(out)]) == 2

@@ -36,7 +36,7 @@ SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "calibration.py"
 # AdaECE = (2/6)(.425 + .75 + .075) = 1.25 / 3 = 0.41666...; accuracy 4/6.
 # With 4 bins, array_split gives sizes 2, 2, 1, 1: (2/6)(.425) + (2/6)(.75) + (1/6)|1 - .9| + (1/6)|1 - .95|
 #   = (.85 + 1.5 + .1 + .05) / 6 = 2.5 / 6 = 0.41666... as well; with 1 bin: |4/6 - 4.5/6| = 0.5/6 = 0.08333...
-PROBS = [[.9, .1], [.2, .8], [.4, .6], [.7, .3], [.45, .55], [.05, .95]]
+PROBS = [[0.9, 0.1], [0.2, 0.8], [0.4, 0.6], [0.7, 0.3], [0.45, 0.55], [0.05, 0.95]]
 REFS = [0, 0, 1, 1, 1, 1]
 
 
@@ -77,12 +77,14 @@ def test_adaece_perfect_calibration_is_zero(metric):
 
 # ---- corruptions --------------------------------------------------------------------------------------------------
 
+
 def _images(channels: int = 3, n: int = 4) -> torch.Tensor:
     """Smooth colourful 32x32 test images (N, C, 32, 32) in [0, 1]; each image a shifted copy of the first."""
     t = torch.linspace(0, 1, 32)
     yy, xx = torch.meshgrid(t, t, indexing="ij")
-    img = torch.stack([0.5 + 0.4 * torch.sin(6 * xx + 2 * yy), 0.5 + 0.4 * torch.cos(5 * yy - 3 * xx),
-                       0.3 + 0.3 * xx * yy])[:channels]
+    img = torch.stack(
+        [0.5 + 0.4 * torch.sin(6 * xx + 2 * yy), 0.5 + 0.4 * torch.cos(5 * yy - 3 * xx), 0.3 + 0.3 * xx * yy]
+    )[:channels]
     return torch.stack([img.roll(5 * i, -1) for i in range(n)])
 
 
@@ -123,6 +125,7 @@ def test_corruption_seed_matters_for_random_ones_and_levels_table():
 
 # ---- calibration_under_corruption ---------------------------------------------------------------------------------
 
+
 def test_calibration_under_corruption_closed_form():
     # logits (log 3, 0) for every image: confidence 0.75 on class 0; every label is 0, so accuracy is 1 and
     # AdaECE = |1 - 0.75| = 0.25 on the clean set and under every corruption
@@ -145,6 +148,7 @@ def test_calibration_under_corruption_closed_form():
 
 
 # ---- scripts/calibration.py on fake runs --------------------------------------------------------------------------
+
 
 def _script():
     spec = importlib.util.spec_from_file_location("calibration_script", SCRIPT)
@@ -173,7 +177,7 @@ def fake_runs(tmp_path, monkeypatch):
         return _FakeModel(len(loaded)), types.SimpleNamespace(data=types.SimpleNamespace(dataset="cifar10-pickle"))
 
     def predict_logits(model, images, batch_size=512):
-        return torch.cat([model(images[i:i + batch_size]) for i in range(0, len(images), batch_size)])
+        return torch.cat([model(images[i : i + batch_size]) for i in range(0, len(images), batch_size)])
 
     stub = types.ModuleType("pclm.training.vision")
     stub.load_vision_run, stub.predict_logits = load_vision_run, predict_logits
@@ -182,8 +186,9 @@ def fake_runs(tmp_path, monkeypatch):
     data.mkdir()
     rng = np.random.default_rng(0)
     with open(data / "test_batch", "wb") as f:
-        pickle.dump({b"data": rng.integers(0, 256, (30, 3072), dtype=np.uint8),
-                     b"labels": rng.integers(0, 10, 30).tolist()}, f)
+        pickle.dump(
+            {b"data": rng.integers(0, 256, (30, 3072), dtype=np.uint8), b"labels": rng.integers(0, 10, 30).tolist()}, f
+        )
     dirs = {}
     for name in ("bp0", "bp1", "ipc0", "ipc1"):
         (tmp_path / name).mkdir()
@@ -193,9 +198,26 @@ def fake_runs(tmp_path, monkeypatch):
 
 def test_script_writes_json_and_boxplot(fake_runs, capsys):
     d, out = fake_runs["dirs"], fake_runs["tmp"] / "reports" / "calib"
-    rc = _script().main(["--runs", f"BP={d['bp0']},{d['bp1']}", "--runs", f"iPC={d['ipc0']},{d['ipc1']}",
-                         "--dataset", "cifar10-pickle", "--data-dir", fake_runs["data"], "--output", str(out),
-                         "--test-size", "20", "--n-bins", "4", "--batch-size", "7"])
+    rc = _script().main(
+        [
+            "--runs",
+            f"BP={d['bp0']},{d['bp1']}",
+            "--runs",
+            f"iPC={d['ipc0']},{d['ipc1']}",
+            "--dataset",
+            "cifar10-pickle",
+            "--data-dir",
+            fake_runs["data"],
+            "--output",
+            str(out),
+            "--test-size",
+            "20",
+            "--n-bins",
+            "4",
+            "--batch-size",
+            "7",
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     report = json.loads((out.parent / "calib.json").read_text())
     assert (out.parent / "calib.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -210,7 +232,9 @@ def test_script_writes_json_and_boxplot(fake_runs, capsys):
     assert summary["0"]["values"] == 2 and summary["3"]["values"] == 6 * 2  # seeds; corruptions x seeds
     ipc_clean = [r["clean"]["adaece"] for r in report["methods"]["iPC"].values()]
     assert summary["0"]["adaece_mean"] == pytest.approx(sum(ipc_clean) / 2)
-    assert report["levels"]["rotation"] == [15.0, 30.0, 45.0, 60.0, 75.0] and "scripts/calibration.py" in report["command"]
+    assert (
+        report["levels"]["rotation"] == [15.0, 30.0, 45.0, 60.0, 75.0] and "scripts/calibration.py" in report["command"]
+    )
     assert fake_runs["loaded"] == [Path(d[k]) for k in ("bp0", "bp1", "ipc0", "ipc1")]
 
 
@@ -219,8 +243,25 @@ def test_script_results_match_library(fake_runs):
     from pclm.data.vision import load_vision_dataset
 
     d, out = fake_runs["dirs"], fake_runs["tmp"] / "one"
-    assert _script().main(["--runs", f"BP={d['bp0']}", "--dataset", "cifar10-pickle", "--data-dir", fake_runs["data"],
-                           "--output", str(out), "--test-size", "12", "--seed", "3"]) == 0
+    assert (
+        _script().main(
+            [
+                "--runs",
+                f"BP={d['bp0']}",
+                "--dataset",
+                "cifar10-pickle",
+                "--data-dir",
+                fake_runs["data"],
+                "--output",
+                str(out),
+                "--test-size",
+                "12",
+                "--seed",
+                "3",
+            ]
+        )
+        == 0
+    )
     x, y = load_vision_dataset("cifar10-pickle", fake_runs["data"], "test")
     keep = torch.randperm(30, generator=torch.Generator().manual_seed(3))[:12]
     expected = calibration_under_corruption(_FakeModel(1), x[keep], y[keep], seed=3)  # the model the stub built
@@ -240,8 +281,9 @@ def test_script_bad_input_exits_2_writes_nothing(fake_runs, capsys, case):
         args["runs"] = d["bp0"]
     else:
         args["data"] = str(fake_runs["tmp"] / "no-data")
-    rc = _script().main(["--runs", args["runs"], "--dataset", args["dataset"], "--data-dir", args["data"],
-                         "--output", str(out)])
+    rc = _script().main(
+        ["--runs", args["runs"], "--dataset", args["dataset"], "--data-dir", args["data"], "--output", str(out)]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and err.startswith("error: ") and err.count("\n") == 1
     assert not (fake_runs["tmp"] / "out").exists()
@@ -251,13 +293,27 @@ def test_script_refuses_runs_of_another_dataset(fake_runs, capsys, monkeypatch):
     # Runs trained on MNIST (1x28x28) cannot take the CIFAR-10 test set (3x32x32): one line, nothing written.
     stub = sys.modules["pclm.training.vision"]
     real = stub.load_vision_run
-    monkeypatch.setattr(stub, "load_vision_run",
-                        lambda run_dir: (real(run_dir)[0], types.SimpleNamespace(data=types.SimpleNamespace(
-                            dataset="mnist"))))
+    monkeypatch.setattr(
+        stub,
+        "load_vision_run",
+        lambda run_dir: (real(run_dir)[0], types.SimpleNamespace(data=types.SimpleNamespace(dataset="mnist"))),
+    )
     out = fake_runs["tmp"] / "c"
-    rc = _script().main(["--runs", f"BP={fake_runs['dirs']['bp0']}", "--dataset", "cifar10-pickle", "--data-dir",
-                         fake_runs["data"], "--output", str(out)])
+    rc = _script().main(
+        [
+            "--runs",
+            f"BP={fake_runs['dirs']['bp0']}",
+            "--dataset",
+            "cifar10-pickle",
+            "--data-dir",
+            fake_runs["data"],
+            "--output",
+            str(out),
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
-    assert rc == 2 and err == [f"error: run '{fake_runs['dirs']['bp0']}' was trained on mnist, whose images and "
-                               "classes differ from cifar10-pickle's"]
+    assert rc == 2 and err == [
+        f"error: run '{fake_runs['dirs']['bp0']}' was trained on mnist, whose images and "
+        "classes differ from cifar10-pickle's"
+    ]
     assert not out.with_name("c.json").exists() and not out.with_name("c.png").exists()

@@ -38,8 +38,10 @@ def _setup(name, seed=0, batch=4, classes=10):
     torch.manual_seed(seed)
     build, shape = MODELS[name]
     g = torch.Generator().manual_seed(seed + 1)
-    data = {"pixel_values": torch.randn(batch, *shape, generator=g),
-            "labels": torch.randint(0, classes, (batch,), generator=g)}
+    data = {
+        "pixel_values": torch.randn(batch, *shape, generator=g),
+        "labels": torch.randint(0, classes, (batch,), generator=g),
+    }
     return build(), data
 
 

@@ -15,8 +15,12 @@ from pclm.training.step import Diverged, train_batch, weight_groups
 from pclm.vision import CNN, MLP, FusedMLP, StackedMLP
 
 ALL_GAUSSIAN = lambda name: gaussian  # noqa: E731
-ALGOS = {"ipc": lambda: IPC(5, 0.3), "pc": lambda: PC(5, 0.3, discount=0.5), "zil": lambda: ZIL(4, 1.0),
-         "bp": lambda: BP()}
+ALGOS = {
+    "ipc": lambda: IPC(5, 0.3),
+    "pc": lambda: PC(5, 0.3, discount=0.5),
+    "zil": lambda: ZIL(4, 1.0),
+    "bp": lambda: BP(),
+}
 NO_NODES = lambda name: None  # noqa: E731  (BP's graph: the output node only, as the training loop builds it)
 OPTIMISERS = {
     "adamw-fused": lambda groups: torch.optim.AdamW(groups, lr=1e-2, weight_decay=0.01, fused=True),
@@ -28,8 +32,13 @@ OPTIMISERS = {
 
 def _batches(n: int, size: int = 8, features: int = 12, classes: int = 4) -> list[dict]:
     g = torch.Generator().manual_seed(1)
-    return [{"pixel_values": torch.randn(size, features, generator=g),
-             "labels": torch.randint(0, classes, (size,), generator=g)} for _ in range(n)]
+    return [
+        {
+            "pixel_values": torch.randn(size, features, generator=g),
+            "labels": torch.randint(0, classes, (size,), generator=g),
+        }
+        for _ in range(n)
+    ]
 
 
 def _both(act: str, algo: str, optimiser: str, depth: int = 4, batches=None):
@@ -43,8 +52,7 @@ def _both(act: str, algo: str, optimiser: str, depth: int = 4, batches=None):
         algorithm = ALGOS[algo]()
         engine = FusedMLP(model, optim) if use_fused else None
         select = ALL_GAUSSIAN if algorithm.uses_value_nodes else NO_NODES
-        stats = [train_batch(model, b, algorithm, optim, select, fused=engine)
-                 for b in batches or _batches(3)]
+        stats = [train_batch(model, b, algorithm, optim, select, fused=engine) for b in batches or _batches(3)]
         runs.append((model, optim, stats))
     return runs, start
 
@@ -94,8 +102,14 @@ def test_divergence_raises_at_the_same_step_with_the_same_weights():
     for model, use_fused in ((eager, False), (fused, True)):
         optim = torch.optim.AdamW(weight_groups(model), lr=1e-2, fused=True)
         with pytest.raises(Diverged) as err:
-            train_batch(model, _batches(1)[0], IPC(5, 1e30), optim, ALL_GAUSSIAN,
-                        fused=FusedMLP(model, optim) if use_fused else None)
+            train_batch(
+                model,
+                _batches(1)[0],
+                IPC(5, 1e30),
+                optim,
+                ALL_GAUSSIAN,
+                fused=FusedMLP(model, optim) if use_fused else None,
+            )
         messages.append(str(err.value))
     assert messages[0] == messages[1] == "energy is inf at inference step 1"
     for p, q in zip(eager.parameters(), fused.parameters()):
@@ -111,9 +125,17 @@ def test_refuses_what_it_cannot_run():
         FusedMLP(mlp, torch.optim.SGD(mlp.parameters(), lr=0.1))
     with pytest.raises(ValueError, match="given graph"):
         from pclm.pc import EnergyGraph
+
         optim = torch.optim.SGD(weight_groups(mlp), lr=0.1)
-        train_batch(mlp, _batches(1)[0], IPC(3, 0.1), optim, ALL_GAUSSIAN, graph=EnergyGraph(ALL_GAUSSIAN, 8),
-                    fused=FusedMLP(mlp, optim))
+        train_batch(
+            mlp,
+            _batches(1)[0],
+            IPC(3, 0.1),
+            optim,
+            ALL_GAUSSIAN,
+            graph=EnergyGraph(ALL_GAUSSIAN, 8),
+            fused=FusedMLP(mlp, optim),
+        )
 
 
 @pytest.mark.parametrize("batch_size", [1, 8])
@@ -138,5 +160,4 @@ def test_fused_layer_parallel_equals_autograd_on_the_stacked_mlp(algo, batch_siz
             assert torch.allclose(p, q, atol=1e-6, rtol=1e-5)
     with pytest.raises(UsageError, match="BP on the sequential MLP"):
         optim = torch.optim.SGD([{"params": list(models["stacked"].parameters())}], lr=0.1)
-        train_batch(models["stacked"], _batches(1)[0], BP(), optim, NO_NODES,
-                    fused=FusedMLP(models["stacked"], optim))
+        train_batch(models["stacked"], _batches(1)[0], BP(), optim, NO_NODES, fused=FusedMLP(models["stacked"], optim))

@@ -44,8 +44,9 @@ def test_persistent_graph_ipc_equals_one_long_ipc_call_and_lowers_energy():
     steps, lr, gamma = 25, 0.05, 0.1
     graph = EnergyGraph(ALL_GAUSSIAN, 6)
     optim = torch.optim.SGD(weight_groups(model), lr=lr)
-    energies = [train_batch(model, batch, IPC(1, gamma), optim, ALL_GAUSSIAN, graph=graph).energy_first
-                for _ in range(steps)]
+    energies = [
+        train_batch(model, batch, IPC(1, gamma), optim, ALL_GAUSSIAN, graph=graph).energy_first for _ in range(steps)
+    ]
     train_batch(twin, batch, IPC(steps, gamma), torch.optim.SGD(weight_groups(twin), lr=lr), ALL_GAUSSIAN)
     for p, q in zip(model.parameters(), twin.parameters()):
         assert torch.allclose(p, q, atol=1e-6)  # value nodes were never re-initialised between the calls

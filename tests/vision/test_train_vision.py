@@ -24,13 +24,23 @@ cli = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(cli)
 
 # 96 training images (16 held out as dev, 80 trained on: 3 batches of 32, the last of 16), 40 test images.
-TINY = ["data.dev_size=16", "data.test_size=40", "train.batch_size=32", "train.epochs=1", "train.eval_batch_size=64",
-        "train.lr=0.001", "--threads", "1"]
+TINY = [
+    "data.dev_size=16",
+    "data.test_size=40",
+    "train.batch_size=32",
+    "train.epochs=1",
+    "train.eval_batch_size=64",
+    "train.lr=0.001",
+    "--threads",
+    "1",
+]
 # T = value nodes on the chain + 1, so that iPC's errors reach the first layer
-SMALL_MODELS = {"mlp": ["model.width=16", "model.depth=3", "pc.inference_steps=3"],
-                "cnn": ["model.channels=[4,8,4]", "model.hidden=16", "pc.inference_steps=5"],
-                "alexnet": ["model.channels=[4,4,8,4,4]", "model.fc_width=16", "pc.inference_steps=8"],
-                "width_cnn": ["model.C=1", "pc.inference_steps=5"]}
+SMALL_MODELS = {
+    "mlp": ["model.width=16", "model.depth=3", "pc.inference_steps=3"],
+    "cnn": ["model.channels=[4,8,4]", "model.hidden=16", "pc.inference_steps=5"],
+    "alexnet": ["model.channels=[4,4,8,4,4]", "model.fc_width=16", "pc.inference_steps=8"],
+    "width_cnn": ["model.C=1", "pc.inference_steps=5"],
+}
 
 
 def _write_idx(path: Path, array: np.ndarray) -> None:
@@ -48,9 +58,11 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         labels = np.arange(n) % 10
         images = rng.integers(0, 60, size=(n, 28, 28))
         for i, y in enumerate(labels):
-            images[i, 2 * y + 4: 2 * y + 7] = 255
-        images_name, labels_name = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
-                                    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}[split]
+            images[i, 2 * y + 4 : 2 * y + 7] = 255
+        images_name, labels_name = {
+            "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+            "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+        }[split]
         _write_idx(root / images_name, images)
         _write_idx(root / labels_name, labels)
     return root
@@ -61,8 +73,21 @@ def run(argv: list) -> int:
 
 
 def args(data_dir: Path, out: Path, model: str = "mlp", algo: str = "ipc", *extra: str) -> list:
-    return ["--model", model, "--dataset", "mnist", "--algo", algo, "--data-dir", data_dir, "--output-dir", out,
-            *TINY, *SMALL_MODELS[model], *extra]
+    return [
+        "--model",
+        model,
+        "--dataset",
+        "mnist",
+        "--algo",
+        algo,
+        "--data-dir",
+        data_dir,
+        "--output-dir",
+        out,
+        *TINY,
+        *SMALL_MODELS[model],
+        *extra,
+    ]
 
 
 CASES = [(m, a) for m in SMALL_MODELS for a in ("bp", "pc", "ipc")] + [("mlp", "zil")]
@@ -210,8 +235,9 @@ def test_compiled_run_equals_the_eager_run(data_dir, tmp_path, one_thread, monke
     monkeypatch.setattr(tv, "CompiledEnergy", functools.partial(tv.CompiledEnergy, backend="aot_eager"))
     eager, compiled = tmp_path / "eager", tmp_path / "compiled"
     assert run(args(data_dir, eager, "mlp", "ipc", "train.optimizer=sgd", "train.lr=0.05")) == 0
-    assert run(args(data_dir, compiled, "mlp", "ipc", "train.optimizer=sgd", "train.lr=0.05",
-                    "train.compile=true")) == 0
+    assert (
+        run(args(data_dir, compiled, "mlp", "ipc", "train.optimizer=sgd", "train.lr=0.05", "train.compile=true")) == 0
+    )
     a, b = (json.loads((d / "metrics.json").read_text()) for d in (eager, compiled))
     assert b["status"] == "completed" and load_vision_config(compiled / "config.yaml").train.compile
     assert a["history"][0]["train_loss"] == pytest.approx(b["history"][0]["train_loss"], rel=1e-5)

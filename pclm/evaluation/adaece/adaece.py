@@ -50,14 +50,27 @@ class AdaECE(evaluate.Metric):
             # one input form per loaded module (evaluate fixes the form at the first batch): config "confidences"
             # takes confidences + predictions, any other config (the default) takes probabilities
             features=datasets.Features(
-                {"confidences": datasets.Value("float64"), "predictions": datasets.Value("int64"),
-                 "references": datasets.Value("int64")} if self.config_name == "confidences" else
-                {"probabilities": datasets.Sequence(datasets.Value("float64")), "references": datasets.Value("int64")}),
+                {
+                    "confidences": datasets.Value("float64"),
+                    "predictions": datasets.Value("int64"),
+                    "references": datasets.Value("int64"),
+                }
+                if self.config_name == "confidences"
+                else {
+                    "probabilities": datasets.Sequence(datasets.Value("float64")),
+                    "references": datasets.Value("int64"),
+                }
+            ),
         )
 
-    def _compute(self, references: list[int], probabilities: list[list[float]] | None = None,
-                 confidences: list[float] | None = None, predictions: list[int] | None = None,
-                 n_bins: int = 15) -> dict[str, float | int]:
+    def _compute(
+        self,
+        references: list[int],
+        probabilities: list[list[float]] | None = None,
+        confidences: list[float] | None = None,
+        predictions: list[int] | None = None,
+        n_bins: int = 15,
+    ) -> dict[str, float | int]:
         if n_bins < 1:
             raise ValueError(f"n_bins must be at least 1, got {n_bins}")
         refs = np.asarray(references, dtype=np.int64)
