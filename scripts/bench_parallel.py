@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import math
 import os
 import platform
 import statistics
@@ -70,30 +69,15 @@ def bp_step(model: MLP, batch: dict, lr: float, compile: bool = False) -> Callab
 def ipc_step(
     model: torch.nn.Module, batch: dict, lr: float, inference_lr: float, compile: bool = False
 ) -> Callable[[], None]:
-    """One steady-state iPC step: the body of `train_batch`'s loop at t >= 1, on value nodes initialised once.
+    """One steady-state iPC step: `BatchRun.step(1)` (the schedule `train_batch` runs) on value nodes initialised,
+    and stepped at t = 0, once, untimed. T = 3, so t = 1 is not the batch's last evaluation and x moves.
     `compile`: the gradients come from `CompiledEnergy` (train.compile), as in `train_batch`."""
     compiled = CompiledEnergy(model) if compile else None
     graph = EnergyGraph(ALL_GAUSSIAN, batch["labels"].shape[0])
-    with torch.no_grad():
-        model(**batch, nodes=graph)  # feedforward initialisation of the value nodes (not timed)
     optim_w = torch.optim.SGD(weight_groups(model), lr=lr)
-    optim_x = torch.optim.SGD(graph.values(), lr=inference_lr)
-    algorithm = IPC(2, inference_lr)
-
-    def step() -> None:
-        learn = algorithm.learning_groups(1, len(optim_w.param_groups))
-        value, _ = evaluate_energy(model, batch, graph, learn, compiled=compiled)  # as train_batch evaluates
-        if not math.isfinite(value):
-            raise RuntimeError("energy diverged; lower --lr / --inference-lr")
-        graph.scale_value_grads()
-        if learn:
-            optim_w.step()
-        optim_w.zero_grad(set_to_none=True)
-        if algorithm.updates_x(1):
-            optim_x.step()
-        optim_x.zero_grad(set_to_none=True)
-
-    return step
+    run = BatchRun(AutogradGradients(model, batch, graph, compiled=compiled), IPC(3, inference_lr), optim_w)
+    run.step(0)
+    return lambda: run.step(1)
 
 
 def fused_bp_step(model: MLP, batch: dict, lr: float) -> Callable[[], None]:
@@ -104,21 +88,12 @@ def fused_bp_step(model: MLP, batch: dict, lr: float) -> Callable[[], None]:
 
 
 def fused_ipc_step(model: torch.nn.Module, batch: dict, lr: float, inference_lr: float) -> Callable[[], None]:
-    """`ipc_step` in closed form (train.fused, `FusedMLP`): one steady-state iPC step, evaluation t = 1 of a batch
-    whose value nodes were initialised (and whose fresh t = 0 step ran) once, untimed. The batch has T = 3, so t = 1
-    is not its last evaluation (after which FusedMLP leaves the value nodes unmoved)."""
+    """`ipc_step` with closed-form gradients (train.fused, `FusedMLP`)."""
     optim = torch.optim.SGD(weight_groups(model), lr=lr)
-    engine, algorithm = FusedMLP(model, optim), IPC(3, inference_lr)
-    state = engine.begin(batch, algorithm)
-    direct = optimizer_kernel(optim)
-    with torch.no_grad():
-        engine.step(state, 0, algorithm, optim, direct)
-
-    def step() -> None:
-        with torch.no_grad():  # as train_batch runs it
-            engine.step(state, 1, algorithm, optim, direct)
-
-    return step
+    algorithm = IPC(3, inference_lr)
+    run = BatchRun(FusedMLP(model, optim).begin(batch, algorithm), algorithm, optim)
+    run.step(0)
+    return lambda: run.step(1)
 
 
 def bench_one(depth: int, width: int, batch_size: int, args: argparse.Namespace) -> dict:
@@ -294,9 +269,8 @@ from pclm.benchmarking import race  # noqa: E402
 from pclm.cpu import configure_cpu  # noqa: E402
 from pclm.pc import EnergyGraph, gaussian  # noqa: E402
 from pclm.training.compiled import CompiledEnergy  # noqa: E402
-from pclm.training.step import evaluate_energy, train_batch, weight_groups  # noqa: E402
+from pclm.training.step import AutogradGradients, BatchRun, train_batch, weight_groups  # noqa: E402
 from pclm.vision import MLP, FusedMLP, StackedMLP  # noqa: E402
-from pclm.vision.fused_mlp import optimizer_kernel  # noqa: E402
 
 
 def setup_device(args: argparse.Namespace) -> tuple[dict, str]:

@@ -6,14 +6,25 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from contextlib import nullcontext
+from typing import Protocol
 
 import torch
 
 from ..algorithms import Algorithm, Diverged, StepStats
 from ..pc import EnergyFn, EnergyGraph
 from .compiled import CompiledEnergy
+from .optimizer_kernels import optimizer_kernel
 
-__all__ = ["Diverged", "StepStats", "evaluate_energy", "train_batch", "weight_groups"]
+__all__ = [
+    "AutogradGradients",
+    "BatchRun",
+    "Diverged",
+    "Gradients",
+    "StepStats",
+    "evaluate_energy",
+    "train_batch",
+    "weight_groups",
+]
 
 _NO_NODES: Callable[[str], EnergyFn | None] = lambda name: None  # noqa: E731
 
@@ -38,7 +49,7 @@ def train_batch(
     compiled: CompiledEnergy | None = None,
     fused=None,
 ) -> StepStats:
-    """Train on one mini-batch with `algorithm`'s schedule.
+    """Train on one mini-batch with `algorithm`'s schedule: `BatchRun.step` for t = 0 .. T-1.
 
     `select` says which positions are value nodes (ignored by algorithms without value nodes). The value nodes
     are created by the first forward pass (feedforward initialisation) and live only in this call; their optimiser
@@ -46,48 +57,153 @@ def train_batch(
     evaluations that update weights; value-node gradients are never synchronised.
     `graph`: an energy graph to run on instead of a fresh one. Full-batch training passes the same graph to every
     call, so the value nodes persist across weight updates (no re-initialisation, iPC's full-batch mode).
-    `compiled`: get the gradients from `compiled` (a `CompiledEnergy` of `model`) instead of an eager forward and
-    backward; everything else is the same. The value nodes are then created by a feedforward pass without gradients.
-    `fused`: a `pclm.vision.FusedMLP` of `model`; it runs the whole mini-batch in closed form, with the same updates.
+    The gradients come from one of three backends, chosen here; the schedule is the same for all of them:
+    autograd (the model's forward and one backward), `compiled` (a `CompiledEnergy` of `model`: the same gradients
+    from one compiled function) or `fused` (a `pclm.vision.FusedMLP` of `model`: the MLP's gradients in closed form).
     """
     if fused is not None:
         if graph is not None:
             raise ValueError("a fused mini-batch creates its own value nodes; it cannot run on a given graph")
-        return fused.train_batch(batch, algorithm, optim_w)
-    batch_size = next(iter(batch.values())).shape[0]
-    if graph is None:
-        graph = EnergyGraph(select if algorithm.uses_value_nodes else _NO_NODES, batch_size)
-    groups = optim_w.param_groups
-    optim_x = None
-    stats = StepStats(math.nan, math.nan, math.nan)
+        if compiled is not None:
+            raise ValueError("fused and compiled gradients exclude each other")
+        gradients = fused.begin(batch, algorithm)
+    else:
+        keep = graph is not None
+        if graph is None:
+            graph = EnergyGraph(
+                select if algorithm.uses_value_nodes else _NO_NODES, next(iter(batch.values())).shape[0]
+            )
+        gradients = AutogradGradients(model, batch, graph, accelerator, compiled, keep_values=keep)
+    run = BatchRun(gradients, algorithm, optim_w)
     for t in range(algorithm.steps):
-        learn = algorithm.learning_groups(t, len(groups))
-        value, loss = evaluate_energy(model, batch, graph, learn, accelerator, compiled)
+        run.step(t)
+    run.finish()
+    return run.stats
+
+
+class Gradients(Protocol):
+    """A gradient backend for one mini-batch: it evaluates the energy and fills gradients, and decides nothing.
+
+    `evaluate(learn, x_scale, need_x)` evaluates F on the current value nodes and weights and leaves dF/dtheta in
+    the `.grad` of every weight in the groups `learn` names (None or zeros elsewhere is fine: `BatchRun` sets them)
+    and, when `need_x`, x_scale * dF/dx in each value node's `.grad`. It returns (F, mean output loss).
+    `values()` lists the value nodes (empty without any); valid after the first evaluation.
+    `keep_values`: the value nodes outlive the batch (a step after its last evaluation is kept).
+    `optimizer_kernel`: `BatchRun` may step the weights through `optimizer_kernel` (one process, no wrapper work)."""
+
+    keep_values: bool
+    optimizer_kernel: bool
+    batch_size: int
+
+    def evaluate(self, learn: list[int], x_scale: float, need_x: bool) -> tuple[float, torch.Tensor | float]: ...
+
+    def values(self) -> list[torch.Tensor]: ...
+
+
+class AutogradGradients:
+    """Gradients by autograd on an energy graph (`evaluate_energy`), or from a `CompiledEnergy` of the model."""
+
+    optimizer_kernel = False
+
+    def __init__(self, model, batch, graph: EnergyGraph, accelerator=None, compiled=None, keep_values=False) -> None:
+        self.model, self.batch, self.graph = model, batch, graph
+        self.accelerator, self.compiled, self.keep_values = accelerator, compiled, keep_values
+        self.batch_size = graph.batch_size
+
+    def evaluate(self, learn: list[int], x_scale: float, need_x: bool) -> tuple[float, torch.Tensor]:
+        value, loss = evaluate_energy(self.model, self.batch, self.graph, learn, self.accelerator, self.compiled)
+        if x_scale != 1 and math.isfinite(value):
+            for x in self.graph.x.values():
+                if x.grad is not None:
+                    x.grad.mul_(x_scale)
+        return value, loss
+
+    def values(self) -> list[torch.Tensor]:
+        return self.graph.values()
+
+
+class BatchRun:
+    """One mini-batch under `algorithm`'s schedule, the only place the schedule runs: `step(t)` is evaluation t and
+    the updates the algorithm makes after it (which weight groups learn, whether the value nodes move, the hooks).
+    Benchmarks time single steps of it; `train_batch` runs all T."""
+
+    def __init__(self, gradients: Gradients, algorithm: Algorithm, optim_w: torch.optim.Optimizer) -> None:
+        self.gradients, self.algorithm, self.optim_w = gradients, algorithm, optim_w
+        self.groups = optim_w.param_groups
+        self.optim_x: torch.optim.Optimizer | None = None
+        self.started = False
+        self.stats = StepStats(math.nan, math.nan, math.nan)
+        # Weights step through the optimiser's kernel where the backend allows it; an Adam's kernel needs the state
+        # its first ordinary step creates, so it is looked for again once after that step.
+        self.kernel = optimizer_kernel(_unwrap(optim_w)) if gradients.optimizer_kernel else None
+        self._look_again = gradients.optimizer_kernel and self.kernel is None
+
+    def step(self, t: int) -> tuple[float, torch.Tensor | float]:
+        """Evaluation t and its updates; returns (F, mean output loss). Raises `Diverged` on a non-finite F."""
+        algorithm = self.algorithm
+        learn = algorithm.learning_groups(t, len(self.groups))
+        # The value nodes of a fresh graph die with the batch: a step after its last evaluation changes nothing kept.
+        move_x = (
+            algorithm.uses_value_nodes
+            and algorithm.updates_x(t)
+            and (t < algorithm.steps - 1 or self.gradients.keep_values)
+        )
+        x_scale = 1.0 if algorithm.x_grads == "batch" else float(self._batch_size())
+        value, loss = self.gradients.evaluate(learn, x_scale, move_x)
         if not math.isfinite(value):
             raise Diverged(f"energy is {value} at inference step {t}")
-        if t == 0:
-            stats.loss, stats.energy_first = float(loss), value
-            if graph.x:
-                optim_x = torch.optim.SGD(graph.values(), lr=algorithm.inference_lr)
-            algorithm.start_batch(optim_x)
-        stats.energy_last = value
-        algorithm.observe_energy(t, value, optim_x)
-        if algorithm.x_grads == "sample":
-            graph.scale_value_grads()
+        if not self.started:
+            self.started = True
+            self.stats.loss, self.stats.energy_first = float(loss), value
+            values = self.gradients.values()
+            if values:
+                self.optim_x = torch.optim.SGD(values, lr=algorithm.inference_lr)
+            algorithm.start_batch(self.optim_x)
+        self.stats.energy_last = value
+        algorithm.observe_energy(t, value, self.optim_x)
         if learn:
-            for i, group in enumerate(groups):
-                for p in group["params"]:
-                    if i not in learn:
-                        p.grad = None
-                    elif p.grad is None and p.requires_grad:  # not reached by the error yet: exactly zero
-                        p.grad = torch.zeros_like(p)
-            optim_w.step()
-            optim_w.zero_grad(set_to_none=True)
-        if optim_x is not None:
-            if algorithm.updates_x(t):
-                optim_x.step()
-            optim_x.zero_grad(set_to_none=True)
-    return stats
+            self._step_weights(learn)
+        if self.optim_x is not None:
+            xs = self.optim_x.param_groups[0]["params"]
+            if move_x:  # plain SGD: x -= lr * grad, as torch.optim.SGD computes it, at the lr the hooks set
+                with torch.no_grad():
+                    moving = [x for x in xs if x.grad is not None]
+                    torch._foreach_add_(moving, [x.grad for x in moving], alpha=-self.optim_x.param_groups[0]["lr"])
+            for x in xs:
+                x.grad = None
+        return value, loss
+
+    def _step_weights(self, learn: list[int]) -> None:
+        """The optimiser's step on the groups in `learn` only; a weight the error has not reached yet (no gradient)
+        takes its step on an exact zero gradient, as the full graph would give it."""
+        for i, group in enumerate(self.groups):
+            for p in group["params"]:
+                if i not in learn:
+                    p.grad = None
+                elif p.grad is None and p.requires_grad:
+                    p.grad = torch.zeros_like(p)
+        if self.kernel is not None:
+            with torch.no_grad():
+                self.kernel(learn)
+        else:
+            self.optim_w.step()
+            if self._look_again:
+                self._look_again = False
+                self.kernel = optimizer_kernel(_unwrap(self.optim_w))
+        self.optim_w.zero_grad(set_to_none=True)
+
+    def finish(self) -> None:
+        """Drop the gradients the batch left behind."""
+        self.optim_w.zero_grad(set_to_none=True)
+
+    def _batch_size(self) -> int:
+        return self.gradients.batch_size
+
+
+def _unwrap(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
+    """The torch optimiser inside Accelerate's wrapper (in one process without a grad scaler, the wrapper's step is
+    the optimiser's step with extra bookkeeping)."""
+    return getattr(optimizer, "optimizer", optimizer)
 
 
 def evaluate_energy(

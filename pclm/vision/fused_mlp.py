@@ -9,14 +9,13 @@ the output layer:
     dF/dW_l       = G_l^T x_{l-1} / B          dF/db_l = sum over the batch of G_l / B
     B dF/dx_l     = -r_l + G_{l+1} W_{l+1}      (what `EnergyGraph.scale_value_grads` leaves in x.grad)
 
-These are exactly what autograd's backward of `EnergyGraph.energy()` produces, so `FusedMLP.train_batch` makes the
-same updates as `pclm.training.step.train_batch` (tests/vision/test_fused_mlp.py checks every algorithm and activation,
-step by step): it asks the same `Algorithm` what to update at each evaluation, calls the same hooks (PC's
-inference-rate discount included), steps the same weight optimiser and moves the value nodes by SGD at the rate the
-algorithm sets. What it removes is the overhead around the arithmetic of an inference step: no autograd graph,
-no per-node Python, every hidden layer's activation, error and activation derivative computed once over all layers
-stacked ((D-1, B, W): one call each, which also lets them use several cores), weight and value-node gradients
-written into preallocated buffers.
+These are exactly what autograd's backward of `EnergyGraph.energy()` produces. `FusedMLP` is a gradient backend of
+`pclm.training.step` (`train_batch(..., fused=FusedMLP(model, optim))`): it only fills these gradients; the
+schedule (which groups learn, when x moves, PC's hooks, the optimisers) runs in `BatchRun`, the same as for
+autograd (tests/vision/test_fused_mlp.py checks every algorithm and activation, step by step). What it removes is
+the overhead around the arithmetic of an inference step: no autograd graph, no per-node Python, every hidden
+layer's activation, error and activation derivative computed once over all layers stacked ((D-1, B, W): one call
+each, which also lets them use several cores), weight and value-node gradients written into preallocated buffers.
 
 One shortcut, exact: the first evaluation after the feedforward initialisation has x = mu, so every hidden error
 and hidden G is exactly zero; its hidden weight gradients are zeros and its forward pass is the initialisation
@@ -39,12 +38,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..algorithms import Diverged, StepStats
 from ..errors import UsageError
 from .mlp import MLP
 from .parallel_mlp import StackedMLP
 
-__all__ = ["FusedMLP", "optimizer_kernel"]
+__all__ = ["FusedBatch", "FusedMLP"]
 
 
 def _derivative(name: str):
@@ -56,103 +54,6 @@ def _derivative(name: str):
     if name == "gelu":
         return lambda grad, a, mu: torch.ops.aten.gelu_backward(grad, a)
     raise UsageError(f"train.fused=true supports the activations tanh, relu and gelu, not '{name}'")
-
-
-def _unwrap(optimizer):
-    """The torch optimiser inside Accelerate's wrapper (in one process without a grad scaler, the wrapper's step is
-    the optimiser's step with extra bookkeeping)."""
-    return getattr(optimizer, "optimizer", optimizer)
-
-
-def _sgd_kernel(optimizer: torch.optim.Optimizer):
-    """`step(group_indices)` for a plain torch SGD (no momentum, weight decay, dampening or Nesterov): p -= lr * grad,
-    one `torch._foreach_add_` per group, the same arithmetic as SGD's own foreach step, without its Python. None for
-    any other setting."""
-    groups = optimizer.param_groups
-    if type(optimizer) is not torch.optim.SGD or any(
-        g["momentum"]
-        or g["weight_decay"]
-        or g["dampening"]
-        or g["nesterov"]
-        or g["maximize"]
-        or isinstance(g["lr"], torch.Tensor)
-        for g in groups
-    ):
-        return None
-
-    def step(indices: list[int]) -> None:
-        for i in indices:
-            params = groups[i]["params"]
-            torch._foreach_add_(params, [p.grad for p in params], alpha=-groups[i]["lr"])
-
-    return step
-
-
-def optimizer_kernel(optimizer: torch.optim.Optimizer):
-    """A function `step(group_indices)` that takes `optimizer`'s step on those parameter groups by calling its
-    kernel directly (`_adam_kernel`: fused Adam / AdamW; `_sgd_kernel`: plain SGD), or None for any other optimiser
-    or setting: then use `optimizer.step()`."""
-    return _adam_kernel(optimizer) or _sgd_kernel(optimizer)
-
-
-def _adam_kernel(optimizer: torch.optim.Optimizer):
-    """A function `step(group_indices)` that takes the step a fused torch Adam / AdamW would take on those groups
-    (every parameter in them must have a gradient), as one call of the kernel its own `step()` calls
-    (`torch._fused_adam(w)_`) for all groups whose settings agree, without the Python around it. None for
-    any other optimiser or setting, and before the optimiser's state exists (its first step creates it): then the
-    caller steps it the ordinary way. The settings are read at every step, so schedules apply as usual."""
-    if not isinstance(optimizer, torch.optim.Adam):  # AdamW is an Adam with decoupled weight decay
-        return None
-    groups = optimizer.param_groups
-    if any(
-        not g.get("fused")
-        or g["amsgrad"]
-        or g["maximize"]
-        or g["capturable"]
-        or g["differentiable"]
-        or isinstance(g["lr"], torch.Tensor)
-        for g in groups
-    ):
-        return None
-    if any("step" not in optimizer.state.get(p, {}) for g in groups for p in g["params"]):
-        return None
-    lists = []  # per group: params, first moments, second moments, step counts
-    for g in groups:
-        state = [optimizer.state[p] for p in g["params"]]
-        lists.append(
-            (g["params"], [s["exp_avg"] for s in state], [s["exp_avg_sq"] for s in state], [s["step"] for s in state])
-        )
-
-    def step(indices: list[int]) -> None:
-        calls: dict[tuple, tuple[list, list, list, list]] = {}
-        for i in indices:
-            g = groups[i]
-            key = (g["lr"], *g["betas"], g["weight_decay"], g["eps"], g["decoupled_weight_decay"])
-            merged = calls.setdefault(key, ([], [], [], []))
-            for into, part in zip(merged, lists[i]):
-                into.extend(part)
-        for (lr, beta1, beta2, weight_decay, eps, decoupled), (params, exp_avg, exp_avg_sq, steps) in calls.items():
-            torch._foreach_add_(steps, 1)
-            kernel = torch._fused_adamw_ if decoupled else torch._fused_adam_
-            kernel(
-                params,
-                [p.grad for p in params],
-                exp_avg,
-                exp_avg_sq,
-                [],
-                steps,
-                amsgrad=False,
-                lr=lr,
-                beta1=beta1,
-                beta2=beta2,
-                weight_decay=weight_decay,
-                eps=eps,
-                maximize=False,
-                grad_scale=None,
-                found_inf=None,
-            )
-
-    return step
 
 
 class _Chain:
@@ -300,8 +201,9 @@ class _Stack:
 
 
 class FusedMLP:
-    """`train_batch` for a `pclm.vision.MLP` or `StackedMLP` (or a module holding one as `.model` with per-channel
-    `mean`/`std` buffers, as `pclm.training.vision.Normalized` does), trained by `optim_w`."""
+    """Closed-form gradients for a `pclm.vision.MLP` or `StackedMLP` (or a module holding one as `.model` with
+    per-channel `mean`/`std` buffers, as `pclm.training.vision.Normalized` does), trained by `optim_w`; `begin`
+    gives each mini-batch's backend."""
 
     def __init__(self, model: torch.nn.Module, optim_w: torch.optim.Optimizer) -> None:
         inner = getattr(model, "model", model)
@@ -315,7 +217,7 @@ class FusedMLP:
         self.act = inner.act
         self.act_grad = _derivative(inner.act_name)
         expected = self.chain.groups()
-        groups = [list(group["params"]) for group in _unwrap(optim_w).param_groups]
+        groups = [list(group["params"]) for group in getattr(optim_w, "optimizer", optim_w).param_groups]
         if len(groups) != len(expected) or any(
             len(g) != len(e) or any(p is not q for p, q in zip(g, e)) for g, e in zip(groups, expected)
         ):
@@ -336,101 +238,82 @@ class FusedMLP:
         return self._buffers[key]
 
     @torch.no_grad()
-    def train_batch(self, batch, algorithm, optim_w: torch.optim.Optimizer):
-        """One mini-batch with `algorithm`'s schedule; the same result as `pclm.training.step.train_batch`."""
-
-        state = self.begin(batch, algorithm)
-        optimizer = _unwrap(optim_w)
-        fast_step = optimizer_kernel(optimizer)
-        stats = StepStats(float("nan"), float("nan"), float("nan"))
-        for t in range(algorithm.steps):
-            value, loss = self.step(state, t, algorithm, optimizer, fast_step)
-            if t == 0:
-                stats.loss, stats.energy_first = loss, value
-            stats.energy_last = value
-        for group in optimizer.param_groups:
-            for p in group["params"]:
-                p.grad = None
-        return stats
-
-    @torch.no_grad()
-    def begin(self, batch, algorithm) -> _Batch:
-        """A mini-batch's state: the normalised images and the value nodes after the feedforward initialisation."""
+    def begin(self, batch, algorithm) -> FusedBatch:
+        """A mini-batch's gradient backend (`pclm.training.step.Gradients`): the normalised images and the value
+        nodes after the feedforward initialisation."""
         images, labels = batch["pixel_values"], batch["labels"]
         if self.norm is not None:
             images = (images - self.norm[0]) / self.norm[1]
         x0 = images.flatten(1)
-        state = _Batch(x0, labels, F.one_hot(labels, self.chain.out.out_features).to(x0.dtype), self._buffers_for(x0))
+        onehot = F.one_hot(labels, self.chain.out.out_features).to(x0.dtype)
+        state = FusedBatch(self, algorithm.uses_value_nodes, x0, labels, onehot, self._buffers_for(x0))
         self.chain.feedforward(self.act, x0, state.a, state.x)  # x = mu: also the first evaluation's predictions
         out = self.chain.out
         state.top = state.x[-1] if self.hidden else x0  # the output layer's input
         state.out_weight, state.out_bias = out.weight, out.bias
         state.out_weight_t = out.weight.t()
-        if algorithm.uses_value_nodes and self.hidden:
-            # carries the value nodes' rate, which PC's hooks adjust; x moves by x -= rate * dx in `step`
-            state.optim_x = torch.optim.SGD([state.x], lr=algorithm.inference_lr)
         return state
 
-    def step(self, state: _Batch, t: int, algorithm, optimizer: torch.optim.Optimizer, fast_step=None):
-        """Evaluation t of the batch and the updates the algorithm makes after it (one iteration of train_batch's
-        loop). Returns (F, mean output loss). `fast_step`: `optimizer_kernel(optimizer)`, or None. Call it under
-        `torch.no_grad()` (as `train_batch` does)."""
 
-        a, x, dx, B = state.a, state.x, state.dx, state.x0.shape[0]
-        learn = algorithm.learning_groups(t, len(optimizer.param_groups))
-        if t > 0 and self.hidden and algorithm.uses_value_nodes:
-            self.chain.predict(state.x0, x, a)
-            state.mu = self.act(a)
-            state.r = state.mu - x
-        r = state.r  # None while x == mu: then every hidden error and hidden G is exactly zero
-        logits = torch.addmm(state.out_bias, state.top, state.out_weight_t)
+class FusedBatch:
+    """One mini-batch of `FusedMLP`: the gradient backend `BatchRun` steps. Inputs, labels and the (D-1, B, W)
+    buffers a, x, dx, G; r = mu - x. The value nodes are the one tensor x (hidden layers stacked)."""
+
+    keep_values = False  # the value nodes die with the batch
+    optimizer_kernel = True  # one process, no autocast: the weights may step through the optimiser's kernel
+
+    def __init__(self, engine: FusedMLP, value_nodes: bool, x0, labels, onehot, buffers: dict[str, torch.Tensor]):
+        self.engine, self.value_nodes = engine, value_nodes
+        self.x0, self.labels, self.onehot = x0, labels, onehot
+        self.batch_size = x0.shape[0]
+        self.a, self.x, self.dx, self.G = buffers["a"], buffers["x"], buffers["dx"], buffers["G"]
+        self.mu = self.r = None
+        self.evaluations = 0
+        self.top = self.out_weight = self.out_weight_t = self.out_bias = None  # set by `FusedMLP.begin`
+
+    def values(self) -> list[torch.Tensor]:
+        return [self.x] if self.value_nodes and self.engine.hidden else []
+
+    @torch.no_grad()
+    def evaluate(self, learn: list[int], x_scale: float, need_x: bool) -> tuple[float, float]:
+        """F and the output loss on the current x and weights; dF/dtheta of the groups in `learn` into their
+        `.grad`, and x_scale * dF/dx into x.grad when `need_x` (from the weights before they move)."""
+        engine, chain = self.engine, self.engine.chain
+        a, x, dx, B = self.a, self.x, self.dx, self.batch_size
+        if self.evaluations and engine.hidden and self.value_nodes:
+            chain.predict(self.x0, x, a)
+            self.mu = engine.act(a)
+            self.r = self.mu - x
+        self.evaluations += 1
+        r = self.r  # None while x == mu: then every hidden error and hidden G is exactly zero
+        logits = torch.addmm(self.out_bias, self.top, self.out_weight_t)
         log_p = F.log_softmax(logits, dim=1)
-        ce = float(F.nll_loss(log_p, state.labels, reduction="sum"))
+        ce = float(F.nll_loss(log_p, self.labels, reduction="sum"))
         if r is not None:
             flat = r.view(-1)
             value = (ce + 0.5 * float(torch.dot(flat, flat))) / B
         else:
             value = ce / B
         if value != value or value in (float("inf"), float("-inf")):
-            raise Diverged(f"energy is {value} at inference step {t}")
-        if t == 0:
-            algorithm.start_batch(state.optim_x)
-        algorithm.observe_energy(t, value, state.optim_x)
-
-        g_out = log_p.exp_().sub_(state.onehot)  # B dF/dlogits
+            return value, ce / B
+        g_out = log_p.exp_().sub_(self.onehot)  # B dF/dlogits
         G = None
-        if not algorithm.uses_value_nodes:  # BP: the chain rule from the output down, on the feedforward pass
-            if self.hidden:
-                G = state.G
-                self.chain.backprop(self.act_grad, a, x, G, g_out)
+        if not self.value_nodes:  # BP: the chain rule from the output down, on the feedforward pass
+            if engine.hidden:
+                G = self.G
+                chain.backprop(engine.act_grad, a, x, G, g_out)
         elif r is not None:
-            G = self.act_grad(r, a, state.mu)  # every hidden layer at once
-        # the value nodes die with the batch: a step after its last evaluation changes nothing that is kept
-        move_x = state.optim_x is not None and algorithm.updates_x(t) and t < algorithm.steps - 1
-        if move_x:  # B dF/dx = -r_l + G_{l+1} W_{l+1}, from the weights before they move
+            G = engine.act_grad(r, a, self.mu)  # every hidden layer at once
+        if need_x and engine.hidden:  # B dF/dx = -r_l + G_{l+1} W_{l+1}
             if r is None:  # x == mu: only the top node has a non-zero gradient, from the output
                 dx[:-1].zero_()
-                torch.mm(g_out, state.out_weight, out=dx[-1])
+                torch.mm(g_out, self.out_weight, out=dx[-1])
             else:
-                self.chain.propagate(r, G, dx)
-                torch.addmm(r[-1], g_out, state.out_weight, beta=-1, out=dx[-1])
+                chain.propagate(r, G, dx)
+                torch.addmm(r[-1], g_out, self.out_weight, beta=-1, out=dx[-1])
+            if x_scale != B:
+                dx.mul_(x_scale / B)
+            x.grad = dx
         if learn:
-            self.chain.set_grads(state.x0, x, G, g_out, learn)
-            if fast_step is None:
-                optimizer.step()
-            else:
-                fast_step(learn)
-        if move_x:
-            x.sub_(dx, alpha=state.optim_x.param_groups[0]["lr"])
+            chain.set_grads(self.x0, x, G, g_out, learn)
         return value, ce / B
-
-
-class _Batch:
-    """One mini-batch in `FusedMLP`: inputs, labels and the (D-1, B, W) buffers a, x, dx, G; r = mu - x."""
-
-    def __init__(self, x0, labels, onehot, buffers: dict[str, torch.Tensor]) -> None:
-        self.x0, self.labels, self.onehot = x0, labels, onehot
-        self.a, self.x, self.dx, self.G = buffers["a"], buffers["x"], buffers["dx"], buffers["G"]
-        self.mu = self.r = None
-        self.optim_x: torch.optim.Optimizer | None = None
-        self.top = self.out_weight = self.out_weight_t = self.out_bias = None  # set by `FusedMLP.begin`

@@ -17,6 +17,7 @@ from pclm.vision import CNN, MLP, FusedMLP, StackedMLP
 ALL_GAUSSIAN = lambda name: gaussian  # noqa: E731
 ALGOS = {
     "ipc": lambda: IPC(5, 0.3),
+    "ipc-xbatch": lambda: IPC(5, 0.3, x_grads="batch"),  # x moves by the batch mean's gradient
     "pc": lambda: PC(5, 0.3, discount=0.5),
     "zil": lambda: ZIL(4, 1.0),
     "bp": lambda: BP(),
