@@ -89,10 +89,12 @@ class Gradients(Protocol):
     and, when `need_x`, x_scale * dF/dx in each value node's `.grad`. It returns (F, mean output loss).
     `values()` lists the value nodes (empty without any); valid after the first evaluation.
     `keep_values`: the value nodes outlive the batch (a step after its last evaluation is kept).
-    `optimizer_kernel`: `BatchRun` may step the weights through `optimizer_kernel` (one process, no wrapper work)."""
+    `owns_grads`: at every evaluation with a non-empty `learn` the backend itself sets each weight's `.grad` (those
+    in `learn`, None elsewhere), in one process: `BatchRun` then leaves the gradients alone and may step the
+    weights through the optimiser's own kernel (`optimizer_kernel`)."""
 
     keep_values: bool
-    optimizer_kernel: bool
+    owns_grads: bool
     batch_size: int
 
     def evaluate(self, learn: list[int], x_scale: float, need_x: bool) -> tuple[float, torch.Tensor | float]: ...
@@ -103,7 +105,7 @@ class Gradients(Protocol):
 class AutogradGradients:
     """Gradients by autograd on an energy graph (`evaluate_energy`), or from a `CompiledEnergy` of the model."""
 
-    optimizer_kernel = False
+    owns_grads = False
 
     def __init__(self, model, batch, graph: EnergyGraph, accelerator=None, compiled=None, keep_values=False) -> None:
         self.model, self.batch, self.graph = model, batch, graph
@@ -135,8 +137,8 @@ class BatchRun:
         self.stats = StepStats(math.nan, math.nan, math.nan)
         # Weights step through the optimiser's kernel where the backend allows it; an Adam's kernel needs the state
         # its first ordinary step creates, so it is looked for again once after that step.
-        self.kernel = optimizer_kernel(_unwrap(optim_w)) if gradients.optimizer_kernel else None
-        self._look_again = gradients.optimizer_kernel and self.kernel is None
+        self.kernel = optimizer_kernel(_unwrap(optim_w)) if gradients.owns_grads else None
+        self._look_again = gradients.owns_grads and self.kernel is None
 
     def step(self, t: int) -> tuple[float, torch.Tensor | float]:
         """Evaluation t and its updates; returns (F, mean output loss). Raises `Diverged` on a non-finite F."""
@@ -176,20 +178,23 @@ class BatchRun:
     def _step_weights(self, learn: list[int]) -> None:
         """The optimiser's step on the groups in `learn` only; a weight the error has not reached yet (no gradient)
         takes its step on an exact zero gradient, as the full graph would give it."""
+        if self.gradients.owns_grads:  # the backend set exactly these gradients, and overwrites them next time
+            if self.kernel is not None:
+                with torch.no_grad():
+                    self.kernel(learn)
+                return
+            self.optim_w.step()
+            if self._look_again:  # the optimiser's state exists now
+                self._look_again = False
+                self.kernel = optimizer_kernel(_unwrap(self.optim_w))
+            return
         for i, group in enumerate(self.groups):
             for p in group["params"]:
                 if i not in learn:
                     p.grad = None
                 elif p.grad is None and p.requires_grad:
                     p.grad = torch.zeros_like(p)
-        if self.kernel is not None:
-            with torch.no_grad():
-                self.kernel(learn)
-        else:
-            self.optim_w.step()
-            if self._look_again:
-                self._look_again = False
-                self.kernel = optimizer_kernel(_unwrap(self.optim_w))
+        self.optim_w.step()
         self.optim_w.zero_grad(set_to_none=True)
 
     def finish(self) -> None:

@@ -260,7 +260,7 @@ class FusedBatch:
     buffers a, x, dx, G; r = mu - x. The value nodes are the one tensor x (hidden layers stacked)."""
 
     keep_values = False  # the value nodes die with the batch
-    optimizer_kernel = True  # one process, no autocast: the weights may step through the optimiser's kernel
+    owns_grads = True  # `set_grads` assigns every weight's .grad at each evaluation; one process, no autocast
 
     def __init__(self, engine: FusedMLP, value_nodes: bool, x0, labels, onehot, buffers: dict[str, torch.Tensor]):
         self.engine, self.value_nodes = engine, value_nodes
