@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from accelerate.utils import DataLoaderConfiguration, set_seed
 from torch.utils.data import DataLoader, Dataset
 
+from .. import runs
 from ..algorithms import Algorithm, build_algorithm
 from ..config import VisionRunConfig, load_vision_config, save_config
 from ..data.vision import VISION_DATASETS, load_vision_dataset
@@ -367,8 +368,7 @@ def _train_vision(
 
     def write_metrics(st: FitState, status: str, final: dict[str, Any] | None = None) -> dict[str, Any]:
         per_epoch = _epoch_seconds(st.history)
-        metrics = {
-            "status": status,
+        fields = {
             "algo": cfg.algo,
             "model": name,
             "dataset": cfg.data.dataset,
@@ -400,8 +400,8 @@ def _train_vision(
             **(final or {}),
         }
         if accelerator.is_main_process:
-            write_atomic(output_dir / "metrics.json", json.dumps(metrics, indent=1))
-        return metrics
+            runs.write_metrics(output_dir, status, fields)
+        return {"status": status, **fields}
 
     job = Fit(
         model=model,
