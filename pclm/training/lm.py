@@ -24,8 +24,8 @@ from ..data.collate import eval_collator, premask, train_collator
 from ..data.lm1b import EMBEDDED_LM1B_DIR, check_lm1b_files, find_lm1b_files, load_lm1b, tokenize_lm1b
 from ..errors import UsageError
 from ..evaluation import load_perplexity
+from ..evaluation.nll import per_sample_nll
 from ..folders import RunFolder, check_overwritable, write_atomic
-from ..metrics import per_sample_nll
 from ..models import PCLMConfig, PCLMForCausalLM, PCLMForMaskedLM
 from ..models.hub import checkpoint_tokenizer
 from ..models.value_nodes import error_depth, value_node_selector
