@@ -46,7 +46,7 @@ class TrainResult:
     """What `train` returns. `model` is the object passed in (trained in place), unwrapped from Accelerate."""
 
     model: torch.nn.Module
-    status: str  # "completed", "early_stopped", "max_steps" or "diverged"
+    status: str  # a final status of pclm.runs: "completed", "early_stopped", "max_steps" or "diverged"
     steps: int  # mini-batches trained
     # per epoch: epoch, train_loss (mean feedforward loss), dev_ppl / dev_nll / dev_targets with an eval set,
     # train_seconds

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UsageError
+from .runs import COMPLETED, CRASHED, DIVERGED, METRICS_FILE, MISSING, UNREADABLE, USABLE_STATUSES, read_metrics
 
 __all__ = [
     "ALGOS",
@@ -43,7 +44,6 @@ __all__ = [
 TASKS = {"mlm": "masked LM", "clm": "conditional LM"}  # Table 3's rows, in its order
 ALGOS = {"bp": "BP", "pc": "PC", "ipc": "iPC"}  # Table 3's columns, in its order
 DEFAULT_THRESHOLDS = {"bp": 200.0, "pc": 800.0, "ipc": 200.0}
-FAILED = ("diverged", "crashed")
 
 
 @dataclass
@@ -79,7 +79,8 @@ class MethodSummary:
 
 
 def is_converged(test_ppl: float | None, status: str, threshold: float) -> bool:
-    return status not in FAILED and test_ppl is not None and math.isfinite(test_ppl) and test_ppl < threshold
+    """Finished without diverging (a usable status of pclm.runs) with a finite test perplexity below `threshold`."""
+    return status in USABLE_STATUSES and test_ppl is not None and math.isfinite(test_ppl) and test_ppl < threshold
 
 
 def parse_thresholds(items: list[str] | None) -> dict[str, float]:
@@ -144,7 +145,7 @@ def load_seed_lists(path: str | Path, thresholds: dict[str, float]) -> list[Seed
             except (TypeError, ValueError) as err:
                 raise UsageError(f"'{path}': {task}/{algo} must be a list of numbers or nulls ({err})") from None
             for seed, ppl in enumerate(ppls):
-                status = "completed" if ppl is not None else "crashed"
+                status = COMPLETED if ppl is not None else CRASHED
                 results.append(
                     SeedResult(
                         task, algo, seed, ppl, status, is_converged(ppl, status, threshold_of(thresholds, task, algo))
@@ -183,17 +184,21 @@ def load_runs(paths: list[str | Path], thresholds: dict[str, float]) -> list[See
     and seed come from its config.json) or without `test_ppl` is listed as crashed, not converged."""
     results = []
     for run in _run_files(paths):
-        name = "metrics.json" if (run / "metrics.json").is_file() else "config.json"
+        m = read_metrics(run)
+        if m["status"] == UNREADABLE:
+            raise UsageError(f"cannot read '{run / METRICS_FILE}' ({m['error']})")
+        path = run / ("config.json" if m["status"] == MISSING else METRICS_FILE)
         try:
-            m = json.loads((run / name).read_text())
-            test_ppl = _number(m.get("test_ppl")) if name == "metrics.json" else None
+            if m["status"] == MISSING:  # died before its first evaluation: task, algorithm and seed from its config
+                m = {**json.loads(path.read_text()), "status": CRASHED}
+            test_ppl = _number(m.get("test_ppl"))
             history = [{"epoch": int(h["epoch"]), "dev_ppl": _number(h["dev_ppl"])} for h in m.get("history", [])]
         except (OSError, ValueError, TypeError, KeyError, AttributeError) as err:
-            raise UsageError(f"cannot read '{run / name}' ({type(err).__name__}: {err})") from None
-        _check_names(m.get("task"), m.get("algo"), str(run / name))
-        status = str(m.get("status", "crashed")) if name == "metrics.json" else "crashed"
-        if test_ppl is None and status not in FAILED:
-            status = f"crashed ({status})"  # e.g. "running": killed before its final evaluation
+            raise UsageError(f"cannot read '{path}' ({type(err).__name__}: {err})") from None
+        _check_names(m.get("task"), m.get("algo"), str(path))
+        status = m["status"]
+        if test_ppl is None and status not in (DIVERGED, CRASHED):
+            status = f"{CRASHED} ({status})"  # e.g. "running": killed before its final evaluation
         results.append(
             SeedResult(
                 m["task"],
@@ -225,7 +230,7 @@ def summarize(results: list[SeedResult], thresholds: dict[str, float]) -> list[M
             done = [
                 r.test_ppl
                 for r in seeds
-                if r.status not in FAILED and r.test_ppl is not None and math.isfinite(r.test_ppl)
+                if r.status in USABLE_STATUSES and r.test_ppl is not None and math.isfinite(r.test_ppl)
             ]
             mean_all = statistics.fmean(done) if done else math.nan
             pm_all = statistics.pstdev(done) / 2 if done else math.nan

@@ -1,5 +1,10 @@
-"""Launching one training run per folder, for the multi-seed runner and the grid search (scripts/run_seeds.py,
-scripts/sweep.py): what counts as finished, and how a run is started or resumed in its own process."""
+"""Run folders seen from outside: the statuses a run can be in, the one writer and the one reader of a run's
+metrics.json, and launching one training run per folder for the multi-seed runner, the plan runner and the grid search
+(scripts/run_seeds.py, scripts/run_plan.py, scripts/sweep.py) in its own process, started or resumed.
+
+A training job (`pclm.training.lm`, `pclm.training.vision`, through `pclm.training.loop.fit`) writes one of the
+WRITTEN_STATUSES into metrics.json; `read_metrics` and `status_after_launch` add the READER_STATUSES for a folder that
+holds no readable result."""
 
 from __future__ import annotations
 
@@ -8,14 +13,31 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from .errors import USAGE_EXIT, USAGE_MARKER_ENV, UsageError
-from .folders import find_checkpoint
+from .folders import find_checkpoint, write_atomic
 
 __all__ = [
+    "RUNNING",
+    "COMPLETED",
+    "EARLY_STOPPED",
+    "MAX_STEPS",
+    "DIVERGED",
+    "MISSING",
+    "UNREADABLE",
+    "CRASHED",
+    "WRITTEN_STATUSES",
+    "READER_STATUSES",
+    "USABLE_STATUSES",
     "FINAL_STATUSES",
+    "METRICS_FILE",
+    "write_metrics",
+    "read_metrics",
     "run_status",
+    "status_after_launch",
     "split_passthrough",
     "default_launcher",
     "launch_train",
@@ -24,16 +46,65 @@ __all__ = [
     "parse_seeds",
 ]
 
-FINAL_STATUSES = frozenset({"completed", "early_stopped", "max_steps", "diverged"})
+# Written by a training job into metrics.json:
+RUNNING = "running"  # training: written after every epoch until the run ends (also left by a run killed mid-way)
+COMPLETED = "completed"  # trained all train.epochs epochs
+EARLY_STOPPED = "early_stopped"  # stopped after train.patience epochs without a better dev score
+MAX_STEPS = "max_steps"  # stopped after train.max_steps mini-batches
+DIVERGED = "diverged"  # stopped at a NaN/inf energy or dev score; the last good model, if any, is kept
+# Given by a reader, never written:
+MISSING = "missing"  # no metrics.json: not started, still in its first epoch, or killed before the end of it
+UNREADABLE = "unreadable"  # a metrics.json that is not a run's metrics (not JSON, not an object, no known status)
+CRASHED = "crashed"  # ended without a final status: its process exited (a launcher's verdict) or a report found it so
+
+WRITTEN_STATUSES = (RUNNING, COMPLETED, EARLY_STOPPED, MAX_STEPS, DIVERGED)
+READER_STATUSES = (MISSING, UNREADABLE, CRASHED)
+USABLE_STATUSES = (COMPLETED, EARLY_STOPPED, MAX_STEPS)  # final, with scores to report and average
+FINAL_STATUSES = (*USABLE_STATUSES, DIVERGED)  # the run trains no further: a launcher skips it on a re-run
+
+METRICS_FILE = "metrics.json"
 TRAIN_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train_lm.py"
 
 
-def run_status(run: Path) -> str | None:
-    """The status in a run folder's metrics.json, or None when there is none (not started, or no metrics yet)."""
+def write_metrics(run: Path, status: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Write `run`/metrics.json, {"status": status, **fields}, whole (a reader or a kill sees the old file or the new
+    one, never a part); returns what was written. ValueError on a status a job does not write."""
+    if status not in WRITTEN_STATUSES:
+        raise ValueError(f"a run's status is one of {', '.join(WRITTEN_STATUSES)}, not '{status}'")
+    if "status" in fields:
+        raise ValueError("the status is given on its own, not among the fields")
+    metrics = {"status": status, **fields}
+    write_atomic(Path(run) / METRICS_FILE, json.dumps(metrics, indent=1))
+    return metrics
+
+
+def read_metrics(run: Path) -> dict[str, Any]:
+    """The content of `run`/metrics.json, whose "status" is one of WRITTEN_STATUSES; {"status": MISSING} when there is
+    no such file (or no such folder), {"status": UNREADABLE, "error": why} when it is not a run's metrics."""
+    path = Path(run) / METRICS_FILE
     try:
-        return json.loads((run / "metrics.json").read_text()).get("status")
-    except (OSError, ValueError):
-        return None
+        metrics = json.loads(path.read_text())
+    except (FileNotFoundError, NotADirectoryError):
+        return {"status": MISSING}
+    except (OSError, ValueError) as err:  # ValueError: not JSON, or not UTF-8
+        return {"status": UNREADABLE, "error": f"{type(err).__name__}: {err}"}
+    if not isinstance(metrics, dict):
+        return {"status": UNREADABLE, "error": f"not a JSON object but {type(metrics).__name__}"}
+    if metrics.get("status") not in WRITTEN_STATUSES:
+        return {"status": UNREADABLE, "error": f"unknown status {metrics.get('status')!r}"}
+    return metrics
+
+
+def run_status(run: Path) -> str:
+    """The status of a run folder: its metrics.json's, or MISSING / UNREADABLE (see `read_metrics`)."""
+    return read_metrics(run)["status"]
+
+
+def status_after_launch(run: Path) -> str:
+    """The status of a run whose training process has just ended, whatever its exit code: the final status in its
+    metrics.json, else CRASHED (a process that ends leaves a final status unless it died)."""
+    status = run_status(run)
+    return status if status in FINAL_STATUSES else CRASHED
 
 
 def check_folder_name(name: str) -> str:

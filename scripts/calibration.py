@@ -161,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     from pclm.data.vision import VISION_DATASETS, load_vision_dataset
     from pclm.errors import UsageError
     from pclm.evaluation.calibration import calibration_under_corruption
+    from pclm.evaluation.vision import predict_logits
+    from pclm.vision.classifier import load_vision_run
     from pclm.vision.corruptions import CORRUPTIONS, LEVELS
 
     try:
@@ -175,9 +177,6 @@ def main(argv: list[str] | None = None) -> int:
         if output.suffix in (".json", ".png"):
             output = output.with_suffix("")
         check_output_location(output)
-        # the other helper's module: imported here so this script loads (and --help works) without it
-        from pclm.training.vision import load_vision_run, predict_logits
-
         images, labels = load_vision_dataset(args.dataset, args.data_dir, "test")
         if args.test_size is not None and args.test_size < len(labels):
             keep = torch.randperm(len(labels), generator=torch.Generator().manual_seed(args.seed))[: args.test_size]

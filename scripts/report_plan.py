@@ -24,15 +24,9 @@ import statistics
 import sys
 from pathlib import Path
 
+from pclm.runs import DIVERGED, MISSING, USABLE_STATUSES, read_metrics
+
 ROOT = Path(__file__).resolve().parents[1]
-FINISHED = {"completed", "early_stopped", "max_steps"}
-
-
-def load(run_dir: Path) -> dict:
-    try:
-        return json.loads((run_dir / "metrics.json").read_text())
-    except (OSError, ValueError):
-        return {}
 
 
 def fmt(x) -> str:
@@ -48,7 +42,7 @@ def collect(out: Path) -> dict:
     plan = json.loads((out / "plan.json").read_text())
     runs = []
     for r in plan["runs"]:
-        m = load(out / r["name"])
+        m = read_metrics(out / r["name"])
         try:
             import yaml
 
@@ -59,7 +53,8 @@ def collect(out: Path) -> dict:
             {
                 **r,
                 "batch_size": batch,
-                "status": m.get("status", r.get("status")),
+                # no metrics.json: the plan's verdict on the run (crashed), if it launched it
+                "status": (r.get("status") or MISSING) if m["status"] == MISSING else m["status"],
                 "epochs_run": m.get("epochs_run"),
                 "best_dev_ppl": m.get("best_dev_ppl"),
                 "test_ppl": m.get("test_ppl"),
@@ -111,7 +106,7 @@ def table3_rows(runs: list[dict], unigram: dict, threshold: float) -> list[dict]
         seeds = [r for r in runs if r["stage"] == "seeds" and r["method"] == method]
         task = seeds[0]["task"]
         limit = threshold * unigram.get(task, {}).get("test", math.inf)
-        done = [r for r in seeds if r["status"] in FINISHED and r["test_ppl"] is not None]
+        done = [r for r in seeds if r["status"] in USABLE_STATUSES and r["test_ppl"] is not None]
         conv = [r["test_ppl"] for r in done if r["test_ppl"] < limit]
         mean, pm = mean_pm(conv) if conv else (None, None)
         rows.append(
@@ -125,10 +120,9 @@ def table3_rows(runs: list[dict], unigram: dict, threshold: float) -> list[dict]
                 "converged": len(conv),
                 "finished": len(done),
                 "planned": len(seeds),
-                "diverged": sum(r["status"] == "diverged" for r in seeds),
+                "diverged": sum(r["status"] == DIVERGED for r in seeds),
                 "per_seed": {
-                    r["seed"]: (r["test_ppl"] if r["status"] in FINISHED else r["status"] or "not started")
-                    for r in seeds
+                    r["seed"]: (r["test_ppl"] if r["status"] in USABLE_STATUSES else r["status"]) for r in seeds
                 },
                 "epochs": {r["seed"]: r["epochs_run"] for r in seeds},
             }
@@ -209,7 +203,7 @@ def markdown(doc: dict, command: str) -> str:
         sel = doc["selections"].get(r["method"], {}).get("point") == r["point"]
         curve = " → ".join(fmt(h["dev_ppl"]) for h in r["history"]) or "–"
         lines.append(
-            f"| {r['method']} | {r['point']} | {r['status'] or 'not started'} | {curve} | "
+            f"| {r['method']} | {r['point']} | {r['status']} | {curve} | "
             f"{fmt(r['best_dev_ppl'])} | {'**yes**' if sel else ''} |"
         )
     lines += [
@@ -266,12 +260,12 @@ def main(argv: list[str] | None = None) -> int:
         doc["unigram"] = json.loads(args.unigram.read_text()) if args.unigram else {}
         costs = bench_costs(args.step_costs)
         if args.pilot:
-            m = load(args.pilot)
+            m = read_metrics(args.pilot)
             limit = 0.8 * doc["unigram"].get("mlm", {}).get("dev", math.nan)
             below = next((h["epoch"] for h in m.get("history", []) if h["dev_ppl"] < limit), None)
             doc["pilot"] = {
                 "dir": str(args.pilot),
-                "status": m.get("status"),
+                "status": m["status"],
                 "history": m.get("history", []),
                 "first_epoch_below": below,
             }

@@ -22,7 +22,8 @@ skipped when its metrics.json holds a final status, resumed from a complete chec
 method's seeds start once all its grid points are final; the point with the lowest best dev perplexity is chosen
 (diverged points lose). Seed runs are ordered seed-major (seed 0 of every method, then seed 1, ...), so a plan cut
 short still covers every method. A bad-input exit (2) of any run stops the plan with that exit code.
-Writes <output-dir>/plan.json: every run's folder, overrides, status and exit code, and each method's selection.
+Writes <output-dir>/plan.json: every run's folder, overrides, status (pclm.runs) and exit code, and each method's
+selection.
 """
 
 from __future__ import annotations
@@ -122,12 +123,12 @@ def build_runs(plan: dict) -> tuple[list[Run], dict[str, list[Run]]]:
 
 
 def best_dev(run_dir: Path) -> float:
-    try:
-        m = json.loads((run_dir / "metrics.json").read_text())
-    except (OSError, ValueError):
-        return math.inf
+    """The run's best dev perplexity; inf when it diverged or has none."""
+    from pclm.runs import DIVERGED, read_metrics
+
+    m = read_metrics(run_dir)
     value = m.get("best_dev_ppl")
-    return value if m.get("status") != "diverged" and isinstance(value, (int, float)) else math.inf
+    return value if m["status"] != DIVERGED and isinstance(value, (int, float)) else math.inf
 
 
 def select(grid: list[Run], out: Path) -> Run:
@@ -136,7 +137,14 @@ def select(grid: list[Run], out: Path) -> Run:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pclm.runs import FINAL_STATUSES, default_launcher, launch_train, run_status, split_passthrough
+    from pclm.runs import (
+        FINAL_STATUSES,
+        default_launcher,
+        launch_train,
+        run_status,
+        split_passthrough,
+        status_after_launch,
+    )
 
     own, passthrough = split_passthrough(sys.argv[1:] if argv is None else argv)
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -222,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
             *r.overrides,
         ]
         code = launch_train(args.launcher, folder, cmd, SCRIPTS / "train_lm.py")
-        r.exit_code, r.status = code, run_status(folder) or "crashed"
+        r.exit_code, r.status = code, status_after_launch(folder)
         return code
 
     started = time.monotonic()

@@ -8,7 +8,8 @@ Each seed runs as its own `accelerate launch scripts/train_lm.py` process (argum
 crash or divergence stays inside its seed: it is recorded and the sweep goes on. Re-running skips seeds whose
 metrics.json holds a final status, resumes seeds with a checkpoint, and starts the rest. `--shard i/n` runs only
 seeds with index % n == i, so a cluster runs one job per shard (or per seed: `--seeds 7`) under its own scheduler.
-Writes <output-dir>/seeds.json: each seed's folder, exit code and status.
+Writes <output-dir>/seeds.json: each seed's folder, exit code and status (pclm.runs; `crashed` when its process ended
+without a final status in metrics.json).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pclm.runs import (
     parse_seeds,
     run_status,
     split_passthrough,
+    status_after_launch,
 )
 
 
@@ -82,11 +84,10 @@ def main(argv: list[str] | None = None) -> int:
             }
             continue
         code = launch_train(args.launcher, run, ["--task", args.task, "--algo", args.algo, "--seed", str(seed), *extra])
-        status = run_status(run) or "crashed"
         if code == 2:  # bad input (its `error:` line is above): the same for every seed, so stop here
             print(f"stopped at seed {seed}: the training script refused its input", file=sys.stderr)
             return 2
-        summary[str(seed)] = {"dir": str(run), "status": status if code in (0, 1) else "crashed", "exit_code": code}
+        summary[str(seed)] = {"dir": str(run), "status": status_after_launch(run), "exit_code": code}
         args.output_dir.mkdir(parents=True, exist_ok=True)
         write_atomic(summary_path, json.dumps(summary, indent=1))
     args.output_dir.mkdir(parents=True, exist_ok=True)

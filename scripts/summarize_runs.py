@@ -14,6 +14,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from pclm.runs import MISSING, UNREADABLE, read_metrics
+
 ROOT = Path(__file__).resolve().parents[1]
 ORDER = {"bp": 0, "pc": 1, "ipc": 2}
 
@@ -27,9 +29,12 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     rows = []
     for run in args.runs:
-        if not (run / "metrics.json").is_file():
+        m = read_metrics(run)
+        if m["status"] == MISSING:
             continue
-        m = json.loads((run / "metrics.json").read_text())
+        if m["status"] == UNREADABLE:
+            print(f"error: cannot read '{run / 'metrics.json'}' ({m['error']})", file=sys.stderr)
+            return 2
         rows.append(
             {
                 "run": run.name,

@@ -6,7 +6,7 @@ one cell per row x column over its seeds, with the paper's numbers beside.
         --cell "MLP on MNIST/BP=runs/a/seed0,runs/a/seed1" --paper "MLP on MNIST/BP=98.26±0.12" ...
 
 `--cell ROW/COLUMN=DIR[,DIR...]` (repeatable; the last `/` before `=` splits row and column) names one cell's run
-folders, one per seed; a missing folder or one without metrics.json counts as status `missing`. `--paper
+folders, one per seed; a missing folder or one without metrics.json counts as status `missing` (pclm.runs). `--paper
 ROW/COLUMN=TEXT` puts the paper's number beside the cell. A cell reports every seed (status, test and best dev
 accuracy, epochs, seconds) and, over the seeds that finished without diverging, the mean and the paper's "±" (HALF
 the population standard deviation, as pclm/reporting.py), in percent. Each row also lists its columns ordered by mean,
@@ -26,8 +26,9 @@ import statistics
 import sys
 from pathlib import Path
 
+from pclm.runs import MISSING, UNREADABLE, USABLE_STATUSES, read_metrics
+
 BEGIN, END = "<!-- generated -->", "<!-- /generated -->"
-OK = ("completed", "early_stopped", "max_steps")
 # The order column ranks means only; what the runs were not equalised on must stay next to it.
 ORDER_NOTE = (
     "'ours: order by mean' sorts a row's columns by mean test accuracy over the finished seeds. It is not a "
@@ -45,14 +46,13 @@ def split_key(item: str, flag: str) -> tuple[str, str, str]:
 
 
 def seed_row(run: Path) -> dict:
-    try:
-        m = json.loads((run / "metrics.json").read_text())
-    except (OSError, ValueError):
-        return {"dir": str(run), "status": "missing"}
+    m = read_metrics(run)
+    if m["status"] in (MISSING, UNREADABLE):
+        return {"dir": str(run), "status": m["status"]}
     return {
         "dir": str(run),
         "seed": m.get("seed"),
-        "status": m.get("status"),
+        "status": m["status"],
         "test_accuracy": m.get("test_accuracy"),
         "best_dev_accuracy": m.get("best_dev_accuracy"),
         "best_epoch": m.get("best_epoch"),
@@ -69,7 +69,7 @@ def cell_stats(seeds: list[dict]) -> dict:
     done = [
         s["test_accuracy"] * 100
         for s in seeds
-        if s["status"] in OK and s.get("test_accuracy") is not None and math.isfinite(s["test_accuracy"])
+        if s["status"] in USABLE_STATUSES and s.get("test_accuracy") is not None and math.isfinite(s["test_accuracy"])
     ]
     return {
         "n": len(seeds),

@@ -18,8 +18,8 @@ and names `model` and `dataset` (and `algo`) instead of `task`; a grid key may b
 Each point runs as its own `accelerate launch scripts/<script>` process in <output-dir>/<point name>; points whose
 metrics.json holds a final status are skipped on a re-run, points with a checkpoint are resumed. Writes
 <output-dir>/results.json and results.md: every point with its status, best dev and test score, the best point
-first, and the number of converged points. Converged means: status completed, early_stopped or max_steps (not
-diverged, not missing) and
+first, and the number of converged points. Statuses are those of pclm.runs (a point without metrics.json is
+`missing`). Converged means: status completed, early_stopped or max_steps (not diverged, missing or unreadable) and
 * language models: best dev perplexity finite and below --converged-below (default: no threshold);
 * vision: final test accuracy (of the best-dev model; dev accuracy if no test score) above --converged-above
   (default: twice chance, 2 / classes, i.e. 0.2 for 10 classes).
@@ -38,12 +38,22 @@ from pathlib import Path
 import yaml
 
 from pclm.folders import write_atomic
-from pclm.runs import FINAL_STATUSES, check_folder_name, default_launcher, launch_train, run_status, split_passthrough
+from pclm.runs import (
+    FINAL_STATUSES,
+    USABLE_STATUSES,
+    check_folder_name,
+    default_launcher,
+    launch_train,
+    read_metrics,
+    run_status,
+    split_passthrough,
+)
 
 SCRIPTS = Path(__file__).resolve().parent
 VISION_SCRIPT = "train_vision.py"
 TRAIN_SCRIPTS = ("train_lm.py", VISION_SCRIPT)
 CONFIG_KEY = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
+USABLE_RULE = " / ".join(USABLE_STATUSES)  # "completed / early_stopped / max_steps"
 
 
 def is_vision(spec: dict) -> bool:
@@ -67,26 +77,18 @@ def point_name(point: dict[str, object]) -> str:
     return "_".join(f"{k.split('.')[-1]}={v}" for k, v in point.items()) or "default"
 
 
-def read_metrics(run: Path) -> dict:
-    """A point's metrics.json, or {"status": "missing"} when it has none (not started, or died before writing it)."""
-    try:
-        return json.loads((run / "metrics.json").read_text())
-    except (OSError, ValueError):
-        return {"status": "missing"}
-
-
 def collect(output_dir: Path, points: list[dict[str, object]], converged_below: float | None) -> list[dict]:
     rows = []
     for point in points:
         run = output_dir / point_name(point)
         m = read_metrics(run)
         dev = m.get("best_dev_ppl")
-        ok = m.get("status") in FINAL_STATUSES - {"diverged"} and dev is not None and math.isfinite(dev)
+        ok = m["status"] in USABLE_STATUSES and dev is not None and math.isfinite(dev)
         rows.append(
             {
                 "point": point,
                 "dir": str(run),
-                "status": m.get("status"),
+                "status": m["status"],
                 "best_dev_ppl": dev,
                 "test_ppl": m.get("test_ppl"),
                 "converged": ok and (converged_below is None or dev < converged_below),
@@ -105,12 +107,12 @@ def collect_vision(output_dir: Path, points: list[dict[str, object]], converged_
         m = read_metrics(run)
         dev, test = m.get("best_dev_accuracy"), m.get("test_accuracy")
         final = test if test is not None else dev
-        ok = m.get("status") in FINAL_STATUSES - {"diverged"} and final is not None and math.isfinite(final)
+        ok = m["status"] in USABLE_STATUSES and final is not None and math.isfinite(final)
         rows.append(
             {
                 "point": point,
                 "dir": str(run),
-                "status": m.get("status"),
+                "status": m["status"],
                 "best_dev_accuracy": dev,
                 "test_accuracy": test,
                 "converged": ok and final > converged_above,
@@ -194,12 +196,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if is_vision(spec):
         above = default_converged_above(spec) if args.converged_above is None else args.converged_above
-        rule = f"status completed / early_stopped / max_steps and final test accuracy above {100 * above:.1f}%" + (
+        rule = f"status {USABLE_RULE} and final test accuracy above {100 * above:.1f}%" + (
             " (twice chance)" if args.converged_above is None else ""
         )
         gather = lambda: collect_vision(args.output_dir, points, above)  # noqa: E731
     else:
-        rule = "status completed / early_stopped / max_steps and finite best dev perplexity" + (
+        rule = f"status {USABLE_RULE} and finite best dev perplexity" + (
             f" below {args.converged_below}" if args.converged_below is not None else ""
         )
         gather = lambda: collect(args.output_dir, points, args.converged_below)  # noqa: E731

@@ -21,9 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path)
     p.add_argument("overrides", nargs="*", help="data.* overrides, as given to train_lm.py")
     args = p.parse_args(argv)
-    from pclm.baselines import unigram_log_probs, unigram_perplexity
     from pclm.config import load_config
     from pclm.errors import UsageError
+    from pclm.evaluation.baselines import unigram_log_probs, unigram_perplexity
     from pclm.training.lm import _lm_data, load_tokenizer
 
     out = {}

@@ -54,3 +54,15 @@ def test_evaluate_lm_uniform_logits_give_the_vocabulary_size():
     # Causal: position t predicts token t + 1, so 2 + 1 targets per batch.
     assert out["targets"] == 9
     assert math.isclose(out["ppl"], V, rel_tol=1e-6) and math.isclose(out["nll"], math.log(V), rel_tol=1e-6)
+
+
+def test_unigram_baseline_closed_form():
+    from pclm.evaluation.baselines import unigram_log_probs, unigram_perplexity
+
+    # counts 1 + train counts, <s> (first token) not counted: token 0 -> 1, 1 -> 1 + 2, 2 -> 1 + 1; total 6
+    log_probs = unigram_log_probs([[0, 1, 1], [0, 2]], vocab_size=3)
+    assert torch.allclose(torch.from_numpy(log_probs).exp(), torch.tensor([1 / 6, 3 / 6, 2 / 6], dtype=torch.float64))
+    # conditional LM: every next token (1 and 2); masked LM: the labelled positions only (token 1)
+    assert math.isclose(unigram_perplexity(log_probs, [{"input_ids": [0, 1, 2]}], "clm"), math.sqrt(2 * 3))
+    assert math.isclose(unigram_perplexity(log_probs, [{"input_ids": [0, 5, 5], "labels": [-100, 1, -100]}], "mlm"), 2)
+    assert math.isnan(unigram_perplexity(log_probs, [{"input_ids": [0]}], "clm"))  # no targets

@@ -54,6 +54,31 @@ def test_seeds_recorded_skipped_and_resumed(tmp_path):
     assert calls[:3] == ["0 False", "1 False", "2 False"] and calls[3] == "2 True" and calls[4:] == [""]
 
 
+# Seed 0 ends (exit 1, as an uncaught exception does) after an epoch's "running"; seed 1 is killed after its final
+# metrics.json.
+ENDED = """
+import json, sys
+from pathlib import Path
+args = sys.argv[2:]
+seed, out = int(args[args.index("--seed") + 1]), Path(args[args.index("--output-dir") + 1])
+out.mkdir(parents=True, exist_ok=True)
+(out / "metrics.json").write_text(json.dumps({"status": "running" if seed == 0 else "completed"}))
+sys.exit(1 if seed == 0 else 137)
+"""
+
+
+def test_status_is_the_final_one_on_disk_whatever_the_exit_code(tmp_path):
+    fake = tmp_path / "ended.py"
+    fake.write_text(ENDED)
+    argv = ["--task", "clm", "--algo", "bp", "--seeds", "0-1", "--output-dir", str(tmp_path / "runs")]
+    assert run_seeds.main([*argv, "--launcher", f"{sys.executable} {fake}"]) == 0
+    summary = json.loads((tmp_path / "runs" / "seeds.json").read_text())
+    assert {s: (v["status"], v["exit_code"]) for s, v in summary.items()} == {
+        "0": ("crashed", 1),
+        "1": ("completed", 137),
+    }
+
+
 def test_parse_seeds_and_shards():
     assert run_seeds.parse_seeds("0-3,7") == [0, 1, 2, 3, 7]
 

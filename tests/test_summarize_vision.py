@@ -31,7 +31,9 @@ def test_cells_stats_and_kept_text(tmp_path, capsys):
         _run(tmp_path / "ipc0", "completed", 0.95),
         _run(tmp_path / "ipc1", "diverged", None),
         str(tmp_path / "never_ran"),
+        _run(tmp_path / "ipc3", "completed", 0.5),
     ]
+    (tmp_path / "ipc3" / "metrics.json").write_text("{")  # corrupt: listed, never averaged
     out = tmp_path / "rep" / "t"
     out.parent.mkdir()
     out.with_suffix(".md").write_text("# hand-written\n<!-- generated -->\nSTALE-TABLE\n<!-- /generated -->\nfooter\n")
@@ -52,10 +54,12 @@ def test_cells_stats_and_kept_text(tmp_path, capsys):
     )
     data = json.loads(out.with_suffix(".json").read_text())
     assert data["table"]["MLP"]["BP"]["paper"] == "98.26±0.12" and data["table"]["MLP"]["iPC"]["paper"] is None
+    statuses = [seed["status"] for seed in data["table"]["MLP"]["iPC"]["seeds"]]
+    assert statuses == ["completed", "diverged", "missing", "unreadable"]
     md = out.with_suffix(".md").read_text()
     assert md.startswith("# hand-written\n") and md.endswith("footer\n") and "STALE-TABLE" not in md
     assert "91.00 ± 0.50" in md  # mean of 90 and 92; population std 1.0, halved
-    assert "95.00 (1/3 finished)" in md  # one seed: no ±; the diverged and the missing seed are counted, not averaged
+    assert "95.00 (1/4 finished)" in md  # one seed: no ±; diverged, missing and corrupt seeds counted, not averaged
     assert _script().ORDER_NOTE in md  # the order column never stands without what it does not control
 
 

@@ -20,16 +20,19 @@ def test_expand_is_the_cartesian_product():
 
 
 def test_best_point_first_and_diverged_not_converged(tmp_path):
-    points = sweep.expand({"train.lr": [1, 2, 3, 4]})
+    points = sweep.expand({"train.lr": [1, 2, 3, 4, 5]})
     runs = {1: ("completed", 300.0), 2: ("completed", 150.0), 3: ("diverged", 100.0)}
     for lr, (status, dev) in runs.items():
         d = tmp_path / sweep.point_name({"train.lr": lr})
         d.mkdir()
         (d / "metrics.json").write_text(json.dumps({"status": status, "best_dev_ppl": dev, "test_ppl": dev + 1}))
+    (tmp_path / "lr=5").mkdir()
+    (tmp_path / "lr=5" / "metrics.json").write_text('{"status": "completed", "best_dev_ppl": 1')  # cut short
     rows = sweep.collect(tmp_path, points, converged_below=200.0)
-    # converged points first, by dev perplexity; then the rest by dev (diverged 100, 300 > threshold, missing)
-    assert [r["point"]["train.lr"] for r in rows] == [2, 3, 1, 4]
-    assert [r["converged"] for r in rows] == [True, False, False, False]
+    # converged points first, by dev perplexity; then the rest by dev (diverged 100, 300 > threshold, missing, corrupt)
+    assert [r["point"]["train.lr"] for r in rows] == [2, 3, 1, 4, 5]
+    assert [r["converged"] for r in rows] == [True, False, False, False, False]
+    assert [r["status"] for r in rows] == ["completed", "diverged", "completed", "missing", "unreadable"]
     sweep.write_results(tmp_path, {"task": "clm", "algo": "ipc"}, rows)
     assert json.loads((tmp_path / "results.json").read_text())["converged"] == 1
 

@@ -63,9 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         metrics = train_lm(cfg, output, resume=args.resume, overwrite=args.overwrite, cpu_info=cpu, command=command)
     except UsageError as err:
         return report_usage_error(err)
-    if metrics["status"] == "diverged":
-        from pclm.runs import report_divergence
+    from pclm.runs import DIVERGED, report_divergence
 
+    if metrics["status"] == DIVERGED:
         return report_divergence(metrics, output)
     from accelerate import PartialState
 

@@ -17,14 +17,15 @@ import torch
 from accelerate.utils import DataLoaderConfiguration, set_seed
 from torch.utils.data import DataLoader
 
+from .. import runs
 from ..algorithms import build_algorithm
 from ..config import RunConfig, save_config
 from ..data.collate import eval_collator, premask, train_collator
 from ..data.lm1b import EMBEDDED_LM1B_DIR, check_lm1b_files, find_lm1b_files, load_lm1b, tokenize_lm1b
 from ..errors import UsageError
 from ..evaluation import load_perplexity
+from ..evaluation.nll import per_sample_nll
 from ..folders import RunFolder, check_overwritable, write_atomic
-from ..metrics import per_sample_nll
 from ..models import PCLMConfig, PCLMForCausalLM, PCLMForMaskedLM
 from ..models.hub import checkpoint_tokenizer
 from ..models.value_nodes import error_depth, value_node_selector
@@ -287,8 +288,7 @@ def _train_lm(
     sizes = {split: len(ds) for split, ds in data.items()}
 
     def write_metrics(st: FitState, status: str, final: dict[str, Any] | None = None) -> dict[str, Any]:
-        metrics = {
-            "status": status,
+        fields = {
             "task": cfg.task,
             "algo": cfg.algo,
             "seed": cfg.seed,
@@ -311,8 +311,8 @@ def _train_lm(
             **(final or {}),
         }
         if accelerator.is_main_process:
-            write_atomic(output_dir / "metrics.json", json.dumps(metrics, indent=1))
-        return metrics
+            runs.write_metrics(output_dir, status, fields)
+        return {"status": status, **fields}
 
     def save_best(unwrapped, path: Path, state_dict: dict) -> None:
         unwrapped.save_pretrained(path, state_dict=state_dict)

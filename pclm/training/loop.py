@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from ..algorithms import Algorithm
 from ..errors import UsageError
 from ..folders import STATE_FILE, find_checkpoint, swap_in
+from ..runs import COMPLETED, DIVERGED, EARLY_STOPPED, MAX_STEPS, RUNNING
 from .step import Diverged, train_batch, weight_groups
 
 __all__ = ["FitState", "Fit", "fit", "check_resume", "find_checkpoint", "read_state", "STATE_FILE"]
@@ -184,11 +185,12 @@ def _improved(fit: Fit, value: float, best: float | None) -> bool:
 
 
 def fit(fit: Fit, accelerator, output_dir: Path | None, state: FitState) -> str:
-    """Train until `fit.epochs`, early stopping, `max_steps` or divergence. Returns the final status:
-    "completed", "early_stopped", "max_steps" or "diverged". `output_dir` None: nothing is written (no checkpoints,
-    no best model; the Python API `pclm.train`)."""
+    """Train until `fit.epochs`, early stopping, `max_steps` or divergence. Returns the final status (`pclm.runs`):
+    COMPLETED, EARLY_STOPPED, MAX_STEPS or DIVERGED; `fit.write_metrics` gets RUNNING after each epoch, DIVERGED on a
+    divergence (the job writes the other final statuses). `output_dir` None: nothing is written (no checkpoints, no
+    best model; the Python API `pclm.train`)."""
     model = fit.model
-    status = "completed"
+    status = COMPLETED
     evaluating = fit.dev_loader is not None
     if evaluating and state.init_dev is None:  # the untrained model's score: the baseline every run starts from
         model.eval()
@@ -196,9 +198,9 @@ def fit(fit: Fit, accelerator, output_dir: Path | None, state: FitState) -> str:
         accelerator.print(f"untrained dev {fit.monitor}={state.init_dev:.4g}")
     # A resumed run that had already stopped stays stopped.
     if fit.patience and state.bad_epochs >= fit.patience:
-        return "early_stopped"
+        return EARLY_STOPPED
     if fit.max_steps is not None and state.global_step >= fit.max_steps:
-        return "max_steps"
+        return MAX_STEPS
     for epoch in range(state.epoch, fit.epochs):
         state.epoch = epoch
         model.train()
@@ -234,8 +236,8 @@ def fit(fit: Fit, accelerator, output_dir: Path | None, state: FitState) -> str:
             except Diverged as err:
                 state.train_seconds += time.perf_counter() - started
                 accelerator.print(f"diverged: {err}")
-                fit.write_metrics(state, "diverged")
-                return "diverged"
+                fit.write_metrics(state, DIVERGED)
+                return DIVERGED
             state.batches_done += 1
             state.global_step += 1
             state.epoch_loss_sum, state.epoch_batches = state.epoch_loss_sum + stats.loss, state.epoch_batches + 1
@@ -250,7 +252,7 @@ def fit(fit: Fit, accelerator, output_dir: Path | None, state: FitState) -> str:
                 )
                 bar.set_postfix(loss=f"{stats.loss:.3f}", energy=f"{stats.energy_last:.3f}")
             if fit.max_steps is not None and state.global_step >= fit.max_steps:
-                status = "max_steps"
+                status = MAX_STEPS
                 break
             if fit.checkpoint_every and output_dir is not None and state.global_step % fit.checkpoint_every == 0:
                 state.train_seconds += time.perf_counter() - started
@@ -281,15 +283,15 @@ def fit(fit: Fit, accelerator, output_dir: Path | None, state: FitState) -> str:
         elif evaluating:
             state.bad_epochs += 1
         if evaluating and not math.isfinite(dev[fit.monitor]):
-            fit.write_metrics(state, "diverged")
-            return "diverged"
+            fit.write_metrics(state, DIVERGED)
+            return DIVERGED
         state.epoch, state.batches_done = epoch + 1, 0
         state.epoch_loss_sum, state.epoch_batches = 0.0, 0
-        if status == "completed" and fit.patience and state.bad_epochs >= fit.patience:
-            status = "early_stopped"
+        if status == COMPLETED and fit.patience and state.bad_epochs >= fit.patience:
+            status = EARLY_STOPPED
         if output_dir is not None:
             _save_checkpoint(accelerator, output_dir, state, fit.after_checkpoint)
-        fit.write_metrics(state, "running")
-        if status != "completed":
+        fit.write_metrics(state, RUNNING)
+        if status != COMPLETED:
             break
     return status

@@ -179,9 +179,10 @@ def fake_runs(tmp_path, monkeypatch):
     def predict_logits(model, images, batch_size=512):
         return torch.cat([model(images[i : i + batch_size]) for i in range(0, len(images), batch_size)])
 
-    stub = types.ModuleType("pclm.training.vision")
-    stub.load_vision_run, stub.predict_logits = load_vision_run, predict_logits
-    monkeypatch.setitem(sys.modules, "pclm.training.vision", stub)
+    classifier, scoring = types.ModuleType("pclm.vision.classifier"), types.ModuleType("pclm.evaluation.vision")
+    classifier.load_vision_run, scoring.predict_logits = load_vision_run, predict_logits
+    monkeypatch.setitem(sys.modules, "pclm.vision.classifier", classifier)
+    monkeypatch.setitem(sys.modules, "pclm.evaluation.vision", scoring)
     data = tmp_path / "cifar"
     data.mkdir()
     rng = np.random.default_rng(0)
@@ -291,7 +292,7 @@ def test_script_bad_input_exits_2_writes_nothing(fake_runs, capsys, case):
 
 def test_script_refuses_runs_of_another_dataset(fake_runs, capsys, monkeypatch):
     # Runs trained on MNIST (1x28x28) cannot take the CIFAR-10 test set (3x32x32): one line, nothing written.
-    stub = sys.modules["pclm.training.vision"]
+    stub = sys.modules["pclm.vision.classifier"]
     real = stub.load_vision_run
     monkeypatch.setattr(
         stub,

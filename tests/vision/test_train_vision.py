@@ -16,7 +16,9 @@ import torch
 
 from pclm.config import load_vision_config
 from pclm.data.vision import load_idx_split
+from pclm.evaluation.vision import predict_logits
 from pclm.training import vision as tv
+from pclm.vision.classifier import build_model, load_vision_run, model_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("train_vision_script", ROOT / "scripts" / "train_vision.py")
@@ -110,17 +112,17 @@ def test_every_model_and_algorithm_trains_one_epoch(model, algo, data_dir, tmp_p
 def test_saved_model_reloads_to_the_same_logits(data_dir, tmp_path, one_thread):
     out = tmp_path / "run"
     assert run(args(data_dir, out, "cnn", "ipc")) == 0
-    model, cfg = tv.load_vision_run(out)
+    model, cfg = load_vision_run(out)
     assert cfg.model["name"] == "cnn" and cfg.data.data_dir == str(data_dir)
     # the last checkpoint holds the same weights (one epoch: the best is the last)
     from safetensors.torch import load_file
 
-    twin = tv.build_model(*tv.model_spec(cfg), 1)
+    twin = build_model(*model_spec(cfg), 1)
     twin.load_state_dict(load_file(str(out / "checkpoints" / "last" / "model.safetensors")))
     images, labels = load_idx_split(data_dir, "test")
-    logits = tv.predict_logits(model, images, batch_size=7)
+    logits = predict_logits(model, images, batch_size=7)
     assert logits.shape == (40, 10)
-    assert torch.equal(logits, tv.predict_logits(twin, images))
+    assert torch.equal(logits, predict_logits(twin, images))
     # metrics.json's test accuracy is the reloaded model's (test_size=40 draws every test image)
     m = json.loads((out / "metrics.json").read_text())
     assert (logits.argmax(-1) == labels).float().mean().item() == pytest.approx(m["test_accuracy"])

@@ -5,14 +5,12 @@ next-token prediction (conditional LM; position t predicts token t+1; padding is
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 
-from .pc import IGNORE_INDEX
+from ..pc import IGNORE_INDEX
 
-__all__ = ["per_sample_nll", "perplexity"]
+__all__ = ["per_sample_nll"]
 
 
 def per_sample_nll(logits: torch.Tensor, labels: torch.Tensor, causal: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -33,7 +31,3 @@ def per_sample_nll(logits: torch.Tensor, labels: torch.Tensor, causal: bool) -> 
     sample = picked.nonzero()[:, 0]
     sums = torch.zeros(labels.shape[0], dtype=nll.dtype, device=nll.device).index_add_(0, sample, nll)
     return sums, picked.sum(1)
-
-
-def perplexity(nll_sum: float, count: int) -> float:
-    return math.exp(nll_sum / count) if count else math.nan

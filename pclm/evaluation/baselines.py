@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from .pc import IGNORE_INDEX
+from ..pc import IGNORE_INDEX
 
 __all__ = ["unigram_log_probs", "unigram_perplexity"]
 
