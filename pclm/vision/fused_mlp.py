@@ -202,7 +202,7 @@ class _Stack:
 
 class FusedMLP:
     """Closed-form gradients for a `pclm.vision.MLP` or `StackedMLP` (or a module holding one as `.model` with
-    per-channel `mean`/`std` buffers, as `pclm.training.vision.Normalized` does), trained by `optim_w`; `begin`
+    per-channel `mean`/`std` buffers, as `pclm.vision.classifier.Normalized` does), trained by `optim_w`; `begin`
     gives each mini-batch's backend."""
 
     def __init__(self, model: torch.nn.Module, optim_w: torch.optim.Optimizer) -> None:
