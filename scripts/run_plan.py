@@ -186,8 +186,20 @@ def main(argv: list[str] | None = None) -> int:
     lock = threading.Lock()
     selections: dict[str, dict] = {}
 
+    def select_point(method: str) -> Run:
+        chosen = select(grids[method], out)
+        selections[method] = {
+            "point": chosen.point,
+            "best_dev_ppl": best_dev(out / chosen.name),
+            "grid": {g.point: best_dev(out / g.name) for g in grids[method]},
+        }
+        return chosen
+
     def record() -> None:
         with lock:
+            for method, grid in grids.items():  # every final grid's choice, whether or not its seeds start here
+                if grid and method not in selections and all(run_status(out / g.name) in FINAL_STATUSES for g in grid):
+                    select_point(method)
             doc = {
                 "plan": str(args.plan),
                 "passthrough": passthrough,
@@ -204,12 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     def prepare(r: Run) -> None:
         """A seed run takes its method's selected grid point, once the grid is final."""
         if r.stage == "seeds" and grids[r.method]:
-            chosen = select(grids[r.method], out)
-            selections[r.method] = {
-                "point": chosen.point,
-                "best_dev_ppl": best_dev(out / chosen.name),
-                "grid": {g.point: best_dev(out / g.name) for g in grids[r.method]},
-            }
+            chosen = select_point(r.method)
             point = [o for o in chosen.overrides if not o.startswith("train.epochs=") and o not in r.overrides]
             r.overrides = r.overrides + point
             r.point = chosen.point

@@ -75,6 +75,16 @@ def test_rerun_skips_finished_runs(plan_run, capsys):
     assert "5 of 5 runs final" in capsys.readouterr().out
 
 
+def test_a_subset_run_records_every_method(plan_run):
+    """Rewriting plan.json from a run that starts nothing still records every method's runs and final choice."""
+    _, out, argv, _ = plan_run
+    assert _script("run_plan").main([*argv, "--methods", "clm_ipc", "--stop-after", "0"]) == 0
+    assert _script("run_plan").main([*argv, "--stop-after", "0"]) == 0
+    doc = json.loads((out / "plan.json").read_text())
+    assert len(doc["runs"]) == 5 and doc["selections"]["clm_bp"]["point"] == "lr=0.003"
+    assert all(r["status"] == "completed" for r in doc["runs"])
+
+
 def test_report_lists_every_seed(plan_run):
     tmp, out, _, _ = plan_run
     unigram = tmp / "unigram.json"
