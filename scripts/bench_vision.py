@@ -9,8 +9,8 @@ epochs; pcx itself is run side by side with --pcx-python.
     python scripts/bench_vision.py --modes eager fused          # autograd, then closed form, in this process
     python scripts/bench_vision.py --epochs 1 --train-size 10000  # a quick check
 
-gamma defaults to 0.5 (SPEC.md: the paper's usual best) and alpha to 1e-4 (AdamW). Every mode uses the same seed and
-data order; epoch 1 of the compiled mode includes its compilation (two batch shapes). The pcx side of the comparison
+The settings are configs/vision/bench_pcx.yaml (--config; single flags override keys). Every mode uses the same seed
+and data order; epoch 1 of the compiled mode includes its compilation (two batch shapes). The pcx side of the comparison
 is measured on the same machine by scripts/bench_pcx.py (JAX, in its own environment).
 
 The test split is the dev set here (data.dev_size=0), so "dev accuracy" after each epoch IS test accuracy, as pcx
@@ -34,17 +34,24 @@ MODES = ("eager", "compiled", "fused")
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--algo", default="ipc")
-    p.add_argument("--inference-steps", type=int, default=8, help="T")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=1e-4, help="alpha (AdamW)")
-    p.add_argument("--inference-lr", type=float, default=0.5, help="gamma (0.5: the paper's usual best)")
-    p.add_argument("--width", type=int, default=128)
-    p.add_argument("--depth", type=int, default=4, help="weight layers (4: 784-128-128-128-10)")
-    p.add_argument("--act", default="gelu")
-    p.add_argument("--train-size", type=int, help="train on a subset (default: all 60000)")
-    p.add_argument("--dataset", default="mnist")
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=ROOT / "configs" / "vision" / "bench_pcx.yaml",
+        help="the run's settings (default: configs/vision/bench_pcx.yaml, the pcx comparison); the flags below "
+        "override single keys",
+    )
+    p.add_argument("--epochs", type=int, help="train.epochs")
+    p.add_argument("--algo", help="algo")
+    p.add_argument("--inference-steps", type=int, help="pc.inference_steps (T)")
+    p.add_argument("--batch-size", type=int, help="train.batch_size")
+    p.add_argument("--lr", type=float, help="train.lr (alpha, AdamW)")
+    p.add_argument("--inference-lr", type=float, help="pc.inference_lr (gamma)")
+    p.add_argument("--width", type=int, help="model.width")
+    p.add_argument("--depth", type=int, help="model.depth (weight layers)")
+    p.add_argument("--act", help="model.act")
+    p.add_argument("--train-size", type=int, help="data.train_size (default: all 60000)")
+    p.add_argument("--dataset", help="data.dataset")
     p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data" / "mnist"))
     p.add_argument(
         "--threads",
@@ -60,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         "order: eager (autograd), compiled (train.compile=true), fused (train.fused=true, the MLP's "
         "mini-batch in closed form; the default)",
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, help="seed")
     p.add_argument("--rounds", type=int, default=1, help="run every contender this many times, alternating")
     p.add_argument(
         "--pcx-python",
@@ -75,55 +82,55 @@ def main(argv: list[str] | None = None) -> int:
     from pclm.errors import UsageError
     from pclm.training.vision import train_vision
 
-    overrides = [
-        f"data.dataset={args.dataset}",
-        f"data.data_dir={args.data_dir}",
-        "data.dev_size=0",
-        "data.normalize=true",
-        "model.name=mlp",
-        f"model.width={args.width}",
-        f"model.depth={args.depth}",
-        f"model.act={args.act}",
-        f"train.epochs={args.epochs}",
-        f"train.batch_size={args.batch_size}",
-        "train.optimizer=adamw",
-        f"train.lr={args.lr}",
-        "train.weight_decay=0.0",
-        "train.patience=0",
-        "train.log_every=100",
-        f"pc.inference_steps={args.inference_steps}",
-        f"pc.inference_lr={args.inference_lr}",
-        f"algo={args.algo}",
-        f"seed={args.seed}",
-    ]
-    if args.train_size:
-        overrides.append(f"data.train_size={args.train_size}")
+    flags = {
+        "train.epochs": args.epochs,
+        "algo": args.algo,
+        "pc.inference_steps": args.inference_steps,
+        "train.batch_size": args.batch_size,
+        "train.lr": args.lr,
+        "pc.inference_lr": args.inference_lr,
+        "model.width": args.width,
+        "model.depth": args.depth,
+        "model.act": args.act,
+        "data.train_size": args.train_size,
+        "data.dataset": args.dataset,
+        "seed": args.seed,
+    }
+    overrides = [f"data.data_dir={args.data_dir}"] + [f"{k}={v}" for k, v in flags.items() if v is not None]
+    try:
+        cfg = load_vision_config(args.config, overrides)
+    except UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     modes = list(dict.fromkeys(args.modes))
     if args.pcx_python is not None:  # bench_pcx.py runs the MLP on MNIST with iPC or BP only
         problem = None
         if not Path(args.pcx_python).exists():
             problem = f"--pcx-python {args.pcx_python} does not exist"
-        elif args.act not in ("gelu", "relu", "tanh") or args.dataset != "mnist" or args.algo not in ("ipc", "bp"):
+        elif (
+            cfg.model.get("act") not in ("gelu", "relu", "tanh")
+            or cfg.data.dataset != "mnist"
+            or cfg.algo not in ("ipc", "bp")
+        ):
             problem = "--pcx-python compares the gelu/relu/tanh MLP on MNIST with --algo ipc or bp only"
         if problem:
             print(f"error: {problem}", file=sys.stderr)
             return 2
     rounds = []
     try:
-        cfg = load_vision_config(None, overrides)
         cpu = configure_cpu(args.threads)  # "auto" or a positive integer; anything else is a UsageError
         for number in range(1, args.rounds + 1):  # rounds alternate the contenders: this VM's speed drifts
             runs = {}
             for mode in modes:  # the same seed, data order and config; only the way gradients are computed differs
                 run_cfg = load_vision_config(
-                    None, overrides + [f"train.compile={mode == 'compiled'}", f"train.fused={mode == 'fused'}"]
+                    args.config, overrides + [f"train.compile={mode == 'compiled'}", f"train.fused={mode == 'fused'}"]
                 )
                 with tempfile.TemporaryDirectory() as tmp:
                     print(f"--- round {number}: {mode}", flush=True)
                     runs[mode] = _pclm_run(train_vision(run_cfg, Path(tmp) / "run", cpu_info=cpu), mode)
             if args.pcx_python is not None:
                 print(f"--- round {number}: pcx", flush=True)
-                runs["pcx"] = _pcx_run(args)
+                runs["pcx"] = _pcx_run(args, cfg)
             rounds.append({"round": number, "runs": runs})
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -192,43 +199,30 @@ def _pclm_run(metrics: dict, mode: str) -> dict:
     }
 
 
-def _pcx_run(args) -> dict:
-    """scripts/bench_pcx.py with the same settings, in its own interpreter (`--pcx-python`, an environment with
-    jax and pcx); its JSON report, with the steady time computed as for pclm."""
+def _pcx_run(args, cfg) -> dict:
+    """scripts/bench_pcx.py with the same settings (`cfg`), in its own interpreter (`--pcx-python`, an environment
+    with jax and pcx); its JSON report, with the steady time computed as for pclm."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "pcx.json"
-        cmd = [
-            args.pcx_python,
-            str(ROOT / "scripts" / "bench_pcx.py"),
-            "--algo",
-            args.algo,
-            "--act",
-            args.act,
-            "--epochs",
-            str(args.epochs),
-            "--threads",
-            str(args.threads),
-            "--seed",
-            str(args.seed),
-            "--inference-steps",
-            str(args.inference_steps),
-            "--batch-size",
-            str(args.batch_size),
-            "--lr",
-            str(args.lr),
-            "--inference-lr",
-            str(args.inference_lr),
-            "--width",
-            str(args.width),
-            "--depth",
-            str(args.depth),
-            "--data-dir",
-            args.data_dir,
-            "--output",
-            str(out),
-        ]
-        if args.train_size:
-            cmd += ["--train-size", str(args.train_size)]
+        settings = {
+            "--algo": cfg.algo,
+            "--act": cfg.model.get("act"),
+            "--epochs": cfg.train.epochs,
+            "--threads": args.threads,
+            "--seed": cfg.seed,
+            "--inference-steps": cfg.pc.inference_steps,
+            "--batch-size": cfg.train.batch_size,
+            "--lr": cfg.train.lr,
+            "--inference-lr": cfg.pc.inference_lr,
+            "--width": cfg.model.get("width"),
+            "--depth": cfg.model.get("depth"),
+            "--data-dir": args.data_dir,
+            "--output": out,
+        }
+        cmd = [args.pcx_python, str(ROOT / "scripts" / "bench_pcx.py")]
+        cmd += [part for flag, value in settings.items() for part in (flag, str(value))]
+        if cfg.data.train_size:
+            cmd += ["--train-size", str(cfg.data.train_size)]
         subprocess.run(cmd, check=True)
         pcx = json.loads(out.read_text())
     epochs = [

@@ -34,3 +34,21 @@ def test_bad_pcx_comparison_exits_2_with_one_line(bench, extra, tmp_path, capsys
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: --pcx-python") and "\n" not in err
     assert not out.exists()
+
+
+def test_settings_come_from_the_config_the_committed_report_ran(bench, tmp_path, capsys):
+    """configs/vision/bench_pcx.yaml resolves to the settings of the committed reports/bench_vision.json run
+    (everything but the data folder), and a flag overrides one key of it: a bad value is one `error:` line."""
+    import json
+
+    from pclm.config import load_vision_config
+
+    root = SCRIPT.parents[1]
+    resolved = load_vision_config(root / "configs" / "vision" / "bench_pcx.yaml", []).to_dict()
+    committed = json.loads((root / "reports" / "bench_vision.json").read_text())["config"]
+    resolved["data"].pop("data_dir"), committed["data"].pop("data_dir")
+    assert resolved == committed
+    out = tmp_path / "bench.json"
+    assert bench.main(["--epochs", "0", "--output", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "train.epochs" in err and "\n" not in err and not out.exists()
