@@ -80,16 +80,36 @@ class TrainConfig:
 
 
 @dataclass
-class PCConfig:
-    inference_steps: int = 6  # T
+class PCSection:
+    """The `pc` section both runs share: T, gamma and the discount (a vision run's defaults); a language-model run
+    adds which positions are value nodes (`PCConfig`)."""
+
+    inference_steps: int = 8  # T
     inference_lr: float = 0.5  # gamma, SGD on value nodes
     discount: float | None = None  # PC: multiply gamma by this when the energy did not improve
+
+
+VisionPCConfig = PCSection  # every hidden layer of a vision model is a value node: nothing to choose
+
+
+@dataclass
+class PCConfig(PCSection):
+    inference_steps: int = 6  # T (the keys keep the shared section's order)
     value_nodes: str = "out+scores"  # see pclm.models.value_nodes
     x_grads: str = "sample"  # sample: each x moves by its own energy's gradient; batch: by the batch mean's
 
 
+class _Run:
+    """What a run's configuration does beyond its fields: its plain-data form (config.json, config.yaml)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["train"]["betas"] = list(self.train.betas)
+        return out
+
+
 @dataclass
-class RunConfig:
+class RunConfig(_Run):
     task: str = "mlm"
     algo: str = "ipc"
     seed: int = 0
@@ -97,11 +117,6 @@ class RunConfig:
     model: dict[str, Any] = field(default_factory=dict)
     train: TrainConfig = field(default_factory=TrainConfig)
     pc: PCConfig = field(default_factory=PCConfig)
-
-    def to_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
-        out["train"]["betas"] = list(self.train.betas)
-        return out
 
 
 @dataclass
@@ -136,25 +151,13 @@ class VisionTrainConfig:
 
 
 @dataclass
-class VisionPCConfig:
-    inference_steps: int = 8  # T
-    inference_lr: float = 0.5  # gamma
-    discount: float | None = None
-
-
-@dataclass
-class VisionRunConfig:
+class VisionRunConfig(_Run):
     algo: str = "ipc"
     seed: int = 0
     data: VisionDataConfig = field(default_factory=VisionDataConfig)
     model: dict[str, Any] = field(default_factory=lambda: {"name": "mlp"})
     train: VisionTrainConfig = field(default_factory=VisionTrainConfig)
     pc: VisionPCConfig = field(default_factory=VisionPCConfig)
-
-    def to_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
-        out["train"]["betas"] = list(self.train.betas)
-        return out
 
 
 def _coerce(value: Any, hint: Any, where: str) -> Any:
@@ -208,8 +211,9 @@ def _build(cls, values: dict[str, Any], where: str):
     return cls(**kwargs)
 
 
-# (section, key, lowest allowed value) for the settings that break a run when out of range
-_MINIMA = [
+# (section, key, lowest allowed value) for the settings that break a run when out of range: the train and pc keys
+# both runs share, then each run's data keys
+_TRAIN_MINIMA = [
     ("train", "epochs", 1),
     ("train", "batch_size", 1),
     ("train", "eval_batch_size", 1),
@@ -217,11 +221,15 @@ _MINIMA = [
     ("train", "checkpoint_every", 0),
     ("train", "log_every", 1),
     ("train", "max_steps", 1),
+]
+_PC_MINIMA = [("pc", "inference_steps", 1)]
+_MINIMA = [
+    *_TRAIN_MINIMA,
     ("data", "dev_size", 0),
     ("data", "test_size", 0),
     ("data", "max_length", 2),
     ("data", "train_size", 1),
-    ("pc", "inference_steps", 1),
+    *_PC_MINIMA,
 ]
 
 
@@ -364,17 +372,11 @@ def load_config(path: str | Path | None, overrides: list[str] = (), **flags: Any
 
 
 _VISION_MINIMA = [
-    ("train", "epochs", 1),
-    ("train", "batch_size", 1),
-    ("train", "eval_batch_size", 1),
-    ("train", "patience", 0),
-    ("train", "checkpoint_every", 0),
-    ("train", "log_every", 1),
-    ("train", "max_steps", 1),
+    *_TRAIN_MINIMA,
     ("data", "dev_size", 0),
     ("data", "train_size", 1),
     ("data", "test_size", 1),
-    ("pc", "inference_steps", 1),
+    *_PC_MINIMA,
 ]
 
 

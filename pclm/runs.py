@@ -2,8 +2,8 @@
 metrics.json, and launching one training run per folder for the multi-seed runner, the plan runner and the grid search
 (scripts/run_seeds.py, scripts/run_plan.py, scripts/sweep.py) in its own process, started or resumed.
 
-A training job (`pclm.training.lm`, `pclm.training.vision`, through `pclm.training.loop.fit`) writes one of the
-WRITTEN_STATUSES into metrics.json; `read_metrics` and `status_after_launch` add the READER_STATUSES for a folder that
+A training job (`pclm.training.job.run_job`, for the tasks `pclm.training.lm` and `pclm.training.vision`) writes one of
+the WRITTEN_STATUSES into metrics.json; `read_metrics` and `status_after_launch` add the READER_STATUSES for a folder that
 holds no readable result."""
 
 from __future__ import annotations

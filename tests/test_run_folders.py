@@ -56,7 +56,7 @@ def test_overwrite_with_bad_input_keeps_the_finished_run(capsys, finished, bad):
 
 
 def test_overwrite_that_fails_before_the_first_checkpoint_restores_the_old_run(monkeypatch, finished):
-    from pclm.training import lm
+    from pclm.training import job as runner
 
     before = snapshot(finished)
 
@@ -64,7 +64,7 @@ def test_overwrite_that_fails_before_the_first_checkpoint_restores_the_old_run(m
         assert not (output_dir / "metrics.json").exists()  # the new run's folder, the old one moved aside
         raise RuntimeError("killed by the test")
 
-    monkeypatch.setattr(lm, "fit", crash)
+    monkeypatch.setattr(runner, "fit", crash)
     with pytest.raises(RuntimeError, match="killed by the test"):
         run_main([*BP_RUN_ARGS, "--output-dir", finished, "--overwrite", "train.epochs=1"])
     assert snapshot(finished) == before
@@ -72,13 +72,13 @@ def test_overwrite_that_fails_before_the_first_checkpoint_restores_the_old_run(m
 
 
 def test_overwrite_that_fails_after_the_first_checkpoint_keeps_the_new_run(monkeypatch, finished):
-    from pclm.training import lm
+    from pclm.training import job as runner
 
     def crash(job, accelerator, output_dir, state):
         job.after_checkpoint()  # as the loop does once a checkpoint is complete
         raise RuntimeError("killed by the test")
 
-    monkeypatch.setattr(lm, "fit", crash)
+    monkeypatch.setattr(runner, "fit", crash)
     with pytest.raises(RuntimeError):
         run_main([*BP_RUN_ARGS, "--output-dir", finished, "--overwrite", "train.epochs=1"])
     assert json.loads((finished / "config.json").read_text())["train"]["epochs"] == 1  # the new run's

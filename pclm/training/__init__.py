@@ -1,4 +1,5 @@
-"""The one training loop (loop.py) and the one mini-batch step (step.py), used by every algorithm and task."""
+"""The one training loop (loop.py), the one mini-batch step (step.py) and the one job runner (job.py), used by every
+algorithm and task."""
 
 from .loop import Fit, FitState, fit
 from .step import Diverged, StepStats, train_batch, weight_groups

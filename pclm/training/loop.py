@@ -133,7 +133,7 @@ def check_resume(output_dir: Path, config: dict[str, Any], model: torch.nn.Modul
 
 @dataclass
 class Fit:
-    """Everything the loop needs; built by a task (pclm.training.lm, pclm.vision)."""
+    """Everything the loop needs; built by the job runner (pclm.training.job) or the Python API (pclm.api)."""
 
     model: torch.nn.Module
     optim_w: torch.optim.Optimizer

@@ -17,7 +17,7 @@ import torch
 from pclm.config import load_vision_config
 from pclm.data.vision import load_idx_split
 from pclm.evaluation.vision import predict_logits
-from pclm.training import vision as tv
+from pclm.training import job as runner
 from pclm.vision.classifier import build_model, load_vision_run, model_spec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -139,7 +139,7 @@ def test_resume_equals_an_uninterrupted_run(augment, data_dir, tmp_path, one_thr
     class Stop(Exception):
         pass
 
-    real_fit = tv.fit
+    real_fit = runner.fit
 
     def fit_then_die(job, accelerator, output_dir, state):  # killed right after epoch 1's checkpoint
         write = job.write_metrics
@@ -152,10 +152,10 @@ def test_resume_equals_an_uninterrupted_run(augment, data_dir, tmp_path, one_thr
         job.write_metrics = write_then_die
         return real_fit(job, accelerator, output_dir, state)
 
-    monkeypatch.setattr(tv, "fit", fit_then_die)
+    monkeypatch.setattr(runner, "fit", fit_then_die)
     with pytest.raises(Stop):
         run(args(data_dir, resumed, "mlp", "ipc", *extra))
-    monkeypatch.setattr(tv, "fit", real_fit)
+    monkeypatch.setattr(runner, "fit", real_fit)
     assert json.loads((resumed / "metrics.json").read_text())["epochs_run"] == 1
     assert run(args(data_dir, resumed, "mlp", "ipc", *extra, "--resume")) == 0
     a, b = (json.loads((d / "metrics.json").read_text()) for d in (straight, resumed))
@@ -234,7 +234,7 @@ def test_compiled_run_equals_the_eager_run(data_dir, tmp_path, one_thread, monke
     inductor without code generation, see tests/test_compiled.py for inductor)."""
     import functools
 
-    monkeypatch.setattr(tv, "CompiledEnergy", functools.partial(tv.CompiledEnergy, backend="aot_eager"))
+    monkeypatch.setattr(runner, "CompiledEnergy", functools.partial(runner.CompiledEnergy, backend="aot_eager"))
     eager, compiled = tmp_path / "eager", tmp_path / "compiled"
     assert run(args(data_dir, eager, "mlp", "ipc", "train.optimizer=sgd", "train.lr=0.05")) == 0
     assert (
