@@ -4,7 +4,9 @@ cross-entropy against the clamped targets, computed in row chunks so that the fu
 The backward is written by hand and computed during the forward pass, chunk by chunk, while each chunk's logits
 are in cache: the softmax minus the one-hot target is the gradient of the logits, so each chunk costs three
 matmuls (logits, dF/dh, dF/dW) and one (n, V) buffer. Autograd then only scales the stored gradients by the
-incoming gradient. The result equals `cross_entropy(h @ W.T + b, targets)` to float tolerance.
+incoming gradient. Only the rows with a target enter the matmuls: rows whose target is ignored (-100: padding,
+the conditional LM's last position) are left out first, and their hidden-state gradient is exactly zero.
+The result equals `cross_entropy(h @ W.T + b, targets)` to float tolerance.
 """
 
 from __future__ import annotations
@@ -26,47 +28,76 @@ def _compute_dtype(h: torch.Tensor) -> torch.dtype:
     return h.dtype
 
 
+def _chunked(
+    h: torch.Tensor,
+    w: torch.Tensor,
+    b: torch.Tensor | None,
+    targets: torch.Tensor,
+    chunk_rows: int,
+    masked: bool,
+    grad_h: torch.Tensor | None,
+    grad_w: torch.Tensor | None,
+    grad_b: torch.Tensor | None,
+) -> torch.Tensor:
+    """The summed cross-entropy of the rows of h (n, C) in the matmul dtype of w, chunk by chunk; fills the given
+    float32 gradient buffers. `masked`: some targets may be ignored (else every row has one)."""
+    dtype = w.dtype
+    total = torch.zeros((), dtype=torch.float32, device=h.device)
+    for start in range(0, h.shape[0], chunk_rows):
+        hc = h[start : start + chunk_rows].to(dtype)  # (n, C)
+        tc = targets[start : start + chunk_rows]  # (n,)
+        logits = hc @ w.t() if b is None else torch.addmm(b, hc, w.t())  # (n, V), in the matmul dtype
+        keep = tc != IGNORE_INDEX if masked else None
+        safe = (tc.clamp(min=0) if masked else tc)[:, None]  # (n, 1)
+        logp = torch.log_softmax(logits, dim=-1, dtype=torch.float32)  # one fused, row-local kernel
+        picked = logp.gather(1, safe)[:, 0]
+        total -= (picked.masked_fill_(~keep, 0.0) if masked else picked).sum()
+        if grad_h is None and grad_w is None:
+            continue
+        # dCE/dlogits = softmax - onehot, zero on ignored rows; built in place in the same buffer
+        grad = logp.exp_()
+        grad.scatter_add_(1, safe, torch.full_like(safe, -1, dtype=grad.dtype))
+        if masked and not bool(keep.all()):
+            grad.masked_fill_(~keep[:, None], 0.0)
+        g = grad.to(dtype)
+        if grad_h is not None:
+            if dtype == torch.float32:
+                torch.mm(g, w, out=grad_h[start : start + chunk_rows])
+            else:
+                grad_h[start : start + chunk_rows] = g @ w
+        if grad_w is not None:
+            if dtype == torch.float32:
+                grad_w.addmm_(g.t(), hc)
+            else:
+                grad_w += g.t() @ hc
+        if grad_b is not None:
+            grad_b += grad.sum(0)
+    return total
+
+
 class _LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
-    def forward(h, weight, bias, targets, chunk_rows: int, need_h: bool, need_w: bool):
+    def forward(h, weight, bias, targets, chunk_rows: int, need_h: bool, need_w: bool, gather: bool):
         # h: (N, C); weight: (V, C); bias: (V,) or None; targets: (N,)
         dtype = _compute_dtype(h)
         with torch.autocast(h.device.type, enabled=False):
             w = weight.to(dtype)
             b = None if bias is None else bias.to(dtype)
             f32 = dict(dtype=torch.float32, device=h.device)
-            grad_h = torch.empty(h.shape, **f32) if need_h else None
+            rows = None  # (K,) indices of the rows that have a target, when only those are computed
+            hk, tk = h, targets
+            if gather:
+                keep = targets != IGNORE_INDEX
+                if not bool(keep.all()):
+                    rows = keep.nonzero()[:, 0]
+                    hk, tk = h.index_select(0, rows), targets.index_select(0, rows)
+            grad_hk = torch.empty(hk.shape, **f32) if need_h else None
             grad_w = torch.zeros(weight.shape, **f32) if need_w else None
             grad_b = torch.zeros(bias.shape, **f32) if need_w and bias is not None else None
-            total = torch.zeros((), **f32)
-            for start in range(0, h.shape[0], chunk_rows):
-                hc = h[start : start + chunk_rows].to(dtype)  # (n, C)
-                tc = targets[start : start + chunk_rows]  # (n,)
-                logits = hc @ w.t() if b is None else torch.addmm(b, hc, w.t())  # (n, V), in the matmul dtype
-                keep = tc != IGNORE_INDEX
-                safe = tc.clamp(min=0)[:, None]  # (n, 1)
-                logp = torch.log_softmax(logits, dim=-1, dtype=torch.float32)  # one fused, row-local kernel
-                total -= logp.gather(1, safe)[:, 0].masked_fill_(~keep, 0.0).sum()
-                if not (need_h or need_w):
-                    continue
-                # dCE/dlogits = softmax - onehot, zero on ignored rows; built in place in the same buffer
-                grad = logp.exp_()
-                grad.scatter_add_(1, safe, torch.full_like(safe, -1, dtype=grad.dtype))
-                if not bool(keep.all()):
-                    grad.masked_fill_(~keep[:, None], 0.0)
-                g = grad.to(dtype)
-                if grad_h is not None:
-                    if dtype == torch.float32:
-                        torch.mm(g, w, out=grad_h[start : start + chunk_rows])
-                    else:
-                        grad_h[start : start + chunk_rows] = g @ w
-                if grad_w is not None:
-                    if dtype == torch.float32:
-                        grad_w.addmm_(g.t(), hc)
-                    else:
-                        grad_w += g.t() @ hc
-                if grad_b is not None:
-                    grad_b += grad.sum(0)
+            total = _chunked(hk, w, b, tk, chunk_rows, not gather, grad_hk, grad_w, grad_b)
+            grad_h = grad_hk
+            if rows is not None and grad_hk is not None:  # a row without a target gets exactly zero
+                grad_h = torch.zeros(h.shape, **f32).index_copy_(0, rows, grad_hk)
         return total, grad_h, grad_w, grad_b  # the gradients are outputs only so that backward can use them
 
     @staticmethod
@@ -90,7 +121,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
                 out.append(None)
             else:
                 out.append((g * grad_out).to(dtype))
-        return (*out, None, None, None, None)
+        return (*out, None, None, None, None, None)
 
 
 def linear_cross_entropy(
@@ -100,6 +131,7 @@ def linear_cross_entropy(
     targets: torch.Tensor,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     weight_grads: bool = True,
+    gather: bool = True,
 ) -> torch.Tensor:
     """Cross-entropy of the logits `h @ weight.T + bias` against `targets`, summed over targets != -100.
 
@@ -107,9 +139,11 @@ def linear_cross_entropy(
     Gradients for h, weight and bias are computed in the forward pass; `weight_grads=False` skips those of
     weight and bias (an inference-only evaluation, whose backward must then be restricted to other inputs:
     the weights get no gradient from it).
+    `gather`: only the rows with a target enter the matmuls (their hidden-state gradient is scattered back, the
+    other rows get exactly zero); False multiplies every row and zeroes the ignored ones afterwards.
     Under autocast the matmuls run in the autocast dtype; the softmax and the sums stay float32.
     """
     grads = torch.is_grad_enabled()
     need_h = grads and h.requires_grad
     need_w = grads and weight_grads and (weight.requires_grad or (bias is not None and bias.requires_grad))
-    return _LinearCrossEntropy.apply(h, weight, bias, targets, chunk_rows, need_h, need_w)[0]
+    return _LinearCrossEntropy.apply(h, weight, bias, targets, chunk_rows, need_h, need_w, gather)[0]

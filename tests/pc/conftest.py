@@ -12,13 +12,27 @@ def tiny_lm(task: str, layer_norm: bool = True, seed: int = 0):
     return (PCLMForMaskedLM if task == "mlm" else PCLMForCausalLM)(cfg)
 
 
-def lm_batch(task: str, batch: int = 3, length: int = 7, vocab: int = 50, seed: int = 1, pad_last: int = 0):
+def lm_batch(
+    task: str,
+    batch: int = 3,
+    length: int = 7,
+    vocab: int = 50,
+    seed: int = 1,
+    pad_last: int = 0,
+    lengths: tuple[int, ...] | None = None,
+):
+    """Random sentences, right-padded with id 0: the last `pad_last` positions of the last sentence, or sentence
+    i padded after `lengths[i]` tokens (variable-length sentences; `batch` is then len(lengths))."""
     g = torch.Generator().manual_seed(seed)
+    batch = len(lengths) if lengths is not None else batch
     ids = torch.randint(5, vocab, (batch, length), generator=g)
     mask = torch.ones_like(ids)
     if pad_last:
         ids[-1, -pad_last:] = 0
         mask[-1, -pad_last:] = 0
+    for i, n in enumerate(lengths or ()):
+        ids[i, n:] = 0
+        mask[i, n:] = 0
     if task == "clm":
         labels = ids.masked_fill(mask == 0, -100)
     else:

@@ -73,24 +73,92 @@ def test_bf16_autocast_close_to_fp32():
         assert (got - want).norm() < 0.03 * want.norm()
 
 
+def _pattern(kind: str, n: int = 48, v: int = 29, seed: int = 0) -> torch.Tensor:
+    """Targets (n,) with ignored rows: "padded" = 6 flattened sentences of 8 positions with variable lengths,
+    shifted as the conditional LM shifts them (padding and each last position ignored); "gap" = rows 8..23 ignored
+    (whole chunks without a target at chunk_rows 4 and 8); "all" = every row has one; "none" = no row has one."""
+    t = torch.randint(0, v, (n,), generator=torch.Generator().manual_seed(seed))
+    if kind == "padded":
+        lengths = torch.tensor([8, 5, 1, 3, 7, 2])
+        real = torch.arange(8)[None, :] < lengths[:, None] - 1  # position i predicts token i + 1 of the sentence
+        t = t.masked_fill(~real.reshape(-1), -100)
+    elif kind == "gap":
+        t[8:24] = -100
+    elif kind == "none":
+        t[:] = -100
+    return t
+
+
+PATTERNS = ["padded", "gap", "all", "none"]
+
+
+@pytest.mark.parametrize("chunk", [4, 8, 512])
+@pytest.mark.parametrize("kind", PATTERNS)
+def test_rows_without_target_equal_unfused(kind, chunk):
+    """Variable-length padding, chunks without a target, and the all / none edge cases: the gathered readout
+    against the full logits in float64 (value, dF/dh, dF/dW, dF/db), and dF/dh exactly zero on ignored rows."""
+    h, w, b, _ = _inputs(n=48)
+    t = _pattern(kind)
+    h64, w64, b64 = (x.detach().double().requires_grad_(True) for x in (h, w, b))
+    ref = torch.nn.functional.cross_entropy(h64 @ w64.t() + b64, t, reduction="sum")
+    fused = linear_cross_entropy(h, w, b, t, chunk_rows=chunk)
+    torch.testing.assert_close(fused.double(), ref, rtol=1e-6, atol=1e-9)
+    got, want = _grads(fused * 3.0, h, w, b), _grads(ref * 3.0, h64, w64, b64)
+    for name, g, r in zip(("dh", "dW", "db"), got, want):
+        torch.testing.assert_close(g.double(), r, rtol=1e-5, atol=1e-6, msg=name)
+    ignored = t == -100
+    assert got[0][ignored].count_nonzero() == 0
+    assert got[0][~ignored].ne(0).any(1).all()  # every row with a target gets a gradient
+
+
+@pytest.mark.parametrize("kind", PATTERNS)
+@pytest.mark.parametrize("bf16", [False, True], ids=["fp32", "bf16"])
+def test_gather_equals_multiplying_every_row(kind, bf16):
+    """The gathered readout against the same readout over every row (gather=False: ignored rows multiplied, then
+    zeroed), at fp32 and under bf16 autocast; also with weight_grads=False (an inference-only evaluation)."""
+    h, w, b, _ = _inputs(n=48, c=32, v=101)
+    t = _pattern(kind, v=101)
+    results = []
+    for gather in (True, False):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = linear_cross_entropy(h, w, b, t, chunk_rows=8, gather=gather)
+            inference = linear_cross_entropy(h, w, b, t, chunk_rows=8, weight_grads=False, gather=gather)
+        results.append((loss, *_grads(loss, h, w, b), *_grads(inference, h)))
+    for name, got, want in zip(("F", "dh", "dW", "db", "dh (inference)"), *results):
+        assert got.dtype == torch.float32
+        if bf16:  # each chunk's dW product is rounded to bf16, and the chunks hold other rows when gathered
+            assert (got - want).norm() <= 1e-2 * want.norm(), name
+        else:
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6, msg=name)
+    ignored = t == -100
+    assert results[0][1][ignored].count_nonzero() == 0
+    assert results[0][4][ignored].count_nonzero() == 0
+
+
 class _Unfused(EnergyGraph):
     fused_readout = False
 
 
+BATCHES = {"pad_last": dict(batch=4, pad_last=3), "variable": dict(lengths=(9, 6, 2, 1, 4))}
+
+
+@pytest.mark.parametrize("padding", list(BATCHES))
 @pytest.mark.parametrize("algo", ["bp", "pc", "ipc"])
-def test_training_batch_equals_unfused(task, algo):
-    """Two mini-batches of each algorithm: the fused readout moves every weight as the full logits do. SGD, not
-    AdamW: AdamW's normalisation turns the float noise of a weight whose gradient is still zero (the error has not
-    reached it yet) into a full-size step, which would compare noise with noise."""
+def test_training_batch_equals_unfused(task, algo, padding):
+    """Two mini-batches of each algorithm: the fused readout moves every weight as the full logits do, also on
+    variable-length sentences (a sentence of 1 token has no target at all). SGD, not AdamW: AdamW's normalisation
+    turns the float noise of a weight whose gradient is still zero (the error has not reached it yet) into a
+    full-size step, which would compare noise with noise."""
     model = tiny_lm(task, layer_norm=True)
     ref_model = copy.deepcopy(model)
-    batch = lm_batch(task, batch=4, length=9, pad_last=3)
+    batch = lm_batch(task, length=9, **BATCHES[padding])
     select = value_node_selector("sublayers+scores") if algo != "bp" else (lambda name: None)
+    size = batch["input_ids"].shape[0]
     for m, graph_cls in ((model, EnergyGraph), (ref_model, _Unfused)):
         algorithm = build_algorithm(algo, 3, 0.1, discount=0.9 if algo == "pc" else None)
         optim = torch.optim.SGD(m.parameters(), lr=0.5)
         for _ in range(2):
-            graph = graph_cls(select if algorithm.uses_value_nodes else (lambda name: None), 4)
+            graph = graph_cls(select if algorithm.uses_value_nodes else (lambda name: None), size)
             train_batch(m, batch, algorithm, optim, select, graph=graph)
     moved = 0
     for (name, p), q, p0 in zip(model.named_parameters(), ref_model.parameters(), tiny_lm(task).parameters()):
@@ -123,3 +191,37 @@ def test_bf16_autocast_keeps_value_nodes_float32(task):
     assert graph.x and all(x.dtype == torch.float32 for x in graph.values())
     assert graph.energy().dtype == torch.float32
     torch.testing.assert_close(graph.energy(), ref.energy(), rtol=2e-2, atol=0)
+
+
+@pytest.mark.parametrize("bf16", [False, True], ids=["fp32", "bf16"])
+def test_padded_evaluation_gradients_equal_unfused(task, bf16):
+    """One energy evaluation on variable-length sentences with every value node moved off its prediction: dF/dW,
+    dF/db and dF/dx of every value node (the last one is dF/dhidden of the readout) equal the full logits'."""
+    model = tiny_lm(task)
+    batch = lm_batch(task, length=9, lengths=(9, 6, 2, 1, 4))
+    select = value_node_selector("sublayers+scores")
+    g = torch.Generator().manual_seed(3)
+    noise = None
+    results = []
+    for graph_cls in (EnergyGraph, _Unfused):
+        graph = graph_cls(select, 5)
+        model(**batch, nodes=graph)  # x = mu
+        noise = noise or [0.3 * torch.randn(x.shape, generator=g) for x in graph.values()]
+        with torch.no_grad():
+            for x, n in zip(graph.values(), noise):
+                x.add_(n)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            model(**batch, nodes=graph)
+        names = [n for n, _ in model.named_parameters()] + [f"x:{k}" for k in graph.x]
+        results.append(dict(zip(names, torch.autograd.grad(graph.energy(), [*model.parameters(), *graph.values()]))))
+    fused, ref = results
+    assert fused.keys() == ref.keys()
+    for name in ref:
+        if bf16:
+            assert (fused[name] - ref[name]).norm() <= 0.03 * ref[name].norm() + 1e-6, name
+        else:
+            torch.testing.assert_close(fused[name], ref[name], rtol=1e-4, atol=1e-6, msg=name)
+    assert (
+        ref["lm_head.decoder.weight"].norm() > 0
+        and ref[f"x:blocks.{model.config.num_hidden_layers - 1}.out"].norm() > 0
+    )
