@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import json
 import os
 import platform
@@ -57,8 +58,13 @@ def shipped(task: str, algo: str, overrides: tuple[str, ...] = ()):
 
 
 # ----------------------------------------------------------------------------------------------- models, batches
-def make_batch(task: str, batch: int, seq: int, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Random tokens, no padding. mlm: 15% of positions masked, labels -100 elsewhere; clm: labels = inputs."""
+def make_batch(task: str, batch: int, seq: int, seed: int = 0, source: str = "sample") -> dict[str, torch.Tensor]:
+    """One training batch, the same for every contender. "sample": the first batch a training run of `task` draws
+    from the embedded 1B Word sample (sentences of at most `seq` tokens, padded to the batch's longest, the mlm
+    collator's 15% masking; labels -100 where there is no target). "random": random tokens, no padding; mlm: 15% of
+    positions masked, labels -100 elsewhere; clm: labels = inputs."""
+    if source == "sample":
+        return {k: v.clone() for k, v in _sample_batch(task, batch, seq, seed).items()}
     g = torch.Generator().manual_seed(seed)
     ids = torch.randint(5, VOCAB, (batch, seq), generator=g)  # (B, T)
     out = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
@@ -66,6 +72,27 @@ def make_batch(task: str, batch: int, seq: int, seed: int = 0) -> dict[str, torc
         return {**out, "labels": ids.clone()}
     picked = torch.rand(batch, seq, generator=g) < 0.15
     return {**out, "input_ids": ids.masked_fill(picked, MASK_ID), "labels": ids.masked_fill(~picked, -100)}
+
+
+@functools.lru_cache(maxsize=None)
+def _sample_batch(task: str, batch: int, seq: int, seed: int) -> dict[str, torch.Tensor]:
+    from torch.utils.data import DataLoader
+
+    from pclm.data import load_lm1b, tokenize_lm1b, train_collator
+    from pclm.training.lm import load_tokenizer
+
+    tokenizer = load_tokenizer(None)
+    train = tokenize_lm1b(load_lm1b(), tokenizer, seq)["train"]
+    torch.manual_seed(seed)  # the mlm collator's masking draws from the global generator
+    loader = DataLoader(
+        train.with_format(columns=["input_ids"]),
+        batch_size=batch,
+        shuffle=True,
+        collate_fn=train_collator(task, tokenizer),
+        generator=torch.Generator().manual_seed(seed),
+    )
+    b = next(iter(loader))
+    return {k: b[k] for k in ("input_ids", "attention_mask", "labels")}
 
 
 def pclm_model(task: str, algo: str, seq: int) -> torch.nn.Module:
@@ -211,7 +238,7 @@ def bench_hf(args) -> list[dict]:
     for bf16 in (False, True):
         for task, hf_name, target in (("mlm", "BertForMaskedLM", 3.0), ("clm", "BertLMHeadModel", 1.5)):
             torch.manual_seed(0)
-            batch = make_batch(task, args.batch, args.seq)
+            batch = make_batch(task, args.batch, args.seq, source=args.batches)
             ours = pclm_model(task, "bp", args.seq)
             unfused = copy.deepcopy(ours)
             theirs = hf_model(task, args.seq, ours)
@@ -271,7 +298,7 @@ def bench_pc(args) -> list[dict]:
         for algo, overrides in variants:
             cfg = shipped(task, algo, overrides)
             torch.manual_seed(0)
-            batch = make_batch(task, args.batch, args.seq)
+            batch = make_batch(task, args.batch, args.seq, source=args.batches)
             model = pclm_model(task, algo, args.seq)
             step_pc, algorithm = pclm_step(model, batch, task, algo, args.bf16, overrides=overrides)
             step_bp, _ = pclm_step(model, batch, task, "bp", args.bf16)
@@ -315,7 +342,7 @@ def bench_compile(args) -> list[dict]:
     rows = []
     for task in ("clm", "mlm"):
         torch.manual_seed(0)
-        batch = make_batch(task, args.batch, args.seq)
+        batch = make_batch(task, args.batch, args.seq, source=args.batches)
         model = pclm_model(task, "ipc", args.seq)
         eager, _ = pclm_step(model, batch, task, "ipc", args.bf16)
         compiled, _ = pclm_step(copy.deepcopy(model), batch, task, "ipc", args.bf16, compile=True)
@@ -380,7 +407,7 @@ def child_memory(args, task: str, algo: str) -> dict:
     from torch.profiler import ProfilerActivity, profile
 
     torch.manual_seed(0)
-    batch = make_batch(task, args.batch, args.seq)
+    batch = make_batch(task, args.batch, args.seq, source=args.batches)
     model = pclm_model(task, "ipc", args.seq)  # the iPC config's model for every path: only the step differs
     step, _ = pclm_step(
         model, batch, task, algo.removesuffix("-unfused"), args.bf16, fused=not algo.endswith("-unfused")
@@ -411,7 +438,11 @@ def child_malloc(args) -> dict:
     for task in ("mlm", "clm"):
         torch.manual_seed(0)
         step, _ = pclm_step(
-            pclm_model(task, "bp", args.seq), make_batch(task, args.batch, args.seq), task, "bp", args.bf16
+            pclm_model(task, "bp", args.seq),
+            make_batch(task, args.batch, args.seq, source=args.batches),
+            task,
+            "bp",
+            args.bf16,
         )
         for _ in range(args.warmup + 1):  # +1: let malloc's adaptive mmap threshold settle
             step()
@@ -435,6 +466,8 @@ def run_child(args, spec: str, env: dict[str, str] | None = None) -> dict:
         str(args.batch),
         "--seq",
         str(args.seq),
+        "--batches",
+        args.batches,
         "--repeats",
         str(args.repeats),
         "--warmup",
@@ -497,7 +530,11 @@ def bench_hygiene(args, cpu: dict) -> dict:
     for task in ("mlm", "clm") if cores > 1 else ():
         torch.manual_seed(0)
         step, _ = pclm_step(
-            pclm_model(task, "bp", args.seq), make_batch(task, args.batch, args.seq), task, "bp", args.bf16
+            pclm_model(task, "bp", args.seq),
+            make_batch(task, args.batch, args.seq, source=args.batches),
+            task,
+            "bp",
+            args.bf16,
         )
 
         def with_threads(n: int) -> Callable[[], None]:
@@ -541,7 +578,7 @@ def profile_ops(args) -> dict:
     out = {}
     for task in ("mlm", "clm"):
         model = pclm_model(task, "ipc", args.seq)
-        batch = make_batch(task, args.batch, args.seq)
+        batch = make_batch(task, args.batch, args.seq, source=args.batches)
         for algo in ("bp", "ipc"):
             step, algorithm = pclm_step(model, batch, task, algo, args.bf16)
             step()
@@ -571,7 +608,14 @@ def profile_ops(args) -> dict:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--batch", type=int, default=128)
-    p.add_argument("--seq", type=int, default=32)
+    p.add_argument("--seq", type=int, default=32, help="tokens per sentence at most (the training max_length)")
+    p.add_argument(
+        "--batches",
+        choices=["sample", "random"],
+        default="sample",
+        help="sample (default): a real training batch from the embedded 1B Word sample, padded as training pads it; "
+        "random: random tokens at full length, no padding",
+    )
     p.add_argument("--repeats", type=int, default=3, help="timed calls per path, interleaved (default 3)")
     p.add_argument("--warmup", type=int, default=1, help="untimed calls per path first (default 1)")
     p.add_argument("--threads", default="auto", help="passed to configure_cpu (default auto: every core)")
@@ -627,7 +671,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"models from configs/<task>_<algo>.yaml: vocab {VOCAB}, hidden {m.hidden_size}, {m.num_hidden_layers} "
         f"layers, {m.num_attention_heads} head, intermediate {m.intermediate_size}; "
-        f"batch {args.batch}, seq {args.seq}, {'bf16 autocast' if args.bf16 else 'fp32'} (pc section), "
+        f"batch {args.batch}, seq {args.seq} ({args.batches} batches), "
+        f"{'bf16 autocast' if args.bf16 else 'fp32'} (pc section), "
         f"{args.warmup} warm-up + {args.repeats} timed calls per path"
     )
     result: dict = {
@@ -638,6 +683,7 @@ def main(argv: list[str] | None = None) -> int:
         "cpus": os.cpu_count(),
         "cpu_config": cpu,
         "batch": args.batch,
+        "batches": args.batches,
         "seq": args.seq,
         "repeats": args.repeats,
         "warmup": args.warmup,
