@@ -1,4 +1,5 @@
-"""Shared fixtures: the tokenizer, tiny run settings, and the CLI (`scripts/train_lm.py`) in-process or as a child."""
+"""Shared fixtures: the tokenizer, tiny run settings, the CLI (`scripts/train_lm.py`) in-process or as a child, and
+tiny language models and batches for the energy-graph tests."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+
+from pclm import PCLMConfig, PCLMForCausalLM, PCLMForMaskedLM
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "train_lm.py"
@@ -90,13 +94,50 @@ def run_cli(argv: list[str], timeout: float = 300) -> subprocess.CompletedProces
     )
 
 
+def tiny_lm(task: str, layer_norm: bool = True, seed: int = 0):
+    """A seeded PCLM of hidden size 16 over 50 tokens, masked (`mlm`) or causal (`clm`)."""
+    torch.manual_seed(seed)
+    cfg = PCLMConfig(
+        vocab_size=50, hidden_size=16, intermediate_size=32, max_position_embeddings=16, layer_norm=layer_norm
+    )
+    return (PCLMForMaskedLM if task == "mlm" else PCLMForCausalLM)(cfg)
+
+
+def lm_batch(
+    task: str,
+    batch: int = 3,
+    length: int = 7,
+    vocab: int = 50,
+    seed: int = 1,
+    pad_last: int = 0,
+    lengths: tuple[int, ...] | None = None,
+):
+    """Random sentences, right-padded with id 0: the last `pad_last` positions of the last sentence, or sentence
+    i padded after `lengths[i]` tokens (variable-length sentences; `batch` is then len(lengths))."""
+    g = torch.Generator().manual_seed(seed)
+    batch = len(lengths) if lengths is not None else batch
+    ids = torch.randint(5, vocab, (batch, length), generator=g)
+    mask = torch.ones_like(ids)
+    if pad_last:
+        ids[-1, -pad_last:] = 0
+        mask[-1, -pad_last:] = 0
+    for i, n in enumerate(lengths or ()):
+        ids[i, n:] = 0
+        mask[i, n:] = 0
+    if task == "clm":
+        labels = ids.masked_fill(mask == 0, -100)
+    else:
+        pick = torch.rand(batch, length, generator=g) < 0.4
+        pick[:, 1] = True
+        labels = torch.where(pick & (mask == 1), ids, torch.full_like(ids, -100))
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """`gpu`-marked tests run whenever a CUDA device is present and are skipped, with the reason, otherwise."""
     gpu = [item for item in items if item.get_closest_marker("gpu")]
     if not gpu:
         return
-    import torch
-
     if not torch.cuda.is_available():
         skip = pytest.mark.skip(reason="gpu: no CUDA device (torch.cuda.is_available() is False)")
         for item in gpu:
@@ -124,10 +165,19 @@ def bp_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, int]:
 def one_thread():
     """Tiny tensors: one thread avoids contention on a busy 2-core machine (10x here); denormals flushed as in the
     scripts."""
-    import torch
-
     threads = torch.get_num_threads()
     torch.set_flush_denormal(True)
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(params=["mlm", "clm"])
+def task(request):
+    return request.param
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _flush_denormals():
+    """PC value dynamics produce denormal floats, 10-40x slower on CPU; the scripts flush them too."""
+    torch.set_flush_denormal(True)

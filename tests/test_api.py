@@ -27,8 +27,7 @@ from pclm.models.value_nodes import value_node_selector  # noqa: E402
 from pclm.pc import FeedForward, gaussian  # noqa: E402
 from pclm.training.lm import mlm_masker  # noqa: E402
 from pclm.training.step import train_batch, weight_groups  # noqa: E402
-
-from .conftest import REPO  # noqa: E402
+from tests.conftest import REPO  # noqa: E402
 
 T = 5  # inference steps (not the default 4): iPC reaches T - 1 >= 3 value nodes, "out+scores" on 2 blocks
 GAMMA = 0.3  # inference_lr, not the default

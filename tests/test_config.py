@@ -10,8 +10,7 @@ import yaml
 
 from pclm.config import RunConfig, load_config, save_config
 from pclm.errors import UsageError
-
-from .conftest import REPO
+from tests.conftest import REPO
 
 
 @pytest.fixture

@@ -18,9 +18,8 @@ import pytest
 from pclm.errors import UsageError
 from pclm.folders import RunFolder, find_checkpoint, recover, swap_in, write_atomic
 from pclm.runs import check_folder_name, launch_train
-
-from .conftest import BP_RUN_ARGS, REPO, TINY, run_main
-from .test_train_lm import expect_usage_error, snapshot
+from tests.cli.test_train_lm import expect_usage_error, snapshot
+from tests.conftest import BP_RUN_ARGS, REPO, TINY, run_main
 
 
 def _load(name: str):

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-_DEFAULT_MLM_PROBABILITY = 0.15  # pclm.config.DataConfig's, checked equal by tests/test_evaluate_lm.py
+_DEFAULT_MLM_PROBABILITY = 0.15  # pclm.config.DataConfig's, checked equal by tests/cli/test_evaluate_lm.py
 _DEFAULT_MASK_SEED = 1234
 
 

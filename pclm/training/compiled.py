@@ -12,7 +12,8 @@ hands that function to `torch.compile`, which traces forward and backward into o
 elementwise work (activations, errors, their derivatives) into generated C++ / Triton kernels. The gradients are
 then written into `.grad` exactly where autograd's backward would have put them, so the optimisers, the algorithm's
 schedule and the rest of `train_batch` run unchanged: this is an execution mode of the same energy, not a second
-implementation of it (tests/test_compiled.py checks it against the eager path, step by step, for every algorithm).
+implementation of it (tests/training/test_compiled.py checks it against the eager path, step by step, for every
+algorithm).
 
 Costs and limits: each new batch shape compiles once (the last, smaller batch of an epoch is a second shape); one
 process only; no autocast. The value nodes are still created by an eager feedforward pass (no gradients) at the

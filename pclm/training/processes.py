@@ -68,7 +68,7 @@ def end_processes(accelerator: Accelerator) -> None:
     """End a job: drop Accelerate's references to the prepared model, optimiser and loaders (the caller has dropped
     its own), then meet and destroy the process group (`end_training`). Destroying the group while a
     DistributedDataParallel model is still alive, or leaving it to exit-time destructors, made a gloo rank abort or
-    hang now and then (tests/pc/ddp_worker.py)."""
+    hang now and then (tests/training/ddp_worker.py)."""
     accelerator.free_memory()
     gc.collect()
     accelerator.wait_for_everyone()

@@ -15,8 +15,7 @@ from pclm.models.value_nodes import value_node_selector
 from pclm.pc import gaussian
 from pclm.training.step import train_batch, weight_groups
 from pclm.vision import MLP
-
-from .conftest import lm_batch
+from tests.conftest import lm_batch
 
 CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("[mc]lm_*.yaml"))
 ALL_GAUSSIAN = lambda name: gaussian  # noqa: E731

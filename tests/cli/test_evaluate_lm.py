@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from pclm.config import DataConfig
-
-from .conftest import REPO, TINY, run_main
+from tests.conftest import REPO, TINY, run_main
 
 SCRIPT = REPO / "scripts" / "evaluate_lm.py"
 

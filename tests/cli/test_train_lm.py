@@ -19,7 +19,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from .conftest import BP_RUN_ARGS, TINY, run_cli, run_main, start_cli
+from tests.conftest import BP_RUN_ARGS, TINY, run_cli, run_main, start_cli
 
 V = 8001  # vocabulary of the repository tokenizer: a uniform predictor's perplexity
 

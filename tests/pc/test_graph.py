@@ -9,8 +9,7 @@ from pclm.algorithms import PC
 from pclm.models.value_nodes import error_depth, value_node_selector
 from pclm.pc import EnergyGraph
 from pclm.training.step import train_batch, weight_groups
-
-from .conftest import lm_batch, tiny_lm
+from tests.conftest import lm_batch, tiny_lm
 
 ALL_NODES = "sublayers+scores"
 
@@ -110,8 +109,7 @@ def _pruned_vs_full(task, algo):
     from pclm.algorithms import build_algorithm
     from pclm.models.value_nodes import value_node_selector
     from pclm.training.step import train_batch
-
-    from .conftest import lm_batch, tiny_lm
+    from tests.conftest import lm_batch, tiny_lm
 
     class Full(EnergyGraph):
         def __setattr__(self, name, value):  # the step turns pruning on; this graph keeps it off
@@ -140,8 +138,7 @@ def test_pruned_backward_skips_layers_below_the_error(task):
     """At t = 0 only the output is wrong: the pruned backward reaches the readout and nothing below it."""
     from pclm.models.value_nodes import value_node_selector
     from pclm.training.step import evaluate_energy
-
-    from .conftest import lm_batch, tiny_lm
+    from tests.conftest import lm_batch, tiny_lm
 
     model = tiny_lm(task)
     graph = EnergyGraph(value_node_selector("sublayers+scores"), 3)

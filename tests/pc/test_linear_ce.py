@@ -10,8 +10,7 @@ from pclm.algorithms import build_algorithm
 from pclm.models.value_nodes import value_node_selector
 from pclm.pc import EnergyGraph, cross_entropy, linear_cross_entropy
 from pclm.training.step import train_batch
-
-from .conftest import lm_batch, tiny_lm
+from tests.conftest import lm_batch, tiny_lm
 
 
 def _inputs(n=37, c=8, v=29, seed=0, dtype=torch.float32):

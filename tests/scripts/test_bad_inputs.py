@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .conftest import REPO, TINY
-from .test_train_lm import snapshot
+from tests.cli.test_train_lm import snapshot
+from tests.conftest import REPO, TINY
 
 SCRIPTS: dict[str, object] = {}
 

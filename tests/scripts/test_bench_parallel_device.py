@@ -13,7 +13,7 @@ import torch
 
 from pclm.benchmarking import race
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_parallel.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench_parallel.py"
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

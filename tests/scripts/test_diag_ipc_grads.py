@@ -11,7 +11,7 @@ import torch
 
 from pclm.models import PCLMConfig, PCLMForCausalLM
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow

@@ -4,14 +4,11 @@ carried into the seeds, resume skips finished runs, and the report lists every s
 import importlib.util
 import json
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
-from .conftest import TINY
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.conftest import REPO, TINY
 
 
 def _script(name):

@@ -16,9 +16,8 @@ from accelerate.utils import DistributedType
 from pclm.errors import UsageError
 from pclm.training import tracking
 from pclm.training.accelerate_checks import check_accelerate_env, check_accelerator, flat_hparams
-
-from .conftest import REPO, SCRIPT, TINY, child_env
-from .test_train_lm import expect_usage_error
+from tests.cli.test_train_lm import expect_usage_error
+from tests.conftest import REPO, SCRIPT, TINY, child_env
 
 
 def fake(mixed_precision="no", steps=1, kind=DistributedType.NO):

@@ -117,17 +117,15 @@ def test_inductor_equals_eager():
 def test_compiled_equals_eager_on_the_language_models(task):
     """The transformer graphs (Gaussian and softmax-KL "vec." nodes, masks) under torch.func + aot_eager: the same
     losses and weights after two iPC batches."""
-    from pathlib import Path
 
     from pclm.algorithms import build_algorithm
     from pclm.config import load_config
     from pclm.models import PCLMConfig, PCLMForCausalLM, PCLMForMaskedLM
     from pclm.models.value_nodes import value_node_selector
-
-    from .pc.conftest import lm_batch
+    from tests.conftest import REPO, lm_batch
 
     torch._dynamo.reset()
-    cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / f"{task}_ipc.yaml", [])
+    cfg = load_config(REPO / "configs" / f"{task}_ipc.yaml", [])
     torch.manual_seed(0)
     cls = PCLMForMaskedLM if task == "mlm" else PCLMForCausalLM
     base = cls(PCLMConfig(vocab_size=50, max_position_embeddings=16, **cfg.model))

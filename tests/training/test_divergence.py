@@ -13,8 +13,7 @@ from pclm.pc import gaussian
 from pclm.training import Fit, FitState, fit
 from pclm.training.step import weight_groups
 from pclm.vision import MLP
-
-from .conftest import TINY, run_main
+from tests.conftest import TINY, run_main
 
 
 class ExplodingMLP(MLP):

@@ -22,8 +22,7 @@ from safetensors.torch import load_file
 from pclm.errors import UsageError
 from pclm.training import processes
 from pclm.training.processes import weights_digest
-
-from .conftest import REPO, SCRIPT, TINY, child_env
+from tests.conftest import REPO, SCRIPT, TINY, child_env
 
 ACCELERATE = Path(sys.executable).with_name("accelerate")
 TRAIN_SIZE, BATCH = 300, 32

@@ -14,7 +14,7 @@ from pclm.pc import EnergyGraph, gaussian
 from pclm.training.step import AutogradGradients, BatchRun, train_batch, weight_groups
 from pclm.vision import MLP
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCHEDULE_CALLS = re.compile(r"\.(learning_groups|updates_x|start_batch|observe_energy)\(")
 ALL_GAUSSIAN = lambda name: gaussian  # noqa: E731
 

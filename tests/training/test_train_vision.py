@@ -231,7 +231,7 @@ def test_no_data_dir_anywhere_is_a_usage_error(tmp_path, capsys, monkeypatch):
 
 def test_compiled_run_equals_the_eager_run(data_dir, tmp_path, one_thread, monkeypatch):
     """train.compile=true gives the same training as the eager path (traced with aot_eager here: the same graphs as
-    inductor without code generation, see tests/test_compiled.py for inductor)."""
+    inductor without code generation, see tests/training/test_compiled.py for inductor)."""
     import functools
 
     monkeypatch.setattr(runner, "CompiledEnergy", functools.partial(runner.CompiledEnergy, backend="aot_eager"))
