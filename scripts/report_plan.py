@@ -100,7 +100,7 @@ def bench_costs(path: Path | None) -> dict | None:
     return {**costs, "batch": doc.get("batch")}
 
 
-def table3_rows(runs: list[dict], unigram: dict, threshold: float) -> list[dict]:
+def table3_rows(runs: list[dict], unigram: dict, threshold: float, selections: dict | None = None) -> list[dict]:
     rows = []
     for method in dict.fromkeys(r["method"] for r in runs if r["stage"] == "seeds"):
         seeds = [r for r in runs if r["stage"] == "seeds" and r["method"] == method]
@@ -114,7 +114,7 @@ def table3_rows(runs: list[dict], unigram: dict, threshold: float) -> list[dict]
                 "method": method,
                 "task": task,
                 "algo": seeds[0]["algo"],
-                "point": seeds[0]["point"],
+                "point": seeds[0]["point"] or (selections or {}).get(method, {}).get("point", ""),
                 "mean": mean,
                 "pm": pm,
                 "converged": len(conv),
@@ -272,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, KeyError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    doc["table3"] = table3_rows(doc["runs"], doc["unigram"], args.threshold)
+    doc["table3"] = table3_rows(doc["runs"], doc["unigram"], args.threshold, doc["selections"])
     doc["step_costs"] = costs
     command = "python scripts/report_plan.py " + " ".join(argv)
     args.out_dir.mkdir(parents=True, exist_ok=True)
