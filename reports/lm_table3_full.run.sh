@@ -14,4 +14,4 @@ A=.venv/bin/accelerate
 .venv/bin/python scripts/run_plan.py configs/experiments/lm_table3_full.yaml --output-dir "$RUNS/lm_table3_full" \
   --workers 2 --threads 1 ${METHODS:+--methods "$METHODS"} -- --data-dir "$DATA"
 .venv/bin/python scripts/report_plan.py "$RUNS/lm_table3_full" --name lm_table3_full \
-  --unigram reports/unigram_full_pool.json --step-costs reports/bench_step_idle_2a2a287.json --pilot "$RUNS/lm_full/pilot_mlm_bp"
+  --unigram reports/unigram_full_pool.json --step-costs reports/bench_step_idle_2a2a287.json --pilot "$RUNS/lm_full/pilot_mlm_bp" --notes reports/lm_table3_full.notes.md

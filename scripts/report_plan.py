@@ -252,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threshold", type=float, default=1.0, help="converged: test ppl below this x unigram's")
     p.add_argument("--step-costs", type=Path, help="scripts/bench_step.py's JSON (idle per-batch seconds)")
     p.add_argument("--pilot", type=Path, help="a masked-LM BP run folder to report against 0.8 x unigram")
+    p.add_argument("--notes", type=Path, help="a markdown file appended to the report (provenance, what is missing)")
     args = p.parse_args(argv)
     try:
         if "/" in args.name or args.name.startswith(".") or not args.name:
@@ -269,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
                 "history": m.get("history", []),
                 "first_epoch_below": below,
             }
+        notes = "\n" + args.notes.read_text(encoding="utf-8") if args.notes else ""
     except (OSError, ValueError, KeyError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -277,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "python scripts/report_plan.py " + " ".join(argv)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     (args.out_dir / f"{args.name}.json").write_text(json.dumps({**doc, "command": command}, indent=1) + "\n")
-    (args.out_dir / f"{args.name}.md").write_text(markdown(doc, command))
+    (args.out_dir / f"{args.name}.md").write_text(markdown(doc, command) + notes)
     plotted = plot(doc["runs"], costs, args.out_dir / f"{args.name}.png")
     print(f"wrote {args.out_dir / args.name}.{{json,md{',png' if plotted else ''}}}")
     return 0
