@@ -39,8 +39,7 @@ if __name__ == "__main__":  # answer --help and bad flags before the heavy impor
     ARGS = parse_args()
 
 import torch  # noqa: E402
-from bench_step import autocast, shipped  # noqa: E402
-from torch.utils.data import DataLoader  # noqa: E402
+from bench_step import autocast, sample_loader, shipped  # noqa: E402
 
 import pclm.pc.graph as graph_module  # noqa: E402
 from pclm.benchmarking import race  # noqa: E402
@@ -53,20 +52,9 @@ def _readout(*args, **kwargs):
     return linear_cross_entropy(*args, **kwargs, gather=GATHER["on"])
 
 
-def real_batches(args, tokenizer) -> list[dict[str, torch.Tensor]]:
-    from pclm.data import load_lm1b, tokenize_lm1b, train_collator
-
-    train = tokenize_lm1b(load_lm1b(), tokenizer, args.max_length)["train"]
-    loader = DataLoader(
-        train.with_format(columns=["input_ids"]),
-        batch_size=args.batch,
-        shuffle=True,
-        collate_fn=train_collator("clm", tokenizer),
-        generator=torch.Generator().manual_seed(0),
-        drop_last=True,
-    )
+def real_batches(args) -> list[dict[str, torch.Tensor]]:
     out = []
-    for batch in loader:
+    for batch in sample_loader("clm", args.batch, args.max_length, drop_last=True):
         out.append({k: batch[k] for k in ("input_ids", "attention_mask", "labels")})
         if len(out) == args.batches:
             return out
@@ -125,7 +113,7 @@ def main(args: argparse.Namespace) -> int:
 
     print(f"configure_cpu: {configure_cpu(args.threads)}")
     tokenizer = load_tokenizer(None)
-    batches = real_batches(args, tokenizer)
+    batches = real_batches(args)
     none, pad = untargeted(batches)
     print(
         f"{len(batches)} real batches of {args.batch} sentences, max_length {args.max_length}: of the readout's rows, "

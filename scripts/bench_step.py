@@ -74,8 +74,8 @@ def make_batch(task: str, batch: int, seq: int, seed: int = 0, source: str = "sa
     return {**out, "input_ids": ids.masked_fill(picked, MASK_ID), "labels": ids.masked_fill(~picked, -100)}
 
 
-@functools.lru_cache(maxsize=None)
-def _sample_batch(task: str, batch: int, seq: int, seed: int) -> dict[str, torch.Tensor]:
+def sample_loader(task: str, batch: int, seq: int, seed: int = 0, drop_last: bool = False):
+    """Training batches of `task` from the embedded 1B Word sample, shuffled with `seed`, collated as training does."""
     from torch.utils.data import DataLoader
 
     from pclm.data import load_lm1b, tokenize_lm1b, train_collator
@@ -83,14 +83,20 @@ def _sample_batch(task: str, batch: int, seq: int, seed: int) -> dict[str, torch
 
     tokenizer = load_tokenizer(None)
     train = tokenize_lm1b(load_lm1b(), tokenizer, seq)["train"]
-    torch.manual_seed(seed)  # the mlm collator's masking draws from the global generator
-    loader = DataLoader(
+    return DataLoader(
         train.with_format(columns=["input_ids"]),
         batch_size=batch,
         shuffle=True,
         collate_fn=train_collator(task, tokenizer),
         generator=torch.Generator().manual_seed(seed),
+        drop_last=drop_last,
     )
+
+
+@functools.lru_cache(maxsize=None)
+def _sample_batch(task: str, batch: int, seq: int, seed: int) -> dict[str, torch.Tensor]:
+    loader = sample_loader(task, batch, seq, seed)
+    torch.manual_seed(seed)  # the mlm collator's masking draws from the global generator
     b = next(iter(loader))
     return {k: b[k] for k in ("input_ids", "attention_mask", "labels")}
 
