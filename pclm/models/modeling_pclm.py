@@ -40,12 +40,12 @@ _FEEDFORWARD = FeedForward()  # stateless
 _CACHE_FIELD = "cache" if "cache" in CausalLMOutputWithPast.__dataclass_fields__ else "past_key_values"
 
 
-def _scores_are_nodes(nodes, name: str) -> bool:
-    """Whether `nodes` makes `{name}.scores` a value node; a graph that cannot say is assumed to."""
+def _is_node(nodes, name: str) -> bool:
+    """Whether `nodes` makes `name` a value node; a graph that cannot say is assumed to."""
     if type(nodes) is FeedForward:
         return False
     select = getattr(nodes, "select", None)
-    return select is None or select(f"{name}.scores") is not None
+    return select is None or select(name) is not None
 
 
 def _norm(config: PCLMConfig, width: int) -> nn.Module:
@@ -78,11 +78,13 @@ class PCLMAttention(nn.Module):
         row_mask,
         cache: Cache | None = None,
         layer: int = 0,
+        rows: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """(B, T, C), or (N, C) for the N query rows where `rows` (B, T) is true (keys and values: every row)."""
         q, k, v = self._heads(self.query(h)), self._heads(self.key(h)), self._heads(self.value(h))
         if cache is not None:  # k, v: (B, H, S, D) with the S - T earlier positions first
             k, v = cache.update(k, v, layer)
-        if _scores_are_nodes(nodes, name):
+        if _is_node(nodes, f"{name}.scores"):
             scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_dim) + bias  # (B, H, T, S)
             scores = nodes(f"{name}.scores", scores, row_mask)
             ctx = self.dropout(scores.softmax(-1)) @ v
@@ -92,7 +94,8 @@ class PCLMAttention(nn.Module):
             ctx = F.scaled_dot_product_attention(
                 q, k, v, attn_mask=mask, dropout_p=self.dropout.p if self.training else 0.0
             )
-        return self.output(ctx.transpose(1, 2).reshape(h.shape))  # (B, T, C)
+        ctx = ctx.transpose(1, 2).reshape(h.shape)  # (B, T, C)
+        return self.output(ctx if rows is None else ctx[rows])
 
 
 class PCLMBlock(nn.Module):
@@ -114,9 +117,14 @@ class PCLMBlock(nn.Module):
         name: str,
         cache: Cache | None = None,
         layer: int = 0,
+        rows: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """(B, T, C); with `rows` (B, T), only those query rows past the attention: (N, C), row-major."""
         row_mask = mask[:, None, :]  # (B, 1, T): padded query rows carry no energy
-        a = self.attn_norm(h + self.dropout(self.attention(h, bias, nodes, name, row_mask, cache, layer)))
+        att = self.attention(h, bias, nodes, name, row_mask, cache, layer, rows)
+        if rows is not None:
+            h, mask = h[rows], mask[rows]
+        a = self.attn_norm(h + self.dropout(att))
         a = nodes(f"{name}.attn", a, mask)
         f = nodes(f"{name}.ffn", F.gelu(self.intermediate(a)), mask)
         out = self.out_norm(a + self.dropout(self.ffn_out(f)))
@@ -192,9 +200,13 @@ class PCLMModel(PCLMPreTrainedModel):
         nodes=None,
         position_ids: torch.Tensor | None = None,
         cache: Cache | None = None,
+        only_rows: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """input_ids: (B, T) new tokens; attention_mask: (B, S) over the S = cached + T tokens (1 = real);
-        position_ids: (B, T), else counted from the mask (left padding starts at 0) or from the cache length."""
+        position_ids: (B, T), else counted from the mask (left padding starts at 0) or from the cache length.
+        only_rows: (B, T) bool: return only those rows, (N, C) in row-major order. When the last block holds no
+        value node after its scores, it then computes its attention output and feed-forward at those rows only:
+        no other row of it reaches them."""
         nodes = nodes or _FEEDFORWARD
         if cache is not None and type(nodes) is not FeedForward:
             raise ValueError("a KV cache is for feedforward inference only: value nodes need the whole sequence")
@@ -216,9 +228,12 @@ class PCLMModel(PCLMPreTrainedModel):
             keep = keep & torch.ones(T, S, dtype=torch.bool, device=input_ids.device).tril(diagonal=past)
         bias = torch.zeros(keep.shape, dtype=h.dtype, device=h.device).masked_fill(~keep, -1e9)
         rows = mask[:, past:]  # (B, T): the new tokens' own mask, for the value nodes' energies
+        last = len(self.blocks) - 1
+        name = f"blocks.{last}"
+        prune = only_rows is not None and not any(_is_node(nodes, f"{name}.{n}") for n in ("attn", "ffn", "out"))
         for i, block in enumerate(self.blocks):
-            h = block(h, bias, rows, nodes, f"blocks.{i}", cache, i)
-        return h
+            h = block(h, bias, rows, nodes, f"blocks.{i}", cache, i, only_rows if prune and i == last else None)
+        return h if only_rows is None or prune else h[only_rows]
 
     def _check_positions(self, position_ids: torch.Tensor | None, mask: torch.Tensor, past: int) -> None:
         limit = self.config.max_position_embeddings
@@ -289,11 +304,11 @@ class PCLMForMaskedLM(_PCLMWithHead):
         **kwargs,
     ) -> MaskedLMOutput:
         nodes = nodes or _FEEDFORWARD
-        h = self.pclm(input_ids, attention_mask, nodes)  # (B, T, C)
         if labels is None:
-            return MaskedLMOutput(logits=self.lm_head(h))
+            return MaskedLMOutput(logits=self.lm_head(self.pclm(input_ids, attention_mask, nodes)))
         picked = labels != IGNORE_INDEX
-        loss, logits = self.lm_head.loss(h[picked], labels[picked], nodes)  # the head only at the masked rows
+        h = self.pclm(input_ids, attention_mask, nodes, only_rows=picked)  # (N_masked, C)
+        loss, logits = self.lm_head.loss(h, labels[picked], nodes)  # the head only at the masked rows
         return MaskedLMOutput(loss=loss, logits=logits)
 
 
@@ -326,12 +341,18 @@ class PCLMForCausalLM(_PCLMWithHead, GenerationMixin):
         cache = cache if cache is not None else kwargs.get("past_key_values")  # the name before transformers 5.x
         if use_cache and cache is None:
             cache = DynamicCache(config=self.config)
-        h = self.pclm(input_ids, attention_mask, nodes, position_ids, cache)  # (B, T, C)
         if labels is None:
+            h = self.pclm(input_ids, attention_mask, nodes, position_ids, cache)  # (B, T, C)
             return CausalLMOutputWithPast(logits=self.lm_head(h), **{_CACHE_FIELD: cache})
         # Shift the labels, not the logits: slicing the (B, T, V) logits would copy them in the forward pass
         # and zero-fill a (B, T, V) gradient in the backward. The last position gets no target.
         targets = F.pad(labels[:, 1:], (0, 1), value=IGNORE_INDEX)
+        if nodes.fused_readout:  # no logits to return: only the rows with a target go on (as the masked LM's)
+            picked = targets != IGNORE_INDEX
+            h = self.pclm(input_ids, attention_mask, nodes, position_ids, cache, only_rows=picked)  # (N, C)
+            loss, _ = self.lm_head.loss(h, targets[picked], nodes)
+            return CausalLMOutputWithPast(loss=loss, logits=None, **{_CACHE_FIELD: cache})
+        h = self.pclm(input_ids, attention_mask, nodes, position_ids, cache)
         loss, logits = self.lm_head.loss(h.reshape(-1, h.shape[-1]), targets.reshape(-1), nodes)
         logits = None if logits is None else logits.view(*h.shape[:2], -1)
         return CausalLMOutputWithPast(loss=loss, logits=logits, **{_CACHE_FIELD: cache})
