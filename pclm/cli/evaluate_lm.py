@@ -7,14 +7,15 @@ and test splits.
 CHECKPOINT is a folder written by training (`best/`) or `save_pretrained`: a config.json of model_type "pclm",
 model.safetensors and the tokenizer. Every non-empty line is encoded as in training, `<s> ... </s>` cut to
 --max-length tokens. A causal model is scored on every token after `<s>`; a masked model on the positions the
-training job's fixed evaluation masking picks (--mlm-probability, --mask-seed). No code from the folder runs: pclm's
-own classes read the weights. Bad input exits with code 2 and one line.
+training job's fixed evaluation masking picks (--mlm-probability, --mask-seed), or pooled over several fixed
+maskings (--mask-seeds 0-19). No code from the folder runs: pclm's own classes read the weights. Bad input exits with code 2 and one line.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -49,6 +50,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         default=_DEFAULT_MASK_SEED,
         help=f"masked models: seed of the fixed masking (default {_DEFAULT_MASK_SEED}, training's)",
+    )
+    p.add_argument(
+        "--mask-seeds",
+        help="masked models: several fixed maskings (e.g. 0-19), their NLL pooled over every masked token; replaces "
+        "--mask-seed. On a short text one masking holds few targets and its perplexity swings with the draw",
     )
     p.add_argument("--json", help="also write the scores to this JSON file")
     return p.parse_args(argv)
@@ -105,6 +111,13 @@ def check_args(args: argparse.Namespace, config: dict[str, Any]) -> None:
         )
     if not 0 < args.mlm_probability < 1:
         raise UsageError(f"--mlm-probability must be in (0, 1), got {args.mlm_probability}")
+    if args.mask_seeds is not None:
+        from pclm.runs import parse_seeds
+
+        try:
+            parse_seeds(args.mask_seeds)
+        except ValueError as err:
+            raise UsageError(f"--mask-seeds: {err}") from None
     if args.json:
         out = Path(args.json)
         if out.is_dir():
@@ -120,9 +133,10 @@ def score(
     max_length: int,
     batch_size: int,
     mlm_probability: float,
-    mask_seed: int,
+    mask_seeds: list[int],
 ) -> dict[str, float]:
-    """Load the checkpoint and score the sentences: {"ppl", "nll", "targets"} (`pclm.evaluate`)."""
+    """Load the checkpoint and score the sentences: {"ppl", "nll", "targets"} (`pclm.evaluate`). A masked model is
+    scored under each fixed masking of `mask_seeds`, the NLL pooled over all their targets; a causal one once."""
     from datasets import Dataset, DatasetDict
     from transformers import AutoTokenizer
 
@@ -143,20 +157,27 @@ def score(
         tokenizer.add_bos_token, tokenizer.add_eos_token = True, True
     tokenizer.padding_side = "right"  # as in training (a causal checkpoint's pads left, for generation)
     data = tokenize_lm1b(DatasetDict({"text": Dataset.from_dict({"text": sentences})}), tokenizer, max_length)["text"]
-    return pclm.evaluate(
-        model,
-        data,
-        task="clm" if causal else "mlm",
-        tokenizer=tokenizer,
-        batch_size=batch_size,
-        mlm_probability=mlm_probability,
-        eval_mask_seed=mask_seed,
-    )
+    scores = [
+        pclm.evaluate(
+            model,
+            data,
+            task="clm" if causal else "mlm",
+            tokenizer=tokenizer,
+            batch_size=batch_size,
+            mlm_probability=mlm_probability,
+            eval_mask_seed=seed,
+        )
+        for seed in (mask_seeds[:1] if causal else mask_seeds)
+    ]
+    targets = sum(s["targets"] for s in scores)
+    nll = sum(s["nll"] * s["targets"] for s in scores) / targets if targets else 0.0
+    return {"ppl": math.exp(nll) if targets else scores[0]["ppl"], "nll": nll, "targets": targets}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from pclm.errors import UsageError, report_usage_error
+    from pclm.runs import parse_seeds
 
     try:
         checkpoint = Path(args.checkpoint)
@@ -165,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
         sentences = read_sentences(Path(args.text))
         causal = bool(config.get("is_decoder"))
         length = args.max_length or int(config["max_position_embeddings"])
-        result = score(checkpoint, sentences, causal, length, args.batch_size, args.mlm_probability, args.mask_seed)
+        seeds = [args.mask_seed] if args.mask_seeds is None else parse_seeds(args.mask_seeds)
+        result = score(checkpoint, sentences, causal, length, args.batch_size, args.mlm_probability, seeds)
         if not result["targets"]:
             raise UsageError(
                 f"nothing to score in '{args.text}': no masked position was drawn "
@@ -174,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as err:
         return report_usage_error(err)
     what = "next-token predictions" if causal else "masked tokens"
+    if not causal and len(seeds) > 1:
+        what += f" in {len(seeds)} maskings"
     print(
         f"perplexity {result['ppl']:.4f} (mean NLL {result['nll']:.4f} nats over {result['targets']} {what}, "
         f"{len(sentences)} sentences)"
@@ -188,7 +212,10 @@ def main(argv: list[str] | None = None) -> int:
             **result,
         }
         if not causal:
-            payload.update(mlm_probability=args.mlm_probability, mask_seed=args.mask_seed)
+            if args.mask_seeds is None:
+                payload.update(mlm_probability=args.mlm_probability, mask_seed=args.mask_seed)
+            else:
+                payload.update(mlm_probability=args.mlm_probability, mask_seeds=seeds)
         Path(args.json).write_text(json.dumps(payload, indent=1) + "\n")
     return 0
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -147,3 +148,34 @@ def test_bad_input_is_one_line(case, message, clm_run, tmp_path, capsys):
     captured = capsys.readouterr()
     assert captured.err.splitlines() == ["error: " + message.format(tmp=tmp_path)] and captured.out == ""
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_mask_seeds_pool_the_nll_of_each_masking(bp_run, test_sentences, tmp_path, one_thread):
+    """--mask-seeds 3,5: every masked token of both maskings counted once; oracle: two single-seed runs."""
+    best = bp_run[0] / "best"
+    single = {}
+    for seed in (3, 5):
+        out = tmp_path / f"seed{seed}.json"
+        argv = [best, test_sentences, "--max-length", max_length(), "--mask-seed", seed, "--json", out]
+        assert evaluate_main(argv) == 0
+        single[seed] = json.loads(out.read_text())
+    assert single[3]["targets"] != single[5]["targets"] or single[3]["nll"] != single[5]["nll"]  # two maskings
+    out = tmp_path / "pooled.json"
+    assert (
+        evaluate_main([best, test_sentences, "--max-length", max_length(), "--mask-seeds", "3,5", "--json", out]) == 0
+    )
+    pooled = json.loads(out.read_text())
+    targets = single[3]["targets"] + single[5]["targets"]
+    nll = (single[3]["nll"] * single[3]["targets"] + single[5]["nll"] * single[5]["targets"]) / targets
+    assert pooled["targets"] == targets and pooled["mask_seeds"] == [3, 5]
+    assert pooled["nll"] == pytest.approx(nll, rel=1e-9)
+    assert pooled["ppl"] == pytest.approx(math.exp(nll), rel=1e-9)
+
+
+@pytest.mark.parametrize("seeds", ["5-3", "1,1", "x"])
+def test_bad_mask_seeds_are_one_line(seeds, clm_run, tmp_path, capsys):
+    good = tmp_path / "good.txt"
+    good.write_text("the cat sat .\n")
+    assert evaluate_main([clm_run[0] / "best", good, "--mask-seeds", seeds]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --mask-seeds: ") and err.count("\n") == 1
