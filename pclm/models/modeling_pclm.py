@@ -8,7 +8,10 @@ unchanged, an `EnergyGraph` swaps in the value node `x` and records the node's e
     blocks.{i}.ffn     feed-forward hidden activation, (B, T, I)
     blocks.{i}.out     block output, (B, T, C)
 The output is clamped to the labels by the cross-entropy energy: `nodes.clamp_readout` on a training graph (the
-logits are never formed; `logits` is then None), `nodes.clamp_output` on the logits otherwise.
+logits are never formed; `logits` is then None), `nodes.clamp_output` on the logits otherwise. With labels, only
+the rows with a target reach the head (the causal LM: on a training graph, where no logits are returned), and a
+last block without value nodes computes its attention output and feed-forward at those rows only
+(`PCLMModel.forward(only_rows=...)`).
 
 Where the scores are not a value node (feedforward inference, generation, BP or PC runs without `scores`), attention
 is torch's fused `scaled_dot_product_attention` on the same additive mask. Generation: `PCLMForCausalLM` keeps keys
