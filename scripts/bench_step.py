@@ -577,10 +577,25 @@ def bench_hygiene(args, cpu: dict) -> dict:
     return {"threads": threads, "malloc": malloc}
 
 
-def profile_ops(args) -> dict:
-    """Top ops (self CPU time) of one BP step and of one iPC train_batch, per evaluation, masked and causal."""
+MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::addmm_", "aten::bmm", "aten::baddbmm")
+
+
+def _profiled(step, calls: int = 1) -> tuple[list, float, float]:
+    """Profile `calls` calls of a warmed-up step: (ops by self CPU time, total and matmul self-CPU ms per call)."""
     from torch.profiler import ProfilerActivity, profile
 
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        for _ in range(calls):
+            step()
+    ops = sorted(prof.key_averages(group_by_input_shape=True), key=lambda e: -e.self_cpu_time_total)
+    total = sum(e.self_cpu_time_total for e in ops) / 1e3 / calls
+    matmul = sum(e.self_cpu_time_total for e in ops if e.key in MATMUL_OPS) / 1e3 / calls
+    return ops, total, matmul
+
+
+def profile_ops(args) -> dict:
+    """Top ops (self CPU time) of one BP step and of one iPC train_batch, per evaluation, masked and causal; and the
+    matmuls' share of the self-CPU time of a pclm BP step and of transformers' step."""
     out = {}
     for task in ("mlm", "clm"):
         model = pclm_model(task, "ipc", args.seq)
@@ -588,10 +603,7 @@ def profile_ops(args) -> dict:
         for algo in ("bp", "ipc"):
             step, algorithm = pclm_step(model, batch, task, algo, args.bf16)
             step()
-            with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
-                step()
-            ops = sorted(prof.key_averages(group_by_input_shape=True), key=lambda e: -e.self_cpu_time_total)
-            total = sum(e.self_cpu_time_total for e in ops)
+            ops, total, matmul = _profiled(step)
             top = [
                 {
                     "op": e.key,
@@ -601,12 +613,22 @@ def profile_ops(args) -> dict:
                 }
                 for e in ops[: args.profile_top]
             ]
-            out[f"{task}:{algo}"] = {"ms_per_eval": total / 1e3 / algorithm.steps, "top": top}
+            out[f"{task}:{algo}"] = {"ms_per_eval": total / algorithm.steps, "matmul_ms": matmul, "top": top}
             print(
-                f"\n[profile] {task} {algo} (T={algorithm.steps}): {total / 1e3 / algorithm.steps:.1f} ms self CPU per evaluation"
+                f"\n[profile] {task} {algo} (T={algorithm.steps}): {total / algorithm.steps:.1f} ms self CPU per evaluation"
             )
             for op in top:
                 print(f"  {op['ms_per_eval']:8.1f} ms  x{op['calls_per_eval']:<5.1f} {op['op']:34} {op['shapes']}")
+        bp, _ = pclm_step(pclm_model(task, "bp", args.seq), batch, task, "bp", args.bf16)
+        hf = hf_step(hf_model(task, args.seq, model), batch, args.bf16)
+        for name, step in (("pclm", bp), ("transformers", hf)):
+            step()
+            _, total, matmul = _profiled(step, calls=3)
+            out[f"{task}:bp_matmul_share:{name}"] = {"ms": total, "matmul_ms": matmul}
+            print(
+                f"[profile] {task} BP step, {name}: matmuls {matmul:.1f} of {total:.1f} ms self CPU "
+                f"({100 * matmul / total:.0f}%; {', '.join(o.removeprefix('aten::') for o in MATMUL_OPS)})"
+            )
     return out
 
 
