@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Table 3 at the full local pool on one lent GPU, within one 10-minute device call: every run of the plan side by
-# side on the one device (WORKERS processes), then the same report as on CPU, written under $OUT.
+# side on the one device (WORKERS processes), then the same reports as on CPU (Table 3; each seed on the official
+# 100-sentence sample beside its test perplexity), written under $OUT.
 #
 #   bash scripts/gpu_prepare.sh                  # here, once: wheels the GPU image lacks + the data, into .gpu/
 #   device run, carry [".gpu"]:  bash scripts/gpu_table3.sh
@@ -25,3 +26,9 @@ $PY scripts/run_plan.py "$PLAN" --output-dir "$OUT/runs" --workers "$WORKERS" --
   --stop-after "$STOP_AFTER" ${METHODS:+--methods "$METHODS"} -- --data-dir "$DATA" 2>&1 | grep -E '^\[plan\]|^error' || true
 $PY scripts/report_plan.py "$OUT/runs" --name lm_table3_full_gpu --out-dir "$OUT" \
   ${UNIGRAM:+--unigram "$UNIGRAM"}
+# every finished seed on the release's official 100-sentence sample (not in the pool), beside its test perplexity
+SAMPLE=$(ls "$DATA"/samples/*.sample100.ordered.txt 2>/dev/null | head -1 || true)
+if [ -n "$SAMPLE" ]; then
+  $PY scripts/report_transfer.py "$OUT/runs" "$SAMPLE" --name lm_table3_full_gpu_transfer --out-dir "$OUT" \
+    --max-length 32 --mask-seeds 0-19 2>&1 | grep -E '^wrote|^error'
+fi

@@ -154,3 +154,6 @@ def test_gpu_script_runs_a_tiny_plan_on_cpu(tmp_path):
         "x_grads=sample",
         "x_grads=batch",
     )
+    transfer = json.loads((tmp_path / "out" / "lm_table3_full_gpu_transfer.json").read_text())
+    assert [(r["method"], r["seed"]) for r in transfer["runs"]] == [("clm_ipc", 0)]
+    assert transfer["sentences"] == 100 and transfer["runs"][0]["text_ppl"] > 1
