@@ -49,8 +49,8 @@ def finished_runs(plan_dir: Path) -> list[tuple[str, int, Path, dict]]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from pclm.cli.evaluate_lm import read_config, read_sentences, score
-    from pclm.errors import UsageError
+    from pclm.cli.evaluate_lm import _DEFAULT_MLM_PROBABILITY, read_config, read_sentences, score
+    from pclm.errors import UsageError, report_usage_error
     from pclm.runs import parse_seeds
 
     try:
@@ -69,13 +69,14 @@ def main(argv: list[str] | None = None) -> int:
         if not runs:
             raise UsageError(f"no finished seed with a best/ model under '{args.plan_dir / 'seeds'}'")
     except UsageError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return report_usage_error(err)
 
     rows = []
     for method, seed, folder, m in runs:
         causal = bool(read_config(folder / "best").get("is_decoder"))
-        s = score(folder / "best", sentences, causal, args.max_length, args.batch_size, 0.15, mask_seeds)
+        s = score(
+            folder / "best", sentences, causal, args.max_length, args.batch_size, _DEFAULT_MLM_PROBABILITY, mask_seeds
+        )
         rows.append(
             {
                 "method": method,
@@ -103,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         f"Command: `{command}`",
         "",
         f"Text: `{args.text}`, {len(sentences)} sentences, cut to {args.max_length} tokens. Masked models: NLL pooled "
-        f"over {len(mask_seeds)} fixed maskings (seeds {args.mask_seeds}, 15% of tokens). Test perplexity: the "
+        f"over {len(mask_seeds)} fixed maskings (seeds {args.mask_seeds}, {100 * _DEFAULT_MLM_PROBABILITY:.0f}% of tokens). "
+        "Test perplexity: the "
         "training job's, on the 3,000-sentence test split.",
         "",
         "| method | seed | status | test ppl | text ppl | text / test | single masking (training's seed) |",
