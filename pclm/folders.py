@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import json
 import os
 import shutil
 import tempfile
@@ -29,6 +30,7 @@ __all__ = [
     "RunFolder",
     "is_main_rank",
     "check_overwritable",
+    "is_run_folder",
 ]
 
 STATE_FILE = "pclm_state.json"
@@ -204,11 +206,21 @@ class RunFolder:
             self._unlock()
 
 
+def is_run_folder(output_dir: Path) -> bool:
+    """Whether `output_dir` holds a pclm run's `config.json` (a JSON object with the run keys `task`, `algo` and
+    `train`). A Hugging Face model folder also holds a `config.json`, with `model_type` and none of those keys."""
+    try:
+        config = json.loads((Path(output_dir) / RUN_MARKER).read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(config, dict) and {"task", "algo", "train"} <= config.keys() and "model_type" not in config
+
+
 def check_overwritable(output_dir: Path) -> None:
     """--overwrite replaces a run folder, nothing else: a non-empty folder must hold the `config.json` every run
-    writes first."""
-    if output_dir.is_dir() and any(output_dir.iterdir()) and not (output_dir / RUN_MARKER).is_file():
+    writes first (not a model's: a saved model is never a run)."""
+    if output_dir.is_dir() and any(output_dir.iterdir()) and not is_run_folder(output_dir):
         raise UsageError(
-            f"--overwrite replaces only a run folder (one holding {RUN_MARKER}); '{output_dir}' holds "
+            f"--overwrite replaces only a run folder (one holding a pclm run's {RUN_MARKER}); '{output_dir}' holds "
             "other files: remove them yourself or choose another --output-dir"
         )

@@ -91,6 +91,13 @@ def test_overwrite_replaces_only_a_run_folder(capsys, tmp_path):
     expect_usage_error(capsys, [*BP_RUN_ARGS, "--overwrite"], r"--overwrite replaces only a run folder", out)
 
 
+def test_overwrite_refuses_a_saved_model(capsys, finished):
+    # A Hugging Face model folder holds a config.json too (here the run's own best model): it is not a run.
+    expect_usage_error(
+        capsys, [*BP_RUN_ARGS, "--overwrite"], r"--overwrite replaces only a run folder", finished / "best"
+    )
+
+
 def test_a_killed_overwrite_is_undone_on_the_next_start(tmp_path):
     # What a SIGKILL between the move aside and the first checkpoint leaves: the old run aside, a partial new one.
     out, aside = tmp_path / "run", tmp_path / ".run.replaced"
