@@ -1,11 +1,12 @@
 """PCLM Hugging Face classes, registered with the Auto* factories on import."""
 
-from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM
 
 from .configuration_pclm import PCLMConfig
 from .modeling_pclm import PCLMForCausalLM, PCLMForMaskedLM, PCLMModel, PCLMPreTrainedModel
 
 AutoConfig.register("pclm", PCLMConfig)
+AutoModel.register(PCLMConfig, PCLMModel)
 AutoModelForMaskedLM.register(PCLMConfig, PCLMForMaskedLM)
 AutoModelForCausalLM.register(PCLMConfig, PCLMForCausalLM)
 

@@ -229,7 +229,9 @@ class PCLMModel(PCLMPreTrainedModel):
         keep = mask[:, None, None, :].bool()
         if self.config.is_decoder:  # query i is token past + i: it sees keys 0 .. past + i
             keep = keep & torch.ones(T, S, dtype=torch.bool, device=input_ids.device).tril(diagonal=past)
-        bias = torch.zeros(keep.shape, dtype=h.dtype, device=h.device).masked_fill(~keep, -1e9)
+        # fp16 cannot hold -1e9: its most negative finite value then (the softmax still gives those keys 0).
+        bias = torch.zeros(keep.shape, dtype=h.dtype, device=h.device)
+        bias = bias.masked_fill(~keep, max(-1e9, torch.finfo(h.dtype).min))
         rows = mask[:, past:]  # (B, T): the new tokens' own mask, for the value nodes' energies
         last = len(self.blocks) - 1
         name = f"blocks.{last}"
@@ -324,9 +326,13 @@ class PCLMForCausalLM(_PCLMWithHead, GenerationMixin):
         config = copy.deepcopy(config)  # never turn the caller's config into the other kind of model
         config.is_decoder = True
         super().__init__(config)
-        # No max_length: generate() then adds 20 tokens by default, capped at max_position_embeddings.
+        # max_length: by default generate() and the text-generation pipeline (whose own default of 256 new tokens
+        # yields to a model's max_length) stop at the positions the model reads, or at </s>.
         self.generation_config = GenerationConfig(
-            bos_token_id=config.bos_token_id, eos_token_id=config.eos_token_id, pad_token_id=config.pad_token_id
+            bos_token_id=config.bos_token_id,
+            eos_token_id=config.eos_token_id,
+            pad_token_id=config.pad_token_id,
+            max_length=config.max_position_embeddings,
         )
 
     def forward(

@@ -187,3 +187,18 @@ def test_text_generation_pipeline_feeds_the_prompt_without_eos(tokenizer):
     assert prompt[0] == tokenizer.bos_token_id and prompt[-1] != tokenizer.eos_token_id
     ids = torch.tensor([prompt])
     assert out[0]["generated_token_ids"][: len(prompt) + 4] == greedy_loop(model, ids, 4)[0].tolist()
+
+
+def test_text_generation_pipeline_defaults_stop_at_the_positions(tokenizer):
+    # The pipeline's own default is 256 new tokens; the model's max_length (its positions) must win over it.
+    torch.manual_seed(0)
+    model = PCLMForCausalLM(
+        PCLMConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, max_position_embeddings=24)
+    ).eval()
+    causal = checkpoint_tokenizer(tokenizer, model.config, causal=True)
+    generator = pipeline("text-generation", model=model, tokenizer=causal)
+    out = generator("the cat sat", do_sample=False, return_tensors=True, suppress_tokens=[tokenizer.eos_token_id])
+    prompt = causal("the cat sat").input_ids
+    ids = out[0]["generated_token_ids"]
+    assert len(ids) == 24
+    assert ids == greedy_loop(model, torch.tensor([prompt]), 24 - len(prompt))[0].tolist()

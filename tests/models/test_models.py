@@ -9,10 +9,10 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM, pipeline
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM, pipeline
 
 import pclm  # noqa: F401  (registers the Auto* classes)
-from pclm import PCLMConfig, PCLMForCausalLM, PCLMForMaskedLM
+from pclm import PCLMConfig, PCLMForCausalLM, PCLMForMaskedLM, PCLMModel
 
 V = 8001  # the repository tokenizer's vocabulary
 
@@ -57,6 +57,32 @@ def test_save_pretrained_round_trip_gives_identical_logits(tmp_path, cls, auto, 
     assert type(loaded) is cls
     with torch.no_grad():
         assert torch.equal(model(ids).logits, loaded(ids).logits)
+
+
+@pytest.mark.parametrize("cls", [PCLMForMaskedLM, PCLMForCausalLM])
+def test_auto_model_loads_the_bare_network_of_a_checkpoint(tmp_path, cls):
+    model = random_model(cls)
+    ids = random_ids(2, 9)
+    model.save_pretrained(tmp_path)
+    bare = AutoModel.from_pretrained(tmp_path).eval()
+    assert type(bare) is PCLMModel and bare.config.is_decoder == (cls is PCLMForCausalLM)
+    with torch.no_grad():
+        assert torch.equal(bare(ids), model.pclm(ids))  # the hidden states the head reads
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("cls", [PCLMForMaskedLM, PCLMForCausalLM])
+def test_half_precision_gives_the_float32_logits(cls, dtype):
+    # Padding puts the attention mask's large negative into the half-precision bias (fp16 cannot hold -1e9).
+    model = random_model(cls)
+    ids = random_ids(2, 9)
+    mask = (torch.arange(9) < torch.tensor([[6], [9]])).long()
+    with torch.no_grad():
+        full = model(ids, attention_mask=mask).logits
+        half = model.to(dtype)(ids, attention_mask=mask).logits
+    assert half.dtype == dtype
+    scale = full.abs().amax()
+    assert ((half.float() - full)[mask.bool()].abs().amax() / scale) < 0.05
 
 
 def test_auto_config_round_trip(tmp_path):
