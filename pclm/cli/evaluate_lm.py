@@ -60,6 +60,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+_SHAPE_KEYS = (
+    "vocab_size",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "max_position_embeddings",
+)
+
+
 def read_config(checkpoint: Path) -> dict[str, Any]:
     """The checkpoint's config.json, after checking that the folder holds a pclm model's weights and tokenizer."""
     from pclm.errors import UsageError
@@ -74,6 +84,12 @@ def read_config(checkpoint: Path) -> dict[str, Any]:
     if not isinstance(config, dict) or config.get("model_type") != "pclm":
         kind = config.get("model_type") if isinstance(config, dict) else None
         raise UsageError(f"'{checkpoint}' is not a pclm checkpoint (model_type {kind!r}, expected 'pclm')")
+    for key in _SHAPE_KEYS:  # a stranger's config.json: the sizes the model is built from must be sizes
+        value = config.get(key, 1)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise UsageError(
+                f"'{checkpoint}' is not a pclm checkpoint (config.json: '{key}' must be a positive integer, got {value!r})"
+            )
     missing = [n for n in ("model.safetensors", "tokenizer.json") if not (checkpoint / n).is_file()]
     if missing:
         raise UsageError(f"'{checkpoint}' is not a complete pclm checkpoint ({', '.join(missing)} missing)")

@@ -110,6 +110,16 @@ def test_defaults_are_the_training_configs():
             "no_weights",
             "'{tmp}/empty_pclm' is not a complete pclm checkpoint (model.safetensors, tokenizer.json missing)",
         ),
+        (
+            "bad_positions",
+            "'{tmp}/bad_pclm' is not a pclm checkpoint (config.json: 'max_position_embeddings' must be a positive "
+            "integer, got 'abc')",
+        ),
+        (
+            "null_width",
+            "'{tmp}/null_pclm' is not a pclm checkpoint (config.json: 'hidden_size' must be a positive integer, "
+            "got None)",
+        ),
         ("no_text", "text file not found: '{tmp}/missing.txt'"),
         ("empty", "'{tmp}/empty.txt' has no non-empty line to score"),
         ("binary", "'{tmp}/binary.txt' is binary (it holds NUL bytes), not text"),
@@ -130,11 +140,17 @@ def test_bad_input_is_one_line(case, message, clm_run, tmp_path, capsys):
     (tmp_path / "bert" / "config.json").write_text(json.dumps({"model_type": "bert"}))
     (tmp_path / "empty_pclm").mkdir()
     (tmp_path / "empty_pclm" / "config.json").write_text(json.dumps({"model_type": "pclm"}))
+    for name, key, value in (("bad_pclm", "max_position_embeddings", "abc"), ("null_pclm", "hidden_size", None)):
+        (tmp_path / name).mkdir()
+        config = {**json.loads((best / "config.json").read_text()), key: value}
+        (tmp_path / name / "config.json").write_text(json.dumps(config))
     argv = {
         "no_checkpoint": [tmp_path / "missing", good],
         "no_config": [tmp_path, good],
         "other_model": [tmp_path / "bert", good],
         "no_weights": [tmp_path / "empty_pclm", good],
+        "bad_positions": [tmp_path / "bad_pclm", good],
+        "null_width": [tmp_path / "null_pclm", good],
         "no_text": [best, tmp_path / "missing.txt"],
         "empty": [best, tmp_path / "empty.txt"],
         "binary": [best, tmp_path / "binary.txt"],
