@@ -1,13 +1,15 @@
 #!/usr/bin/env python
-"""How far iPC's weight gradients are from backprop's, inference step by inference step.
+"""How far iPC's (or PC's) weight gradients are from backprop's, inference step by inference step.
 
     python scripts/diag_ipc_grads.py CHECKPOINT --data-dir ../shared/data/lm1b --json reports/ipc_gradient_alignment.json
+    python scripts/diag_ipc_grads.py CHECKPOINT --algo pc --data-dir ../shared/data/lm1b --json reports/pc_gradient_alignment.json
 
 On real batches and a given conditional-LM checkpoint (weights held fixed), runs the inference dynamics of
-configs/clm_ipc.yaml (value nodes, T, gamma) under each x-step convention (`pc.x_grads` sample / batch) and, at every
-evaluation t, compares each parameter group's weight gradient dF/dtheta with the BP gradient of the same batch:
-cosine similarity and norm ratio. AdamW normalises gradient size, so the direction (cosine) is what reaches the
-weights. Writes a JSON and a Markdown table beside it.
+configs/clm_<algo>.yaml (value nodes, T, gamma, PC's discount: the algorithm's own x schedule) under each x-step
+convention (`pc.x_grads` sample / batch) and, at every evaluation t, compares each parameter group's weight gradient
+dF/dtheta with the BP gradient of the same batch: cosine similarity and norm ratio. The `learns` column marks the
+evaluations the algorithm takes a weight step from (every t for iPC, the last for PC). AdamW normalises gradient
+size, so the direction (cosine) is what reaches the weights. Writes a JSON and a Markdown table beside it.
 """
 
 from __future__ import annotations
@@ -52,9 +54,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoint", type=Path, help="a conditional-LM best/ folder")
     p.add_argument("--data-dir", required=True)
+    p.add_argument("--algo", choices=("ipc", "pc"), default="ipc", help="the schedule and config (default ipc)")
     p.add_argument("--batches", type=int, default=4)
     p.add_argument("--json", type=Path, required=True)
-    p.add_argument("overrides", nargs="*", help="config overrides for configs/clm_ipc.yaml (e.g. pc.inference_steps=6)")
+    p.add_argument(
+        "overrides", nargs="*", help="config overrides for configs/clm_<algo>.yaml (e.g. pc.inference_steps=6)"
+    )
     args = p.parse_intermixed_args(argv)
     import torch
     from torch.utils.data import DataLoader
@@ -73,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_cpu("auto")
     try:
         cfg = load_config(
-            ROOT / "configs" / "clm_ipc.yaml",
+            ROOT / "configs" / f"clm_{args.algo}.yaml",
             ["data.max_length=32", *args.overrides],
             **{"data.data_dir": args.data_dir},
         )
@@ -92,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     select = value_node_selector(cfg.pc.value_nodes)
     T, gamma = cfg.pc.inference_steps, cfg.pc.inference_lr
+    discount = cfg.pc.discount if args.algo == "pc" else None
     rows = []
     for b, batch in enumerate(loader):
         if b == args.batches:
@@ -100,13 +106,14 @@ def main(argv: list[str] | None = None) -> int:
         model(**batch).loss.backward()  # BP: mean cross-entropy of the feedforward pass
         bp = flat_grads(model)
         for convention in ("sample", "batch"):
-            algorithm = build_algorithm("ipc", T, gamma, x_grads=convention)
+            algorithm = build_algorithm(args.algo, T, gamma, discount=discount, x_grads=convention)
             graph = EnergyGraph(select, batch["input_ids"].shape[0])
             optim_x = None
-            for t in range(T):
+            for t in range(algorithm.steps):
                 model.zero_grad(set_to_none=True)
-                evaluate_energy(model, batch, graph, learn=[0])
+                energy, _ = evaluate_energy(model, batch, graph, learn=[0])
                 grads = flat_grads(model)
+                learns = bool(algorithm.learning_groups(t, 1))
                 for g, v in grads.items():
                     v, ref = v.double(), bp[g].double()  # float64: a million-entry dot product
                     cos = float(torch.nn.functional.cosine_similarity(v, ref, dim=0)) if v.norm() > 0 else 0.0
@@ -115,27 +122,42 @@ def main(argv: list[str] | None = None) -> int:
                             "batch": b,
                             "x_grads": convention,
                             "t": t,
+                            "learns": learns,
                             "group": g,
                             "cosine": cos,
                             "norm_ratio": float(v.norm() / ref.norm()),
                         }
                     )
-                if algorithm.x_grads == "sample":
-                    graph.scale_value_grads()
                 if optim_x is None:
                     optim_x = torch.optim.SGD(graph.values(), lr=gamma)
-                optim_x.step()
+                    algorithm.start_batch(optim_x)
+                algorithm.observe_energy(t, energy, optim_x)  # PC's discount
+                if algorithm.updates_x(t):
+                    if algorithm.x_grads == "sample":
+                        graph.scale_value_grads()
+                    optim_x.step()
                 optim_x.zero_grad(set_to_none=True)
-    summary = {}
+    sums: dict[tuple, list] = {}
     for r in rows:
-        key = (r["x_grads"], r["t"], r["group"])
-        summary.setdefault(key, []).append(r["cosine"])
-    table = [{"x_grads": k[0], "t": k[1], "group": k[2], "mean_cosine": sum(v) / len(v)} for k, v in summary.items()]
+        sums.setdefault((r["x_grads"], r["t"], r["group"]), []).append(r)
+    table = [
+        {
+            "x_grads": k[0],
+            "t": k[1],
+            "group": k[2],
+            "mean_cosine": sum(r["cosine"] for r in v) / len(v),
+            "mean_norm_ratio": sum(r["norm_ratio"] for r in v) / len(v),
+        }
+        for k, v in sums.items()
+    ]
+    learning = sorted({r["t"] for r in rows if r["learns"]})
     doc = {
         "command": "python scripts/diag_ipc_grads.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "checkpoint": str(args.checkpoint),
+        "algo": args.algo,
         "T": T,
         "inference_lr": gamma,
+        "discount": discount,
         "value_nodes": cfg.pc.value_nodes,
         "batches": args.batches,
         "batch_size": cfg.train.batch_size,
@@ -143,32 +165,36 @@ def main(argv: list[str] | None = None) -> int:
         "summary": table,
     }
     args.json.write_text(json.dumps(doc, indent=1) + "\n")
+
+    def markdown(key: str, fmt: str) -> list[str]:
+        out = ["| x_grads | t | learns | " + " | ".join(GROUPS) + " |", "|---|---|---|" + "---|" * len(GROUPS)]
+        cell = {(r["x_grads"], r["t"], r["group"]): format(r[key], fmt) for r in table}
+        for convention in ("sample", "batch"):
+            for t in sorted({r["t"] for r in rows}):
+                cells = [cell.get((convention, t, g), "–") for g in GROUPS]
+                out.append(f"| {convention} | {t} | {'yes' if t in learning else ''} | " + " | ".join(cells) + " |")
+        return out
+
     lines = [
-        f"# iPC weight gradients vs BP's, per inference step ({args.checkpoint})",
+        f"# {'iPC' if args.algo == 'ipc' else 'PC'} weight gradients vs BP's, per inference step ({args.checkpoint})",
         "",
         f"Command: `{doc['command']}`",
         "",
-        f"configs/clm_ipc.yaml: value nodes {cfg.pc.value_nodes}, T {T}, gamma {gamma}; weights held fixed; "
-        f"mean cosine similarity with the BP gradient over {args.batches} training batches of "
-        f"{cfg.train.batch_size} sentences (0 = no gradient yet).",
+        f"configs/clm_{args.algo}.yaml: value nodes {cfg.pc.value_nodes}, T {T}, gamma {gamma}"
+        + (f", discount {discount}" if discount is not None else "")
+        + f"; weights held fixed; {args.batches} training batches of {cfg.train.batch_size} sentences. `learns`: the "
+        "evaluations the schedule takes a weight step from.",
         "",
-        "| x_grads | t | " + " | ".join(GROUPS) + " |",
-        "|---|---|" + "---|" * len(GROUPS),
+        "Mean cosine similarity with the BP gradient of the same batch (0 = no gradient yet):",
+        "",
+        *markdown("mean_cosine", ".3f"),
+        "",
+        "Mean norm ratio to the BP gradient. BP's is the mean cross-entropy per token; the energy's output term is a "
+        "sum over each sentence's tokens, averaged over the batch, so the head's ratio at t = 0 is the mean number of "
+        "targets per sentence. Compare groups within a row.",
+        "",
+        *markdown("mean_norm_ratio", ".3g"),
     ]
-    for convention in ("sample", "batch"):
-        for t in range(T):
-            cells = [
-                next(
-                    (
-                        f"{r['mean_cosine']:.3f}"
-                        for r in table
-                        if r["x_grads"] == convention and r["t"] == t and r["group"] == g
-                    ),
-                    "–",
-                )
-                for g in GROUPS
-            ]
-            lines.append(f"| {convention} | {t} | " + " | ".join(cells) + " |")
     args.json.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
