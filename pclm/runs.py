@@ -21,6 +21,8 @@ from .errors import USAGE_EXIT, USAGE_MARKER_ENV, UsageError
 from .folders import find_checkpoint, write_atomic
 
 __all__ = [
+    "format_override",
+    "format_value",
     "RUNNING",
     "COMPLETED",
     "EARLY_STOPPED",
@@ -125,6 +127,19 @@ def split_passthrough(argv: list[str]) -> tuple[list[str], list[str]]:
         return argv, []
     i = argv.index("--")
     return argv[:i], argv[i + 1 :]
+
+
+def format_value(value: Any) -> str:
+    """A grid or fixed value as an override's text that the config reader (YAML) reads back as `value`: null,
+    true / false and flow lists for those values, the plain text otherwise."""
+    if value is None or isinstance(value, (bool, list, dict)):
+        return json.dumps(value)
+    return str(value)
+
+
+def format_override(key: str, value: Any) -> str:
+    """`key=value` for a training script's command line (`format_value`)."""
+    return f"{key}={format_value(value)}"
 
 
 def default_launcher() -> str:

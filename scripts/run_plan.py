@@ -40,6 +40,9 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from pclm.errors import ArgumentParser
+from pclm.runs import format_override, format_value
+
 SCRIPTS = Path(__file__).resolve().parent
 SAFE = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-=+")
 
@@ -60,7 +63,7 @@ class Run:
 
 
 def point_name(point: dict) -> str:
-    name = "+".join(f"{k.split('.')[-1]}={v}" for k, v in point.items()) or "default"
+    name = "+".join(f"{k.split('.')[-1]}={format_value(v)}" for k, v in point.items()) or "default"
     if not set(name) <= SAFE or ".." in name:
         raise ValueError(f"grid value would make an unsafe folder name: '{name}'")
     return name
@@ -84,7 +87,9 @@ def build_runs(plan: dict) -> tuple[list[Run], dict[str, list[Run]]]:
         grids[method] = []
         if len(points) > 1:
             for point in points:
-                over = base + [f"{k}={v}" for k, v in point.items()] + [f"train.epochs={tune.get('epochs', 2)}"]
+                over = (
+                    base + [format_override(k, v) for k, v in point.items()] + [f"train.epochs={tune.get('epochs', 2)}"]
+                )
                 grids[method].append(
                     Run(
                         f"tune/{method}/{point_name(point)}",
@@ -98,7 +103,7 @@ def build_runs(plan: dict) -> tuple[list[Run], dict[str, list[Run]]]:
                     )
                 )
         single = points[0] if len(points) == 1 else None
-        seed_over = base + ([f"{k}={v}" for k, v in single.items()] if single else [])
+        seed_over = base + ([format_override(k, v) for k, v in single.items()] if single else [])
         seed_over += [
             f"train.epochs={seeds_stage.get('epochs', 16)}",
             f"train.patience={seeds_stage.get('patience', 3)}",
@@ -147,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     own, passthrough = split_passthrough(sys.argv[1:] if argv is None else argv)
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("plan", type=Path)
     p.add_argument("--output-dir", required=True, type=Path)
     p.add_argument("--workers", type=int, default=1, help="runs side by side (default 1)")

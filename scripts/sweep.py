@@ -37,12 +37,15 @@ from pathlib import Path
 
 import yaml
 
+from pclm.errors import ArgumentParser
 from pclm.folders import write_atomic
 from pclm.runs import (
     FINAL_STATUSES,
     USABLE_STATUSES,
     check_folder_name,
     default_launcher,
+    format_override,
+    format_value,
     launch_train,
     read_metrics,
     run_status,
@@ -74,7 +77,7 @@ def expand(grid: dict[str, list]) -> list[dict[str, object]]:
 
 
 def point_name(point: dict[str, object]) -> str:
-    return "_".join(f"{k.split('.')[-1]}={v}" for k, v in point.items()) or "default"
+    return "_".join(f"{k.split('.')[-1]}={format_value(v)}" for k, v in point.items()) or "default"
 
 
 def collect(output_dir: Path, points: list[dict[str, object]], converged_below: float | None) -> list[dict]:
@@ -154,7 +157,7 @@ def write_results(output_dir: Path, spec: dict, rows: list[dict], rule: str | No
 
 def main(argv: list[str] | None = None) -> int:
     argv, extra = split_passthrough(sys.argv[1:] if argv is None else argv)
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("grid", type=Path)
     p.add_argument("--output-dir", required=True, type=Path)
     p.add_argument("--converged-below", type=float, help="language models: dev perplexity threshold")
@@ -212,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         run = args.output_dir / point_name(point)
         if run_status(run) in FINAL_STATUSES:
             continue
-        overrides = [f"{k}={v}" for k, v in {**fixed, **point}.items()]
+        overrides = [format_override(k, v) for k, v in {**fixed, **point}.items()]
         if launch_train(args.launcher, run, [*flags, *extra, *overrides], script=script) == 2:
             # bad input (its `error:` line is above): the rest of the grid shares most of it, so stop here
             print(f"stopped at point {point_name(point)}: the training script refused its input", file=sys.stderr)

@@ -141,3 +141,17 @@ def test_status_after_launch(tmp_path, written, verdict):
     elif written is not None:
         runs.write_metrics(tmp_path, written, {})
     assert status_after_launch(tmp_path) == verdict
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [("train.max_steps", None), ("train.max_steps", 3), ("train.betas", [0.9, 0.99]), ("pc.x_grads", "batch")],
+)
+def test_an_override_reads_back_as_its_value(key, value):
+    # The oracle is the config reader itself: a sweep's or plan's grid value must reach the run unchanged.
+    from pclm.config import load_config
+
+    section, name = key.split(".")
+    cfg = load_config(None, [runs.format_override(key, value)])
+    got = getattr(getattr(cfg, section), name)
+    assert (list(got) if isinstance(got, tuple) else got) == value
