@@ -19,11 +19,13 @@ import statistics
 import sys
 from pathlib import Path
 
+from pclm.errors import ArgumentParser
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--seq", type=int, default=32, help="tokens per sentence at most (the training max_length)")
     p.add_argument("--repeats", type=int, default=12, help="timed calls per path, interleaved (default 12)")

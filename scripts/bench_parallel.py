@@ -40,6 +40,8 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 
+from pclm.errors import ArgumentParser
+
 CLASSES = 10
 ALL_GAUSSIAN = lambda name: gaussian  # noqa: E731
 NO_NODES = lambda name: None  # noqa: E731  (BP: the output node only, as train_batch builds for it)
@@ -188,7 +190,7 @@ def heatmap(rows: list[dict], path: Path, title: str) -> None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--depths", type=int, nargs="+", default=[2, 4, 8, 16, 32], help="hidden layers")
     p.add_argument("--widths", type=int, nargs="+", default=[64, 256, 1024])
     p.add_argument("--batches", type=int, nargs="+", default=[1, 16, 128])

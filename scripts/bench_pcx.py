@@ -53,6 +53,8 @@ import sys
 import time
 from pathlib import Path
 
+from pclm.errors import ArgumentParser
+
 ROOT = Path(__file__).resolve().parents[1]
 # The usual recipe for a single-threaded XLA CPU backend (intra_op_parallelism_threads is not an XLA flag; XLA
 # accepts it silently). With jax 0.4.38 it is not enough: XLA's CPU runtime still runs independent operations of one
@@ -62,7 +64,7 @@ ONE_THREAD_XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--algo", choices=["ipc", "bp"], default="ipc")
     p.add_argument(

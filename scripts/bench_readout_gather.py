@@ -19,11 +19,13 @@ import statistics
 import sys
 from pathlib import Path
 
+from pclm.errors import ArgumentParser
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--max-length", type=int, default=32, help="tokens per sentence, special tokens included")
     p.add_argument("--batches", type=int, default=8, help="distinct real batches each path cycles through")

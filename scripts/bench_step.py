@@ -42,6 +42,8 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 
+from pclm.errors import ArgumentParser
+
 VOCAB = 8001  # the shipped tokenizer's vocabulary
 MASK_ID = 4  # any id: the benchmark never decodes
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -634,7 +636,7 @@ def profile_ops(args) -> dict:
 
 # --------------------------------------------------------------------------------------------------------- main
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--seq", type=int, default=32, help="tokens per sentence at most (the training max_length)")
     p.add_argument(

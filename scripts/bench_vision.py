@@ -28,12 +28,14 @@ import sys
 import tempfile
 from pathlib import Path
 
+from pclm.errors import ArgumentParser
+
 ROOT = Path(__file__).resolve().parents[1]
 MODES = ("eager", "compiled", "fused")
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument(
         "--config",
         type=Path,

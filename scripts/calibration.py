@@ -22,9 +22,11 @@ import statistics
 import sys
 from pathlib import Path
 
+from pclm.errors import ArgumentParser
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument(
         "--runs",
         action="append",

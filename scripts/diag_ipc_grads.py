@@ -20,6 +20,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pclm.errors import ArgumentParser
+
 if TYPE_CHECKING:
     import torch
 
@@ -51,7 +53,7 @@ def flat_grads(model) -> dict[str, torch.Tensor]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoint", type=Path, help="a conditional-LM best/ folder")
     p.add_argument("--data-dir", required=True)
     p.add_argument("--algo", choices=("ipc", "pc"), default="ipc", help="the schedule and config (default ipc)")

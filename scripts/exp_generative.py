@@ -26,11 +26,13 @@ import sys
 import time
 from pathlib import Path
 
+from pclm.errors import ArgumentParser
+
 ALL_GAUSSIAN = lambda name: gaussian  # noqa: E731
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data-dir", required=True, help="folder with the CIFAR-10 parquet files (train.parquet)")
     p.add_argument("--out", default="reports/generative_efficiency", help="output path without extension")
     p.add_argument("--n-images", type=int, default=256)

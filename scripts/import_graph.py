@@ -14,6 +14,8 @@ import ast
 import sys
 from pathlib import Path
 
+from pclm.errors import ArgumentParser
+
 PACKAGE = Path(__file__).resolve().parents[1] / "pclm"
 
 
@@ -94,7 +96,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
+    ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
     graph = import_graph()
     for src in sorted(graph):
         print(f"{src:12s} -> {', '.join(sorted(graph[src])) or '(nothing)'}")

@@ -10,7 +10,6 @@ sample and the benchmark's licence and README, and writes ``README.md`` describi
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import hashlib
 import os
@@ -24,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from pclm.data import EMBEDDED_LM1B_DIR, find_lm1b_files  # noqa: E402
-from pclm.errors import UsageError  # noqa: E402
+from pclm.errors import ArgumentParser, UsageError  # noqa: E402
 
 HELDOUT_DIR = "heldout-monolingual.tokenized.shuffled"
 COPIED = [
@@ -72,7 +71,7 @@ def write_gzip(path: Path, lines: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", type=Path, default=REPO.parent / "shared" / "data" / "lm1b")
     parser.add_argument("--output", type=Path, default=EMBEDDED_LM1B_DIR)
     parser.add_argument("--per-shard", type=int, default=4000)

@@ -19,11 +19,13 @@ import shlex
 import sys
 from pathlib import Path
 
+from pclm.errors import ArgumentParser
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", nargs="*", help="run folders holding metrics.json, or folders of run folders")
     p.add_argument("--seeds", help='JSON of per-seed test perplexities: {"clm": {"pc": [...], ...}, "mlm": {...}}')
     p.add_argument("--name", required=True, help="report name: writes <out-dir>/<name>.json, .md (and .png)")

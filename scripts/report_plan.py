@@ -24,6 +24,7 @@ import statistics
 import sys
 from pathlib import Path
 
+from pclm.errors import ArgumentParser
 from pclm.runs import DIVERGED, MISSING, USABLE_STATUSES, read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -244,7 +245,7 @@ def markdown(doc: dict, command: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("plan_dir", type=Path, help="the --output-dir of scripts/run_plan.py")
     p.add_argument("--name", required=True)
     p.add_argument("--out-dir", type=Path, default=ROOT / "reports")

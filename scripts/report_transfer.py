@@ -21,11 +21,13 @@ import statistics
 import sys
 from pathlib import Path
 
+from pclm.errors import ArgumentParser
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("plan_dir", type=Path, help="the --output-dir of scripts/run_plan.py")
     p.add_argument("text", type=Path, help="UTF-8 text, one sentence per line")
     p.add_argument("--name", required=True, help="report file stem")

@@ -19,7 +19,7 @@ import json
 import sys
 from pathlib import Path
 
-from pclm.errors import UsageError
+from pclm.errors import ArgumentParser, UsageError
 from pclm.folders import write_atomic
 from pclm.runs import (
     FINAL_STATUSES,
@@ -43,7 +43,7 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 def main(argv: list[str] | None = None) -> int:
     argv, extra = split_passthrough(sys.argv[1:] if argv is None else argv)
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--task", required=True)
     p.add_argument("--algo", required=True)
     p.add_argument("--seeds", default="0-4", help="e.g. 0-9 or 0,3,5")

@@ -14,6 +14,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from pclm.errors import ArgumentParser
 from pclm.runs import MISSING, UNREADABLE, read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,7 +22,7 @@ ORDER = {"bp": 0, "pc": 1, "ipc": 2}
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", nargs="+", type=Path)
     p.add_argument("--name", required=True)
     p.add_argument("--command", default="", help="the command that produced the runs, quoted in the report")

@@ -26,6 +26,7 @@ import statistics
 import sys
 from pathlib import Path
 
+from pclm.errors import ArgumentParser
 from pclm.runs import MISSING, UNREADABLE, USABLE_STATUSES, read_metrics
 
 BEGIN, END = "<!-- generated -->", "<!-- /generated -->"
@@ -142,7 +143,7 @@ def build(cells: dict, paper: dict) -> tuple[dict, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cell", action="append", required=True, metavar="ROW/COLUMN=DIR[,DIR...]")
     p.add_argument("--paper", action="append", default=[], metavar="ROW/COLUMN=TEXT")
     p.add_argument("--output", required=True, help="output stem: <output>.json and <output>.md")

@@ -13,7 +13,6 @@ and runs of them collapse to one; nothing else is normalised (``identity`` rule,
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -29,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from pclm.data import load_lm1b  # noqa: E402
-from pclm.errors import UsageError  # noqa: E402
+from pclm.errors import ArgumentParser, UsageError  # noqa: E402
 
 SPECIALS = {"pad": "<pad>", "unk": "<unk>", "bos": "<s>", "eos": "</s>", "mask": "<mask>"}
 
@@ -117,7 +116,7 @@ def to_hf_tokenizer(model_file: Path) -> PreTrainedTokenizerFast:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data" / "lm1b")
     parser.add_argument("--output-dir", type=Path, default=Path("tokenizer"))
     parser.add_argument("--vocab-size", type=int, default=8001)

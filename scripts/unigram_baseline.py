@@ -12,11 +12,13 @@ import json
 import sys
 from pathlib import Path
 
+from pclm.errors import ArgumentParser
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-dir")
     p.add_argument("--json", type=Path)
     p.add_argument("overrides", nargs="*", help="data.* overrides, as given to train_lm.py")

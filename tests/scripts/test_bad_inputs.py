@@ -15,6 +15,8 @@ import pickle
 import re
 import shutil
 import struct
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -576,3 +578,12 @@ def test_metrics_of_a_finished_run_survive_every_bad_rerun(bp_run, tmp_path):
                 assert exit_.code == 2
     assert snapshot(tmp_path / "run") == before
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["status"] == "completed"
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "scripts").glob("*.py")), ids=lambda p: p.stem)
+def test_an_unknown_flag_is_one_error_line(path):
+    # Every script's parser reports like the rest of its bad input: usage, then one `error:` line, exit 2.
+    done = subprocess.run([sys.executable, str(path), "--no-such-flag"], capture_output=True, text=True, timeout=120)
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 2, done.stderr
+    assert [line for line in lines if "error:" in line] == [lines[-1]] and lines[-1].startswith("error: "), done.stderr
