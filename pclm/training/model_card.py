@@ -83,7 +83,11 @@ def model_card(cfg: RunConfig, metrics: dict[str, Any], command: list[str]) -> s
         shlex.join(command),
         "```",
         "",
-        "## Load without pclm",
+        "## Load",
+        "",
+        "With pclm installed, `import pclm.models` registers the model: `from_pretrained` then runs no code from this "
+        "folder. Without pclm, `trust_remote_code=True` runs the folder's `modeling_pclm.py`: do that only for a folder "
+        "you trust.",
         "",
         "```python",
         f"from transformers import AutoTokenizer, {auto}",
