@@ -289,6 +289,19 @@ class _PCLMWithHead(PCLMPreTrainedModel):
     def set_output_embeddings(self, new_embeddings: nn.Linear) -> None:
         self.lm_head.decoder = new_embeddings
 
+    @staticmethod
+    def _check_kwargs(kwargs: dict) -> None:
+        """Refuse the Hugging Face forward arguments this model does not implement, rather than ignore them."""
+        for name in ("output_hidden_states", "output_attentions"):
+            if kwargs.get(name):
+                raise ValueError(f"{name}=True is not supported: a PCLM model returns logits (and loss) only")
+        if kwargs.get("inputs_embeds") is not None:
+            raise ValueError("inputs_embeds is not supported: pass input_ids")
+
+    @staticmethod
+    def _output(out, kwargs: dict):
+        return out.to_tuple() if kwargs.get("return_dict") is False else out
+
 
 class PCLMForMaskedLM(_PCLMWithHead):
     """Masked LM. With `labels`, logits are computed only at the masked positions (labels != -100):
@@ -308,13 +321,16 @@ class PCLMForMaskedLM(_PCLMWithHead):
         nodes=None,
         **kwargs,
     ) -> MaskedLMOutput:
+        self._check_kwargs(kwargs)
         nodes = nodes or _FEEDFORWARD
         if labels is None:
-            return MaskedLMOutput(logits=self.lm_head(self.pclm(input_ids, attention_mask, nodes)))
+            return self._output(
+                MaskedLMOutput(logits=self.lm_head(self.pclm(input_ids, attention_mask, nodes))), kwargs
+            )
         picked = labels != IGNORE_INDEX
         h = self.pclm(input_ids, attention_mask, nodes, only_rows=picked)  # (N_masked, C)
         loss, logits = self.lm_head.loss(h, labels[picked], nodes)  # the head only at the masked rows
-        return MaskedLMOutput(loss=loss, logits=logits)
+        return self._output(MaskedLMOutput(loss=loss, logits=logits), kwargs)
 
 
 class PCLMForCausalLM(_PCLMWithHead, GenerationMixin):
@@ -346,13 +362,14 @@ class PCLMForCausalLM(_PCLMWithHead, GenerationMixin):
         use_cache: bool | None = None,
         **kwargs,
     ) -> CausalLMOutputWithPast:
+        self._check_kwargs(kwargs)
         nodes = nodes or _FEEDFORWARD
         cache = cache if cache is not None else kwargs.get("past_key_values")  # the name before transformers 5.x
         if use_cache and cache is None:
             cache = DynamicCache(config=self.config)
         if labels is None:
             h = self.pclm(input_ids, attention_mask, nodes, position_ids, cache)  # (B, T, C)
-            return CausalLMOutputWithPast(logits=self.lm_head(h), **{_CACHE_FIELD: cache})
+            return self._output(CausalLMOutputWithPast(logits=self.lm_head(h), **{_CACHE_FIELD: cache}), kwargs)
         # Shift the labels, not the logits: slicing the (B, T, V) logits would copy them in the forward pass
         # and zero-fill a (B, T, V) gradient in the backward. The last position gets no target.
         targets = F.pad(labels[:, 1:], (0, 1), value=IGNORE_INDEX)
@@ -360,8 +377,8 @@ class PCLMForCausalLM(_PCLMWithHead, GenerationMixin):
             picked = targets != IGNORE_INDEX
             h = self.pclm(input_ids, attention_mask, nodes, position_ids, cache, only_rows=picked)  # (N, C)
             loss, _ = self.lm_head.loss(h, targets[picked], nodes)
-            return CausalLMOutputWithPast(loss=loss, logits=None, **{_CACHE_FIELD: cache})
+            return self._output(CausalLMOutputWithPast(loss=loss, logits=None, **{_CACHE_FIELD: cache}), kwargs)
         h = self.pclm(input_ids, attention_mask, nodes, position_ids, cache)
         loss, logits = self.lm_head.loss(h.reshape(-1, h.shape[-1]), targets.reshape(-1), nodes)
         logits = None if logits is None else logits.view(*h.shape[:2], -1)
-        return CausalLMOutputWithPast(loss=loss, logits=logits, **{_CACHE_FIELD: cache})
+        return self._output(CausalLMOutputWithPast(loss=loss, logits=logits, **{_CACHE_FIELD: cache}), kwargs)

@@ -85,6 +85,22 @@ def test_half_precision_gives_the_float32_logits(cls, dtype):
     assert ((half.float() - full)[mask.bool()].abs().amax() / scale) < 0.05
 
 
+@pytest.mark.parametrize("cls", [PCLMForMaskedLM, PCLMForCausalLM])
+def test_unsupported_forward_arguments_are_refused_and_return_dict_false_gives_a_tuple(cls):
+    model = random_model(cls)
+    ids = random_ids(2, 9)
+    for kwargs, message in (
+        ({"output_hidden_states": True}, "output_hidden_states=True is not supported"),
+        ({"output_attentions": True}, "output_attentions=True is not supported"),
+        ({"inputs_embeds": torch.zeros(2, 9, 32)}, "inputs_embeds is not supported"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            model(ids, **kwargs)
+    with torch.no_grad():
+        as_tuple, as_output = model(ids, return_dict=False), model(ids)
+    assert isinstance(as_tuple, tuple) and torch.equal(as_tuple[0], as_output.logits)
+
+
 def test_auto_config_round_trip(tmp_path):
     config = tiny_config(num_hidden_layers=3, layer_norm=False, layer_norm_eps=1e-6, initializer_range=0.05)
     config.save_pretrained(tmp_path)
