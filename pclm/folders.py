@@ -207,13 +207,13 @@ class RunFolder:
 
 
 def is_run_folder(output_dir: Path) -> bool:
-    """Whether `output_dir` holds a pclm run's `config.json` (a JSON object with the run keys `task`, `algo` and
-    `train`). A Hugging Face model folder also holds a `config.json`, with `model_type` and none of those keys."""
+    """Whether `output_dir` holds a pclm run's `config.json` (a JSON object with the keys every run config has:
+    `algo`, `seed`, `train`). A Hugging Face model folder also holds a `config.json`, with `model_type` instead."""
     try:
         config = json.loads((Path(output_dir) / RUN_MARKER).read_text())
     except (OSError, UnicodeDecodeError, ValueError):
         return False
-    return isinstance(config, dict) and {"task", "algo", "train"} <= config.keys() and "model_type" not in config
+    return isinstance(config, dict) and {"algo", "seed", "train"} <= config.keys() and "model_type" not in config
 
 
 def check_overwritable(output_dir: Path) -> None:

@@ -98,6 +98,20 @@ def test_overwrite_refuses_a_saved_model(capsys, finished):
     )
 
 
+def test_every_run_kind_is_a_run_folder_and_a_model_is_not(tmp_path):
+    from pclm.config import RunConfig, VisionRunConfig
+    from pclm.folders import check_overwritable
+    from pclm.models import PCLMConfig
+
+    for name, config in (("lm", RunConfig()), ("vision", VisionRunConfig())):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text(json.dumps(config.to_dict()))
+        check_overwritable(tmp_path / name)  # no error
+    PCLMConfig().save_pretrained(tmp_path / "model")
+    with pytest.raises(UsageError, match="--overwrite replaces only a run folder"):
+        check_overwritable(tmp_path / "model")
+
+
 def test_a_killed_overwrite_is_undone_on_the_next_start(tmp_path):
     # What a SIGKILL between the move aside and the first checkpoint leaves: the old run aside, a partial new one.
     out, aside = tmp_path / "run", tmp_path / ".run.replaced"
