@@ -52,6 +52,26 @@ def flat_grads(model) -> dict[str, torch.Tensor]:
     return {g: torch.cat(v) for g, v in out.items()}
 
 
+class Recording:
+    """A gradient backend around another that asks for the weight gradients at every evaluation (not only at the
+    schedule's learning ones) and keeps a copy of each, with whether the schedule learns from it."""
+
+    owns_grads = False
+
+    def __init__(self, inner, model) -> None:
+        self.inner, self.model, self.seen = inner, model, []
+        self.keep_values, self.batch_size = inner.keep_values, inner.batch_size
+
+    def evaluate(self, learn, x_scale, need_x):
+        self.model.zero_grad(set_to_none=True)
+        value, loss = self.inner.evaluate([0], x_scale, need_x)
+        self.seen.append((bool(learn), flat_grads(self.model)))
+        return value, loss
+
+    def values(self):
+        return self.inner.values()
+
+
 def main(argv: list[str] | None = None) -> int:
     p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoint", type=Path, help="a conditional-LM best/ folder")
@@ -75,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     from pclm.models.value_nodes import value_node_selector
     from pclm.pc import EnergyGraph
     from pclm.training.lm import _lm_data, load_tokenizer
-    from pclm.training.step import evaluate_energy
+    from pclm.training.step import AutogradGradients, BatchRun, weight_groups
 
     configure_cpu("auto")
     try:
@@ -107,15 +127,16 @@ def main(argv: list[str] | None = None) -> int:
         model.zero_grad(set_to_none=True)
         model(**batch).loss.backward()  # BP: mean cross-entropy of the feedforward pass
         bp = flat_grads(model)
+        frozen = torch.optim.SGD(weight_groups(model), lr=0.0)  # the schedule's weight steps change nothing
         for convention in ("sample", "batch"):
             algorithm = build_algorithm(args.algo, T, gamma, discount=discount, x_grads=convention)
             graph = EnergyGraph(select, batch["input_ids"].shape[0])
-            optim_x = None
+            backend = Recording(AutogradGradients(model, batch, graph), model)
+            run = BatchRun(backend, algorithm, frozen)  # the training step's own schedule (x steps, PC's discount)
             for t in range(algorithm.steps):
-                model.zero_grad(set_to_none=True)
-                energy, _ = evaluate_energy(model, batch, graph, learn=[0])
-                grads = flat_grads(model)
-                learns = bool(algorithm.learning_groups(t, 1))
+                run.step(t)
+            run.finish()
+            for t, (learns, grads) in enumerate(backend.seen):
                 for g, v in grads.items():
                     v, ref = v.double(), bp[g].double()  # float64: a million-entry dot product
                     cos = float(torch.nn.functional.cosine_similarity(v, ref, dim=0)) if v.norm() > 0 else 0.0
@@ -130,15 +151,6 @@ def main(argv: list[str] | None = None) -> int:
                             "norm_ratio": float(v.norm() / ref.norm()),
                         }
                     )
-                if optim_x is None:
-                    optim_x = torch.optim.SGD(graph.values(), lr=gamma)
-                    algorithm.start_batch(optim_x)
-                algorithm.observe_energy(t, energy, optim_x)  # PC's discount
-                if algorithm.updates_x(t):
-                    if algorithm.x_grads == "sample":
-                        graph.scale_value_grads()
-                    optim_x.step()
-                optim_x.zero_grad(set_to_none=True)
     sums: dict[tuple, list] = {}
     for r in rows:
         sums.setdefault((r["x_grads"], r["t"], r["group"]), []).append(r)

@@ -175,13 +175,18 @@ def test_checkpoint_tokenizer_prompts_end_without_eos(tokenizer):
     assert masked("the cat").input_ids == tokenizer("the cat").input_ids and masked.model_max_length == 48
 
 
-def test_text_generation_pipeline_feeds_the_prompt_without_eos(tokenizer):
+def tiny_pipeline(tokenizer):
+    """A random 24-position causal model, its checkpoint tokenizer and a text-generation pipeline of both."""
     torch.manual_seed(0)
     model = PCLMForCausalLM(
         PCLMConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, max_position_embeddings=24)
     ).eval()
     causal = checkpoint_tokenizer(tokenizer, model.config, causal=True)
-    generator = pipeline("text-generation", model=model, tokenizer=causal)
+    return model, causal, pipeline("text-generation", model=model, tokenizer=causal)
+
+
+def test_text_generation_pipeline_feeds_the_prompt_without_eos(tokenizer):
+    model, causal, generator = tiny_pipeline(tokenizer)
     out = generator("the cat sat", max_new_tokens=4, do_sample=False, return_tensors=True)
     prompt = causal("the cat sat").input_ids
     assert prompt[0] == tokenizer.bos_token_id and prompt[-1] != tokenizer.eos_token_id
@@ -191,12 +196,7 @@ def test_text_generation_pipeline_feeds_the_prompt_without_eos(tokenizer):
 
 def test_text_generation_pipeline_defaults_stop_at_the_positions(tokenizer):
     # The pipeline's own default is 256 new tokens; the model's max_length (its positions) must win over it.
-    torch.manual_seed(0)
-    model = PCLMForCausalLM(
-        PCLMConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, max_position_embeddings=24)
-    ).eval()
-    causal = checkpoint_tokenizer(tokenizer, model.config, causal=True)
-    generator = pipeline("text-generation", model=model, tokenizer=causal)
+    model, causal, generator = tiny_pipeline(tokenizer)
     out = generator("the cat sat", do_sample=False, return_tensors=True, suppress_tokens=[tokenizer.eos_token_id])
     prompt = causal("the cat sat").input_ids
     ids = out[0]["generated_token_ids"]
