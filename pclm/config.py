@@ -39,6 +39,7 @@ __all__ = [
     "load_config",
     "save_config",
     "check_lm_model",
+    "LM_MODEL_MINIMA",
     "VisionDataConfig",
     "VisionTrainConfig",
     "VisionPCConfig",
@@ -247,7 +248,7 @@ _REAL_RULES = {
     "data.mlm_probability": ("in (0, 1)", lambda v: 0 < v < 1),
 }
 # integer-valued sizes of the language model's `model` section, checked when given with the right type
-_LM_MODEL_MINIMA = {
+LM_MODEL_MINIMA = {  # the sizes a language model is built from, and their least values
     "vocab_size": 1,
     "hidden_size": 1,
     "num_hidden_layers": 1,
@@ -295,7 +296,7 @@ def _check_values(cfg: RunConfig | VisionRunConfig, minima: list[tuple[str, str,
 
 def check_lm_model(model: dict[str, Any]) -> None:
     """Value ranges of a language model's `model` section (types are checked against PCLMConfig by the job)."""
-    for key, low in _LM_MODEL_MINIMA.items():
+    for key, low in LM_MODEL_MINIMA.items():
         value = model.get(key)
         if _is_number(value) and value < low:
             raise UsageError(f"config key 'model.{key}' must be >= {low}, got {value}")

@@ -60,16 +60,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-_SHAPE_KEYS = (
-    "vocab_size",
-    "hidden_size",
-    "num_hidden_layers",
-    "num_attention_heads",
-    "intermediate_size",
-    "max_position_embeddings",
-)
-
-
 def read_config(checkpoint: Path) -> dict[str, Any]:
     """The checkpoint's config.json, after checking that the folder holds a pclm model's weights and tokenizer."""
     from pclm.errors import UsageError
@@ -84,7 +74,9 @@ def read_config(checkpoint: Path) -> dict[str, Any]:
     if not isinstance(config, dict) or config.get("model_type") != "pclm":
         kind = config.get("model_type") if isinstance(config, dict) else None
         raise UsageError(f"'{checkpoint}' is not a pclm checkpoint (model_type {kind!r}, expected 'pclm')")
-    for key in _SHAPE_KEYS:  # a stranger's config.json: the sizes the model is built from must be sizes
+    from pclm.config import LM_MODEL_MINIMA
+
+    for key in LM_MODEL_MINIMA:  # a stranger's config.json: the sizes the model is built from must be sizes
         value = config.get(key, 1)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise UsageError(
