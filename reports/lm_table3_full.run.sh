@@ -13,12 +13,5 @@ A=.venv/bin/accelerate
     --output-dir "$RUNS/lm_full/pilot_mlm_bp" data.max_length=32 $( [ -d "$RUNS/lm_full/pilot_mlm_bp/checkpoints" ] && echo --resume || echo --overwrite )
 .venv/bin/python scripts/run_plan.py configs/experiments/lm_table3_full.yaml --output-dir "$RUNS/lm_table3_full" \
   --workers 2 --threads 1 ${METHODS:+--methods "$METHODS"} -- --data-dir "$DATA"
-# PC's x-step convention (notes): the paper's PC point under pc.x_grads=batch at the tuning budget (2 epochs, seed 0).
-for task in clm mlm; do
-  out="$RUNS/pc_xgrads/${task}_pc/x_grads=batch"
-  grep -qs '"status": "completed"' "$out/metrics.json" || \
-    $A launch scripts/train_lm.py --task $task --algo pc --data-dir "$DATA" --seed 0 --threads 1 --output-dir "$out" \
-      data.max_length=32 train.epochs=2 train.patience=3 pc.x_grads=batch $( [ -d "$out/checkpoints" ] && echo --resume || echo --overwrite )
-done
 .venv/bin/python scripts/report_plan.py "$RUNS/lm_table3_full" --name lm_table3_full \
   --unigram reports/unigram_full_pool.json --step-costs reports/bench_step_idle_2a2a287.json --pilot "$RUNS/lm_full/pilot_mlm_bp" --notes reports/lm_table3_full.notes.md

@@ -115,7 +115,9 @@ def table3_rows(runs: list[dict], unigram: dict, threshold: float, selections: d
                 "method": method,
                 "task": task,
                 "algo": seeds[0]["algo"],
-                "point": seeds[0]["point"] or (selections or {}).get(method, {}).get("point", ""),
+                "point": seeds[0]["point"]
+                or (selections or {}).get(method, {}).get("point")
+                or ("dev grid unfinished" if any(r["stage"] == "tune" and r["method"] == method for r in runs) else ""),
                 "mean": mean,
                 "pm": pm,
                 "converged": len(conv),

@@ -102,6 +102,25 @@ def test_report_lists_every_seed(plan_run):
     assert "| clm_bp | lr=0.003 |" in md and "**yes**" in md
 
 
+def test_a_method_whose_grid_is_unfinished_is_not_called_plan_default():
+    def run(stage, method, status):
+        return {
+            "stage": stage,
+            "method": method,
+            "task": "clm",
+            "algo": "pc",
+            "point": "",
+            "seed": 0,
+            "status": status,
+            "test_ppl": None,
+            "epochs_run": None,
+        }
+
+    runs = [run("tune", "grid", "completed"), run("seeds", "grid", "missing"), run("seeds", "single", "missing")]
+    rows = {r["method"]: r["point"] for r in _script("report_plan").table3_rows(runs, {}, 1.0, {})}
+    assert rows == {"grid": "dev grid unfinished", "single": ""}
+
+
 def test_bad_plans_are_one_line(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     for text, message in (
