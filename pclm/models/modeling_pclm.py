@@ -213,6 +213,11 @@ class PCLMModel(PCLMPreTrainedModel):
         nodes = nodes or _FEEDFORWARD
         if cache is not None and type(nodes) is not FeedForward:
             raise ValueError("a KV cache is for feedforward inference only: value nodes need the whole sequence")
+        if cache is not None and any(getattr(layer, "is_compileable", False) for layer in getattr(cache, "layers", ())):
+            raise ValueError(
+                f"pclm keeps a growing KV cache; a fixed-size {type(cache).__name__} (cache_implementation="
+                "'static' and the like) is not supported: leave cache_implementation unset or 'dynamic'"
+            )
         B, T = input_ids.shape
         past = cache.get_seq_length() if cache is not None else 0
         S = past + T

@@ -157,6 +157,14 @@ def test_a_cache_is_refused_with_value_nodes(trained):
         trained(ids, cache=DynamicCache(config=trained.config), nodes=EnergyGraph(lambda name: None, 1))
 
 
+def test_a_fixed_size_cache_is_refused_by_name(trained):
+    ids = periodic(1, torch.Generator().manual_seed(9))[:, :4]
+    with pytest.raises(ValueError, match=r"a fixed-size StaticCache \(cache_implementation='static'"):
+        trained.generate(ids, max_new_tokens=2, do_sample=False, cache_implementation="static")
+    out = trained.generate(ids, max_new_tokens=2, do_sample=False, cache_implementation="dynamic")
+    assert torch.equal(out, trained.generate(ids, max_new_tokens=2, do_sample=False))
+
+
 def test_generating_past_the_positions_is_a_clear_error(trained):
     ids = periodic(1, torch.Generator().manual_seed(10))  # 20 tokens; the 14th new token would read position 32
     with pytest.raises(ValueError, match="position 32 is past the model's max_position_embeddings=32"):
