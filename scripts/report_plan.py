@@ -117,7 +117,11 @@ def table3_rows(runs: list[dict], unigram: dict, threshold: float, selections: d
                 "algo": seeds[0]["algo"],
                 "point": seeds[0]["point"]
                 or (selections or {}).get(method, {}).get("point")
-                or ("dev grid unfinished" if any(r["stage"] == "tune" and r["method"] == method for r in runs) else ""),
+                or (
+                    "dev grid unfinished"
+                    if any(r["stage"] == "tune" and r["method"] == method for r in runs)
+                    else "plan default"
+                ),
                 "mean": mean,
                 "pm": pm,
                 "converged": len(conv),
@@ -224,7 +228,7 @@ def markdown(doc: dict, command: str) -> str:
         )
         cell = f"{fmt(t['mean'])} ± {fmt(t['pm'])}" if t["mean"] is not None else "–"
         lines.append(
-            f"| {t['method']} | {t['task']} | {t['point'] or 'plan default'} | {cell} | "
+            f"| {t['method']} | {t['task']} | {t['point']} | {cell} | "
             f"{t['converged']} / {t['finished']} / {t['planned']} | {t['diverged']} | {per} |"
         )
     if doc.get("pilot"):

@@ -118,7 +118,7 @@ def test_a_method_whose_grid_is_unfinished_is_not_called_plan_default():
 
     runs = [run("tune", "grid", "completed"), run("seeds", "grid", "missing"), run("seeds", "single", "missing")]
     rows = {r["method"]: r["point"] for r in _script("report_plan").table3_rows(runs, {}, 1.0, {})}
-    assert rows == {"grid": "dev grid unfinished", "single": ""}
+    assert rows == {"grid": "dev grid unfinished", "single": "plan default"}
 
 
 def test_bad_plans_are_one_line(tmp_path, capsys):
