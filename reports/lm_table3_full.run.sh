@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Table 3 at the full local pool with controls (issue 14): the masked-LM BP pilot, then the plan
-# (configs/experiments/lm_table3_full.yaml), two runs side by side with one thread each, then the report.
+# (configs/experiments/lm_table3_full.yaml), two runs side by side with one thread each, then the reports.
 # Resumable: re-running skips finished runs and resumes killed ones from their last complete checkpoint.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,3 +15,16 @@ A=.venv/bin/accelerate
   --workers 2 --threads 1 ${METHODS:+--methods "$METHODS"} -- --data-dir "$DATA"
 .venv/bin/python scripts/report_plan.py "$RUNS/lm_table3_full" --name lm_table3_full \
   --unigram reports/unigram_full_pool.json --step-costs reports/bench_step_idle_2a2a287.json --pilot "$RUNS/lm_full/pilot_mlm_bp" --notes reports/lm_table3_full.notes.md
+# Conditional tuned PC, seeds 1-4 at the point the dev grid above selected: their own plan, because the first tries
+# at seeds 1-2 died with the machine that ran them (a fresh run of the plan above trains seeds 1-2 there too).
+.venv/bin/python scripts/run_plan.py configs/experiments/lm_table3_full_clm_pc_tuned.yaml \
+  --output-dir "$RUNS/lm_table3_full_clm_pc_tuned" --workers 2 --threads 1 -- --data-dir "$DATA"
+.venv/bin/python scripts/report_plan.py "$RUNS/lm_table3_full_clm_pc_tuned" --name lm_table3_full_clm_pc_tuned \
+  --unigram reports/unigram_full_pool.json --step-costs reports/bench_step_idle_2a2a287.json \
+  --notes reports/lm_table3_full_clm_pc_tuned.notes.md
+# every finished seed on the release's official 100-sentence sample (not in the pool)
+SAMPLE="$DATA/samples/heldout-00000.sample100.ordered.txt"
+.venv/bin/python scripts/report_transfer.py "$RUNS/lm_table3_full" "$SAMPLE" --name lm_table3_full_transfer \
+  --max-length 32 --mask-seeds 0-19
+.venv/bin/python scripts/report_transfer.py "$RUNS/lm_table3_full_clm_pc_tuned" "$SAMPLE" \
+  --name lm_table3_full_clm_pc_tuned_transfer --max-length 32

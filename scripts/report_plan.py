@@ -34,6 +34,11 @@ def fmt(x) -> str:
     return "–" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.1f}"
 
 
+def override_values(runs: list[dict], key: str) -> list[str]:
+    """The values the runs' overrides give `key`, sorted, each once."""
+    return sorted({o.split("=", 1)[1] for r in runs for o in r["overrides"] if o.startswith(f"{key}=")})
+
+
 def mean_pm(values: list[float]) -> tuple[float, float]:
     """Mean and half the population standard deviation."""
     return statistics.fmean(values), statistics.pstdev(values) / 2 if len(values) > 1 else 0.0
@@ -191,22 +196,28 @@ def markdown(doc: dict, command: str) -> str:
     ]
     sizes = next((r["data_sizes"] for r in runs if r["data_sizes"]), None)
     if sizes:
-        lines += [f"Data: {', '.join(f'{k} {v:,}' for k, v in sizes.items())} sentences (at most 32 tokens).", ""]
+        tokens = override_values(runs, "data.max_length")
+        limit = f" (at most {'/'.join(tokens)} tokens)" if tokens else ""
+        lines += [f"Data: {', '.join(f'{k} {v:,}' for k, v in sizes.items())} sentences{limit}.", ""]
     if uni:
         lines += [
-            "Unigram model on the same targets (reports/unigram_full_pool.json): "
+            f"Unigram model on the same targets ({doc.get('unigram_path')}): "
             + "; ".join(f"{t} dev {v['dev']:.1f}, test {v['test']:.1f}" for t, v in uni.items() if isinstance(v, dict)),
             "",
         ]
-    lines += [
-        "## Tuning on dev (seed 0, 2 epochs per point; test never read)",
-        "",
-        "| method | point | status | dev ppl per epoch | best dev | selected |",
-        "|---|---|---|---|---|---|",
-    ]
-    for r in runs:
-        if r["stage"] != "tune":
-            continue
+    tune = [r for r in runs if r["stage"] == "tune"]
+    if not tune:
+        lines += ["No method of this plan has a dev grid: each trains its seeds at its one point.", ""]
+    else:
+        seeds = "/".join(str(s) for s in sorted({r["seed"] for r in tune}))
+        epochs = "/".join(override_values(tune, "train.epochs"))
+        lines += [
+            f"## Tuning on dev (seed {seeds}, {epochs} epochs per point; test never read)",
+            "",
+            "| method | point | status | dev ppl per epoch | best dev | selected |",
+            "|---|---|---|---|---|---|",
+        ]
+    for r in tune:
         sel = doc["selections"].get(r["method"], {}).get("point") == r["point"]
         curve = " → ".join(fmt(h["dev_ppl"]) for h in r["history"]) or "–"
         lines.append(
@@ -266,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--name must be a plain file stem, got '{args.name}'")
         doc = {"name": args.name, **collect(args.plan_dir), "threshold": args.threshold}
         doc["unigram"] = json.loads(args.unigram.read_text()) if args.unigram else {}
+        doc["unigram_path"] = str(args.unigram) if args.unigram else None
         costs = bench_costs(args.step_costs)
         if args.pilot:
             m = read_metrics(args.pilot)

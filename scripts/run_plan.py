@@ -16,12 +16,13 @@ The plan (YAML) names methods; each is a task, an algorithm, fixed overrides and
       clm_ipc: {task: clm, algo: ipc, grid: {pc.x_grads: [sample, batch]}, seeds: 0-4}
 
 Instead of a grid, `points: [{train.lr: 0.0032}, {pc.x_grads: batch}]` lists the points to try. A method with one
-point (or none) skips tuning. Runs go to <output-dir>/tune/<method>/<point> and
-<output-dir>/seeds/<method>/seed<k>; each is `scripts/train_lm.py` in its own process (pclm.runs.launch_train):
-skipped when its metrics.json holds a final status, resumed from a complete checkpoint, started otherwise. A
-method's seeds start once all its grid points are final; the point with the lowest best dev perplexity is chosen
-(diverged points lose). Seed runs are ordered seed-major (seed 0 of every method, then seed 1, ...), so a plan cut
-short still covers every method. A bad-input exit (2) of any run stops the plan with that exit code.
+point (or none) skips tuning; one listed point names its seeds' row in the report. Runs go to
+<output-dir>/tune/<method>/<point> and <output-dir>/seeds/<method>/seed<k>; each is `scripts/train_lm.py` in its
+own process (pclm.runs.launch_train): skipped when its metrics.json holds a final status, resumed from a complete
+checkpoint, started otherwise. A method's seeds start once all its grid points are final; the point with the
+lowest best dev perplexity is chosen (diverged points lose). Seed runs are ordered seed-major (seed 0 of every
+method, then seed 1, ...), so a plan cut short still covers every method. A bad-input exit (2) of any run stops the
+plan with that exit code.
 Writes <output-dir>/plan.json: every run's folder, overrides, status (pclm.runs) and exit code, and each method's
 selection.
 """
@@ -117,6 +118,7 @@ def build_runs(plan: dict) -> tuple[list[Run], dict[str, list[Run]]]:
                 s,
                 list(seed_over),
                 "seeds",
+                point_name(single) if single else "",  # a method's one listed point names its seeds' row
                 needs=[r.name for r in grids[method]],
             )
             for s in parse_seeds(str(spec.get("seeds", 0)))

@@ -100,6 +100,47 @@ def test_report_lists_every_seed(plan_run):
     assert rows["clm_bp"]["pm"] == pytest.approx(abs(tests[0] - tests[1]) / 4)  # half the population std
     md = (tmp / "rep" / "tiny.md").read_text()
     assert "| clm_bp | lr=0.003 |" in md and "**yes**" in md
+    assert "## Tuning on dev (seed 0, 1 epochs per point; test never read)" in md  # the plan's, not the paper's
+    assert f"Unigram model on the same targets ({unigram}):" in md
+
+
+def test_one_listed_point_names_its_seeds_row_and_skips_tuning():
+    plan = {
+        "fixed": ["data.max_length=32"],
+        "methods": {
+            "listed": {"task": "clm", "algo": "pc", "points": [{"pc.x_grads": "batch", "train.lr": 0.0008}]},
+            "default": {"task": "clm", "algo": "pc", "overrides": ["train.lr=0.0008"]},
+        },
+    }
+    runs, grids = _script("run_plan").build_runs(plan)
+    assert grids == {"listed": [], "default": []}
+    points = {r.method: r.point for r in runs}
+    assert points == {"listed": "x_grads=batch+lr=0.0008", "default": ""}
+    assert [r.overrides[:3] for r in runs] == [
+        ["data.max_length=32", "pc.x_grads=batch", "train.lr=0.0008"],
+        ["data.max_length=32", "train.lr=0.0008", "train.epochs=16"],
+    ]
+    rows = [
+        {**vars(r), "status": "missing", "test_ppl": None, "epochs_run": None, "history": [], "data_sizes": None}
+        for r in runs
+    ]
+    report = _script("report_plan")
+    labels = {t["method"]: t["point"] for t in report.table3_rows(rows, {}, 1.0, {})}
+    assert labels == {"listed": "x_grads=batch+lr=0.0008", "default": "plan default"}
+    md = report.markdown(
+        {
+            "name": "n",
+            "plan": "p.yaml",
+            "passthrough": [],
+            "selections": {},
+            "runs": rows,
+            "unigram": {},
+            "threshold": 1.0,
+            "table3": report.table3_rows(rows, {}, 1.0, {}),
+        },
+        "cmd",
+    )
+    assert "No method of this plan has a dev grid" in md and "## Tuning on dev" not in md
 
 
 def test_a_method_whose_grid_is_unfinished_is_not_called_plan_default():
