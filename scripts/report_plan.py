@@ -207,7 +207,7 @@ def markdown(doc: dict, command: str) -> str:
         ]
     tune = [r for r in runs if r["stage"] == "tune"]
     if not tune:
-        lines += ["No method of this plan has a dev grid: each trains its seeds at its one point.", ""]
+        lines += ["No method of this plan has a dev grid: each trains its seeds at its one point."]
     else:
         seeds = "/".join(str(s) for s in sorted({r["seed"] for r in tune}))
         epochs = "/".join(override_values(tune, "train.epochs"))
