@@ -104,7 +104,9 @@ def test_rows_without_target_equal_unfused(kind, chunk):
     torch.testing.assert_close(fused.double(), ref, rtol=1e-6, atol=1e-9)
     got, want = _grads(fused * 3.0, h, w, b), _grads(ref * 3.0, h64, w64, b64)
     for name, g, r in zip(("dh", "dW", "db"), got, want):
-        torch.testing.assert_close(g.double(), r, rtol=1e-5, atol=1e-6, msg=name)
+        # float32 sums over up to 48 rows: the absolute slack scales with the gradient (dW reaches 19 here, and the
+        # summation order, hence the last bits, differs between CPUs' kernels)
+        torch.testing.assert_close(g.double(), r, rtol=1e-5, atol=1e-6 * max(1.0, r.abs().max().item()), msg=name)
     ignored = t == -100
     assert got[0][ignored].count_nonzero() == 0
     assert got[0][~ignored].ne(0).any(1).all()  # every row with a target gets a gradient
