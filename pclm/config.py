@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -40,6 +41,8 @@ __all__ = [
     "save_config",
     "check_lm_model",
     "LM_MODEL_MINIMA",
+    "TEST_SOURCES",
+    "parse_shards",
     "VisionDataConfig",
     "VisionTrainConfig",
     "VisionPCConfig",
@@ -48,20 +51,41 @@ __all__ = [
 ]
 
 TASKS = ("mlm", "clm")
+TEST_SOURCES = ("auto", "shard", "pool")  # data.test: where the 1B Word test split comes from (pclm.data.lm1b)
+
+
+def parse_shards(spec: str | None) -> set[int] | None:
+    """ "10-12" / "1,4,7-9" -> the shard numbers; None -> None (every shard). UsageError on anything else."""
+    if spec is None:
+        return None
+    numbers: set[int] = set()
+    for part in str(spec).split(","):
+        match = re.fullmatch(r"\s*(\d{1,5})\s*(?:-\s*(\d{1,5})\s*)?", part)
+        if not match:
+            raise UsageError(f"data.shards='{spec}' is not a list of shard numbers such as 10-12 or 1,4,7-9")
+        low, high = int(match.group(1)), int(match.group(2) or match.group(1))
+        if high < low:
+            raise UsageError(f"data.shards='{spec}': range {low}-{high} runs backwards")
+        numbers.update(range(low, high + 1))
+    return numbers
 
 
 @dataclass
 class DataConfig:
     data_dir: str | None = None  # 1B Word release root; None = the small sample embedded in the package
     tokenizer: str | None = None  # tokenizer folder; None = the repository's tokenizer/
+    shards: str | None = None  # pool shard numbers to keep, e.g. "10-12" (pclm's earlier 18,202-sentence pool)
+    test: str = "auto"  # shard (heldout 00000, the benchmark's test set), pool (test_size drawn), auto (shard if there)
     train_size: int | None = None  # None = every sentence left after dev and test
-    dev_size: int = 1000
-    test_size: int = 3000  # used only when the release's test shard (heldout-00000) is absent
+    dev_size: int | None = None  # None = 10,000 (the paper's) when the test is heldout 00000, else 1,000
+    test_size: int = 3000  # used only when the test is drawn from the pool
     split_seed: int = 0
-    max_length: int = 64
+    max_length: int = 64  # longer sentences are truncated (their closing </s> kept), never dropped
     mlm_probability: float = 0.15
     eval_mask_seed: int = 1234  # fixed masking of dev/test, so masked-LM perplexities are comparable
+    count_eos: bool = True  # conditional LM: </s> counts as a perplexity target (the reference counts no special token)
     cache_dir: str | None = None
+    num_proc: int = 1  # processes that tokenise (the first run only: the result is cached)
 
 
 @dataclass
@@ -78,6 +102,7 @@ class TrainConfig:
     log_every: int = 20
     tracker: str = "csv"  # csv (built in), tensorboard, wandb, ... any Accelerate tracker; "none" = off
     compile: bool = False  # energy gradients through torch.compile (pclm.training.compiled); one process only
+    epoch_eval: str = ""  # splits besides dev scored after every epoch, for the record only (e.g. "test")
 
 
 @dataclass
@@ -230,6 +255,7 @@ _MINIMA = [
     ("data", "test_size", 0),
     ("data", "max_length", 2),
     ("data", "train_size", 1),
+    ("data", "num_proc", 1),
     *_PC_MINIMA,
 ]
 
@@ -369,6 +395,13 @@ def load_config(path: str | Path | None, overrides: list[str] = (), **flags: Any
         raise UsageError(f"unknown task '{cfg.task}' (choose from {', '.join(TASKS)})")
     _check_values(cfg, _MINIMA)
     check_lm_model(cfg.model)
+    if cfg.data.test not in TEST_SOURCES:
+        raise UsageError(f"config key 'data.test' must be one of {', '.join(TEST_SOURCES)}, got {cfg.data.test!r}")
+    parse_shards(cfg.data.shards)
+    splits = [s for s in cfg.train.epoch_eval.split(",") if s.strip()]
+    unknown = [s for s in splits if s.strip() not in ("test", "test_sample")]
+    if unknown:
+        raise UsageError(f"config key 'train.epoch_eval' names '{unknown[0]}'; use test and/or test_sample")
     return cfg
 
 

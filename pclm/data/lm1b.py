@@ -8,11 +8,13 @@ The loader reads the release layout (``1-billion-word-language-modeling-benchmar
 
 Split rule (seeded, disjoint by construction because every split is a disjoint set of row indices):
 
-- pool: the training shards if there are any, else the heldout shards other than 00000;
-  empty lines are dropped.
-- test: heldout shard 00000 (the benchmark's test shard) when present, and then ``test_size`` is
-  unused; otherwise ``test_size`` sentences drawn from the pool.
-- dev: ``dev_size`` sentences drawn from the rest of the pool.
+- pool: the training shards if there are any, else the heldout shards other than 00000; ``shards`` ("10-12",
+  "1,4,7-9") keeps only those shard numbers of it. Empty lines are dropped.
+- test (``test``): ``"shard"`` is heldout shard 00000, the benchmark's test set, whole (``test_size`` unused);
+  ``"pool"`` is ``test_size`` sentences drawn from the pool; ``"auto"`` (default) is ``"shard"`` when shard
+  00000 is there, else ``"pool"``.
+- dev: ``dev_size`` sentences drawn from the rest of the pool; ``None`` (default) is the paper's 10,000 when the
+  test is shard 00000, else 1,000.
 - train: ``train_size`` sentences drawn from what is left (``None``: all of it).
 - test_sample: the official 100-sentence sample of heldout 00000, when present (it never overlaps
   the pool, which excludes shard 00000).
@@ -21,13 +23,15 @@ The draw is one ``numpy.random.default_rng(seed).permutation`` of the pool, cut 
 (test, dev, train); each split keeps corpus order. Sizes are never clamped: a pool too small for the
 sizes asked raises ``UsageError``.
 
-Sizes with the defaults (test_size 3000, dev_size 1000, train_size None):
+Sizes with the defaults:
 
-- ``../shared/data/lm1b`` (heldout shards 10-12, 18,202 sentences, no training shards, no shard 00000):
+- ``../shared/data/lm1b`` (47 heldout shards besides 00000, 288,404 sentences, and shard 00000): the paper's
+  protocol, train 278,404 / dev 10,000 / test 6,075 (heldout 00000) / test_sample 100.
+- the same with ``shards="10-12", test="pool"``: the 18,202-sentence pool of pclm's earlier reports,
   train 14,202 / dev 1,000 / test 3,000 / test_sample 100.
-- the embedded sample ``EMBEDDED_LM1B_DIR`` (4,000 sentences from each of heldout shards 10-12):
+- the embedded sample ``EMBEDDED_LM1B_DIR`` (4,000 sentences from each of heldout shards 10-12, no shard 00000):
   train 8,000 / dev 1,000 / test 3,000 / test_sample 100.
-- the full release (99 training shards, heldout shard 00000 present): train ~30.3M / dev 1,000 /
+- the full release (99 training shards, heldout shard 00000): train ~30.3M / dev 10,000 /
   test = all of heldout 00000 / test_sample 100.
 """
 
@@ -45,9 +49,20 @@ import numpy as np
 from datasets import Dataset, DatasetDict, load_dataset
 from datasets.fingerprint import Hasher
 
+from pclm.config import TEST_SOURCES, parse_shards
 from pclm.errors import UsageError
 
-__all__ = ["EMBEDDED_LM1B_DIR", "RELEASE_DIRNAME", "find_lm1b_files", "check_lm1b_files", "load_lm1b", "tokenize_lm1b"]
+__all__ = [
+    "EMBEDDED_LM1B_DIR",
+    "RELEASE_DIRNAME",
+    "TEST_SOURCES",
+    "parse_shards",
+    "find_lm1b_files",
+    "check_lm1b_files",
+    "load_lm1b",
+    "tokenize_lm1b",
+    "truncated_counts",
+]
 
 EMBEDDED_LM1B_DIR: Path = Path(__file__).resolve().parent / "lm1b_sample"
 RELEASE_DIRNAME = "1-billion-word-language-modeling-benchmark-r13output"
@@ -58,6 +73,8 @@ _SAMPLE = "samples/heldout-00000.sample100.ordered.txt"
 _TRAIN_RE = re.compile(r"^news\.en-(\d{5})-of-00100(\.gz)?$")
 _HELDOUT_RE = re.compile(r"^news\.en\.heldout-(\d{5})-of-00050(\.gz)?$")
 _SETTING = "set --data-dir or data.data_dir"
+PAPER_DEV_SIZE = 10_000  # the paper's dev set (App. D.3), when the benchmark's test shard is the test set
+POOL_DEV_SIZE = 1_000
 
 
 def _shards(directory: Path, pattern: re.Pattern[str]) -> dict[int, Path]:
@@ -81,12 +98,14 @@ def _release_root(data_dir: Path) -> Path:
     return nested if not own and nested.is_dir() else data_dir
 
 
-def find_lm1b_files(data_dir: str | Path) -> dict[str, list[Path]]:
+def find_lm1b_files(data_dir: str | Path, shards: str | None = None) -> dict[str, list[Path]]:
     """Locate the 1B Word files under ``data_dir`` (the release root, or the folder holding it).
 
     Returns lists of paths sorted by shard number, under the keys
     ``"train"`` (training shards), ``"heldout"`` (heldout shards other than 00000),
     ``"test"`` (heldout shard 00000, or empty) and ``"test_sample"`` (the 100-sentence sample, or empty).
+    ``shards`` keeps only those numbers of the pool's shards (the training shards, else the heldout ones);
+    shard numbers it names that are not there are an error.
     Raises ``UsageError`` when the directory is missing or holds no shard.
     """
     data_dir = Path(data_dir).expanduser()
@@ -103,6 +122,18 @@ def find_lm1b_files(data_dir: str | Path) -> dict[str, list[Path]]:
             f"or {_HELDOUT_DIR}/news.en.heldout-*-of-00050; {_SETTING})"
         )
     test = heldout.pop(0, None)
+    wanted = parse_shards(shards)
+    if wanted is not None:
+        pool = train or heldout
+        missing = sorted(wanted - set(pool))
+        if missing:
+            kind = "training" if train else "heldout (other than 00000)"
+            raise UsageError(
+                f"data.shards='{shards}' names {kind} shard {missing[0]:05d}, which '{data_dir}' does not hold "
+                f"(it holds {len(pool)}: {_ranges(sorted(pool))})"
+            )
+        for k in set(pool) - wanted:
+            del pool[k]
     samples = [root / _SAMPLE, root / f"{_SAMPLE}.gz"]
     return {
         "train": [train[k] for k in sorted(train)],
@@ -110,6 +141,17 @@ def find_lm1b_files(data_dir: str | Path) -> dict[str, list[Path]]:
         "test": [test] if test is not None else [],
         "test_sample": [p for p in samples if p.is_file()][:1],
     }
+
+
+def _ranges(numbers: list[int]) -> str:
+    """[1, 2, 3, 5] -> "1-3,5"."""
+    out: list[str] = []
+    for n in numbers:
+        if out and int(out[-1].split("-")[-1]) == n - 1:
+            out[-1] = f"{out[-1].split('-')[0]}-{n}"
+        else:
+            out.append(str(n))
+    return ",".join(out)
 
 
 _SAMPLE_BYTES = 1 << 20
@@ -145,9 +187,9 @@ def _nonempty(batch: dict[str, list[str]]) -> list[bool]:
     return [bool(text.strip()) for text in batch["text"]]
 
 
-def _check_sizes(train_size: int | None, dev_size: int, test_size: int) -> None:
+def _check_sizes(train_size: int | None, dev_size: int | None, test_size: int) -> None:
     for name, value in (("dev_size", dev_size), ("test_size", test_size)):
-        if value < 0:
+        if value is not None and value < 0:
             raise UsageError(f"{name} must be >= 0, got {value} (set data.{name})")
     if train_size is not None and train_size < 1:
         raise UsageError(f"train_size must be >= 1 or None (all the rest), got {train_size} (set data.train_size)")
@@ -156,10 +198,12 @@ def _check_sizes(train_size: int | None, dev_size: int, test_size: int) -> None:
 def load_lm1b(
     data_dir: str | Path = EMBEDDED_LM1B_DIR,
     train_size: int | None = None,
-    dev_size: int = 1000,
+    dev_size: int | None = None,
     test_size: int = 3000,
     seed: int = 0,
     cache_dir: str | Path | None = None,
+    shards: str | None = None,
+    test: str = "auto",
 ) -> DatasetDict:
     """Load 1B Word as a ``DatasetDict`` with one column ``"text"`` (one sentence a row).
 
@@ -169,7 +213,15 @@ def load_lm1b(
     the pool cannot hold.
     """
     _check_sizes(train_size, dev_size, test_size)
-    files = find_lm1b_files(data_dir)
+    if test not in TEST_SOURCES:
+        raise UsageError(f"data.test must be one of {', '.join(TEST_SOURCES)}, got {test!r}")
+    files = find_lm1b_files(data_dir, shards)
+    if test == "shard" and not files["test"]:
+        raise UsageError(f"data.test='shard' but '{data_dir}' has no heldout shard 00000 (the benchmark's test set)")
+    if test == "pool" or (test == "auto" and not files["test"]):
+        files["test"] = []
+    if dev_size is None:
+        dev_size = PAPER_DEV_SIZE if files["test"] else POOL_DEV_SIZE
     pool_files = files["train"] or files["heldout"]
     if not pool_files:
         raise UsageError(f"data directory '{data_dir}' holds only heldout shard 00000, no training pool ({_SETTING})")
@@ -212,38 +264,40 @@ def load_lm1b(
     return DatasetDict(splits)
 
 
-def _tokenize_batch(batch: dict[str, list[str]], tokenizer: Any, max_length: int) -> dict[str, list[list[int]]]:
+def _tokenize_batch(batch: dict[str, list[str]], tokenizer: Any, max_length: int) -> dict[str, list]:
     encoded = tokenizer(
-        batch["text"],
-        add_special_tokens=True,
-        truncation=True,
-        max_length=max_length,
-        return_attention_mask=False,
-        return_token_type_ids=False,
-    )
-    return {"input_ids": encoded["input_ids"]}
+        batch["text"], add_special_tokens=True, return_attention_mask=False, return_token_type_ids=False
+    )["input_ids"]
+    # Truncation keeps the closing special token, as the tokenizer's own truncation does.
+    ids = [row if len(row) <= max_length else row[: max_length - 1] + row[-1:] for row in encoded]
+    return {"input_ids": ids, "length": [len(row) for row in encoded]}
 
 
 def tokenize_lm1b(
-    raw: DatasetDict, tokenizer: Any, max_length: int, cache_dir: str | Path | None = None
+    raw: DatasetDict,
+    tokenizer: Any,
+    max_length: int,
+    cache_dir: str | Path | None = None,
+    num_proc: int | None = None,
 ) -> DatasetDict:
-    """Tokenize every split of ``raw`` into one column ``"input_ids"`` (``"text"`` removed).
+    """Tokenize every split of ``raw`` into the columns ``"input_ids"`` and ``"length"`` (``"text"`` removed).
 
-    Each row is the tokenizer's encoding with its special tokens (for pclm's tokenizer ``<s> ... </s>``),
-    truncated to ``max_length`` ids with the special tokens kept; no padding (the collator pads).
-    Results are cached by ``datasets`` fingerprint: in ``cache_dir`` when given, else next to the
-    source split's cache files.
+    ``input_ids`` is the tokenizer's encoding with its special tokens (for pclm's tokenizer ``<s> ... </s>``),
+    truncated to ``max_length`` ids with the closing special token kept; no padding (the collator pads).
+    Sentences are truncated, never dropped; ``length`` is the untruncated count, so ``length > max_length`` marks
+    a truncated row. ``num_proc`` processes tokenise in parallel (``None``: one). Results are cached by
+    ``datasets`` fingerprint: in ``cache_dir`` when given, else next to the source split's cache files.
     """
     if max_length < 2:
         raise UsageError(f"max_length must be >= 2 to hold the special tokens, got {max_length} (set data.max_length)")
     if cache_dir is not None:
         Path(cache_dir).mkdir(parents=True, exist_ok=True)
-    # datasets' Hasher ignores a fast tokenizer's truncation state, which the call below mutates.
+    # datasets' Hasher ignores a fast tokenizer's truncation state, which a tokenizer call may mutate.
     tok_hash = Hasher.hash(tokenizer)
     fn = partial(_tokenize_batch, tokenizer=tokenizer, max_length=max_length)
     out = {}
     for split, ds in raw.items():
-        fingerprint = Hasher.hash([ds._fingerprint, tok_hash, max_length, "tokenize_lm1b/v1"])
+        fingerprint = Hasher.hash([ds._fingerprint, tok_hash, max_length, "tokenize_lm1b/v2"])
         cache_file = None if cache_dir is None else str(Path(cache_dir) / f"lm1b-{split}-{fingerprint}.arrow")
         out[split] = ds.map(
             fn,
@@ -251,6 +305,12 @@ def tokenize_lm1b(
             remove_columns=["text"],
             new_fingerprint=fingerprint,
             cache_file_name=cache_file,
+            num_proc=num_proc if num_proc and num_proc > 1 and len(ds) >= 1000 * num_proc else None,
             desc=f"tokenize {split}",
         )
     return DatasetDict(out)
+
+
+def truncated_counts(data: dict[str, Dataset], max_length: int) -> dict[str, int]:
+    """Per split, how many sentences `tokenize_lm1b` cut to ``max_length`` tokens."""
+    return {split: int(sum(n > max_length for n in ds["length"])) for split, ds in data.items()}

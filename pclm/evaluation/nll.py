@@ -13,13 +13,17 @@ from ..pc import IGNORE_INDEX
 __all__ = ["per_sample_nll"]
 
 
-def per_sample_nll(logits: torch.Tensor, labels: torch.Tensor, causal: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Summed NLL and target count per sample, each (B,).
+def per_sample_nll(
+    logits: torch.Tensor, labels: torch.Tensor, causal: bool, drop_ids: tuple[int, ...] = ()
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed NLL and target count per sample, each (B,); targets whose id is in `drop_ids` are not counted.
 
     logits: (B, T, V) for the causal model; for the masked model (N, V) at the masked positions (row-major), as
     PCLMForMaskedLM returns them, or (B, T, V) at every position.
     labels: (B, T), -100 where ignored.
     """
+    for token in drop_ids:
+        labels = labels.masked_fill(labels == token, IGNORE_INDEX)
     if causal:
         logits, labels = logits[:, :-1], labels[:, 1:]
         nll = F.cross_entropy(logits.float().transpose(1, 2), labels, ignore_index=IGNORE_INDEX, reduction="none")

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from transformers import PretrainedConfig
 
-__all__ = ["PCLMConfig"]
+__all__ = ["PCLMConfig", "INITS", "ACTIVATIONS"]
+
+INITS = ("bert", "torch")
+ACTIVATIONS = ("gelu", "tanh")
 
 
 class PCLMConfig(PretrainedConfig):
@@ -23,7 +26,12 @@ class PCLMConfig(PretrainedConfig):
         hidden_dropout_prob (`float`, defaults to 0.0): dropout on sublayer outputs. Zero by default, because
             a PC energy must be the same function at every inference step.
         attention_probs_dropout_prob (`float`, defaults to 0.0): dropout on attention probabilities.
-        initializer_range (`float`, defaults to 0.02): std of the normal weight init.
+        initializer_range (`float`, defaults to 0.02): std of the normal weight init (`init="bert"`).
+        init (`str`, defaults to "bert"): weight initialisation. "bert": every linear and embedding weight from
+            N(0, initializer_range), biases zero (BERT's convention); "torch": PyTorch's own defaults (linear
+            layers Kaiming-uniform, embeddings N(0, 1)), what the iPC paper (App. D.2) and its reference code use.
+        hidden_act (`str`, defaults to "gelu"): activation of the feed-forward hidden layer and of the prediction
+            head, "gelu" (BERT) or "tanh" (the reference PC transformer).
         is_decoder (`bool`): set by [`PCLMForCausalLM`]; selects the triangular (causal) attention mask.
     """
 
@@ -42,6 +50,8 @@ class PCLMConfig(PretrainedConfig):
         hidden_dropout_prob: float = 0.0,
         attention_probs_dropout_prob: float = 0.0,
         initializer_range: float = 0.02,
+        init: str = "bert",
+        hidden_act: str = "gelu",
         pad_token_id: int = 0,
         bos_token_id: int = 2,
         eos_token_id: int = 3,
@@ -52,6 +62,10 @@ class PCLMConfig(PretrainedConfig):
             raise ValueError(
                 f"hidden_size {hidden_size} is not a multiple of num_attention_heads {num_attention_heads}"
             )
+        if init not in INITS:
+            raise ValueError(f"init must be one of {', '.join(INITS)}, got {init!r}")
+        if hidden_act not in ACTIVATIONS:
+            raise ValueError(f"hidden_act must be one of {', '.join(ACTIVATIONS)}, got {hidden_act!r}")
         self.vocab_size = vocab_size
         self.hidden_size = hidden_size
         self.num_hidden_layers = num_hidden_layers
@@ -63,6 +77,8 @@ class PCLMConfig(PretrainedConfig):
         self.hidden_dropout_prob = hidden_dropout_prob
         self.attention_probs_dropout_prob = attention_probs_dropout_prob
         self.initializer_range = initializer_range
+        self.init = init
+        self.hidden_act = hidden_act
         super().__init__(
             pad_token_id=pad_token_id,
             bos_token_id=bos_token_id,

@@ -5,8 +5,11 @@ Every place where a value node may sit calls `nodes(name, mu, mask)`; the defaul
 unchanged, an `EnergyGraph` swaps in the value node `x` and records the node's energy. Node names, per block i:
     blocks.{i}.scores  attention scores before the softmax, (B, H, T, T)   softmax-KL node ("vec.")
     blocks.{i}.attn    attention sublayer output after residual (+ LN), (B, T, C)
+    blocks.{i}.ffn_pre feed-forward hidden pre-activation, (B, T, I)
     blocks.{i}.ffn     feed-forward hidden activation, (B, T, I)
     blocks.{i}.out     block output, (B, T, C)
+    lm_head.head_pre   prediction head's dense pre-activation, (N, C) at the rows with a target
+    lm_head.head       prediction head's activation, (N, C)
 The output is clamped to the labels by the cross-entropy energy: `nodes.clamp_readout` on a training graph (the
 logits are never formed; `logits` is then None), `nodes.clamp_output` on the logits otherwise. With labels, only
 the rows with a target reach the head (the causal LM: on a training graph, where no logits are returned), and a
@@ -30,6 +33,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from transformers import GenerationConfig, GenerationMixin, PreTrainedModel
+from transformers import initialization as init
 from transformers.cache_utils import Cache, DynamicCache
 from transformers.modeling_outputs import CausalLMOutputWithPast, MaskedLMOutput
 
@@ -53,6 +57,9 @@ def _is_node(nodes, name: str) -> bool:
 
 def _norm(config: PCLMConfig, width: int) -> nn.Module:
     return nn.LayerNorm(width, eps=config.layer_norm_eps) if config.layer_norm else nn.Identity()
+
+
+_ACTIVATIONS = {"gelu": F.gelu, "tanh": torch.tanh}
 
 
 class PCLMAttention(nn.Module):
@@ -110,6 +117,7 @@ class PCLMBlock(nn.Module):
         self.ffn_out = nn.Linear(config.intermediate_size, config.hidden_size)
         self.out_norm = _norm(config, config.hidden_size)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.act = _ACTIVATIONS[config.hidden_act]
 
     def forward(
         self,
@@ -129,7 +137,7 @@ class PCLMBlock(nn.Module):
             h, mask = h[rows], mask[rows]
         a = self.attn_norm(h + self.dropout(att))
         a = nodes(f"{name}.attn", a, mask)
-        f = nodes(f"{name}.ffn", F.gelu(self.intermediate(a)), mask)
+        f = nodes(f"{name}.ffn", self.act(nodes(f"{name}.ffn_pre", self.intermediate(a), mask)), mask)
         out = self.out_norm(a + self.dropout(self.ffn_out(f)))
         return nodes(f"{name}.out", out, mask)
 
@@ -167,6 +175,27 @@ class PCLMPreTrainedModel(PreTrainedModel):
     config_class = PCLMConfig
     base_model_prefix = "pclm"
     main_input_name = "input_ids"
+
+    def _init_weights(self, module: nn.Module) -> None:
+        """`config.init`: "bert" draws linear and embedding weights from N(0, initializer_range) with zero biases;
+        "torch" gives them PyTorch's own defaults (what `nn.Linear` / `nn.Embedding` do when built). Layer norms
+        start at weight 1, bias 0 either way."""
+        if isinstance(module, nn.LayerNorm):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+        elif not isinstance(module, (nn.Linear, nn.Embedding)):
+            return
+        elif self.config.init == "bert":
+            init.normal_(module.weight, mean=0.0, std=self.config.initializer_range)
+            if getattr(module, "bias", None) is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            init.normal_(module.weight, mean=0.0, std=1.0)
+        else:  # nn.Linear.reset_parameters, through transformers' init functions (they skip loaded weights)
+            init.kaiming_uniform_(module.weight, a=math.sqrt(5))
+            if module.bias is not None:
+                bound = 1 / math.sqrt(module.weight.shape[1]) if module.weight.shape[1] > 0 else 0
+                init.uniform_(module.bias, -bound, bound)
 
     def save_pretrained(self, save_directory, *args, **kwargs) -> None:
         """transformers' save_pretrained, plus the model code and config.json's `auto_map`, so that
@@ -240,7 +269,9 @@ class PCLMModel(PCLMPreTrainedModel):
         rows = mask[:, past:]  # (B, T): the new tokens' own mask, for the value nodes' energies
         last = len(self.blocks) - 1
         name = f"blocks.{last}"
-        prune = only_rows is not None and not any(_is_node(nodes, f"{name}.{n}") for n in ("attn", "ffn", "out"))
+        prune = only_rows is not None and not any(
+            _is_node(nodes, f"{name}.{n}") for n in ("attn", "ffn_pre", "ffn", "out")
+        )
         for i, block in enumerate(self.blocks):
             h = block(h, bias, rows, nodes, f"blocks.{i}", cache, i, only_rows if prune and i == last else None)
         return h if only_rows is None or prune else h[only_rows]
@@ -256,17 +287,18 @@ class PCLMModel(PCLMPreTrainedModel):
 
 
 class PCLMLMHead(nn.Module):
-    """BERT's prediction head: dense + GELU + LN, then the decoder to the vocabulary."""
+    """BERT's prediction head: dense + activation (`config.hidden_act`) + LN, then the decoder to the vocabulary."""
 
     def __init__(self, config: PCLMConfig) -> None:
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.hidden_size)
         self.norm = _norm(config, config.hidden_size)
         self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
+        self.act = _ACTIVATIONS[config.hidden_act]
 
-    def transform(self, h: torch.Tensor) -> torch.Tensor:
+    def transform(self, h: torch.Tensor, nodes=_FEEDFORWARD) -> torch.Tensor:
         """The head up to the decoder: (..., C) -> (..., C)."""
-        return self.norm(F.gelu(self.dense(h)))
+        return self.norm(nodes("lm_head.head", self.act(nodes("lm_head.head_pre", self.dense(h)))))
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.transform(h))
@@ -274,7 +306,7 @@ class PCLMLMHead(nn.Module):
     def loss(self, h: torch.Tensor, targets: torch.Tensor, nodes) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Clamp the output to `targets`: h (N, C) last hidden states, targets (N,). Returns (loss, logits (N, V)),
         logits None when `nodes` fuses the readout (training graphs: the logits are never formed)."""
-        z = self.transform(h)
+        z = self.transform(h, nodes)
         if nodes.fused_readout:
             return nodes.clamp_readout(z, self.decoder.weight, self.decoder.bias, targets), None
         logits = self.decoder(z)

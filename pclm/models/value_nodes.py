@@ -3,10 +3,15 @@
 The field is a "+"-joined list of node kinds (each kind is placed in every block):
     scores   attention scores before the softmax, a softmax-KL node (the paper's "vec." modification)
     attn     attention sublayer output (after residual and layer norm)
+    ffn_pre  feed-forward hidden pre-activation (the reference PC transformer's "before" placement)
     ffn      feed-forward hidden activation
     out      block output
+and, once for the model, in the prediction head:
+    head_pre the head's dense pre-activation
+    head     the head's activation
 and two presets: "blocks" = "out", "sublayers" = "attn+ffn+out". Examples: "out+scores" (the default),
-"sublayers+scores", "none" (only the output node: the energy is then the BP loss).
+"sublayers+scores", "none" (only the output node: the energy is then the BP loss), "scores+ffn_pre+head_pre" (the
+reference code's placement: the softmax-KL node on the scores, Gaussian nodes on the pre-activations).
 
 Depth matters. After feedforward initialisation only the output is wrong, and each inference step carries the
 error one value node further down. With D value nodes on the longest chain, the weights feeding the lowest node
@@ -21,9 +26,11 @@ from collections.abc import Callable
 from ..errors import UsageError
 from ..pc import EnergyFn, gaussian, softmax_kl
 
-__all__ = ["NODE_KINDS", "parse_value_nodes", "value_node_selector", "error_depth"]
+__all__ = ["NODE_KINDS", "BLOCK_KINDS", "HEAD_KINDS", "parse_value_nodes", "value_node_selector", "error_depth"]
 
-NODE_KINDS = ("scores", "attn", "ffn", "out")
+BLOCK_KINDS = ("scores", "attn", "ffn_pre", "ffn", "out")
+HEAD_KINDS = ("head_pre", "head")
+NODE_KINDS = BLOCK_KINDS + HEAD_KINDS
 _PRESETS = {"blocks": ("out",), "sublayers": ("attn", "ffn", "out"), "none": ()}
 
 
@@ -59,4 +66,4 @@ def value_node_selector(spec: str) -> Callable[[str], EnergyFn | None]:
 def error_depth(spec: str, num_layers: int) -> int:
     """D: value nodes on the longest chain from the output down to the lowest weights."""
     kinds = parse_value_nodes(spec)
-    return num_layers * len(kinds - {"scores"}) + ("scores" in kinds)
+    return num_layers * len(kinds - {"scores", *HEAD_KINDS}) + ("scores" in kinds) + len(kinds & set(HEAD_KINDS))

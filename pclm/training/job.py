@@ -116,6 +116,10 @@ class Task(ABC):
     def identity(self) -> dict[str, Any]:
         """The first fields of metrics.json, saying what was trained (algorithm, task or model, ...)."""
 
+    def epoch_eval(self) -> list[str]:
+        """Splits besides dev scored after every epoch, for the record (history) only."""
+        return []
+
     def extra_fields(self, state: FitState) -> dict[str, Any]:
         """The task's own metrics.json fields, after the common ones and before the machine."""
         return {}
@@ -265,6 +269,7 @@ def _run(
         compiled=CompiledEnergy(accelerator.unwrap_model(model)) if cfg.train.compile else None,
         fused=task.fused(accelerator.unwrap_model(model), optim_w),
         after_checkpoint=folder.commit,
+        watch={split: eval_sets[split] for split in task.epoch_eval() if split in eval_sets},
     )
     status = fit(job, accelerator, output_dir, state)
     folder.commit()

@@ -15,7 +15,14 @@ from torch.utils.data import DataLoader
 from ..algorithms import Algorithm, build_algorithm
 from ..config import RunConfig
 from ..data.collate import eval_collator, premask, train_collator
-from ..data.lm1b import EMBEDDED_LM1B_DIR, check_lm1b_files, find_lm1b_files, load_lm1b, tokenize_lm1b
+from ..data.lm1b import (
+    EMBEDDED_LM1B_DIR,
+    check_lm1b_files,
+    find_lm1b_files,
+    load_lm1b,
+    tokenize_lm1b,
+    truncated_counts,
+)
 from ..errors import UsageError
 from ..evaluation import load_perplexity
 from ..evaluation.nll import per_sample_nll
@@ -105,11 +112,13 @@ class LMTask(Task):
 
     monitor = "ppl"
     lower_is_better = True
-    final_scores = ("ppl",)
 
     def __init__(self, cfg: RunConfig) -> None:
         super().__init__(cfg)
         self.tokenizer = None  # loaded by `check`
+        self.truncated: dict[str, int] = {}  # sentences cut to data.max_length, per split (set by `load_data`)
+        # the conditional LM reports both perplexity counts; `ppl` is the one data.count_eos picks
+        self.final_scores = ("ppl", "ppl_eos_in", "ppl_eos_out") if cfg.task == "clm" else ("ppl",)
 
     def _algorithm(self) -> Algorithm:
         pc = self.cfg.pc
@@ -125,11 +134,11 @@ class LMTask(Task):
             raise UsageError(
                 f"data.max_length={cfg.data.max_length} exceeds model.max_position_embeddings={max_positions}"
             )
-        if cfg.data.dev_size < 1:
+        if cfg.data.dev_size is not None and cfg.data.dev_size < 1:
             raise UsageError(
                 f"data.dev_size must be >= 1 (the dev split picks the best epoch), got {cfg.data.dev_size}"
             )
-        check_lm1b_files(find_lm1b_files(cfg.data.data_dir or EMBEDDED_LM1B_DIR))  # opened and sampled
+        check_lm1b_files(find_lm1b_files(cfg.data.data_dir or EMBEDDED_LM1B_DIR, cfg.data.shards))  # opened, sampled
         self.tokenizer = load_tokenizer(cfg.data.tokenizer)
         _check_vocabulary(cfg, self.tokenizer)
         if algorithm.uses_value_nodes:
@@ -147,7 +156,9 @@ class LMTask(Task):
 
     def load_data(self) -> dict[str, Any]:
         try:
-            return _lm_data(self.cfg, self.tokenizer)  # raises UsageError on sizes the corpus cannot hold
+            data = _lm_data(self.cfg, self.tokenizer)  # raises UsageError on sizes the corpus cannot hold
+            self.truncated = truncated_counts(data, self.cfg.data.max_length)
+            return data
         except OSError as err:  # data.cache_dir not writable, ...
             raise UsageError(f"cannot read or cache the data: {err.strerror or err} ({err.filename or ''})") from None
 
@@ -180,7 +191,11 @@ class LMTask(Task):
         }
 
     def evaluate(self, model: torch.nn.Module, eval_set: Any, accelerator) -> dict[str, float]:
-        return evaluate_lm(model, eval_set, accelerator, self.cfg.task == "clm")
+        eos = self.tokenizer.eos_token_id if self.cfg.task == "clm" else None
+        return evaluate_lm(model, eval_set, accelerator, self.cfg.task == "clm", eos, self.cfg.data.count_eos)
+
+    def epoch_eval(self) -> list[str]:
+        return [s.strip() for s in self.cfg.train.epoch_eval.split(",") if s.strip()]
 
     def select(self) -> Callable:
         return value_node_selector(self.cfg.pc.value_nodes)
@@ -201,6 +216,12 @@ class LMTask(Task):
     def identity(self) -> dict[str, Any]:
         return {"task": self.cfg.task, "algo": self.cfg.algo}
 
+    def extra_fields(self, state) -> dict[str, Any]:
+        return {
+            "truncated": {"max_length": self.cfg.data.max_length, **self.truncated},
+            "ppl_counts": "</s> in" if self.cfg.task == "mlm" or self.cfg.data.count_eos else "</s> out",
+        }
+
     def finish(self, output_dir: Path, metrics: dict[str, Any], command: list[str] | None) -> None:
         write_model_card(output_dir / "best", self.cfg, metrics, command or ["python", *sys.argv])
 
@@ -214,9 +235,16 @@ def check_lm_run(cfg: RunConfig, output_dir: Path, resume: bool, overwrite: bool
 def _lm_data(cfg: RunConfig, tokenizer) -> dict[str, Any]:
     d = cfg.data
     raw = load_lm1b(
-        d.data_dir or EMBEDDED_LM1B_DIR, d.train_size, d.dev_size, d.test_size, d.split_seed, cache_dir=d.cache_dir
+        d.data_dir or EMBEDDED_LM1B_DIR,
+        d.train_size,
+        d.dev_size,
+        d.test_size,
+        d.split_seed,
+        cache_dir=d.cache_dir,
+        shards=d.shards,
+        test=d.test,
     )
-    data = dict(tokenize_lm1b(raw, tokenizer, d.max_length, cache_dir=d.cache_dir))
+    data = dict(tokenize_lm1b(raw, tokenizer, d.max_length, cache_dir=d.cache_dir, num_proc=d.num_proc))
     if cfg.task == "mlm":
         for split in data:
             if split != "train":
@@ -224,21 +252,32 @@ def _lm_data(cfg: RunConfig, tokenizer) -> dict[str, Any]:
     return data
 
 
-def evaluate_lm(model: torch.nn.Module, loader, accelerator, causal: bool) -> dict[str, float]:
+def evaluate_lm(
+    model: torch.nn.Module, loader, accelerator, causal: bool, eos_id: int | None = None, count_eos: bool = True
+) -> dict[str, float]:
     """Perplexity and mean NLL over a split, every process's share gathered.
 
-    Every process feeds the gathered per-sample values (each sample once, padding of the last batch dropped by
-    `gather_for_metrics`) to its own in-memory metric, so all processes return the same score."""
-    metric = load_perplexity()
+    With `eos_id` (the conditional LM), both counts are scored: `ppl_eos_in` with `</s>` as a target, `ppl_eos_out`
+    without it (the reference code's count: no special token is a target); `ppl`, `nll` and `targets` are the
+    count `count_eos` picks. Every process feeds the gathered per-sample values (each sample once, padding of the
+    last batch dropped by `gather_for_metrics`) to its own in-memory metric, so all processes return the same
+    score."""
+    counts_wanted = {"in": ()} if eos_id is None else {"in": (), "out": (eos_id,)}
+    metrics = {name: load_perplexity() for name in counts_wanted}
     with torch.no_grad():
         for batch in loader:
             with accelerator.autocast():
                 out = model(**batch)
-            sums, counts = per_sample_nll(out.logits, batch["labels"], causal)
-            sums, counts = accelerator.gather_for_metrics((sums, counts))
-            metric.add_batch(nll_sum=sums.double().cpu().numpy(), count=counts.cpu().numpy())
-    score = metric.compute()
-    return {"ppl": score["perplexity"], "nll": score["nll"] if score["targets"] else 0.0, "targets": score["targets"]}
+            for name, drop in counts_wanted.items():
+                sums, counts = per_sample_nll(out.logits, batch["labels"], causal, drop_ids=drop)
+                sums, counts = accelerator.gather_for_metrics((sums, counts))
+                metrics[name].add_batch(nll_sum=sums.double().cpu().numpy(), count=counts.cpu().numpy())
+    scores = {name: metric.compute() for name, metric in metrics.items()}
+    score = scores["in" if count_eos or eos_id is None else "out"]
+    result = {"ppl": score["perplexity"], "nll": score["nll"] if score["targets"] else 0.0, "targets": score["targets"]}
+    if eos_id is not None:
+        result.update(ppl_eos_in=scores["in"]["perplexity"], ppl_eos_out=scores["out"]["perplexity"])
+    return result
 
 
 def mlm_masker(tokenizer, mlm_probability: float) -> Callable[[dict], dict]:

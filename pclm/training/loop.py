@@ -158,6 +158,7 @@ class Fit:
     compiled: Any = None  # a `CompiledEnergy` of the model: `train_batch` takes its gradients from it
     fused: Any = None  # a `FusedMLP` of the model: `train_batch` runs each mini-batch in closed form through it
     after_checkpoint: Callable[[], None] | None = None  # called once each checkpoint is complete (RunFolder.commit)
+    watch: dict[str, Any] = field(default_factory=dict)  # split -> loader scored after every epoch, never selecting
 
 
 def _save_checkpoint(accelerator, output_dir: Path, state: FitState, after: Callable[[], None] | None = None) -> None:
@@ -262,10 +263,12 @@ def fit(fit: Fit, accelerator, output_dir: Path | None, state: FitState) -> str:
         state.train_seconds += time.perf_counter() - started
         model.eval()
         dev = fit.evaluate(model, fit.dev_loader) if evaluating else {}
+        watched = {f"{split}_{k}": v for split, ld in fit.watch.items() for k, v in fit.evaluate(model, ld).items()}
         record = {
             "epoch": epoch + 1,
             "train_loss": state.epoch_loss_sum / max(state.epoch_batches, 1),
             **{f"dev_{k}": v for k, v in dev.items()},
+            **watched,
             "train_seconds": round(state.train_seconds, 2),
         }
         state.history.append(record)
