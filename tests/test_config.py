@@ -89,6 +89,11 @@ def test_unknown_key_in_the_file_names_the_key(tmp_path):
         ("data.mlm_probability=1.5", "'data.mlm_probability' must be in"),
         ("task=translate", "unknown task 'translate'"),
         ("train.lr", "not of the form"),
+        ("data.test=train", "'data.test' must be one of auto, shard, pool, got 'train'"),
+        ("data.shards=1-x", "data.shards='1-x' is not a list of shard numbers"),
+        ("train.epoch_eval=dev", "'train.epoch_eval' names 'dev'; use test and/or test_sample"),
+        ("data.num_proc=0", "'data.num_proc' must be >= 1"),
+        ("data.count_eos=maybe", "'data.count_eos' must be bool"),
     ],
 )
 def test_bad_values_are_usage_errors(config_file, override, message):
@@ -115,7 +120,9 @@ def test_saved_config_reads_back_equal(config_file, tmp_path):
     assert load_config(tmp_path / "saved.yaml") == cfg
 
 
-@pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", sorted([*(REPO / "configs").glob("*.yaml"), *(REPO / "configs/reference").glob("*.yaml")]), ids=str
+)
 def test_shipped_configs_load(path):
     cfg = load_config(path)
     if path.stem.count("_") == 1:  # <task>_<algo>.yaml, the defaults of train_lm.py

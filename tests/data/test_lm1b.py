@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from pclm.data import EMBEDDED_LM1B_DIR, RELEASE_DIRNAME, find_lm1b_files, load_lm1b, tokenize_lm1b
+from pclm.data.lm1b import truncated_counts
 from pclm.errors import UsageError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -200,13 +201,97 @@ def test_embedded_sample_is_small_real_gzip():
 
 
 @pytest.mark.skipif(not SHARED_LM1B.is_dir(), reason=f"{SHARED_LM1B} absent")
-def test_shared_data_default_split(cache):
+def test_shared_data_default_split_is_the_paper_protocol(cache):
+    # 47 pool shards and heldout 00000: test = all of 00000, dev 10,000, train the rest of the pool
     splits = load_lm1b(SHARED_LM1B, cache_dir=cache)
     sizes = {name: len(ds) for name, ds in splits.items()}
+    assert sizes == {"train": 278_404, "dev": 10_000, "test": 6_075, "test_sample": 100}
+    files = find_lm1b_files(SHARED_LM1B)
+    assert len(files["heldout"]) == 47
+    assert texts(splits["test"]) == read_lines(files["test"][0])
+    pool = Counter(line for shard in files["heldout"] for line in read_lines(shard))
+    assert sum(pool.values()) == 288_404
+    assert Counter(texts(splits["train"]) + texts(splits["dev"])) == pool
+
+
+@pytest.mark.skipif(not SHARED_LM1B.is_dir(), reason="needs ../shared/data/lm1b")
+def test_shared_data_old_pool_is_reproducible_with_a_shard_selection(cache):
+    # pclm's earlier reports: heldout 10-12 only, test drawn from that pool
+    splits = load_lm1b(SHARED_LM1B, shards="10-12", test="pool", cache_dir=cache)
+    sizes = {name: len(ds) for name, ds in splits.items()}
     assert sizes == {"train": 14_202, "dev": 1000, "test": 3000, "test_sample": 100}
-    pool = Counter(line for shard in find_lm1b_files(SHARED_LM1B)["heldout"] for line in read_lines(shard))
+    files = find_lm1b_files(SHARED_LM1B, shards="10-12")
+    assert [p.name[:21] for p in files["heldout"]] == [f"news.en.heldout-000{k}" for k in (10, 11, 12)]
+    pool = Counter(line for shard in files["heldout"] for line in read_lines(shard))
     assert sum(pool.values()) == 18_202
     assert Counter(texts(splits["train"]) + texts(splits["dev"]) + texts(splits["test"])) == pool
+
+
+# --- the paper's protocol on a fixture laid out like the release ------------------------------------------
+@pytest.fixture(scope="module")
+def protocol_release(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[int, list[str]]]:
+    """Heldout shards 1-3 (4,000 unique lines each) with and without heldout 00000 (25 lines): two roots."""
+    with_test, without = tmp_path_factory.mktemp("with_test"), tmp_path_factory.mktemp("without_test")
+    content = {k: [f"shard {k} line {i} ." for i in range(4000)] for k in (1, 2, 3)}
+    content[0] = [f"test line {i} ." for i in range(25)]
+    for root in (with_test, without):
+        for k in (1, 2, 3):
+            write_shard(root / HELDOUT / f"news.en.heldout-0000{k}-of-00050", content[k])
+    write_shard(with_test / HELDOUT / "news.en.heldout-00000-of-00050", content[0])
+    return with_test, without, content
+
+
+def test_test_shard_present_gives_the_paper_protocol(protocol_release, cache):
+    root, _, content = protocol_release
+    splits = load_lm1b(root, cache_dir=cache)
+    assert texts(splits["test"]) == content[0]  # the whole test shard, test_size unused
+    assert (len(splits["dev"]), len(splits["train"])) == (10_000, 12_000 - 10_000)  # the paper's dev size
+    pool = content[1] + content[2] + content[3]
+    assert sorted(texts(splits["train"]) + texts(splits["dev"])) == sorted(pool)
+
+
+def test_test_shard_absent_draws_test_from_the_pool(protocol_release, cache):
+    _, root, content = protocol_release
+    splits = load_lm1b(root, cache_dir=cache)
+    assert (len(splits["test"]), len(splits["dev"]), len(splits["train"])) == (3000, 1000, 8000)
+    assert not set(content[0]) & set(texts(splits["test"]))
+
+
+def test_test_pool_ignores_the_test_shard_and_test_shard_needs_it(protocol_release, cache):
+    with_test, without, content = protocol_release
+    splits = load_lm1b(with_test, test="pool", test_size=50, dev_size=20, cache_dir=cache)
+    assert len(splits["test"]) == 50 and not set(content[0]) & set(texts(splits["test"]))
+    with pytest.raises(UsageError, match="data.test='shard' but .* has no heldout shard 00000"):
+        load_lm1b(without, test="shard", cache_dir=cache)
+    with pytest.raises(UsageError, match="data.test must be one of auto, shard, pool, got 'train'"):
+        load_lm1b(with_test, test="train", cache_dir=cache)
+
+
+def test_shard_selection_keeps_only_those_shards(protocol_release, cache):
+    root, _, content = protocol_release
+    splits = load_lm1b(root, shards="1,3", dev_size=100, cache_dir=cache)
+    assert texts(splits["test"]) == content[0]
+    assert sorted(texts(splits["train"]) + texts(splits["dev"])) == sorted(content[1] + content[3])
+    same = load_lm1b(root, shards="1-1,3", dev_size=100, cache_dir=cache)
+    assert texts(same["train"]) == texts(splits["train"])
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        (
+            "4",
+            "data.shards='4' names heldout \\(other than 00000\\) shard 00004, which .* does not hold \\(it holds 3: 1-3\\)",
+        ),
+        ("0", "names heldout \\(other than 00000\\) shard 00000"),
+        ("x", "data.shards='x' is not a list of shard numbers such as 10-12 or 1,4,7-9"),
+        ("3-1", "data.shards='3-1': range 3-1 runs backwards"),
+    ],
+)
+def test_bad_shard_selection(protocol_release, cache, spec, message):
+    root, _, _ = protocol_release
+    with pytest.raises(UsageError, match=message):
+        load_lm1b(root, shards=spec, cache_dir=cache)
 
 
 # --- tokenization ----------------------------------------------------------------------------------------
@@ -218,12 +303,17 @@ def test_tokenize_adds_specials_and_truncates(heldout_only, cache, tmp_path, max
     raw = load_lm1b(root, dev_size=10, test_size=20, cache_dir=cache)
     out = tokenize_lm1b(raw, tokenizer, max_length=max_length, cache_dir=tmp_path)
     assert set(out) == set(raw)
+    cut = truncated_counts(out, max_length)
     for split in raw:
-        assert out[split].column_names == ["input_ids"]
-        for text, ids in zip(texts(raw[split]), out[split]["input_ids"]):
+        assert out[split].column_names == ["input_ids", "length"]
+        n_cut = 0
+        for text, ids, length in zip(texts(raw[split]), out[split]["input_ids"], out[split]["length"]):
             full = tokenizer(text).input_ids  # <s> ... </s>, no truncation
             expected = full if len(full) <= max_length else full[: max_length - 1] + [tokenizer.eos_token_id]
-            assert ids == expected and ids[0] == tokenizer.bos_token_id
+            assert ids == expected and ids[0] == tokenizer.bos_token_id and length == len(full)
+            n_cut += len(full) > max_length
+        assert cut[split] == n_cut
+    assert (sum(cut.values()) > 0) == (max_length == 6)  # every fixture sentence is longer than 6 tokens
 
 
 def test_tokenize_fingerprint_survives_tokenizer_calls(heldout_only, cache, tmp_path):

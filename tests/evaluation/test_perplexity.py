@@ -56,6 +56,29 @@ def test_evaluate_lm_uniform_logits_give_the_vocabulary_size():
     assert math.isclose(out["ppl"], V, rel_tol=1e-6) and math.isclose(out["nll"], math.log(V), rel_tol=1e-6)
 
 
+def test_evaluate_lm_scores_both_counts_of_end_of_sentence():
+    from accelerate import Accelerator
+
+    from pclm.training.lm import evaluate_lm
+
+    V, EOS = 7, 3
+
+    def model(input_ids, labels):  # every position puts probability 1/2 on </s>, 1/12 on each other token
+        logits = torch.zeros(*input_ids.shape, V)
+        logits[..., EOS] = math.log(6.0)
+        return SimpleNamespace(logits=logits)
+
+    labels = torch.tensor([[2, 5, 6, EOS], [2, 4, EOS, -100]])
+    batches = [{"input_ids": labels.clamp(min=0), "labels": labels}]
+    both = evaluate_lm(model, batches, Accelerator(cpu=True), causal=True, eos_id=EOS, count_eos=True)
+    # targets: 5, 6, </s>, 4, </s>: NLL 3 x log 12 + 2 x log 2 with </s>, 3 x log 12 without
+    assert math.isclose(both["ppl_eos_in"], math.exp((3 * math.log(12) + 2 * math.log(2)) / 5), rel_tol=1e-6)
+    assert math.isclose(both["ppl_eos_out"], 12.0, rel_tol=1e-6)
+    assert both["ppl"] == both["ppl_eos_in"] and both["targets"] == 5
+    out = evaluate_lm(model, batches, Accelerator(cpu=True), causal=True, eos_id=EOS, count_eos=False)
+    assert out["ppl"] == out["ppl_eos_out"] and out["targets"] == 3
+
+
 def test_unigram_baseline_closed_form():
     from pclm.evaluation.baselines import unigram_log_probs, unigram_perplexity
 
