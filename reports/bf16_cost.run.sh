@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # fp32 vs bf16 autocast on short runs of each algorithm (configs/experiments/bf16_cost.yaml); then
 # python scripts/report_plan.py runs/bf16_cost/fp32 --name bf16_cost_fp32 ... (see reports/bf16_cost.md)
+# These runs predate heldout 00000 and the 47-shard pool in ../shared/data/lm1b: "data.shards=10-12 data.test=pool" selects the pool
+# they used (heldout 10-12, test drawn from it), so the commands reproduce them with today's data folder.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-../shared/data/lm1b}
 A=.venv/bin/accelerate
 .venv/bin/python scripts/run_plan.py configs/experiments/bf16_cost.yaml --output-dir runs/bf16_cost/fp32 --threads 1 \
-  --launcher "$A launch" -- --data-dir "$DATA"
+  --launcher "$A launch" -- --data-dir "$DATA" data.shards=10-12 data.test=pool
 .venv/bin/python scripts/run_plan.py configs/experiments/bf16_cost.yaml --output-dir runs/bf16_cost/bf16 --threads 1 \
-  --launcher "$A launch --mixed_precision bf16" -- --data-dir "$DATA"
+  --launcher "$A launch --mixed_precision bf16" -- --data-dir "$DATA" data.shards=10-12 data.test=pool
 # the table of reports/bf16_cost.md (the runs' own metrics.json, nothing else)
 .venv/bin/python - "$(pwd)/runs/bf16_cost" <<'PY'
 import json, sys

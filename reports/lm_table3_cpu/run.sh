@@ -9,7 +9,7 @@
 set -u
 cd "$(dirname "$0")/../.."
 R=runs/table3
-COMMON="--data-dir ../shared/data/lm1b data.train_size=2000 data.dev_size=500 data.max_length=32 train.epochs=2 train.patience=0 train.tracker=none"
+COMMON="--data-dir ../shared/data/lm1b data.shards=10-12 data.test=pool data.train_size=2000 data.dev_size=500 data.max_length=32 train.epochs=2 train.patience=0 train.tracker=none"
 T1="--threads 1"
 mkdir -p $R $R/grid_clm_ipc_lr
 for m in clm_bp clm_ipc clm_pc mlm_bp mlm_ipc mlm_pc; do
