@@ -161,7 +161,9 @@ def score(
         raise UsageError(f"cannot load the checkpoint '{checkpoint}' ({first[:200]})") from None
     if causal:  # the checkpoint's causal tokenizer leaves out </s> (prompts); training scored it
         # both flags: a reloaded tokenizer reports add_bos_token False, and setting one flag rebuilds the
-        # post-processor from both
+        # post-processor from both; a causal checkpoint's tokenizer leaves `<s>` unregistered (pclm.models.hub)
+        if tokenizer.bos_token is None:
+            tokenizer.bos_token = tokenizer.convert_ids_to_tokens(model.config.bos_token_id)
         tokenizer.add_bos_token, tokenizer.add_eos_token = True, True
     tokenizer.padding_side = "right"  # as in training (a causal checkpoint's pads left, for generation)
     data = tokenize_lm1b(DatasetDict({"text": Dataset.from_dict({"text": sentences})}), tokenizer, max_length)["text"]

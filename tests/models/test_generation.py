@@ -165,12 +165,15 @@ def test_a_fixed_size_cache_is_refused_by_name(trained):
     assert torch.equal(out, trained.generate(ids, max_new_tokens=2, do_sample=False))
 
 
-def test_generating_past_the_positions_is_a_clear_error(trained):
-    ids = periodic(1, torch.Generator().manual_seed(10))  # 20 tokens; the 14th new token would read position 32
-    with pytest.raises(ValueError, match="position 32 is past the model's max_position_embeddings=32"):
-        trained.generate(ids, max_new_tokens=14, min_new_tokens=14, do_sample=False)
-    out = trained.generate(ids, do_sample=False, eos_token_id=None)  # the default length stops at the positions
+def test_generation_stops_at_the_positions_and_a_forward_past_them_is_a_clear_error(trained, caplog):
+    ids = periodic(1, torch.Generator().manual_seed(10))  # 20 tokens; the 13th new token reads the last position
+    out = trained.generate(ids, max_new_tokens=14, do_sample=False, eos_token_id=None)
+    assert out.shape[1] == 32  # asked for 34 tokens: capped at max_position_embeddings
+    out = trained.generate(ids, do_sample=False, eos_token_id=None)  # the default length stops there too
     assert out.shape[1] == 32
+    assert not [r for r in caplog.records if "max_length" in r.getMessage()]  # no "Both max_new_tokens and ..."
+    with pytest.raises(ValueError, match="position 32 is past the model's max_position_embeddings=32"):
+        trained(torch.cat([ids, ids], 1)[:, :33])
 
 
 def test_checkpoint_tokenizer_prompts_end_without_eos(tokenizer):
@@ -210,3 +213,30 @@ def test_text_generation_pipeline_defaults_stop_at_the_positions(tokenizer):
     ids = out[0]["generated_token_ids"]
     assert len(ids) == 24
     assert ids == greedy_loop(model, torch.tensor([prompt]), 24 - len(prompt))[0].tolist()
+
+
+def test_pipeline_text_keeps_the_space_between_prompt_and_continuation(tokenizer):
+    # The first new token is forced to start a word ("▁..."): the text must read prompt + " " + continuation, as
+    # the whole sequence decodes; a subword continuation stays glued (the second case).
+    model, causal, generator = tiny_pipeline(tokenizer)
+    pieces = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+    word_initial = {i for i, p in enumerate(pieces) if p.startswith("▁")}
+    for allowed in (word_initial, set(range(5, len(tokenizer))) - word_initial):
+        suppress = sorted(set(range(len(tokenizer))) - allowed)
+        kwargs = {"max_new_tokens": 3, "do_sample": False, "begin_suppress_tokens": suppress}
+        text = generator("the cat sat", **kwargs)[0]["generated_text"]
+        ids = generator("the cat sat", return_tensors=True, **kwargs)[0]["generated_token_ids"]
+        assert text == causal.decode(ids, skip_special_tokens=True)
+        new = causal.decode(ids[len(causal("the cat sat").input_ids) :], skip_special_tokens=True)
+        assert text == "the cat sat" + new
+        assert text.startswith("the cat sat ") == (allowed is word_initial)
+    batch = causal(["the cat sat", "a dog"], return_tensors="pt", padding=True)
+    assert causal.batch_decode(batch.input_ids, skip_special_tokens=True) == ["the cat sat", "a dog"]
+
+
+def test_checkpoint_tokenizer_files_hold_no_loading_options(tokenizer, tmp_path):
+    import json
+
+    checkpoint_tokenizer(tokenizer, PCLMConfig(), causal=True).save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "tokenizer_config.json").read_text())
+    assert "local_files_only" not in saved and "auto_map" not in saved
