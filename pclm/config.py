@@ -18,6 +18,7 @@ Keys are documented in configs/vision/README.md.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import re
@@ -99,6 +100,7 @@ class TrainConfig:
     patience: int = 3  # epochs without a better dev perplexity before stopping; 0 = never stop early
     max_steps: int | None = None  # stop after this many batches in all (smoke tests)
     checkpoint_every: int = 0  # batches between mid-epoch checkpoints; 0 = at epoch ends only
+    checkpoint_minutes: float = 10.0  # also a checkpoint after this much training time; 0 = off
     log_every: int = 20
     tracker: str = "csv"  # csv (built in), tensorboard, wandb, ... any Accelerate tracker; "none" = off
     compile: bool = False  # energy gradients through torch.compile (pclm.training.compiled); one process only
@@ -170,6 +172,7 @@ class VisionTrainConfig:
     patience: int = 0  # epochs without a better dev accuracy before stopping; 0 = never stop early
     max_steps: int | None = None
     checkpoint_every: int = 0
+    checkpoint_minutes: float = 10.0
     log_every: int = 50
     tracker: str = "none"
     compile: bool = False  # energy gradients through torch.compile (pclm.training.compiled); one process only
@@ -270,6 +273,7 @@ _REAL_RULES = {
     "train.betas[1]": (_UNIT, lambda v: 0 <= v < 1),
     "train.momentum": (_UNIT, lambda v: 0 <= v < 1),
     "pc.inference_lr": (_OPEN, lambda v: 0 < v < math.inf),
+    "train.checkpoint_minutes": ("a finite number >= 0", lambda v: 0 <= v < math.inf),
     "pc.discount": ("in (0, 1]", lambda v: 0 < v <= 1),
     "data.mlm_probability": ("in (0, 1)", lambda v: 0 < v < 1),
 }
@@ -364,8 +368,10 @@ def _set_dotted(tree: dict[str, Any], dotted: str) -> None:
     _set(tree, path, value)
 
 
-def _read_tree(path: str | Path | None, overrides: list[str], flags: dict[str, Any]) -> dict[str, Any]:
-    tree: dict[str, Any] = {}
+def _read_tree(
+    path: str | Path | None, overrides: list[str], flags: dict[str, Any], base: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    tree: dict[str, Any] = copy.deepcopy(base) if base is not None else {}
     if path is not None:
         path = Path(path)
         if not path.is_file():
@@ -388,9 +394,12 @@ def _read_tree(path: str | Path | None, overrides: list[str], flags: dict[str, A
     return tree
 
 
-def load_config(path: str | Path | None, overrides: list[str] = (), **flags: Any) -> RunConfig:
-    """Read `path` (YAML), apply dotted `overrides` ("train.lr=0.001"), then the non-None CLI `flags`."""
-    cfg = _build(RunConfig, _read_tree(path, overrides, flags), "")
+def load_config(
+    path: str | Path | None, overrides: list[str] = (), base: dict[str, Any] | None = None, **flags: Any
+) -> RunConfig:
+    """Read `path` (YAML), apply dotted `overrides` ("train.lr=0.001"), then the non-None CLI `flags`. `base` (a
+    saved run's config, as plain data) stands in for the file."""
+    cfg = _build(RunConfig, _read_tree(path, overrides, flags, base), "")
     if cfg.task not in TASKS:
         raise UsageError(f"unknown task '{cfg.task}' (choose from {', '.join(TASKS)})")
     _check_values(cfg, _MINIMA)

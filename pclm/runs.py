@@ -28,6 +28,7 @@ __all__ = [
     "EARLY_STOPPED",
     "MAX_STEPS",
     "DIVERGED",
+    "INTERRUPTED",
     "MISSING",
     "UNREADABLE",
     "CRASHED",
@@ -54,12 +55,13 @@ COMPLETED = "completed"  # trained all train.epochs epochs
 EARLY_STOPPED = "early_stopped"  # stopped after train.patience epochs without a better dev score
 MAX_STEPS = "max_steps"  # stopped after train.max_steps mini-batches
 DIVERGED = "diverged"  # stopped at a NaN/inf energy or dev score; the last good model, if any, is kept
+INTERRUPTED = "interrupted"  # stopped by Ctrl-C (SIGINT); --resume continues from the last checkpoint
 # Given by a reader, never written:
 MISSING = "missing"  # no metrics.json: not started, still in its first epoch, or killed before the end of it
 UNREADABLE = "unreadable"  # a metrics.json that is not a run's metrics (not JSON, not an object, no known status)
 CRASHED = "crashed"  # ended without a final status: its process exited (a launcher's verdict) or a report found it so
 
-WRITTEN_STATUSES = (RUNNING, COMPLETED, EARLY_STOPPED, MAX_STEPS, DIVERGED)
+WRITTEN_STATUSES = (RUNNING, COMPLETED, EARLY_STOPPED, MAX_STEPS, DIVERGED, INTERRUPTED)
 READER_STATUSES = (MISSING, UNREADABLE, CRASHED)
 USABLE_STATUSES = (COMPLETED, EARLY_STOPPED, MAX_STEPS)  # final, with scores to report and average
 FINAL_STATUSES = (*USABLE_STATUSES, DIVERGED)  # the run trains no further: a launcher skips it on a re-run

@@ -182,12 +182,13 @@ def test_best_swapped_in_whole_and_recovered_after_a_kill(tmp_path):
 
 # --- a first checkpoint that cannot strand a run ----------------------------------------------------------------
 def test_stranded_first_checkpoint(capsys, tmp_path):
-    # Killed while writing its first checkpoint: config.json and checkpoints/last.new only.
+    # Killed while writing its first checkpoint: config.json and checkpoints/last.new only. (A folder whose
+    # config.json is a run's starts again under --resume: tests/cli/test_interrupt.py; this one's is not a run's.)
     run = tmp_path / "run"
     (run / "checkpoints" / "last.new").mkdir(parents=True)
     (run / "config.json").write_text("{}")
     assert find_checkpoint(run) is None
-    expect_usage_error(capsys, [*BP_RUN_ARGS, "--resume"], r"only an incomplete one.*--overwrite", run)
+    expect_usage_error(capsys, [*BP_RUN_ARGS, "--resume"], r"no checkpoint in .* and no run's config.json", run)
     # the launchers start it again instead of resuming it
     calls = tmp_path / "calls.txt"
     fake = tmp_path / "fake.py"

@@ -44,14 +44,14 @@ OLD_LM_METRICS = {
 
 
 def test_the_vocabulary_says_what_is_final_and_usable():
-    assert WRITTEN_STATUSES == ("running", "completed", "early_stopped", "max_steps", "diverged")  # on disk today
+    assert WRITTEN_STATUSES == ("running", "completed", "early_stopped", "max_steps", "diverged", "interrupted")
     assert READER_STATUSES == ("missing", "unreadable", "crashed")
     assert set(USABLE_STATUSES) == {COMPLETED, EARLY_STOPPED, MAX_STEPS}
     assert set(FINAL_STATUSES) == {COMPLETED, EARLY_STOPPED, MAX_STEPS, DIVERGED}  # not RUNNING: it trains on
     assert not set(WRITTEN_STATUSES) & set(READER_STATUSES)
 
 
-@pytest.mark.parametrize("status", ["running", "completed", "early_stopped", "max_steps", "diverged"])
+@pytest.mark.parametrize("status", ["running", "completed", "early_stopped", "max_steps", "diverged", "interrupted"])
 def test_reader_returns_each_status_on_disk_as_written(tmp_path, status):
     written = {"status": status, **OLD_LM_METRICS, "test_ppl": math.nan}
     (tmp_path / "metrics.json").write_text(json.dumps(written, indent=1))

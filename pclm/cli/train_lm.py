@@ -28,11 +28,58 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int)
     p.add_argument("--data-dir", help="1B Word release root (default: the embedded sample)")
     p.add_argument("--output-dir", help="run folder (default: ./runs/<task>_<algo>_seed<seed>)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --output-dir from its last checkpoint")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --output-dir from its last checkpoint, with its saved config (overrides must agree)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --output-dir")
     p.add_argument("--threads", default="auto", help="intra-op threads per process (default: all cores / processes)")
     p.add_argument("overrides", nargs="*", help="section.key=value config overrides, e.g. train.lr=0.001")
     return p.parse_intermixed_args(argv)  # overrides may come before or after the flags
+
+
+def _flags(args: argparse.Namespace) -> dict:
+    return {"task": args.task, "algo": args.algo, "seed": args.seed, "data.data_dir": args.data_dir}
+
+
+def _saved_config(output: Path) -> dict:
+    import json
+
+    from pclm.errors import UsageError
+
+    try:
+        saved = json.loads((output / "config.json").read_text())
+    except (OSError, ValueError) as err:
+        raise UsageError(f"--resume: cannot read '{output / 'config.json'}' ({err})") from None
+    if not isinstance(saved, dict):
+        raise UsageError(f"--resume: '{output / 'config.json'}' is not a run's config")
+    return saved
+
+
+def launch_prefix() -> list[str]:
+    """How this process was started, as the words before its own arguments: `pclm-train-lm`, `accelerate launch
+    scripts/train_lm.py` or `python scripts/train_lm.py` (for the model card and the --resume hint)."""
+    if Path(sys.argv[0]).name == "pclm-train-lm":
+        return ["pclm-train-lm"]
+    script = sys.argv[0] if sys.argv[0].endswith(".py") else "scripts/train_lm.py"
+    if "ACCELERATE_DYNAMO_BACKEND" in os.environ or "ACCELERATE_MIXED_PRECISION" in os.environ:
+        return ["accelerate", "launch", script]
+    return ["python", script]
+
+
+def report_interrupt(command: list[str] | None, output: Path | None) -> int:
+    """A Ctrl-C: the loop wrote status `interrupted`; say how to go on. Exit code 130 (128 + SIGINT)."""
+    from accelerate import PartialState
+
+    if PartialState().is_main_process and command is not None and output is not None:
+        words = [w for w in command if w not in ("--overwrite", "--resume")]
+        if "--output-dir" not in words:
+            words += ["--output-dir", str(output)]
+        import shlex
+
+        print(f"\ninterrupted: continue with\n  {shlex.join([*words, '--resume'])}", file=sys.stderr)
+    return 130
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     from pclm.config import load_config
     from pclm.cpu import configure_cpu
     from pclm.errors import UsageError, report_usage_error
+    from pclm.folders import is_run_folder
     from pclm.training.lm import train_lm
 
     try:
@@ -52,17 +100,17 @@ def main(argv: list[str] | None = None) -> int:
                     f"no config for task '{task}' and algorithm '{algo}' ({config} is missing): "
                     "choose --task mlm|clm and --algo bp|pc|ipc, or pass --config"
                 )
-        cfg = load_config(
-            config,
-            args.overrides,
-            **{"task": args.task, "algo": args.algo, "seed": args.seed, "data.data_dir": args.data_dir},
-        )
+        cfg = load_config(config, args.overrides, **_flags(args))
         output = Path(args.output_dir or Path("runs") / f"{cfg.task}_{cfg.algo}_seed{cfg.seed}")
+        if args.resume and args.config is None and is_run_folder(output):
+            cfg = load_config(None, args.overrides, base=_saved_config(output), **_flags(args))  # the run's own
         cpu = configure_cpu(args.threads, int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
-        command = ["accelerate", "launch", "scripts/train_lm.py", *(sys.argv[1:] if argv is None else map(str, argv))]
+        command = [*launch_prefix(), *(sys.argv[1:] if argv is None else map(str, argv))]
         metrics = train_lm(cfg, output, resume=args.resume, overwrite=args.overwrite, cpu_info=cpu, command=command)
     except UsageError as err:
         return report_usage_error(err)
+    except KeyboardInterrupt:
+        return report_interrupt(command if "command" in locals() else None, output if "output" in locals() else None)
     from pclm.runs import DIVERGED, report_divergence
 
     if metrics["status"] == DIVERGED:

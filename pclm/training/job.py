@@ -134,6 +134,8 @@ def check_run(task: Task, output_dir: Path, resume: bool, overwrite: bool) -> tu
     build_tracker(task.cfg.train.tracker, output_dir)
     algorithm = task.check(output_dir)
     if resume:
+        if output_dir.exists() and not output_dir.is_dir():
+            raise UsageError(f"output directory '{output_dir}' is a file")
         return algorithm, check_resume(output_dir, task.cfg.to_dict(), task.skeleton())
     if output_dir.exists() and not output_dir.is_dir():
         raise UsageError(f"output directory '{output_dir}' is a file")
@@ -183,6 +185,7 @@ def _run(
     wall_start = time.perf_counter()
     cfg = task.cfg
     algorithm, checkpoint = check_run(task, output_dir, resume, overwrite)
+    restart = resume and checkpoint is None  # stopped before its first checkpoint: nothing to keep
     check_accelerate_env()
     accelerator = build_accelerator(
         log_with=build_tracker(cfg.train.tracker, output_dir),
@@ -217,10 +220,15 @@ def _run(
         state = read_state(checkpoint)
         accelerator.print(f"resumed from {checkpoint} at epoch {state.epoch + 1}, batch {state.batches_done}")
     elif accelerator.is_main_process:
-        folder.start_fresh(overwrite)  # an old run is moved aside, dropped at the first checkpoint (folder.commit)
+        if restart:
+            accelerator.print(f"{output_dir} has no checkpoint yet (stopped before the first): starting the run again")
+        folder.start_fresh(
+            overwrite or restart
+        )  # an old run is moved aside, dropped at the first checkpoint (folder.commit)
         save_config(cfg, output_dir / "config.yaml")
         write_atomic(output_dir / "config.json", json.dumps(cfg.to_dict()))
     accelerator.wait_for_everyone()
+    accelerator.print(f"run folder: {output_dir.resolve()}")
     accelerator.init_trackers("logs", config=flat_hparams(cfg.to_dict()))
 
     sizes = task.data_sizes(data)
@@ -263,6 +271,7 @@ def _run(
         patience=cfg.train.patience,
         max_steps=cfg.train.max_steps,
         checkpoint_every=cfg.train.checkpoint_every,
+        checkpoint_minutes=cfg.train.checkpoint_minutes,
         log_every=cfg.train.log_every,
         write_metrics=write_metrics,
         batch_transform=task.batch_transform(),

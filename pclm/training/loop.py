@@ -18,11 +18,20 @@ from tqdm.auto import tqdm
 
 from ..algorithms import Algorithm
 from ..errors import UsageError
-from ..folders import STATE_FILE, find_checkpoint, swap_in
-from ..runs import COMPLETED, DIVERGED, EARLY_STOPPED, MAX_STEPS, RUNNING
+from ..folders import STATE_FILE, find_checkpoint, is_run_folder, swap_in
+from ..runs import COMPLETED, DIVERGED, EARLY_STOPPED, INTERRUPTED, MAX_STEPS, RUNNING
 from .step import Diverged, train_batch, weight_groups
 
-__all__ = ["FitState", "Fit", "fit", "check_resume", "find_checkpoint", "read_state", "STATE_FILE"]
+__all__ = [
+    "FitState",
+    "Fit",
+    "fit",
+    "check_resume",
+    "config_differences",
+    "find_checkpoint",
+    "read_state",
+    "STATE_FILE",
+]
 
 STATE_FORMAT = "pclm-train-state/1"
 
@@ -80,27 +89,51 @@ def read_state(checkpoint: Path) -> FitState:
     return state
 
 
-def check_resume(output_dir: Path, config: dict[str, Any], model: torch.nn.Module) -> Path:
+def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        out.update(_flat(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
+def config_differences(saved: Any, config: dict[str, Any]) -> str:
+    """ "train.lr: started with 0.0032, now 0.001; ..." for every dotted key whose value differs."""
+    before, after = _flat(saved), _flat(config)
+    keys = sorted(k for k in before.keys() | after.keys() if before.get(k, "(unset)") != after.get(k, "(unset)"))
+    return "; ".join(f"{k}: started with {before.get(k, '(unset)')!r}, now {after.get(k, '(unset)')!r}" for k in keys)
+
+
+def check_resume(output_dir: Path, config: dict[str, Any], model: torch.nn.Module) -> Path | None:
     """The checkpoint to resume `output_dir` from, after checking that the run was started with `config` (its
     `config.json`) and that the checkpoint holds `model`'s weights (`model` may live on the meta device), an
-    optimiser state for its weight groups and a torch RNG state. Any failure is a one-line `UsageError`."""
+    optimiser state for its weight groups and a torch RNG state. None: the folder holds a run stopped before its
+    first checkpoint, to be started again. Any failure is a one-line `UsageError`."""
     checkpoint = find_checkpoint(output_dir)
-    if checkpoint is None:
-        stranded = (
-            " (only an incomplete one: the run was stopped during its first checkpoint; start it again with "
-            "--overwrite)"
-            if (output_dir / "checkpoints" / "last.new").is_dir()
-            else ""
-        )
-        raise UsageError(f"--resume: no checkpoint in '{output_dir / 'checkpoints' / 'last'}'{stranded}")
     bad = f"--resume: '{checkpoint}' is not a readable pclm checkpoint"
+    if not is_run_folder(output_dir):
+        if checkpoint is None:
+            raise UsageError(
+                f"--resume: no checkpoint in '{output_dir / 'checkpoints' / 'last'}' and no run's config.json in "
+                f"'{output_dir}'"
+            )
+        raise UsageError(f"{bad} (its folder holds no run's config.json)")
     try:
-        read_state(checkpoint)
         saved = json.loads((output_dir / "config.json").read_text())
     except (OSError, ValueError, TypeError) as err:
-        raise UsageError(f"{bad} ({err})") from None
+        raise UsageError(f"--resume: cannot read '{output_dir / 'config.json'}' ({err})") from None
     if saved != config:
-        raise UsageError(f"--resume: the config differs from the one '{output_dir}' was started with")
+        raise UsageError(
+            f"--resume: the config differs from the one '{output_dir}' was started with "
+            f"({config_differences(saved, config)}); leave the overrides out to take the run's own"
+        )
+    if checkpoint is None:
+        return None
+    try:
+        read_state(checkpoint)
+    except (OSError, ValueError, TypeError) as err:
+        raise UsageError(f"{bad} ({err})") from None
     # Accelerate's load_state would fail on these with a traceback, or (random states) silently go on without them
     # and break the exact replay of the data order and masks: check them all first.
     weights, optim, rng = (checkpoint / n for n in ("model.safetensors", "optimizer.bin", "random_states_0.pkl"))
@@ -149,6 +182,7 @@ class Fit:
     patience: int = 0
     max_steps: int | None = None
     checkpoint_every: int = 0
+    checkpoint_minutes: float = 0.0  # also a checkpoint whenever this much training time has passed since the last
     log_every: int = 20
     write_metrics: Callable[[FitState, str], None] = lambda state, status: None
     # Applied to each training batch as the loop takes it. Randomness drawn here (masked-LM masking) comes from the
@@ -185,42 +219,96 @@ def _improved(fit: Fit, value: float, best: float | None) -> bool:
     return best is None or (value < best if fit.lower_is_better else value > best)
 
 
+def _format_duration(seconds: float) -> str:
+    minutes = max(1, round(seconds / 60))
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
+
+
+class _Clock:
+    """When to take a time-based checkpoint: every process must agree, so the interval is turned into a number of
+    batches from the main process's measured pace (at the 10th batch, then at every checkpoint) and broadcast."""
+
+    def __init__(self, minutes: float, accelerator) -> None:
+        self.seconds, self.accelerator = minutes * 60, accelerator
+        self.every: int | None = None  # batches between checkpoints, once measured
+        self.since, self.mark = 0, time.perf_counter()
+
+    def _measure(self) -> None:
+        pace = (time.perf_counter() - self.mark) / max(self.since, 1)
+        every = [max(1, int(self.seconds / max(pace, 1e-9)))]
+        if self.accelerator.num_processes > 1:
+            from accelerate.utils import broadcast_object_list
+
+            broadcast_object_list(every)
+        self.every = every[0]
+
+    def tick(self) -> bool:
+        """One batch done; True when a checkpoint is due."""
+        if not self.seconds:
+            return False
+        self.since += 1
+        if self.every is None and self.since == 10:
+            self._measure()
+        return self.every is not None and self.since >= self.every
+
+    def reset(self) -> None:
+        if self.seconds and self.since:
+            self._measure()
+        self.since, self.mark = 0, time.perf_counter()
+
+
 def fit(fit: Fit, accelerator, output_dir: Path | None, state: FitState) -> str:
     """Train until `fit.epochs`, early stopping, `max_steps` or divergence. Returns the final status (`pclm.runs`):
     COMPLETED, EARLY_STOPPED, MAX_STEPS or DIVERGED; `fit.write_metrics` gets RUNNING after each epoch, DIVERGED on a
-    divergence (the job writes the other final statuses). `output_dir` None: nothing is written (no checkpoints, no
-    best model; the Python API `pclm.train`)."""
+    divergence and INTERRUPTED on a Ctrl-C (then KeyboardInterrupt goes on up; the job writes the other final
+    statuses). `output_dir` None: nothing is written (no checkpoints, no best model; the Python API `pclm.train`).
+    One progress bar covers the whole run (epoch k/N in its label, the run's ETA at its end); after 10 batches the
+    whole run's duration is estimated and printed."""
+    try:
+        return _fit(fit, accelerator, output_dir, state)
+    except KeyboardInterrupt:
+        fit.write_metrics(state, INTERRUPTED)
+        raise
+
+
+def _fit(fit: Fit, accelerator, output_dir: Path | None, state: FitState) -> str:
     model = fit.model
     status = COMPLETED
     evaluating = fit.dev_loader is not None
+    eval_seconds = 0.0
     if evaluating and state.init_dev is None:  # the untrained model's score: the baseline every run starts from
         model.eval()
+        started = time.perf_counter()
         state.init_dev = fit.evaluate(model, fit.dev_loader)[fit.monitor]
+        eval_seconds = (time.perf_counter() - started) * (1 + len(fit.watch))  # dev, and the watched splits alike
         accelerator.print(f"untrained dev {fit.monitor}={state.init_dev:.4g}")
     # A resumed run that had already stopped stays stopped.
     if fit.patience and state.bad_epochs >= fit.patience:
         return EARLY_STOPPED
     if fit.max_steps is not None and state.global_step >= fit.max_steps:
         return MAX_STEPS
+    per_epoch = len(fit.train_loader)
+    total = fit.epochs * per_epoch if fit.max_steps is None else min(fit.epochs * per_epoch, fit.max_steps)
+    bar = tqdm(
+        total=total,
+        initial=min(state.epoch * per_epoch + state.batches_done, total),
+        disable=not accelerator.is_local_main_process,
+        dynamic_ncols=True,
+        unit="batch",
+    )
+    clock = _Clock(fit.checkpoint_minutes if output_dir is not None else 0.0, accelerator)
+    run_started, run_batches = time.perf_counter(), 0
     for epoch in range(state.epoch, fit.epochs):
         state.epoch = epoch
+        bar.set_description(f"epoch {epoch + 1}/{fit.epochs}")
         model.train()
         if hasattr(fit.train_loader, "set_epoch"):
             fit.train_loader.set_epoch(epoch)
         loader = fit.train_loader
         if state.batches_done:
             loader = accelerator.skip_first_batches(fit.train_loader, state.batches_done)
-        bar = tqdm(
-            loader,
-            total=len(fit.train_loader),
-            initial=state.batches_done,
-            desc=f"epoch {epoch + 1}",
-            disable=not accelerator.is_local_main_process,
-            leave=False,
-            dynamic_ncols=True,
-        )
         started = time.perf_counter()
-        for batch in bar:
+        for batch in loader:
             if fit.batch_transform is not None:
                 batch = fit.batch_transform(batch)
             try:
@@ -236,12 +324,23 @@ def fit(fit: Fit, accelerator, output_dir: Path | None, state: FitState) -> str:
                 )
             except Diverged as err:
                 state.train_seconds += time.perf_counter() - started
+                bar.close()
                 accelerator.print(f"diverged: {err}")
                 fit.write_metrics(state, DIVERGED)
                 return DIVERGED
             state.batches_done += 1
             state.global_step += 1
             state.epoch_loss_sum, state.epoch_batches = state.epoch_loss_sum + stats.loss, state.epoch_batches + 1
+            bar.update(1)
+            run_batches += 1
+            if run_batches == 10:
+                pace = (time.perf_counter() - run_started) / run_batches
+                left = total - bar.n
+                estimate = left * pace + (fit.epochs - epoch) * eval_seconds
+                accelerator.print(
+                    f"\nestimated time to the end: {_format_duration(estimate)} ({left} batches at "
+                    f"{pace:.2f} s{f', plus {fit.epochs - epoch} evaluations' if eval_seconds else ''})"
+                )
             if state.global_step % fit.log_every == 0:
                 accelerator.log(
                     {
@@ -255,11 +354,12 @@ def fit(fit: Fit, accelerator, output_dir: Path | None, state: FitState) -> str:
             if fit.max_steps is not None and state.global_step >= fit.max_steps:
                 status = MAX_STEPS
                 break
-            if fit.checkpoint_every and output_dir is not None and state.global_step % fit.checkpoint_every == 0:
+            due = fit.checkpoint_every and state.global_step % fit.checkpoint_every == 0
+            if clock.tick() or (due and output_dir is not None):
                 state.train_seconds += time.perf_counter() - started
                 started = time.perf_counter()
                 _save_checkpoint(accelerator, output_dir, state, fit.after_checkpoint)
-        bar.close()
+                clock.reset()
         state.train_seconds += time.perf_counter() - started
         model.eval()
         dev = fit.evaluate(model, fit.dev_loader) if evaluating else {}
@@ -295,6 +395,8 @@ def fit(fit: Fit, accelerator, output_dir: Path | None, state: FitState) -> str:
         if output_dir is not None:
             _save_checkpoint(accelerator, output_dir, state, fit.after_checkpoint)
         fit.write_metrics(state, RUNNING)
+        clock.reset()
         if status != COMPLETED:
             break
+    bar.close()
     return status
