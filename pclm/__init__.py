@@ -20,6 +20,7 @@ __all__ = [
     "train",
     "evaluate",
     "TrainResult",
+    "tokenize",
     "PACKAGE_DIR",
     "__version__",
 ]
@@ -33,6 +34,7 @@ _LAZY = {
     "train": "pclm.api",
     "evaluate": "pclm.api",
     "TrainResult": "pclm.api",
+    "tokenize": "pclm.api",
 }
 
 

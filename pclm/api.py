@@ -36,14 +36,16 @@ from .training.loop import Fit, FitState, fit
 from .training.processes import build_accelerator
 from .training.step import weight_groups
 
-__all__ = ["TrainResult", "train", "evaluate"]
+__all__ = ["TrainResult", "train", "evaluate", "tokenize"]
 
 TASKS = ("clm", "mlm")
 
 
 @dataclass
 class TrainResult:
-    """What `train` returns. `model` is the object passed in (trained in place), unwrapped from Accelerate."""
+    """What `train` returns. `model` is the object passed in (trained in place), unwrapped from Accelerate: with an
+    `eval_dataset` (and `keep_best`), it holds the weights of the epoch with the best dev perplexity (`best_epoch`),
+    as the command line's `best/` does; otherwise the last epoch's."""
 
     model: torch.nn.Module
     status: str  # a final status of pclm.runs: "completed", "early_stopped", "max_steps" or "diverged"
@@ -150,6 +152,7 @@ def train(
     eval_mask_seed: int = DataConfig.eval_mask_seed,
     patience: int = 0,
     log_every: int = 20,
+    keep_best: bool = True,
     accelerator: Accelerator | None = None,
 ) -> TrainResult:
     """Train `model` in place on `train_dataset` (a column `input_ids`; `labels` optional) with `algorithm`
@@ -163,7 +166,8 @@ def train(
     `pclm.models.value_nodes`, or a function from node name to energy or None), `x_grads`, `discount` (PC).
     Weights: AdamW(`lr`, `weight_decay`, `betas`) over `weight_groups(model)`, or `optimizer`.
     `eval_dataset`: scored after every epoch (perplexity; a masked-LM set without labels is masked with
-    `eval_mask_seed`); `patience` > 0 then stops after that many epochs without a better score.
+    `eval_mask_seed`); `patience` > 0 then stops after that many epochs without a better score, and with
+    `keep_best` the model ends with the weights of its best epoch on it (kept in memory meanwhile).
     `seed`: seeds torch (masking, dropout) and the shuffling (None: leave the global RNG alone).
     `accelerator`: an `accelerate.Accelerator` to run under (default: a new one; launched processes train as one).
     """
@@ -221,6 +225,12 @@ def train(
     dev_loader = prepared[3] if dev_loader is not None else None
 
     causal = task == "clm"
+    best: dict[str, torch.Tensor] = {}
+
+    def remember(m: torch.nn.Module) -> None:
+        best.clear()
+        best.update({k: v.detach().to("cpu", copy=True) for k, v in accelerator.unwrap_model(m).state_dict().items()})
+
     job = Fit(
         model=wrapped,
         optim_w=optim_w,
@@ -237,11 +247,15 @@ def train(
         max_steps=max_steps,
         log_every=log_every,
         batch_transform=transform,
+        on_best=remember if keep_best and dev_loader is not None else None,
     )
     state = FitState()
     status = fit(job, accelerator, None, state)
+    unwrapped = accelerator.unwrap_model(wrapped)
+    if best:
+        unwrapped.load_state_dict(best)
     return TrainResult(
-        model=accelerator.unwrap_model(wrapped),
+        model=unwrapped,
         status=status,
         steps=state.global_step,
         history=state.history,
@@ -280,3 +294,28 @@ def evaluate(
         )
     finally:
         model.train(training)
+
+
+def tokenize(texts: Any, *, max_length: int = 64, tokenizer: Any = None) -> Dataset:
+    """Sentences as `train` and `evaluate` take them: a `Dataset` with `input_ids` (`<s> ... </s>`, cut to
+    `max_length` tokens with `</s>` kept) and `length` (before the cut). `texts`: a list of strings, or a `Dataset` /
+    `DatasetDict` with a column `text` (each split is tokenised). `tokenizer`: pclm's own (the repository's
+    `tokenizer/`, 8001 BPE tokens) by default, or a folder or tokenizer object."""
+    from datasets import DatasetDict
+
+    from .data.lm1b import tokenize_lm1b
+
+    tokenizer = _tokenizer(tokenizer, "clm")
+    if isinstance(texts, (list, tuple)):
+        if not all(isinstance(t, str) for t in texts):
+            raise UsageError("texts must be strings (one sentence each)")
+        return tokenize_lm1b(DatasetDict({"text": Dataset.from_dict({"text": list(texts)})}), tokenizer, max_length)[
+            "text"
+        ]
+    if isinstance(texts, DatasetDict):
+        return tokenize_lm1b(texts, tokenizer, max_length)
+    if isinstance(texts, Dataset):
+        if "text" not in texts.column_names:
+            raise UsageError(f"the data set has no 'text' column (it has {', '.join(texts.column_names)})")
+        return tokenize_lm1b(DatasetDict({"x": texts.select_columns(["text"])}), tokenizer, max_length)["x"]
+    raise UsageError(f"texts must be a list of strings or a datasets.Dataset, got {type(texts).__name__}")

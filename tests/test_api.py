@@ -230,3 +230,38 @@ def test_import_pclm_stays_light_and_resolves_the_api():
         env={"PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"},
     )
     assert done.stdout.split() == ["True"] * 4, done.stderr[-2000:]
+
+
+def test_train_returns_the_best_dev_epoch_not_the_last(sentences, tokenizer, one_thread):
+    # dev sentences unlike the training ones and a large learning rate: dev perplexity turns up, so best != last
+    text = [f"a {b} ate {a} !" for a in NOUNS[:3] for b in NOUNS[3:]]
+    dev = Dataset.from_dict({"text": text}).map(lambda b: tokenizer(b["text"]), batched=True)
+    kwargs = {"algorithm": "bp", "lr": 0.05, "epochs": 4, "batch_size": 8, "eval_dataset": dev, "seed": 0}
+    kept = pclm.train(tiny(PCLMForCausalLM), sentences, **kwargs)
+    assert kept.best_epoch < len(kept.history)  # the precondition that gives this test its teeth
+    assert pclm.evaluate(kept.model, dev)["ppl"] == pytest.approx(kept.best_dev_ppl, rel=1e-6)
+    last = pclm.train(tiny(PCLMForCausalLM), sentences, keep_best=False, **kwargs)
+    assert pclm.evaluate(last.model, dev)["ppl"] == pytest.approx(last.history[-1]["dev_ppl"], rel=1e-6)
+    drop = lambda h: [{k: v for k, v in e.items() if k != "train_seconds"} for e in h]  # noqa: E731
+    assert drop(last.history) == drop(kept.history)  # the same run; only what the model holds at the end differs
+
+
+def test_tokenize_gives_what_train_takes(tokenizer):
+    data = pclm.tokenize(["the cat saw the dog .", "a very long sentence " * 10], max_length=8)
+    assert data.column_names == ["input_ids", "length"]
+    first, long = data["input_ids"]
+    assert first == tokenizer("the cat saw the dog .").input_ids
+    assert len(long) == 8 and long[-1] == tokenizer.eos_token_id and data["length"][1] > 8
+    with pytest.raises(UsageError, match="texts must be strings"):
+        pclm.tokenize(["ok", 3])
+
+
+def test_readme_python_example_runs_as_written(tmp_path):
+    readme = (REPO / "README.md").read_text()
+    block = readme.split("```python\nimport pclm\n", 1)[1].split("```", 1)[0]
+    assert len(block.splitlines()) <= 10
+    done = subprocess.run(
+        [sys.executable, "-c", "import pclm\n" + block], cwd=tmp_path, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "my_model" / "config.json").is_file()

@@ -85,10 +85,8 @@ def report_interrupt(command: list[str] | None, output: Path | None) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from pclm.config import load_config
-    from pclm.cpu import configure_cpu
     from pclm.errors import UsageError, report_usage_error
     from pclm.folders import is_run_folder
-    from pclm.training.lm import train_lm
 
     try:
         config = args.config
@@ -104,6 +102,10 @@ def main(argv: list[str] | None = None) -> int:
         output = Path(args.output_dir or Path("runs") / f"{cfg.task}_{cfg.algo}_seed{cfg.seed}")
         if args.resume and args.config is None and is_run_folder(output):
             cfg = load_config(None, args.overrides, base=_saved_config(output), **_flags(args))  # the run's own
+        # torch and the data libraries load only now: every error above reaches the user in well under a second
+        from pclm.cpu import configure_cpu
+        from pclm.training.lm import train_lm
+
         cpu = configure_cpu(args.threads, int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
         command = [*launch_prefix(), *(sys.argv[1:] if argv is None else map(str, argv))]
         metrics = train_lm(cfg, output, resume=args.resume, overwrite=args.overwrite, cpu_info=cpu, command=command)

@@ -193,6 +193,7 @@ class Fit:
     fused: Any = None  # a `FusedMLP` of the model: `train_batch` runs each mini-batch in closed form through it
     after_checkpoint: Callable[[], None] | None = None  # called once each checkpoint is complete (RunFolder.commit)
     watch: dict[str, Any] = field(default_factory=dict)  # split -> loader scored after every epoch, never selecting
+    on_best: Callable[[torch.nn.Module], None] | None = None  # called with the model at each new best dev score
 
 
 def _save_checkpoint(accelerator, output_dir: Path, state: FitState, after: Callable[[], None] | None = None) -> None:
@@ -376,6 +377,8 @@ def _fit(fit: Fit, accelerator, output_dir: Path | None, state: FitState) -> str
         accelerator.print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
         if evaluating and _improved(fit, dev[fit.monitor], state.best):
             state.best, state.best_epoch, state.bad_epochs = dev[fit.monitor], epoch + 1, 0
+            if fit.on_best is not None:
+                fit.on_best(model)
             if output_dir is not None:
                 state_dict = accelerator.get_state_dict(model)  # every rank: FSDP gathers the shards here
                 if accelerator.is_main_process:  # written beside the current best/, then swapped in whole

@@ -87,3 +87,15 @@ def test_resume_takes_the_saved_config_and_names_each_differing_key(tmp_path):
     errors = [line for line in bad.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1
     assert "train.batch_size: started with 32, now 8; train.lr: started with 0.002, now 0.5" in errors[0]
+
+
+def test_config_errors_come_before_torch_is_imported():
+    # the check needs no torch: the one error line must not wait for torch, transformers or datasets to load
+    code = (
+        "import sys; sys.path.insert(0, '.'); from pclm.cli.train_lm import main; "
+        "rc = main(['--algo', 'ipc', 'train.lr=-1']); "
+        "print(rc, sorted(m for m in ('torch', 'transformers', 'datasets') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=child_env(), capture_output=True, text=True)
+    assert done.stdout.split() == ["2", "[]"], done.stdout + done.stderr
+    assert done.stderr.strip() == "error: config key 'train.lr' must be a finite number > 0, got -1.0"
