@@ -1,109 +1,16 @@
 #!/usr/bin/env python
-"""Train a vision classifier (MLP, CNN, AlexNet, width-scaled CNN) with BP, PC, iPC or Z-IL, on the same loop and
-step as the language models.
+"""Train a vision classifier with BP, PC, iPC or Z-IL: `pclm.cli.train_vision` (also installed as `pclm-train-vision`).
 
-    accelerate launch scripts/train_vision.py --model mlp --dataset mnist --algo ipc --output-dir runs/mlp_mnist_ipc
-    accelerate launch scripts/train_vision.py --config configs/vision/cnn_cifar10_ipc.yaml train.epochs=5
-
-Without --config, configs/vision/<model>_<dataset>_<algo>.yaml is used when it exists (the paper's settings), else
-the built-in defaults. Positional `section.key=value` arguments override the config. The data folder defaults to
-../shared/data/<dataset> when it exists. Bad input exits with code 2 and one line, writing nothing; a diverged run
-exits with 1.
+accelerate launch scripts/train_vision.py --model mlp --dataset mnist --algo ipc
 """
 
-from __future__ import annotations
-
-import argparse
-import os
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
-DATA_FOLDERS = {"cifar10": "cifar10-jpeg"}  # data set name -> folder name under ../shared/data, where they differ
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's pclm, installed or not
+from pclm.cli.train_vision import SHARED_DATA, default_data_dir, main, parse_args  # noqa: E402
 
-
-def default_data_dir(dataset: str) -> str | None:
-    """../shared/data/<dataset> (or its known folder name) when it exists."""
-    for folder in (DATA_FOLDERS.get(dataset, dataset), dataset):
-        if (SHARED_DATA / folder).is_dir():
-            return str(SHARED_DATA / folder)
-    return None
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from pclm.errors import ArgumentParser
-
-    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", help="mlp, cnn, alexnet or width_cnn (default: the config's, else mlp)")
-    p.add_argument("--dataset", help="mnist, fashion-mnist, cifar10, ... (default: the config's, else mnist)")
-    p.add_argument("--algo", help="bp, pc, ipc or zil (default: the config's, else ipc)")
-    p.add_argument("--config", help="YAML config (default: configs/vision/<model>_<dataset>_<algo>.yaml if present)")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--data-dir", help="data set folder (default: ../shared/data/<dataset> when it exists)")
-    p.add_argument("--output-dir", help="run folder (default: runs/vision/<model>_<dataset>_<algo>_seed<seed>)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --output-dir from its last checkpoint")
-    p.add_argument("--overwrite", action="store_true", help="replace a non-empty --output-dir")
-    p.add_argument("--threads", default="auto", help="intra-op threads per process (default: all cores / processes)")
-    p.add_argument("overrides", nargs="*", help="section.key=value config overrides, e.g. train.lr=0.001")
-    return p.parse_intermixed_args(argv)
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    from pclm.config import load_vision_config
-    from pclm.cpu import configure_cpu
-    from pclm.errors import UsageError, report_usage_error
-    from pclm.training.vision import train_vision
-
-    try:
-        config = args.config
-        if config is None:
-            guess = (
-                ROOT
-                / "configs"
-                / "vision"
-                / f"{args.model or 'mlp'}_{args.dataset or 'mnist'}_{args.algo or 'ipc'}.yaml"
-            )
-            config = guess if guess.is_file() else None
-        flags = {
-            "algo": args.algo,
-            "seed": args.seed,
-            "model.name": args.model,
-            "data.dataset": args.dataset,
-            "data.data_dir": args.data_dir,
-        }
-        cfg = load_vision_config(config, args.overrides, **flags)
-        if cfg.data.data_dir is None:
-            found = default_data_dir(cfg.data.dataset)
-            if found is None:
-                raise UsageError(
-                    f"no data folder for dataset '{cfg.data.dataset}' ({SHARED_DATA / cfg.data.dataset} "
-                    "does not exist): pass --data-dir"
-                )
-            cfg.data.data_dir = found
-        name = f"{cfg.model['name']}_{cfg.data.dataset}_{cfg.algo}_seed{cfg.seed}"
-        output = Path(args.output_dir or ROOT / "runs" / "vision" / name)
-        cpu = configure_cpu(args.threads, int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
-        metrics = train_vision(cfg, output, resume=args.resume, overwrite=args.overwrite, cpu_info=cpu)
-    except UsageError as err:
-        return report_usage_error(err)
-    from pclm.runs import DIVERGED, report_divergence
-
-    if metrics["status"] == DIVERGED:
-        return report_divergence(metrics, output)
-    from accelerate import PartialState
-
-    if PartialState().is_main_process:
-        nan = float("nan")
-        print(
-            f"{cfg.model['name']} {cfg.data.dataset} {cfg.algo} [{metrics['status']}]: "
-            f"dev accuracy {metrics.get('dev_accuracy', nan):.4f} | test accuracy {metrics.get('test_accuracy', nan):.4f}"
-            f" | {metrics['mean_seconds_per_epoch']} s/epoch"
-        )
-        print(f"checkpoint: {metrics['best_model']}")
-    return 0
-
+__all__ = ["SHARED_DATA", "default_data_dir", "main", "parse_args"]
 
 if __name__ == "__main__":
     sys.exit(main())

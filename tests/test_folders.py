@@ -254,3 +254,14 @@ def test_fresh_run_leaves_no_lock_or_temporary_files(tmp_path):
         "metrics.json",
     ]
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["last"]
+
+
+def test_files_written_aside_get_the_usual_permissions(tmp_path):
+    import os
+
+    from pclm.folders import write_atomic
+
+    old = os.umask(0o022)
+    os.umask(old)
+    write_atomic(tmp_path / "metrics.json", "{}")
+    assert (tmp_path / "metrics.json").stat().st_mode & 0o777 == 0o666 & ~old

@@ -1,4 +1,6 @@
-"""The model card (README.md with Hub metadata) that an LM run writes into its `best/` checkpoint."""
+"""The model card (README.md with Hub metadata, `huggingface_hub.ModelCard`) that an LM run writes into its `best/`
+checkpoint: machine-readable results (`model-index`, one `EvalResult` per reported perplexity), what trained it, its
+limitations and how to use it."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from ..config import RunConfig
 
@@ -21,6 +24,45 @@ _TASKS = {
     "mlm": ("masked language model", "fill-mask", "AutoModelForMaskedLM"),
     "clm": ("causal (conditional) language model", "text-generation", "AutoModelForCausalLM"),
 }
+_SPLITS = {
+    "dev": "dev sentences drawn from the pool",
+    "test": "test split (heldout 00000, the benchmark's test set, when the data holds it)",
+    "test_sample": "official 100-sentence sample of heldout 00000",
+}
+_USE = {
+    "clm": [
+        'generator = pipeline("text-generation", model=path, trust_remote_code=True)',
+        'print(generator("the market", max_new_tokens=20, do_sample=False)[0]["generated_text"])',
+    ],
+    "mlm": [
+        'unmasker = pipeline("fill-mask", model=path, trust_remote_code=True)',
+        'print(unmasker("the <mask> rose on monday ."))',
+    ],
+}
+
+
+def _eval_results(cfg: RunConfig, metrics: dict[str, Any], pipeline_tag: str) -> list[EvalResult]:
+    """One result per split and perplexity count the run scored."""
+    counts = {"ppl": None}
+    if cfg.task == "clm":
+        counts = {"ppl_eos_in": "counting </s>", "ppl_eos_out": "not counting </s>"}
+    out = []
+    for split, what in _SPLITS.items():
+        for key, count in counts.items():
+            value = metrics.get(f"{split}_{key}")
+            if isinstance(value, (int, float)):
+                out.append(
+                    EvalResult(
+                        task_type=pipeline_tag,
+                        dataset_type="lm1b",
+                        dataset_name=f"One Billion Word, {what}",
+                        dataset_split=split,
+                        metric_type="perplexity",
+                        metric_name=f"perplexity ({count})" if count else "perplexity (masked tokens)",
+                        metric_value=round(float(value), 4),
+                    )
+                )
+    return out
 
 
 def _num(value: Any) -> str:
@@ -31,14 +73,17 @@ def model_card(cfg: RunConfig, metrics: dict[str, Any], command: list[str]) -> s
     """README.md text: YAML metadata, then what trained the model (algorithm, PC settings, data, metrics, the
     command and the resolved config) and how to load it without pclm."""
     kind, pipeline_tag, auto = _TASKS[cfg.task]
-    meta = {
-        "library_name": "transformers",
-        "license": "apache-2.0",
-        "pipeline_tag": pipeline_tag,
-        "tags": ["pclm", "predictive-coding", cfg.algo, cfg.task],
-        "datasets": ["lm1b"],
-        "metrics": ["perplexity"],
-    }
+    data = ModelCardData(
+        language="en",
+        license="apache-2.0",
+        library_name="transformers",
+        pipeline_tag=pipeline_tag,
+        tags=["pclm", "predictive-coding", cfg.algo, cfg.task],
+        datasets=["lm1b"],
+        metrics=["perplexity"],
+        model_name=f"pclm-{cfg.task}-{cfg.algo}",
+        eval_results=_eval_results(cfg, metrics, pipeline_tag) or None,
+    )
     layer_norm = cfg.model.get("layer_norm", True)
     pc = (
         "none: trained by backpropagation"
@@ -56,7 +101,7 @@ def model_card(cfg: RunConfig, metrics: dict[str, Any], command: list[str]) -> s
     ]
     lines = [
         "---",
-        yaml.safe_dump(meta, sort_keys=False).strip(),
+        data.to_yaml(),
         "---",
         "",
         f"# pclm {cfg.algo.upper()} {cfg.task.upper()}",
@@ -75,7 +120,17 @@ def model_card(cfg: RunConfig, metrics: dict[str, Any], command: list[str]) -> s
         "|---|---|",
         *(f"| {k} | {_num(v)} |" for k, v in rows if v is not None),
         "",
-        "Perplexities are on the split named; masked-LM perplexities score the masked positions only.",
+        "Perplexities are on the split named; masked-LM perplexities score the masked positions only; conditional-LM "
+        f"perplexities {'count' if cfg.data.count_eos else 'leave out'} `</s>` (`model-index` holds both counts).",
+        "",
+        "## Limitations",
+        "",
+        "A research model, not a product: 2 transformer blocks of width "
+        f"{cfg.model.get('hidden_size', 128)}, trained on {sizes.get('train', 0):,} English news sentences of 1B Word "
+        f"(2007-2011 news crawl) cut to {cfg.data.max_length} tokens. Its perplexity is far above any modern language "
+        "model's; its text is often ungrammatical and repeats itself; it knows nothing after its news crawl and carries "
+        "that crawl's biases. It exists to compare training algorithms (BP, PC, iPC) at equal size, not to be used "
+        "for generation or understanding.",
         "",
         "## Command",
         "",
@@ -90,9 +145,11 @@ def model_card(cfg: RunConfig, metrics: dict[str, Any], command: list[str]) -> s
         "you trust.",
         "",
         "```python",
-        f"from transformers import AutoTokenizer, {auto}",
-        f'model = {auto}.from_pretrained("path/to/best", trust_remote_code=True)',
-        'tokenizer = AutoTokenizer.from_pretrained("path/to/best", trust_remote_code=True)',
+        f"from transformers import AutoTokenizer, {auto}, pipeline",
+        'path = "path/to/best"',
+        f"model = {auto}.from_pretrained(path, trust_remote_code=True)",
+        "tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=True)",
+        *_USE[cfg.task],
         "```",
         "",
         "## Resolved config",
@@ -106,4 +163,4 @@ def model_card(cfg: RunConfig, metrics: dict[str, Any], command: list[str]) -> s
 
 
 def write_model_card(path: Path, cfg: RunConfig, metrics: dict[str, Any], command: list[str]) -> None:
-    (Path(path) / "README.md").write_text(model_card(cfg, metrics, command))
+    ModelCard(model_card(cfg, metrics, command)).save(Path(path) / "README.md")

@@ -164,3 +164,35 @@ def test_a_causal_checkpoint_tokenizer_round_trips(tmp_path, tokenizer):
     loaded = AutoTokenizer.from_pretrained(tmp_path)
     assert loaded("a b").input_ids == tokenizer("a b").input_ids[:-1]
     assert loaded.model_max_length == 24 and loaded.padding_side == "left"
+
+
+def test_model_card_holds_every_reported_perplexity_as_a_model_index(tmp_path):
+    from huggingface_hub import ModelCard
+
+    from pclm.config import RunConfig
+    from pclm.training.model_card import write_model_card
+
+    cfg = RunConfig(task="clm", algo="ipc")
+    metrics = {
+        "data_sizes": {"train": 300, "dev": 60, "test": 100, "test_sample": 100},
+        "dev_ppl_eos_in": 800.5,
+        "dev_ppl_eos_out": 900.25,
+        "test_ppl_eos_in": 810.0,
+        "test_ppl_eos_out": 910.0,
+        "test_sample_ppl_eos_in": 820.0,
+        "test_sample_ppl_eos_out": 920.0,
+    }
+    write_model_card(tmp_path, cfg, metrics, ["pclm-train-lm", "--task", "clm"])
+    card = ModelCard.load(tmp_path / "README.md")
+    results = {(r.dataset_split, r.metric_name): r.metric_value for r in card.data.eval_results}
+    assert results == {
+        ("dev", "perplexity (counting </s>)"): 800.5,
+        ("dev", "perplexity (not counting </s>)"): 900.25,
+        ("test", "perplexity (counting </s>)"): 810.0,
+        ("test", "perplexity (not counting </s>)"): 910.0,
+        ("test_sample", "perplexity (counting </s>)"): 820.0,
+        ("test_sample", "perplexity (not counting </s>)"): 920.0,
+    }
+    assert card.data.language == "en" and card.data.pipeline_tag == "text-generation"
+    assert "## Limitations" in card.text and 'pipeline("text-generation"' in card.text
+    assert "pclm-train-lm --task clm" in card.text
