@@ -88,14 +88,12 @@ def _aside(output_dir: Path) -> Path:
 
 def recover(output_dir: Path) -> None:
     """Finish or undo what a killed writer left: the old run moved aside by --overwrite comes back unless the new run
-    had committed (has a checkpoint), a best model caught mid-swap comes back, half-written copies go."""
+    has a checkpoint (then both stay: the new one can be resumed, the old one waits until the new one ends well), a
+    best model caught mid-swap comes back, half-written copies go."""
     aside = _aside(output_dir)
-    if aside.is_dir():
-        if find_checkpoint(output_dir) is not None:
-            shutil.rmtree(aside)
-        else:
-            shutil.rmtree(output_dir, ignore_errors=True)
-            aside.rename(output_dir)
+    if aside.is_dir() and find_checkpoint(output_dir) is None:
+        shutil.rmtree(output_dir, ignore_errors=True)
+        aside.rename(output_dir)
     best, old = output_dir / "best", output_dir / "best.old"
     if old.is_dir() and not best.exists():
         old.rename(best)
@@ -113,12 +111,15 @@ class RunFolder:
 
     On entry (first rank only): the lock `.<name>.lock` beside the folder is taken without waiting (a second writer
     gets a UsageError) and `recover` runs. `start_fresh` makes the folder for a new run, moving an existing run aside
-    (--overwrite); `commit` drops the old run once the new one has a checkpoint or has ended. On an exception before
-    `commit` the old run comes back; after bad input (UsageError) a folder this job made is removed, so nothing is
-    left. On exit the lock file is removed, with any parent folder this job made."""
+    (--overwrite); `commit` drops the old run once the new one has ended well, `restore` puts it back when the new one
+    diverged. On an exception before either, the old run comes back unless the new one has a checkpoint to resume
+    from (then both stay until the new one ends); after bad input (UsageError) a folder this job made is removed, so
+    nothing is left. On exit the lock file is removed, with any parent folder this job made."""
 
     def __init__(self, output_dir: Path, owner: bool | None = None) -> None:
-        self.output_dir = Path(output_dir)
+        # the real path: two writers reaching one folder through different paths (a symlink) share one lock, and
+        # --overwrite moves the folder aside, not a link to it
+        self.output_dir = Path(output_dir).resolve()
         self.owner = is_main_rank() if owner is None else owner
         self.lock_path = self.output_dir.with_name(f".{self.output_dir.name}.lock")
         self._fd: int | None = None
@@ -190,16 +191,28 @@ class RunFolder:
         if out.is_dir() and any(out.iterdir()):
             if not overwrite:  # checked before by the job; here in case the folder filled since
                 raise UsageError(f"output directory '{out}' is not empty (pass --overwrite or --resume)")
-            out.rename(_aside(out))
+            if _aside(out).is_dir():  # an unfinished replacement of the run aside: it goes, the run aside stays
+                shutil.rmtree(out)
+            else:
+                out.rename(_aside(out))
         existed = out.is_dir()
         out.mkdir(parents=True, exist_ok=True)
         self._made_folder = not existed
 
     def commit(self) -> None:
-        """The new run has a complete checkpoint (or has ended): the run it replaced is dropped."""
+        """The new run has ended well: the run it replaced is dropped."""
         if self.owner and not self._committed:
             shutil.rmtree(_aside(self.output_dir), ignore_errors=True)
             self._committed = True
+
+    def restore(self) -> bool:
+        """The new run failed (diverged): the run it replaced, if any, comes back in its place. Whether one did."""
+        if not self.owner or self._committed or not _aside(self.output_dir).is_dir():
+            return False
+        shutil.rmtree(self.output_dir, ignore_errors=True)
+        _aside(self.output_dir).rename(self.output_dir)
+        self._committed = True
+        return True
 
     def __exit__(self, kind, error, tb) -> None:
         if not self.owner:
@@ -207,7 +220,7 @@ class RunFolder:
         try:
             if error is not None and not self._committed:
                 aside = _aside(self.output_dir)
-                if aside.is_dir():
+                if aside.is_dir() and find_checkpoint(self.output_dir) is None:
                     shutil.rmtree(self.output_dir, ignore_errors=True)
                     aside.rename(self.output_dir)
                 elif self._made_folder and isinstance(error, UsageError):

@@ -166,12 +166,14 @@ def launch_train(launcher: str, run: Path, args: list[str], script: Path = TRAIN
 
 def report_divergence(metrics: dict, output: Path) -> int:
     """A training script's ending for a diverged run: one `error:` line naming what was kept; returns exit code 1."""
-    kept = (
-        f"last good model kept in {metrics['best_model']}"
-        if metrics.get("best_model")
-        else "before the first epoch ended, so no model was kept"
-    )
-    print(f"error: training diverged (NaN/inf energy); {kept}, metrics in {output / 'metrics.json'}", file=sys.stderr)
+    if metrics.get("previous_run_restored"):
+        kept = f"the finished run it was to replace is back in {output} (untouched)"
+    elif metrics.get("best_model"):
+        kept = f"last good model kept in {metrics['best_model']}"
+    else:
+        kept = "before the first epoch ended, so no model was kept"
+    where = "" if metrics.get("previous_run_restored") else f", metrics in {output / 'metrics.json'}"
+    print(f"error: training diverged (NaN/inf energy); {kept}{where}", file=sys.stderr)
     return 1
 
 

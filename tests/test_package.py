@@ -88,7 +88,11 @@ def test_the_wheel_installs_and_trains_outside_the_repository(tmp_path):
         "pclm/configs/clm_bp.yaml",
         "pclm/configs/vision/README.md",
         "pclm/models/modeling_pclm.py",
+        "pclm/configs/reference/clm_ipc.yaml",
+        "pclm-0.1.0.dist-info/licenses/LICENSE",
     } <= set(names)
+    entry_points = zipfile.ZipFile(wheel).read("pclm-0.1.0.dist-info/entry_points.txt").decode()
+    assert "pclm-train-vision = pclm.cli.train_vision:run" in entry_points
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=300)
     python = venv / "bin" / "python"

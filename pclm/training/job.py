@@ -277,11 +277,9 @@ def _run(
         batch_transform=task.batch_transform(),
         compiled=CompiledEnergy(accelerator.unwrap_model(model)) if cfg.train.compile else None,
         fused=task.fused(accelerator.unwrap_model(model), optim_w),
-        after_checkpoint=folder.commit,
         watch={split: eval_sets[split] for split in task.epoch_eval() if split in eval_sets},
     )
     status = fit(job, accelerator, output_dir, state)
-    folder.commit()
     # every process's final weights, hashed: equal digests show the ranks trained one model
     final: dict[str, Any] = {
         "best_model": str(output_dir / "best") if state.best_epoch else None,
@@ -296,6 +294,11 @@ def _run(
     metrics = write_metrics(state, status, final)
     if state.best_epoch and accelerator.is_main_process:
         task.finish(output_dir, metrics, command)
+    accelerator.wait_for_everyone()
+    if status == runs.DIVERGED and folder.restore():  # a run replaced by --overwrite outlives its diverged replacement
+        metrics["previous_run_restored"] = True
+    else:
+        folder.commit()
     del job, model, optim_w, train_loader, prepared, eval_sets
     end_processes(accelerator)
     return metrics
