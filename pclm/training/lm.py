@@ -4,6 +4,7 @@ on every split and writes a model card into its `best/` folder."""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -93,6 +94,27 @@ def _check_model_section(cfg: RunConfig) -> None:
         raise UsageError(f"bad model config: {err}") from None
 
 
+def _memory_bytes() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _check_model_memory(config: PCLMConfig) -> None:
+    """Refuse, before anything is allocated, a model whose weights, gradients and AdamW state (16 bytes a weight in
+    float32) would not fit in this machine's memory."""
+    h, i, v, n = config.hidden_size, config.intermediate_size, config.vocab_size, config.num_hidden_layers
+    weights = 2 * v * h + config.max_position_embeddings * h + n * (4 * h * h + 2 * h * i) + h * h
+    need, have = 16 * weights, _memory_bytes()
+    if have is not None and need > have:
+        sizes = ", ".join(f"model.{k}={getattr(config, k)}" for k in ("hidden_size", "intermediate_size"))
+        raise UsageError(
+            f"{sizes}: {weights:,} weights need about {need / 2**30:.0f} GiB for weights, gradients and AdamW "
+            f"state, more than this machine's {have / 2**30:.0f} GiB"
+        )
+
+
 def _check_vocabulary(cfg: RunConfig, tokenizer) -> None:
     """The model's vocabulary must hold every id the tokenizer produces, its special tokens included."""
     vocab = _model_config(cfg, tokenizer).vocab_size
@@ -141,6 +163,7 @@ class LMTask(Task):
         check_lm1b_files(find_lm1b_files(cfg.data.data_dir or EMBEDDED_LM1B_DIR, cfg.data.shards))  # opened, sampled
         self.tokenizer = load_tokenizer(cfg.data.tokenizer)
         _check_vocabulary(cfg, self.tokenizer)
+        _check_model_memory(_model_config(cfg, self.tokenizer))
         if algorithm.uses_value_nodes:
             depth = error_depth(cfg.pc.value_nodes, int(cfg.model.get("num_hidden_layers", 2)))
             if depth > algorithm.reach:

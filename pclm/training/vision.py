@@ -74,7 +74,7 @@ class VisionTask(Task):
 
     def skeleton(self) -> nn.Module:
         with torch.device("meta"):
-            return build_model(self.name, self.kwargs, input_channels(self.kwargs))
+            return build_model(self.name, self.kwargs, input_channels(self.kwargs, self.cfg.data.dataset))
 
     def check(self, output_dir: Path) -> Algorithm:
         cfg = self.cfg
@@ -106,7 +106,7 @@ class VisionTask(Task):
         return vision_data(self.cfg)  # raises UsageError on sizes the data set cannot hold
 
     def build_model(self, data: dict[str, Any]) -> nn.Module:
-        model = build_model(self.name, self.kwargs, input_channels(self.kwargs))
+        model = build_model(self.name, self.kwargs, input_channels(self.kwargs, self.cfg.data.dataset))
         if self.cfg.data.normalize:  # per-channel statistics of the training images; loaded from the checkpoint
             train_images = data["train"][0]
             model.mean.copy_(train_images.mean(dim=(0, 2, 3)).reshape(model.mean.shape))

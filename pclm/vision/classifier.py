@@ -80,9 +80,9 @@ def build_model(name: str, kwargs: dict[str, Any], channels: int) -> Normalized:
     return Normalized(inner, torch.zeros(channels), torch.ones(channels))
 
 
-def input_channels(kwargs: dict[str, Any]) -> int:
-    """The image channels a model built with `kwargs` takes (1 when it does not say: an MLP on gray images)."""
-    return int(kwargs.get("in_channels", 1))
+def input_channels(kwargs: dict[str, Any], dataset: str) -> int:
+    """The image channels a model built with `kwargs` takes: its `in_channels`, else (an MLP) the data set's."""
+    return int(kwargs.get("in_channels", VISION_DATASETS.get(dataset, (1,))[0]))
 
 
 def save_vision_model(model: Normalized, cfg: VisionRunConfig, path: Path, state_dict: dict | None = None) -> None:
@@ -118,7 +118,7 @@ def load_vision_run(run_dir: str | Path) -> tuple[Normalized, VisionRunConfig]:
     if spec["name"] not in VISION_MODELS:
         raise UsageError(f"'{folder / MODEL_FILE}' names an unknown model '{spec['name']}'")
     check_vision_model(spec["kwargs"])
-    model = build_model(spec["name"], spec["kwargs"], input_channels(spec["kwargs"]))
+    model = build_model(spec["name"], spec["kwargs"], input_channels(spec["kwargs"], cfg.data.dataset))
     try:
         model.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
     except Exception as err:  # noqa: BLE001 - not safetensors, or another model's weights

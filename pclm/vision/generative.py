@@ -43,7 +43,10 @@ class GenerativeMLP(nn.Module):
         self.latent = latent
         sizes = [latent] + [width] * (depth - 1) + [out_features]
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
-        self.act = {"tanh": torch.tanh, "relu": torch.relu, "gelu": nn.functional.gelu}[act]
+        acts = {"tanh": torch.tanh, "relu": torch.relu, "gelu": nn.functional.gelu}
+        if act not in acts:
+            raise ValueError(f"unknown activation '{act}' (choose from {', '.join(acts)})")
+        self.act = acts[act]
 
     def pc_layers(self) -> list[list[nn.Parameter]]:
         """Each weight layer's parameters, nearest the clamped node (the image) first."""

@@ -37,7 +37,10 @@ class MLP(nn.Module):
         sizes = [in_features] + [width] * (depth - 1) + [classes]
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
         self.act_name = act
-        self.act = {"tanh": torch.tanh, "relu": torch.relu, "gelu": nn.functional.gelu}[act]
+        acts = {"tanh": torch.tanh, "relu": torch.relu, "gelu": nn.functional.gelu}
+        if act not in acts:
+            raise ValueError(f"unknown activation '{act}' (choose from {', '.join(acts)})")
+        self.act = acts[act]
 
     def pc_layers(self) -> list[list[nn.Parameter]]:
         return [list(layer.parameters()) for layer in reversed(self.layers)]

@@ -274,6 +274,13 @@ CASES: list[Case] = [
         lambda t: vision(mnist(t, images=gzip.compress(_idx(np.zeros((20, 28, 28), np.uint8))[:-10]))),
         r"truncated IDX file: .*found 15670 values",
     ),
+    ("vision act bogus", "train_vision", lambda t: vision(mnist(t), "model.act=bogus"), r"unknown activation 'bogus'"),
+    (
+        "lm model beyond memory",
+        "train_lm",
+        lambda t: ["--task", "clm", "--algo", "bp", "model.hidden_size=200000", "model.num_attention_heads=1"],
+        r"model\.hidden_size=200000, .* weights need about .* GiB .* more than this machine.s",
+    ),
     (
         "idx partial value",
         "train_vision",

@@ -267,3 +267,16 @@ def test_fused_divergence_stops_cleanly_with_exit_1(data_dir, tmp_path, one_thre
     assert run(args(data_dir, out, "mlp", "ipc", "pc.inference_lr=1.0e30", "train.fused=true")) == 1
     assert "diverged" in capsys.readouterr().err
     assert json.loads((out / "metrics.json").read_text())["status"] == "diverged"
+
+
+def test_an_mlp_on_colour_images_normalises_each_channel():
+    # the MLP has no in_channels: the data set's 3 channels must size the normalisation (it was 1: a crash)
+    from pclm.config import load_vision_config
+    from pclm.vision.classifier import build_model, input_channels, model_spec
+
+    cfg = load_vision_config(None, [], **{"model.name": "mlp", "data.dataset": "cifar10"})
+    name, kwargs = model_spec(cfg)
+    model = build_model(name, kwargs, input_channels(kwargs, "cifar10"))
+    images = torch.rand(4, 3, 32, 32)
+    model.mean.copy_(images.mean(dim=(0, 2, 3)).reshape(model.mean.shape))  # as the vision task sets it
+    assert model.mean.shape == (1, 3, 1, 1) and model(images).logits.shape == (4, 10)
