@@ -177,16 +177,26 @@ def report_divergence(metrics: dict, output: Path) -> int:
     return 1
 
 
+MAX_SEEDS = 10_000  # more seeds than anyone runs: a bigger list is a typo, refused before it fills memory
+SEED_LIMIT = 2**32  # numpy's seeds (accelerate's set_seed) are 32-bit
+
+
 def parse_seeds(text: str) -> list[int]:
-    """ "0-3,7" -> [0, 1, 2, 3, 7]; ValueError on anything else (a descending range, a repeat, a negative seed)."""
+    """ "0-3,7" -> [0, 1, 2, 3, 7]; ValueError on anything else (a descending range, a repeat, a negative seed, a seed
+    of 2**32 or more, more than MAX_SEEDS seeds)."""
     seeds: list[int] = []
     for part in text.split(","):
         lo, dash, hi = part.strip().partition("-")
         if not lo.isdigit() or (dash and not hi.isdigit()):
             raise ValueError(f"'{part}' is not a seed (0, 1, ...) or a range of seeds (0-4)")
-        if dash and int(hi) < int(lo):
+        first, last = int(lo), int(hi) if dash else int(lo)
+        if last < first:
             raise ValueError(f"range '{part}' runs backwards")
-        seeds += list(range(int(lo), int(hi) + 1)) if dash else [int(lo)]
+        if last >= SEED_LIMIT:
+            raise ValueError(f"seed {last} is too large (seeds are below 2**32 = {SEED_LIMIT})")
+        if len(seeds) + last - first + 1 > MAX_SEEDS:
+            raise ValueError(f"more than {MAX_SEEDS:,} seeds asked ('{text}')")
+        seeds += list(range(first, last + 1))
     if len(set(seeds)) != len(seeds):
         raise ValueError("a seed is listed twice")
     return seeds

@@ -119,6 +119,8 @@ def check_args(args: argparse.Namespace, config: dict[str, Any]) -> None:
         )
     if not 0 < args.mlm_probability < 1:
         raise UsageError(f"--mlm-probability must be in (0, 1), got {args.mlm_probability}")
+    if not 0 <= args.mask_seed < 2**32:
+        raise UsageError(f"--mask-seed must be in [0, {2**32 - 1}], got {args.mask_seed}")
     if args.mask_seeds is not None:
         from pclm.runs import parse_seeds
 

@@ -99,6 +99,10 @@ def main(argv: list[str] | None = None) -> int:
                     "choose --task mlm|clm and --algo bp|pc|ipc, or pass --config"
                 )
         cfg = load_config(config, args.overrides, **_flags(args))
+        if args.output_dir is not None and not args.output_dir.strip():
+            raise UsageError(
+                "--output-dir is empty: name a folder, or leave the flag out for runs/<task>_<algo>_seed<k>"
+            )
         output = Path(args.output_dir or Path("runs") / f"{cfg.task}_{cfg.algo}_seed{cfg.seed}")
         if args.resume and args.config is None and is_run_folder(output):
             cfg = load_config(None, args.overrides, base=_saved_config(output), **_flags(args))  # the run's own

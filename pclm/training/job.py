@@ -11,6 +11,7 @@ those that need the data (sizes) or the checkpoint's content (load_state)."""
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
 from abc import ABC, abstractmethod
@@ -136,7 +137,8 @@ def check_run(task: Task, output_dir: Path, resume: bool, overwrite: bool) -> tu
     if resume:
         if output_dir.exists() and not output_dir.is_dir():
             raise UsageError(f"output directory '{output_dir}' is a file")
-        return algorithm, check_resume(output_dir, task.cfg.to_dict(), task.skeleton())
+        processes = int(os.environ.get("WORLD_SIZE", 1))  # the launch's, before Accelerate starts
+        return algorithm, check_resume(output_dir, task.cfg.to_dict(), task.skeleton(), processes)
     if output_dir.exists() and not output_dir.is_dir():
         raise UsageError(f"output directory '{output_dir}' is a file")
     if output_dir.exists() and any(output_dir.iterdir()):

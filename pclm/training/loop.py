@@ -105,10 +105,11 @@ def config_differences(saved: Any, config: dict[str, Any]) -> str:
     return "; ".join(f"{k}: started with {before.get(k, '(unset)')!r}, now {after.get(k, '(unset)')!r}" for k in keys)
 
 
-def check_resume(output_dir: Path, config: dict[str, Any], model: torch.nn.Module) -> Path | None:
+def check_resume(output_dir: Path, config: dict[str, Any], model: torch.nn.Module, processes: int = 1) -> Path | None:
     """The checkpoint to resume `output_dir` from, after checking that the run was started with `config` (its
     `config.json`) and that the checkpoint holds `model`'s weights (`model` may live on the meta device), an
-    optimiser state for its weight groups and a torch RNG state. None: the folder holds a run stopped before its
+    optimiser state for its weight groups and a torch RNG state for each of the `processes` ranks (Accelerate would
+    let a rank without one go on silently, and the run would differ). None: the folder holds a run stopped before its
     first checkpoint, to be started again. Any failure is a one-line `UsageError`."""
     checkpoint = find_checkpoint(output_dir)
     bad = f"--resume: '{checkpoint}' is not a readable pclm checkpoint"
@@ -137,7 +138,8 @@ def check_resume(output_dir: Path, config: dict[str, Any], model: torch.nn.Modul
     # Accelerate's load_state would fail on these with a traceback, or (random states) silently go on without them
     # and break the exact replay of the data order and masks: check them all first.
     weights, optim, rng = (checkpoint / n for n in ("model.safetensors", "optimizer.bin", "random_states_0.pkl"))
-    missing = [p.name for p in (weights, optim, rng) if not p.is_file()]
+    ranks = [checkpoint / f"random_states_{r}.pkl" for r in range(1, processes)]
+    missing = [p.name for p in (weights, optim, rng, *ranks) if not p.is_file()]
     if missing:
         raise UsageError(f"{bad} ({', '.join(missing)} missing)")
     from accelerate.utils import load

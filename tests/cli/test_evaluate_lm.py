@@ -188,10 +188,18 @@ def test_mask_seeds_pool_the_nll_of_each_masking(bp_run, test_sentences, tmp_pat
     assert pooled["ppl"] == pytest.approx(math.exp(nll), rel=1e-9)
 
 
-@pytest.mark.parametrize("seeds", ["5-3", "1,1", "x"])
+@pytest.mark.parametrize("seeds", ["5-3", "1,1", "x", "0-99999999999"])
 def test_bad_mask_seeds_are_one_line(seeds, clm_run, tmp_path, capsys):
     good = tmp_path / "good.txt"
     good.write_text("the cat sat .\n")
     assert evaluate_main([clm_run[0] / "best", good, "--mask-seeds", seeds]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: --mask-seeds: ") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("seed", ["-1", str(2**70)])
+def test_a_mask_seed_out_of_range_is_one_line(seed, clm_run, tmp_path, capsys):
+    good = tmp_path / "good.txt"
+    good.write_text("the cat sat .\n")
+    assert evaluate_main([clm_run[0] / "best", good, "--mask-seed", seed]) == 2
+    assert capsys.readouterr().err == f"error: --mask-seed must be in [0, 4294967295], got {seed}\n"

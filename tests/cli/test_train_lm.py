@@ -365,3 +365,18 @@ def test_find_checkpoint_prefers_last_and_falls_back_to_the_swapped_out_one(tmp_
     assert find_checkpoint(tmp_path) == root / "last.old"
     (root / "last" / STATE_FILE).write_text("{}")
     assert find_checkpoint(tmp_path) == root / "last"
+
+
+def test_resume_refuses_a_checkpoint_without_every_ranks_rng_state(run_copy):
+    # a 2-process resume of a checkpoint with rank 0's RNG state only: Accelerate would go on and the run would differ
+    from pclm.config import load_config
+    from pclm.errors import UsageError
+    from pclm.training.lm import LMTask
+    from pclm.training.loop import check_resume
+
+    cfg = load_config(run_copy / "config.yaml")
+    task = LMTask(cfg)
+    task.check(run_copy)
+    with pytest.raises(UsageError, match=r"\(random_states_1.pkl missing\)"):
+        check_resume(run_copy, cfg.to_dict(), task.skeleton(), processes=2)
+    assert check_resume(run_copy, cfg.to_dict(), task.skeleton(), processes=1) is not None

@@ -274,6 +274,7 @@ CASES: list[Case] = [
         lambda t: vision(mnist(t, images=gzip.compress(_idx(np.zeros((20, 28, 28), np.uint8))[:-10]))),
         r"truncated IDX file: .*found 15670 values",
     ),
+    ("lm empty output dir", "train_lm", lambda t: ["--task", "clm", "--output-dir", ""], r"--output-dir is empty"),
     ("vision act bogus", "train_vision", lambda t: vision(mnist(t), "model.act=bogus"), r"unknown activation 'bogus'"),
     (
         "lm model beyond memory",

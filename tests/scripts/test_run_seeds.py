@@ -81,6 +81,12 @@ def test_status_is_the_final_one_on_disk_whatever_the_exit_code(tmp_path):
 
 def test_parse_seeds_and_shards():
     assert run_seeds.parse_seeds("0-3,7") == [0, 1, 2, 3, 7]
+    assert len(run_seeds.parse_seeds("0-9999")) == 10_000
+    # huge lists are refused before they are built (0-99999999999 once took the machine's memory)
+    with pytest.raises(ValueError, match="seed 99999999999 is too large"):
+        run_seeds.parse_seeds("0-99999999999")
+    with pytest.raises(ValueError, match="more than 10,000 seeds"):
+        run_seeds.parse_seeds("0-9999,20000")
 
 
 # A launcher that, like `accelerate launch`, turns every failing exit code into 1.
