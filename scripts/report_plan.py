@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import statistics
 import sys
 from pathlib import Path
@@ -275,14 +276,22 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if "/" in args.name or args.name.startswith(".") or not args.name:
             raise ValueError(f"--name must be a plain file stem, got '{args.name}'")
+        plan = json.loads((args.plan_dir / "plan.json").read_text())
+        if not isinstance(plan, dict) or not isinstance(plan.get("runs"), list) or "plan" not in plan:
+            raise ValueError(f"'{args.plan_dir / 'plan.json'}' is not run_plan.py's plan.json (plan, runs)")
+        if not all(isinstance(r, dict) and isinstance(r.get("name"), str) for r in plan["runs"]):
+            raise ValueError(f"'{args.plan_dir / 'plan.json'}': every run must be a mapping with a name")
         doc = {"name": args.name, **collect(args.plan_dir), "threshold": args.threshold}
         doc["unigram"] = json.loads(args.unigram.read_text()) if args.unigram else {}
+        if not isinstance(doc["unigram"], dict):
+            raise ValueError(f"--unigram '{args.unigram}' is not scripts/unigram_baseline.py's JSON (a mapping)")
         doc["unigram_path"] = str(args.unigram) if args.unigram else None
         costs = bench_costs(args.step_costs)
         if args.pilot:
             m = read_metrics(args.pilot)
             limit = 0.8 * doc["unigram"].get("mlm", {}).get("dev", math.nan)
-            below = next((h["epoch"] for h in m.get("history", []) if h["dev_ppl"] < limit), None)
+            dev = [(h.get("epoch"), h.get("dev_ppl")) for h in m.get("history", []) if isinstance(h, dict)]
+            below = next((e for e, v in dev if isinstance(v, (int, float)) and v < limit), None)
             doc["pilot"] = {
                 "dir": str(args.pilot),
                 "status": m["status"],
@@ -290,7 +299,12 @@ def main(argv: list[str] | None = None) -> int:
                 "first_epoch_below": below,
             }
         notes = "\n" + args.notes.read_text(encoding="utf-8") if args.notes else ""
-    except (OSError, ValueError, KeyError) as err:
+        if args.out_dir.exists() and not args.out_dir.is_dir():
+            raise ValueError(f"--out-dir '{args.out_dir}' is a file")
+        parent = next((q for q in [args.out_dir, *args.out_dir.parents] if q.exists()), Path("."))
+        if not os.access(parent, os.W_OK):
+            raise ValueError(f"--out-dir: cannot write in '{parent}'")
+    except (OSError, ValueError, KeyError, TypeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     doc["table3"] = table3_rows(doc["runs"], doc["unigram"], args.threshold, doc["selections"])

@@ -33,6 +33,7 @@ import argparse
 import itertools
 import json
 import math
+import os
 import shlex
 import sys
 import threading
@@ -68,6 +69,34 @@ def point_name(point: dict) -> str:
     if not set(name) <= SAFE or ".." in name:
         raise ValueError(f"grid value would make an unsafe folder name: '{name}'")
     return name
+
+
+MAX_POINTS = 1000  # grid points of one method: more is a typo, refused before the product is built
+
+
+def check_plan(plan: dict) -> None:
+    """Every shape `build_runs` relies on; ValueError naming the first part that is wrong."""
+    if not isinstance(plan.get("fixed", []), list):
+        raise ValueError("'fixed' must be a list of overrides")
+    for stage in ("tune", "seeds"):
+        if not isinstance(plan.get(stage, {}), dict):
+            raise ValueError(f"'{stage}' must be a mapping (epochs, seed / patience), got {plan[stage]!r}")
+    for method, spec in plan["methods"].items():
+        where = f"method '{method}'"
+        if not isinstance(spec, dict):
+            raise ValueError(f"{where} must be a mapping (task, algo, grid or points, seeds), got {spec!r}")
+        if spec.get("task") not in ("mlm", "clm") or not isinstance(spec.get("algo"), str):
+            raise ValueError(f"{where} needs task: mlm|clm and algo: bp|pc|ipc")
+        if not isinstance(spec.get("overrides", []), list):
+            raise ValueError(f"{where}: 'overrides' must be a list")
+        grid = spec.get("grid") or {}
+        if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
+            raise ValueError(f"{where}: 'grid' must map config keys to non-empty lists of values")
+        if math.prod(len(v) for v in grid.values()) > MAX_POINTS:
+            raise ValueError(f"{where}: the grid has more than {MAX_POINTS} points")
+        points = spec.get("points", [])
+        if not isinstance(points, list) or not all(isinstance(pt, dict) for pt in points):
+            raise ValueError(f"{where}: 'points' must be a list of mappings")
 
 
 def build_runs(plan: dict) -> tuple[list[Run], dict[str, list[Run]]]:
@@ -180,11 +209,19 @@ def main(argv: list[str] | None = None) -> int:
             plan["methods"] = {m: plan["methods"][m] for m in wanted}
         if args.workers < 1:
             raise ValueError(f"--workers must be >= 1, got {args.workers}")
+        check_plan(plan)
         runs, grids = build_runs(plan)
     except (OSError, ValueError, KeyError, TypeError, yaml.YAMLError) as err:
         print(f"error: plan '{args.plan}': {err}", file=sys.stderr)
         return 2
     out = args.output_dir
+    if out.exists() and not out.is_dir():
+        print(f"error: --output-dir '{out}' is a file", file=sys.stderr)
+        return 2
+    parent = next((p for p in [out, *out.parents] if p.exists()), Path("."))
+    if not os.access(parent, os.W_OK):
+        print(f"error: --output-dir: cannot write in '{parent}'", file=sys.stderr)
+        return 2
     if args.dry_run:
         for r in runs:
             print(r.name, r.task, r.algo, f"seed={r.seed}", shlex.join(r.overrides))

@@ -217,3 +217,60 @@ def test_gpu_script_runs_a_tiny_plan_on_cpu(tmp_path):
     transfer = json.loads((tmp_path / "out" / "lm_table3_full_gpu_transfer.json").read_text())
     assert [(r["method"], r["seed"]) for r in transfer["runs"]] == [("clm_ipc", 0)]
     assert transfer["sentences"] == 100 and transfer["runs"][0]["text_ppl"] > 1
+
+
+@pytest.mark.parametrize(
+    "plan, message",
+    [
+        ({"methods": {"a": {"task": "clm", "algo": "bp", "grid": [1, 2]}}}, "'grid' must map config keys"),
+        ({"methods": {"a": ["clm"]}}, "method 'a' must be a mapping"),
+        ({"tune": "x", "methods": {"a": {"task": "clm", "algo": "bp"}}}, "'tune' must be a mapping"),
+        ({"methods": {"a": {"task": "clm", "algo": "bp", "points": [1]}}}, "'points' must be a list of mappings"),
+        ({"methods": {"a": {"task": "x", "algo": "bp"}}}, "needs task: mlm|clm"),
+        (
+            {"methods": {"a": {"task": "clm", "algo": "bp", "grid": {f"k{i}": [1, 2] for i in range(54)}}}},
+            "more than 1000 points",
+        ),
+    ],
+)
+def test_bad_plans_are_one_error_line(tmp_path, capsys, plan, message):
+    path = tmp_path / "plan.yaml"
+    path.write_text(yaml.safe_dump(plan))
+    capsys.readouterr()
+    assert _script("run_plan").main([str(path), "--output-dir", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and message in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_output_dir_that_is_a_file_is_one_error_line(tmp_path, capsys):
+    path, out = tmp_path / "plan.yaml", tmp_path / "afile"
+    path.write_text(yaml.safe_dump({"methods": {"a": {"task": "clm", "algo": "bp"}}}))
+    out.write_text("x")
+    capsys.readouterr()
+    assert _script("run_plan").main([str(path), "--output-dir", str(out)]) == 2
+    assert capsys.readouterr().err == f"error: --output-dir '{out}' is a file\n"
+
+
+@pytest.mark.parametrize(
+    "plan_json, unigram, out, message",
+    [
+        ([], None, "o", "is not run_plan.py's plan.json (plan, runs)"),
+        ({"plan": "p", "runs": [3]}, None, "o", "every run must be a mapping with a name"),
+        ({"plan": "p", "runs": []}, [], "o", "is not scripts/unigram_baseline.py's JSON (a mapping)"),
+        ({"plan": "p", "runs": []}, None, "afile", "is a file"),
+    ],
+)
+def test_report_plan_bad_inputs_are_one_error_line(tmp_path, capsys, plan_json, unigram, out, message):
+    (tmp_path / "plan").mkdir()
+    (tmp_path / "plan" / "plan.json").write_text(json.dumps(plan_json))
+    (tmp_path / "afile").write_text("x")
+    argv = [str(tmp_path / "plan"), "--name", "x", "--out-dir", str(tmp_path / out)]
+    if unigram is not None:
+        (tmp_path / "u.json").write_text(json.dumps(unigram))
+        argv += ["--unigram", str(tmp_path / "u.json")]
+    capsys.readouterr()
+    assert _script("report_plan").main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and message in err
+    assert not (tmp_path / "o").exists()
