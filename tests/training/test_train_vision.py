@@ -223,7 +223,9 @@ def test_corrupt_checkpoint_on_resume_exits_2_and_changes_nothing(data_dir, tmp_
 
 
 def test_no_data_dir_anywhere_is_a_usage_error(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(cli, "SHARED_DATA", tmp_path / "empty")
+    import pclm.cli.train_vision
+
+    monkeypatch.setattr(pclm.cli.train_vision, "SHARED_DATA", tmp_path / "empty")
     assert run(["--dataset", "mnist", "--output-dir", tmp_path / "run"]) == 2
     assert "pass --data-dir" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
