@@ -70,18 +70,22 @@ def test_overwrite_that_fails_before_the_first_checkpoint_restores_the_old_run(m
     assert sorted(p.name for p in finished.parent.iterdir()) == ["run"]  # no aside copy, no lock file left
 
 
-def test_overwrite_that_fails_after_the_first_checkpoint_keeps_the_new_run(monkeypatch, finished):
+def test_overwrite_that_fails_after_the_first_checkpoint_keeps_both_runs(monkeypatch, finished):
+    # The new run can be resumed (it has a checkpoint); the finished run it replaces waits aside until it ends well.
     from pclm.training import job as runner
 
     def crash(job, accelerator, output_dir, state):
-        job.after_checkpoint()  # as the loop does once a checkpoint is complete
+        (output_dir / "checkpoints" / "last").mkdir(parents=True)  # as if a checkpoint was complete
+        (output_dir / "checkpoints" / "last" / "pclm_state.json").write_text("{}")
         raise RuntimeError("killed by the test")
 
     monkeypatch.setattr(runner, "fit", crash)
     with pytest.raises(RuntimeError):
         run_main([*BP_RUN_ARGS, "--output-dir", finished, "--overwrite", "train.epochs=1"])
     assert json.loads((finished / "config.json").read_text())["train"]["epochs"] == 1  # the new run's
-    assert not (finished / "best").exists() and sorted(p.name for p in finished.parent.iterdir()) == ["run"]
+    aside = finished.parent / ".run.replaced"
+    assert not (finished / "best").exists() and (aside / "best").is_dir()
+    assert sorted(p.name for p in finished.parent.iterdir()) == [".run.replaced", "run"]
 
 
 def test_overwrite_replaces_only_a_run_folder(capsys, tmp_path):
@@ -121,12 +125,13 @@ def test_a_killed_overwrite_is_undone_on_the_next_start(tmp_path):
     (out / "config.json").write_text("{}")
     recover(out)
     assert not aside.exists() and sorted(p.name for p in out.iterdir()) == ["best", "metrics.json"]
-    # ... and once the new run has a complete checkpoint, the aside copy is the one dropped.
+    # ... and once the new run has a complete checkpoint, both stay: the new one resumable, the old one aside until
+    # the new one ends well (RunFolder.commit) or diverges (RunFolder.restore)
     out.rename(aside)
     (out / "checkpoints" / "last").mkdir(parents=True)
     (out / "checkpoints" / "last" / "pclm_state.json").write_text("{}")
     recover(out)
-    assert not aside.exists() and (out / "checkpoints" / "last").is_dir() and not (out / "metrics.json").exists()
+    assert (aside / "metrics.json").is_file() and (out / "checkpoints" / "last").is_dir()
 
 
 # --- one writer -------------------------------------------------------------------------------------------------

@@ -207,6 +207,9 @@ def _save_checkpoint(accelerator, output_dir: Path, state: FitState, after: Call
         shutil.rmtree(new, ignore_errors=True)
     accelerator.wait_for_everyone()
     accelerator.save_state(str(new))
+    # save_state has no barrier at its end: every rank's files (random_states_<rank>.pkl) must be written before the
+    # main process swaps the folder in, or a rank writes into a folder that has moved (and the checkpoint lacks it)
+    accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         payload = {"format": STATE_FORMAT, **state.__dict__}
         (new / STATE_FILE).write_text(json.dumps(payload, indent=1))
