@@ -99,6 +99,9 @@ def recover(output_dir: Path) -> None:
         old.rename(best)
     shutil.rmtree(output_dir / "best.new", ignore_errors=True)
     shutil.rmtree(old, ignore_errors=True)
+    if output_dir.is_dir():  # write_atomic's temporary files of a writer killed mid-write
+        for tmp in output_dir.glob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
 
 
 def is_main_rank() -> bool:

@@ -270,3 +270,12 @@ def test_files_written_aside_get_the_usual_permissions(tmp_path):
     os.umask(old)
     write_atomic(tmp_path / "metrics.json", "{}")
     assert (tmp_path / "metrics.json").stat().st_mode & 0o777 == 0o666 & ~old
+
+
+def test_recover_removes_the_temporary_file_of_a_write_killed_midway(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.json").write_text('{"status": "running"}')
+    (run / ".metrics.json.abc123.tmp").write_text('{"status": "comp')  # what a kill during write_atomic leaves
+    recover(run)
+    assert sorted(p.name for p in run.iterdir()) == ["metrics.json"]
