@@ -188,6 +188,10 @@ def _run(
     cfg = task.cfg
     algorithm, checkpoint = check_run(task, output_dir, resume, overwrite)
     restart = resume and checkpoint is None  # stopped before its first checkpoint: nothing to keep
+    done = runs.read_metrics(output_dir) if resume else {}
+    if done.get("status") in runs.FINAL_STATUSES:  # nothing left to train: the finished run is left as it is
+        print(f"{output_dir} has finished already (status {done['status']}): nothing to resume, nothing rewritten")
+        return done
     check_accelerate_env()
     accelerator = build_accelerator(
         log_with=build_tracker(cfg.train.tracker, output_dir),

@@ -380,3 +380,10 @@ def test_resume_refuses_a_checkpoint_without_every_ranks_rng_state(run_copy):
     with pytest.raises(UsageError, match=r"\(random_states_1.pkl missing\)"):
         check_resume(run_copy, cfg.to_dict(), task.skeleton(), processes=2)
     assert check_resume(run_copy, cfg.to_dict(), task.skeleton(), processes=1) is not None
+
+
+def test_resume_of_a_finished_run_rewrites_nothing(run_copy, capsys):
+    before = snapshot(run_copy)
+    assert run_main([*BP_RUN_ARGS, "--output-dir", run_copy, "--resume"]) == 0
+    assert "has finished already (status completed): nothing to resume, nothing rewritten" in capsys.readouterr().out
+    assert snapshot(run_copy) == before
