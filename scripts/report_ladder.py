@@ -89,7 +89,7 @@ def collect(runs: Path, plan: dict) -> list[dict]:
                             "method": method,
                             "borrowed_from": borrowed,
                             "overrides": methods[method].get("overrides", []),
-                            "status": (m or {}).get("status", "not started"),
+                            "status": (m or {}).get("status", "pending"),
                             "test_eos_out": _final(m, "eos_out"),
                             "test_eos_in": _final(m, "eos_in"),
                             "dev_eos_out": _curve(m, "dev", "eos_out"),
@@ -166,7 +166,8 @@ def plot(rows: list[dict], path: Path) -> bool:
                 range(1, len(r["dev_eos_out"]) + 1), r["dev_eos_out"], marker="o", label=f"{r['method']} s{r['seed']}"
             )
         ax.set(title=f"{task}: dev perplexity (</s> out)", xlabel="epoch", yscale="log")
-        ax.legend(fontsize=6)
+        if ax.lines:
+            ax.legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -195,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     md = [
         "# The fidelity ladder: pclm's LM against the paper's setup, one difference at a time",
         "",
-        f"Plan: `{args.plan.relative_to(ROOT) if args.plan.is_absolute() else args.plan}` "
+        f"Plan: `{args.plan.resolve().relative_to(ROOT) if args.plan.resolve().is_relative_to(ROOT) else args.plan}` "
         "(command: `bash reports/lm_fidelity_ladder.run.sh`). Data (split seed 0): "
         + (", ".join(f"{k} {v:,}" for k, v in sizes.items()) if sizes else "–")
         + "; test = heldout 00000, the benchmark's test shard. Every run: 2 epochs, seed 0 (a second seed where "
@@ -207,6 +208,10 @@ def main(argv: list[str] | None = None) -> int:
             else "–"
         )
         + " (truncated, `</s>` kept; none dropped).",
+        "",
+        "`pending`: not run yet (the budget of the session that started the ladder ran out first); the run script "
+        "resumes the plan where it stopped. Train seconds come from two 1-thread runs side by side on the 2-core VM "
+        "with other work beside them: not timings.",
         "",
         "Control = iPC's schedule (T AdamW steps per batch) with `pc.value_nodes=none`: the same updates on the BP "
         "gradient of the same batch, the same network. ¹ = the rung leaves this role's network unchanged; the "
