@@ -71,8 +71,14 @@ def default_converged_above(spec: dict) -> float:
     return 2.0 / classes
 
 
+MAX_POINTS = 10_000  # a bigger grid is a typo (10^16 points once took the machine's memory): refused before expanding
+
+
 def expand(grid: dict[str, list]) -> list[dict[str, object]]:
+    """Every point of `grid`; ValueError when it has more than MAX_POINTS."""
     keys = list(grid)
+    if math.prod(len(grid[k]) for k in keys) > MAX_POINTS:
+        raise ValueError(f"the grid has more than {MAX_POINTS:,} points")
     return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
 
 

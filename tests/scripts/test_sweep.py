@@ -159,6 +159,10 @@ def test_stops_at_the_first_bad_input_however_launched(tmp_path, capsys):
         ("task: clm\nalgo: ipc\ngrid: {}\n", "'grid' is empty"),
         ("task: clm\nalgo: ipc\n", "'grid' is empty"),
         ("task: clm\nalgo: ipc\ngrid: {train.lr: []}\n", "non-empty lists"),
+        (
+            "task: clm\nalgo: ipc\ngrid: {" + ", ".join(f"train.k{i}: [1, 2]" for i in range(54)) + "}\n",
+            "more than 10,000 points",
+        ),
         ("", "NoneType"),
         ("[1, 2]", "list"),
         ("task: clm\ngrid: {train.lr: [1]}\n", "'algo'"),
