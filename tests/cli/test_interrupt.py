@@ -50,7 +50,7 @@ def test_ctrl_c_writes_interrupted_and_prints_the_command_that_resumes(tmp_path)
     assert metrics["status"] == "interrupted" and 10 <= metrics["steps"] < 300
     state = json.loads((run / "checkpoints" / "last" / "pclm_state.json").read_text())
     assert state["epoch"] == 0 and state["batches_done"] >= 10  # mid-epoch 1: a time-based checkpoint
-    assert "Traceback" not in text
+    assert "Traceback" not in text and not (tmp_path / ".run.lock").exists()
     hint = text.split("interrupted: continue with\n", 1)[1].splitlines()[0].strip()
     words = shlex.split(hint)
     assert words[:2] == ["python", "scripts/train_lm.py"] and words[-1] == "--resume" and "--overwrite" not in words

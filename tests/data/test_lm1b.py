@@ -328,3 +328,15 @@ def test_tokenize_fingerprint_survives_tokenizer_calls(heldout_only, cache, tmp_
     assert second["train"]._fingerprint == first["train"]._fingerprint
     assert other["train"]._fingerprint != first["train"]._fingerprint
     assert len(list(tmp_path.glob("lm1b-train-*.arrow"))) == 2
+
+
+def test_tokenizing_in_several_processes_gives_the_same_rows(protocol_release, cache, tmp_path):
+    transformers = pytest.importorskip("transformers")
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(REPO / "tokenizer"))
+    root, _, _ = protocol_release
+    raw = load_lm1b(root, dev_size=100, cache_dir=cache)
+    one = tokenize_lm1b(raw, tokenizer, max_length=8, cache_dir=tmp_path / "one")
+    two = tokenize_lm1b(raw, tokenizer, max_length=8, cache_dir=tmp_path / "two", num_proc=2)
+    for split in raw:
+        assert two[split]["input_ids"] == one[split]["input_ids"]
+    assert len(list((tmp_path / "two").glob("lm1b-train-*_of_00002.arrow"))) == 2  # really two processes

@@ -165,13 +165,20 @@ def test_a_fixed_size_cache_is_refused_by_name(trained):
     assert torch.equal(out, trained.generate(ids, max_new_tokens=2, do_sample=False))
 
 
-def test_generation_stops_at_the_positions_and_a_forward_past_them_is_a_clear_error(trained, caplog):
+def test_generation_stops_at_the_positions_and_a_forward_past_them_is_a_clear_error(trained, caplog, monkeypatch):
+    from transformers.utils import logging as hf_logging
+
+    monkeypatch.setattr(hf_logging._get_library_root_logger(), "propagate", True)  # so that caplog sees its warnings
     ids = periodic(1, torch.Generator().manual_seed(10))  # 20 tokens; the 13th new token reads the last position
     out = trained.generate(ids, max_new_tokens=14, do_sample=False, eos_token_id=None)
     assert out.shape[1] == 32  # asked for 34 tokens: capped at max_position_embeddings
     out = trained.generate(ids, do_sample=False, eos_token_id=None)  # the default length stops there too
     assert out.shape[1] == 32
-    assert not [r for r in caplog.records if "max_length" in r.getMessage()]  # no "Both max_new_tokens and ..."
+    assert "Both `max_new_tokens`" not in caplog.text  # the warning every call used to give
+    trained.generation_config.max_length = 32  # what the generation config held before: the warning comes back
+    trained.generate(ids, max_new_tokens=2, do_sample=False)
+    trained.generation_config.max_length = None
+    assert "Both `max_new_tokens` (=2) and `max_length`" in caplog.text
     with pytest.raises(ValueError, match="position 32 is past the model's max_position_embeddings=32"):
         trained(torch.cat([ids, ids], 1)[:, :33])
 
