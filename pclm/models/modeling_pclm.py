@@ -379,14 +379,18 @@ class PCLMForCausalLM(_PCLMWithHead, GenerationMixin):
         config = copy.deepcopy(config)  # never turn the caller's config into the other kind of model
         config.is_decoder = True
         super().__init__(config)
+        # max_new_tokens, not max_length: a generation config with max_length makes transformers warn on every call
+        # that sets max_new_tokens, and one with neither warns on every call that does not
         self.generation_config = GenerationConfig(
-            bos_token_id=config.bos_token_id, eos_token_id=config.eos_token_id, pad_token_id=config.pad_token_id
+            bos_token_id=config.bos_token_id,
+            eos_token_id=config.eos_token_id,
+            pad_token_id=config.pad_token_id,
+            max_new_tokens=config.max_position_embeddings,
         )
 
     def _prepare_generated_length(self, generation_config, *args, **kwargs):
         """transformers' lengths, then capped at the positions the model reads: `generate()` and the text-generation
-        pipeline (whose default is 256 new tokens) stop there, or at `</s>`, without a `max_length` in the generation
-        config (which would make transformers warn on every call that also sets `max_new_tokens`)."""
+        pipeline (whose default is 256 new tokens) stop there, or at `</s>`."""
         generation_config = super()._prepare_generated_length(generation_config, *args, **kwargs)
         generation_config.max_length = min(generation_config.max_length, self.config.max_position_embeddings)
         return generation_config

@@ -67,7 +67,9 @@ def test_resume_of_a_run_without_a_checkpoint_starts_it_again(tmp_path):
     run = tmp_path / "run"
     first = run_cli([*ARGS, "train.max_steps=2", "--output-dir", run])
     assert first.returncode == 0, first.stderr[-2000:]
-    shutil.rmtree(run / "checkpoints")  # as if stopped before its first checkpoint
+    shutil.rmtree(run / "checkpoints")  # as if stopped (Ctrl-C) before its first checkpoint
+    metrics = json.loads((run / "metrics.json").read_text())
+    (run / "metrics.json").write_text(json.dumps({**metrics, "status": "interrupted"}))
     again = run_cli([*ARGS, "train.max_steps=2", "--output-dir", run, "--resume"])
     assert again.returncode == 0, again.stderr[-2000:]
     assert "has no checkpoint yet (stopped before the first): starting the run again" in again.stdout + again.stderr

@@ -172,8 +172,13 @@ def test_generation_stops_at_the_positions_and_a_forward_past_them_is_a_clear_er
     ids = periodic(1, torch.Generator().manual_seed(10))  # 20 tokens; the 13th new token reads the last position
     out = trained.generate(ids, max_new_tokens=14, do_sample=False, eos_token_id=None)
     assert out.shape[1] == 32  # asked for 34 tokens: capped at max_position_embeddings
-    out = trained.generate(ids, do_sample=False, eos_token_id=None)  # the default length stops there too
+    import warnings
+
+    with warnings.catch_warnings(record=True) as seen:  # a plain call: no "model-agnostic default max_length"
+        warnings.simplefilter("always")
+        out = trained.generate(ids, do_sample=False, eos_token_id=None)  # the default length stops there too
     assert out.shape[1] == 32
+    assert not [w for w in seen if "max_length" in str(w.message)]
     assert "Both `max_new_tokens`" not in caplog.text  # the warning every call used to give
     trained.generation_config.max_length = 32  # what the generation config held before: the warning comes back
     trained.generate(ids, max_new_tokens=2, do_sample=False)
