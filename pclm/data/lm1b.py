@@ -184,6 +184,10 @@ def check_lm1b_files(files: dict[str, list[Path]]) -> None:
 
 
 def _nonempty(batch: dict[str, list[str]]) -> list[bool]:
+    """Keep the non-empty lines; a NUL byte anywhere (`check_lm1b_files` reads only each file's first MiB) is an
+    error: the file is binary, not text. Runs once per file version (datasets caches the filtered split)."""
+    if any("\0" in text for text in batch["text"]):
+        raise ValueError("a line holds a NUL byte: binary, not text")
     return [bool(text.strip()) for text in batch["text"]]
 
 

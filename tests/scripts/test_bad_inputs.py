@@ -211,6 +211,12 @@ CASES: list[Case] = [
     ("shard binary", "train_lm", lambda t: [*LM, "--data-dir", lm1b(t, "", os.urandom(4000))], r"1B Word file .* is"),
     ("shard NUL", "train_lm", lambda t: [*LM, "--data-dir", lm1b(t, "", b"a\0b\n" * 100)], r"binary, not text"),
     (
+        "shard NUL after the first MiB",
+        "train_lm",
+        lambda t: [*LM, "--data-dir", lm1b(t, "", b"the cat sat on the mat .\n" * 60_000 + b"a\0b\n")],
+        r"cannot read the 1B Word files .* a line holds a NUL byte: binary, not text",
+    ),
+    (
         "shard latin-1",
         "train_lm",
         lambda t: [*LM, "--data-dir", lm1b(t, "", "café\n".encode("latin-1") * 99)],
