@@ -44,6 +44,7 @@ __all__ = [
     "split_passthrough",
     "default_launcher",
     "launch_train",
+    "check_launcher",
     "check_folder_name",
     "report_divergence",
     "parse_seeds",
@@ -146,6 +147,17 @@ def format_override(key: str, value: Any) -> str:
 
 def default_launcher() -> str:
     return str(Path(sys.executable).with_name("accelerate")) + " launch"
+
+
+def check_launcher(launcher: str) -> None:
+    """UsageError unless the launcher's first word is a command this machine can run."""
+    import shutil
+
+    words = launcher.split()
+    if not words or shutil.which(words[0]) is None:
+        raise UsageError(
+            f"--launcher '{launcher}': '{words[0] if words else ''}' is not a command this machine can run"
+        )
 
 
 def launch_train(launcher: str, run: Path, args: list[str], script: Path = TRAIN_SCRIPT) -> int:

@@ -195,6 +195,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stop-after", type=float, default=None, help="start no new run after this many seconds")
     p.add_argument("--dry-run", action="store_true")
     args = p.parse_args(own)
+    from pclm.errors import UsageError
+    from pclm.runs import check_launcher
+
+    try:
+        check_launcher(args.launcher)
+    except UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     try:
         import yaml
 

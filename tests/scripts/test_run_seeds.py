@@ -188,3 +188,12 @@ def test_bad_seeds_and_shards(capsys, tmp_path, seeds, shard, message):
     )
     assert code == 2 and out.err.count("error:") == 1 and out.err.startswith("error: ") and message in out.err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_launcher_that_is_not_a_command_is_one_error_line(tmp_path, capsys):
+    argv = ["--task", "clm", "--algo", "bp", "--seeds", "0", "--output-dir", str(tmp_path / "out")]
+    capsys.readouterr()
+    assert run_seeds.main([*argv, "--launcher", "/nonexistent"]) == 2
+    err = capsys.readouterr().err
+    assert err == "error: --launcher '/nonexistent': '/nonexistent' is not a command this machine can run\n"
+    assert not (tmp_path / "out").exists()
