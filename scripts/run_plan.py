@@ -46,6 +46,7 @@ from pclm.errors import ArgumentParser
 from pclm.runs import format_override, format_value
 
 SCRIPTS = Path(__file__).resolve().parent
+CONFIGS = SCRIPTS.parent / "configs"
 SAFE = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-=+")
 
 
@@ -222,6 +223,14 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, KeyError, TypeError, yaml.YAMLError) as err:
         print(f"error: plan '{args.plan}': {err}", file=sys.stderr)
         return 2
+    from pclm.config import load_config
+
+    for r in runs:  # every run's config, read as train_lm.py will: a bad one stops the plan before anything starts
+        try:
+            load_config(CONFIGS / f"{r.task}_{r.algo}.yaml", r.overrides, task=r.task, algo=r.algo, seed=r.seed)
+        except UsageError as err:
+            print(f"error: plan '{args.plan}', run {r.name}: {err}", file=sys.stderr)
+            return 2
     out = args.output_dir
     if out.exists() and not out.is_dir():
         print(f"error: --output-dir '{out}' is a file", file=sys.stderr)

@@ -227,6 +227,10 @@ def test_gpu_script_runs_a_tiny_plan_on_cpu(tmp_path):
         ({"tune": "x", "methods": {"a": {"task": "clm", "algo": "bp"}}}, "'tune' must be a mapping"),
         ({"methods": {"a": {"task": "clm", "algo": "bp", "points": [1]}}}, "'points' must be a list of mappings"),
         ({"methods": {"a": {"task": "x", "algo": "bp"}}}, "needs task: mlm|clm"),
+        (  # a run's own config is read before anything starts: one line, no plan.json
+            {"methods": {"a": {"task": "clm", "algo": "bp", "overrides": ["train.lr=-1"]}}},
+            "run seeds/a/seed0: config key 'train.lr' must be a finite number > 0, got -1.0",
+        ),
         (
             {"methods": {"a": {"task": "clm", "algo": "bp", "grid": {f"k{i}": [1, 2] for i in range(54)}}}},
             "more than 1000 points",
