@@ -20,6 +20,7 @@ from ..algorithms import Algorithm
 from ..errors import UsageError
 from ..folders import STATE_FILE, find_checkpoint, is_run_folder, swap_in
 from ..runs import COMPLETED, DIVERGED, EARLY_STOPPED, INTERRUPTED, MAX_STEPS, RUNNING
+from .accelerate_checks import flat_hparams
 from .step import Diverged, train_batch, weight_groups
 
 __all__ = [
@@ -89,18 +90,9 @@ def read_state(checkpoint: Path) -> FitState:
     return state
 
 
-def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(tree, dict):
-        return {prefix: tree}
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        out.update(_flat(value, f"{prefix}.{key}" if prefix else str(key)))
-    return out
-
-
-def config_differences(saved: Any, config: dict[str, Any]) -> str:
+def config_differences(saved: dict[str, Any], config: dict[str, Any]) -> str:
     """ "train.lr: started with 0.0032, now 0.001; ..." for every dotted key whose value differs."""
-    before, after = _flat(saved), _flat(config)
+    before, after = flat_hparams(saved), flat_hparams(config)
     keys = sorted(k for k in before.keys() | after.keys() if before.get(k, "(unset)") != after.get(k, "(unset)"))
     return "; ".join(f"{k}: started with {before.get(k, '(unset)')!r}, now {after.get(k, '(unset)')!r}" for k in keys)
 
@@ -193,12 +185,11 @@ class Fit:
     batch_transform: Callable[[Any], Any] | None = None
     compiled: Any = None  # a `CompiledEnergy` of the model: `train_batch` takes its gradients from it
     fused: Any = None  # a `FusedMLP` of the model: `train_batch` runs each mini-batch in closed form through it
-    after_checkpoint: Callable[[], None] | None = None  # called once each checkpoint is complete (RunFolder.commit)
     watch: dict[str, Any] = field(default_factory=dict)  # split -> loader scored after every epoch, never selecting
     on_best: Callable[[torch.nn.Module], None] | None = None  # called with the model at each new best dev score
 
 
-def _save_checkpoint(accelerator, output_dir: Path, state: FitState, after: Callable[[], None] | None = None) -> None:
+def _save_checkpoint(accelerator, output_dir: Path, state: FitState) -> None:
     """Write the checkpoint beside the current one, then swap it in: a kill at any moment leaves a complete
     checkpoint (last, or last.old during the swap), never new weights under an old state file."""
     root = output_dir / "checkpoints"
@@ -215,8 +206,6 @@ def _save_checkpoint(accelerator, output_dir: Path, state: FitState, after: Call
         (new / STATE_FILE).write_text(json.dumps(payload, indent=1))
         swap_in(new, last)
     accelerator.wait_for_everyone()
-    if after is not None:
-        after()
 
 
 def _improved(fit: Fit, value: float, best: float | None) -> bool:
@@ -364,7 +353,7 @@ def _fit(fit: Fit, accelerator, output_dir: Path | None, state: FitState) -> str
             if clock.tick() or (due and output_dir is not None):
                 state.train_seconds += time.perf_counter() - started
                 started = time.perf_counter()
-                _save_checkpoint(accelerator, output_dir, state, fit.after_checkpoint)
+                _save_checkpoint(accelerator, output_dir, state)
                 clock.reset()
         state.train_seconds += time.perf_counter() - started
         model.eval()
@@ -401,7 +390,7 @@ def _fit(fit: Fit, accelerator, output_dir: Path | None, state: FitState) -> str
         if status == COMPLETED and fit.patience and state.bad_epochs >= fit.patience:
             status = EARLY_STOPPED
         if output_dir is not None:
-            _save_checkpoint(accelerator, output_dir, state, fit.after_checkpoint)
+            _save_checkpoint(accelerator, output_dir, state)
         fit.write_metrics(state, RUNNING)
         clock.reset()
         if status != COMPLETED:
