@@ -14,4 +14,4 @@ for m in "$RUNS"/lm_fidelity_lr/seeds/*/seed*/metrics.json; do
   mkdir -p "$(dirname "$dest")" && cp "$m" "$dest"
 done
 .venv/bin/python scripts/report_ladder.py reports/lm_fidelity_ladder_runs --plan configs/experiments/lm_fidelity_ladder.yaml \
-  --notes reports/lm_fidelity_ladder.notes.md
+  --probe configs/experiments/lm_fidelity_lr.yaml --notes reports/lm_fidelity_ladder.notes.md

@@ -8,6 +8,9 @@ Reads <runs>/seeds/<method>/seed<k>/metrics.json, where a method is named <task>
 control). A rung's missing role falls back to the default rung's run when the rung does not change that role's
 network (placement leaves BP alone; layer norm off is a BP rung). Writes reports/lm_fidelity_ladder.{md,json,png};
 unfinished runs are listed as such, with the command that resumes them.
+
+With --probe (configs/experiments/lm_fidelity_lr.yaml), the learning-rate probe's runs (<task>_<role>_<rung>_lr<digits>,
+lr = 0.<digits>) are read from the same folder and tabled beside the ladder's own run of that rung, by dev perplexity.
 """
 
 from __future__ import annotations
@@ -103,6 +106,73 @@ def collect(runs: Path, plan: dict) -> list[dict]:
     return rows
 
 
+def probe_rows(runs: Path, probe: dict, plan: dict) -> list[dict]:
+    """One record per (task, rung, role, lr): the probe's runs plus the ladder's run of the same rung (its lr)."""
+    from pclm.runs import parse_seeds
+
+    out = []
+    names = {}
+    for method, spec in probe["methods"].items():
+        stem, _, digits = method.rpartition("_lr")
+        lr = next((float(o.split("=", 1)[1]) for o in spec.get("overrides", []) if o.startswith("train.lr=")), None)
+        names[method] = (stem, lr)
+    for stem in sorted({stem for stem, _ in names.values()}):
+        if stem in plan["methods"]:
+            names[stem] = (stem, None)  # the ladder's run: the preset's lr, read from its metrics
+    for method, (stem, lr) in names.items():
+        task, role, rung = stem.split("_", 2)
+        spec = probe["methods"].get(method) or plan["methods"][stem]
+        for seed in parse_seeds(str(spec.get("seeds", 0))):
+            m = _run(runs, method, seed)
+            dev = _curve(m, "dev", "eos_out")
+            dev = [d for d in dev if d is not None]
+            out.append(
+                {
+                    "task": task,
+                    "rung": rung,
+                    "role": role,
+                    "seed": seed,
+                    "method": method,
+                    "lr": lr,  # None: the ladder's run, at the preset's lr
+                    "status": (m or {}).get("status", "pending"),
+                    "dev_eos_out": dev,
+                    "best_dev_eos_out": min(dev) if dev and (m or {}).get("status") != "running" else None,
+                    "test_eos_out": _final(m, "eos_out"),
+                }
+            )
+    return out
+
+
+def probe_table(rows: list[dict], ladder_lr: dict[str, float]) -> list[str]:
+    out = [
+        "| rung | lr | BP dev (per epoch) | iPC dev (per epoch) | control dev (per epoch) | best dev: iPC / BP, iPC / control |",
+        "|---|---|---|---|---|---|",
+    ]
+    for task, rung in sorted({(r["task"], r["rung"]) for r in rows}):
+        group = [r for r in rows if (r["task"], r["rung"]) == (task, rung)]
+        lrs = sorted(
+            {r["lr"] if r["lr"] is not None else ladder_lr.get(r["role"]) for r in group}, key=lambda v: v or 0
+        )
+        for lr in lrs:
+            cells = {}
+            for role in ROLES:
+                found = [r for r in group if r["role"] == role and (r["lr"] or ladder_lr.get(role)) == lr]
+                cells[role] = found[0] if found else None
+            fmt = lambda r: (  # noqa: E731
+                "–"
+                if r is None
+                else (", ".join(f"{d:.1f}" for d in r["dev_eos_out"]) or r["status"])
+                + ("" if r["status"] in ("completed", "pending") else f" ({r['status']})")
+            )
+            best = {k: (v or {}).get("best_dev_eos_out") for k, v in cells.items()}
+            ratio = lambda a, b: f"{a / b:.2f}×" if a and b else "–"  # noqa: E731
+            out.append(
+                f"| {task} {RUNG_TEXT[rung]} | {lr} | {fmt(cells['bp'])} | {fmt(cells['ipc'])} | "
+                f"{fmt(cells['control'])} | {ratio(best['ipc'], best['bp'])}, {ratio(best['ipc'], best['control'])} |"
+            )
+    return out
+
+
 def _cell(rows: list[dict], count: str) -> str:
     values = [r[f"test_{count}"] for r in rows]
     if not rows:
@@ -181,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out-dir", type=Path, default=ROOT / "reports")
     p.add_argument("--name", default="lm_fidelity_ladder")
     p.add_argument("--notes", type=Path, help="Markdown inserted after the tables (the reading of the results)")
+    p.add_argument("--probe", type=Path, help="the learning-rate probe's plan (its runs are in the same folder)")
     args = p.parse_args(argv)
     try:
         plan = yaml.safe_load(args.plan.read_text())
@@ -230,6 +301,27 @@ def main(argv: list[str] | None = None) -> int:
         *table(rows, "mlm", "eos_out"),
         "",
     ]
+    probe = []
+    if args.probe:
+        try:
+            probe_plan = yaml.safe_load(args.probe.read_text())
+        except (OSError, yaml.YAMLError) as err:
+            print(f"error: cannot read the probe plan '{args.probe}': {err}", file=sys.stderr)
+            return 2
+        if not isinstance(probe_plan, dict) or not isinstance(probe_plan.get("methods"), dict):
+            print(f"error: '{args.probe}' is not a plan (no methods mapping)", file=sys.stderr)
+            return 2
+        probe = probe_rows(args.runs, probe_plan, plan)
+        md += [
+            "## Learning-rate probe (dev perplexity, `</s>` out; decided on dev only)",
+            "",
+            "The same tuning budget for every method: three learning rates each, on the reference network "
+            "(`configs/reference`), 2 epochs, seed 0. The paper's points (iPC 0.0032, BP 0.0016) are the ladder's own "
+            "runs. Plan: `configs/experiments/lm_fidelity_lr.yaml` (command: `bash reports/lm_fidelity_lr.run.sh`).",
+            "",
+            *probe_table(probe, {"bp": 0.0016, "ipc": 0.0032, "control": 0.0032}),
+            "",
+        ]
     if args.notes:
         md += [args.notes.read_text().strip(), ""]
     md += ["## Every run, per epoch (`</s>` out)", "", *curves(rows), ""]
@@ -237,7 +329,9 @@ def main(argv: list[str] | None = None) -> int:
     if plot(rows, args.out_dir / f"{args.name}.png"):
         md += [f"![dev curves]({args.name}.png)", ""]
     (args.out_dir / f"{args.name}.md").write_text("\n".join(md))
-    (args.out_dir / f"{args.name}.json").write_text(json.dumps({"plan": str(args.plan), "runs": rows}, indent=1))
+    (args.out_dir / f"{args.name}.json").write_text(
+        json.dumps({"plan": str(args.plan), "runs": rows, "probe": probe}, indent=1)
+    )
     print(f"wrote {args.out_dir / args.name}.md")
     return 0
 
