@@ -72,6 +72,21 @@ def expect_usage_error(capsys, argv: list, pattern: str, output: Path, one_line:
         (["--algo", "bp", "--config", "configs/absent.yaml"], r"config file .* does not exist"),
         (["--algo", "bp", "--threads", "many"], r"--threads"),
         (["--algo", "ipc", "pc.inference_steps=2"], r"reaches only 1"),
+        # PCLMConfig's own rules (pclm.models.configuration_pclm.check_field), one line each
+        (
+            ["--algo", "bp", "model.hidden_act=relu"],
+            r"^error: config key 'model\.hidden_act' must be one of gelu, tanh, got relu$",
+        ),
+        (
+            ["--algo", "bp", "model.init=xavier"],
+            r"^error: config key 'model\.init' must be one of bert, torch, got xavier$",
+        ),
+        (["--algo", "bp", "model.layer_norm_eps=0"], r"'model\.layer_norm_eps' must be a finite number > 0, got 0$"),
+        (["--algo", "bp", "model.layer_norm=2"], r"'model\.layer_norm' must be true or false, got 2$"),
+        (
+            ["--algo", "bp", "model.num_attention_heads=3"],
+            r"hidden_size 32 is not a multiple of num_attention_heads 3$",
+        ),
     ],
 )
 def test_bad_input_exits_2_and_writes_nothing(capsys, tmp_path, argv, pattern):
