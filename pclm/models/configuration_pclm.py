@@ -78,7 +78,8 @@ class PCLMConfig(PretrainedConfig):
             layers Kaiming-uniform, embeddings N(0, 1)), what the iPC paper (App. D.2) and its reference code use.
         hidden_act (`str`, defaults to "gelu"): activation of the feed-forward hidden layer and of the prediction
             head, "gelu" (BERT) or "tanh" (the reference PC transformer).
-        is_decoder (`bool`): set by [`PCLMForCausalLM`]; selects the triangular (causal) attention mask.
+        is_decoder (`bool`, defaults to False): set by [`PCLMForCausalLM`] (and cleared by [`PCLMForMaskedLM`]);
+            selects the triangular (causal) attention mask.
 
     Every field is checked here (`check_field`): sizes are integers >= 1, hidden_size a multiple of
     num_attention_heads, probabilities in [0, 1), `init` and `hidden_act` one of their names; a `ValueError` says
@@ -106,6 +107,7 @@ class PCLMConfig(PretrainedConfig):
         bos_token_id: int = 2,
         eos_token_id: int = 3,
         tie_word_embeddings: bool = False,
+        is_decoder: bool = False,
         **kwargs,
     ) -> None:
         fields = dict(locals())
@@ -128,6 +130,7 @@ class PCLMConfig(PretrainedConfig):
         self.initializer_range = initializer_range
         self.init = init
         self.hidden_act = hidden_act
+        self.is_decoder = is_decoder  # transformers 5 keeps no such field: the bare PCLMModel reads it
         super().__init__(
             pad_token_id=pad_token_id,
             bos_token_id=bos_token_id,
