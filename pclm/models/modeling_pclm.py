@@ -18,9 +18,9 @@ last block without value nodes computes its attention output and feed-forward at
 
 Where the scores are not a value node (feedforward inference, generation, BP or PC runs without `scores`), attention
 follows `config._attn_implementation` (`attn_implementation=` of `from_pretrained`): "sdpa", the default, is torch's
-fused `scaled_dot_product_attention` on the same additive mask; "eager" forms the scores, as a value node needs. Generation: `PCLMForCausalLM` keeps keys
-and values in a transformers `Cache` and takes positions from `position_ids` or the attention mask, so left padding
-is exact; a cache is refused with value nodes, which need the whole sequence.
+fused `scaled_dot_product_attention` on the same additive mask; "eager" forms the scores, as a value node needs.
+Generation: `PCLMForCausalLM` keeps keys and values in a transformers `Cache` and takes positions from `position_ids`
+or the attention mask, so left padding is exact; a cache is refused with value nodes, which need the whole sequence.
 """
 
 from __future__ import annotations
@@ -359,6 +359,11 @@ class _PCLMWithHead(PCLMPreTrainedModel):
     def get_output_embeddings(self) -> nn.Linear:
         return self.lm_head.decoder
 
+    def _trunk(self, *args, **kwargs) -> torch.Tensor:
+        """The trunk's last hidden states as a plain tensor, whatever the config's `output_*` / `return_dict` say:
+        the energy graph's path never depends on them."""
+        return self.pclm(*args, **kwargs, output_attentions=False, output_hidden_states=False, return_dict=False)[0]
+
     def set_output_embeddings(self, new_embeddings: nn.Linear) -> None:
         self.lm_head.decoder = new_embeddings
 
@@ -400,10 +405,10 @@ class PCLMForMaskedLM(_PCLMWithHead):
         self._check_kwargs(kwargs)
         nodes = nodes or _FEEDFORWARD
         if labels is None:
-            h = self.pclm(input_ids, attention_mask, nodes, return_dict=False)[0]  # (B, T, C)
+            h = self._trunk(input_ids, attention_mask, nodes)  # (B, T, C)
             return self._output(MaskedLMOutput(logits=self.lm_head(h)), return_dict)
         picked = labels != IGNORE_INDEX
-        h = self.pclm(input_ids, attention_mask, nodes, only_rows=picked, return_dict=False)[0]  # (N_masked, C)
+        h = self._trunk(input_ids, attention_mask, nodes, only_rows=picked)  # (N_masked, C)
         loss, logits = self.lm_head.loss(h, labels[picked], nodes)  # the head only at the masked rows
         return self._output(MaskedLMOutput(loss=loss, logits=logits), return_dict)
 
@@ -451,17 +456,17 @@ class PCLMForCausalLM(_PCLMWithHead, GenerationMixin):
         if use_cache and cache is None:
             cache = DynamicCache(config=self.config)
         if labels is None:
-            h = self.pclm(input_ids, attention_mask, nodes, position_ids, cache, return_dict=False)[0]  # (B, T, C)
+            h = self._trunk(input_ids, attention_mask, nodes, position_ids, cache)  # (B, T, C)
             return self._output(CausalLMOutputWithPast(logits=self.lm_head(h), **{_CACHE_FIELD: cache}), return_dict)
         # Shift the labels, not the logits: slicing the (B, T, V) logits would copy them in the forward pass
         # and zero-fill a (B, T, V) gradient in the backward. The last position gets no target.
         targets = F.pad(labels[:, 1:], (0, 1), value=IGNORE_INDEX)
         if nodes.fused_readout:  # no logits to return: only the rows with a target go on (as the masked LM's)
             picked = targets != IGNORE_INDEX
-            h = self.pclm(input_ids, attention_mask, nodes, position_ids, cache, picked, return_dict=False)[0]  # (N, C)
+            h = self._trunk(input_ids, attention_mask, nodes, position_ids, cache, picked)  # (N, C)
             loss, _ = self.lm_head.loss(h, targets[picked], nodes)
             return self._output(CausalLMOutputWithPast(loss=loss, logits=None, **{_CACHE_FIELD: cache}), return_dict)
-        h = self.pclm(input_ids, attention_mask, nodes, position_ids, cache, return_dict=False)[0]
+        h = self._trunk(input_ids, attention_mask, nodes, position_ids, cache)
         loss, logits = self.lm_head.loss(h.reshape(-1, h.shape[-1]), targets.reshape(-1), nodes)
         logits = None if logits is None else logits.view(*h.shape[:2], -1)
         return self._output(CausalLMOutputWithPast(loss=loss, logits=logits, **{_CACHE_FIELD: cache}), return_dict)

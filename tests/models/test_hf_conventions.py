@@ -128,3 +128,19 @@ def test_every_weight_is_initialised_by_init_weights_through_post_init(cls, monk
     monkeypatch.setattr(PCLMPreTrainedModel, "_init_weights", mark)
     model = cls(tiny_config())
     assert all(torch.all(p == 0.5) for p in model.parameters())
+
+
+def test_the_heads_path_ignores_the_configs_output_flags(monkeypatch):
+    """An LM's config asking for attentions or hidden states changes nothing of its forward: the head reads the
+    trunk's last hidden states, and attention stays on SDPA (the probabilities would force the explicit scores)."""
+    flagged = random_model(PCLMForMaskedLM, output_attentions=True, output_hidden_states=True)
+    plain = random_model(PCLMForMaskedLM)
+    ids = random_ids(2, 5)
+    calls = []
+    real = F.scaled_dot_product_attention
+    monkeypatch.setattr(F, "scaled_dot_product_attention", lambda *a, **k: calls.append(1) or real(*a, **k))
+    with torch.no_grad():
+        logits = flagged(ids).logits
+    assert len(calls) == flagged.config.num_hidden_layers
+    with torch.no_grad():
+        assert torch.equal(logits, plain(ids).logits)
