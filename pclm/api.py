@@ -31,10 +31,10 @@ from .models import PCLMForCausalLM, PCLMForMaskedLM
 from .models.value_nodes import error_depth, value_node_selector
 from .pc import EnergyFn
 from .training.accelerate_checks import check_accelerate_env, check_accelerator
+from .training.groups import optimizer_groups
 from .training.lm import evaluate_lm, load_tokenizer, mlm_masker
 from .training.loop import Fit, FitState, fit
 from .training.processes import build_accelerator
-from .training.step import weight_groups
 
 __all__ = ["TrainResult", "train", "evaluate", "tokenize"]
 
@@ -164,7 +164,8 @@ def train(
     of rows and returns the model's keyword arguments as tensors.
     PC settings: `inference_steps` T, `inference_lr` gamma, `value_nodes` (a `pc.value_nodes` string, see
     `pclm.models.value_nodes`, or a function from node name to energy or None), `x_grads`, `discount` (PC).
-    Weights: AdamW(`lr`, `weight_decay`, `betas`) over `weight_groups(model)`, or `optimizer`.
+    Weights: AdamW(`lr`, `weight_decay`, `betas`) over `pclm.training.groups.optimizer_groups` (for BP, BERT's
+    no-decay group: biases and layer-norm weights without weight decay), or `optimizer`.
     `eval_dataset`: scored after every epoch (perplexity; a masked-LM set without labels is masked with
     `eval_mask_seed`); `patience` > 0 then stops after that many epochs without a better score, and with
     `keep_best` the model ends with the weights of its best epoch on it (kept in memory meanwhile).
@@ -219,7 +220,9 @@ def train(
             eval_dataset, "eval_dataset", task, tokenizer, eval_batch_size, None, mlm_probability, eval_mask_seed
         )
     )
-    optim_w = optimizer or torch.optim.AdamW(weight_groups(model), lr=lr, weight_decay=weight_decay, betas=betas)
+    optim_w = optimizer or torch.optim.AdamW(
+        optimizer_groups(model, algo, weight_decay), lr=lr, weight_decay=weight_decay, betas=betas
+    )
     prepared = accelerator.prepare(model, optim_w, train_loader, *([dev_loader] if dev_loader is not None else []))
     wrapped, optim_w, train_loader = prepared[:3]
     dev_loader = prepared[3] if dev_loader is not None else None

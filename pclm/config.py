@@ -277,20 +277,15 @@ _REAL_RULES = {
     "pc.discount": ("in (0, 1]", lambda v: 0 < v <= 1),
     "data.mlm_probability": ("in (0, 1)", lambda v: 0 < v < 1),
 }
-# integer-valued sizes of the language model's `model` section, checked when given with the right type
-LM_MODEL_MINIMA = {  # the sizes a language model is built from, and their least values
+# the sizes a language model is built from, and their least values (a stranger's config.json is checked against them
+# by the evaluation command; a run's `model` section against PCLMConfig's own rules, `check_lm_model`)
+LM_MODEL_MINIMA = {
     "vocab_size": 1,
     "hidden_size": 1,
     "num_hidden_layers": 1,
     "num_attention_heads": 1,
     "intermediate_size": 1,
     "max_position_embeddings": 2,
-}
-_LM_MODEL_REALS = {
-    "layer_norm_eps": (_OPEN, lambda v: 0 < v < math.inf),
-    "hidden_dropout_prob": (_UNIT, lambda v: 0 <= v < 1),
-    "attention_probs_dropout_prob": (_UNIT, lambda v: 0 <= v < 1),
-    "initializer_range": (_OPEN, lambda v: 0 < v < math.inf),
 }
 
 
@@ -325,15 +320,20 @@ def _check_values(cfg: RunConfig | VisionRunConfig, minima: list[tuple[str, str,
 
 
 def check_lm_model(model: dict[str, Any]) -> None:
-    """Value ranges of a language model's `model` section (types are checked against PCLMConfig by the job)."""
-    for key, low in LM_MODEL_MINIMA.items():
-        value = model.get(key)
-        if _is_number(value) and value < low:
+    """Value ranges of a language model's `model` section, by PCLMConfig's own rules (`check_field`); types are
+    checked against PCLMConfig by the job, which gives a hint for numbers YAML read as text."""
+    from .models.configuration_pclm import CHOICES, ConfigFieldError, check_field
+
+    for key, value in model.items():
+        if not _is_number(value) and key not in CHOICES:
+            continue
+        try:
+            check_field(key, value)
+        except ConfigFieldError as err:
+            raise UsageError(f"config key 'model.{key}' must be {err.rule}, got {value}") from None
+        low = LM_MODEL_MINIMA.get(key)
+        if low is not None and value < low:  # the run's own minima: a sentence is at least <s> </s>
             raise UsageError(f"config key 'model.{key}' must be >= {low}, got {value}")
-    for key, (rule, ok) in _LM_MODEL_REALS.items():
-        value = model.get(key)
-        if _is_number(value) and not ok(value):
-            raise UsageError(f"config key 'model.{key}' must be {rule}, got {value}")
 
 
 def check_vision_model(model: dict[str, Any]) -> None:

@@ -47,11 +47,18 @@ def tiny(cls, seed: int = 0):
 
 
 def by_hand(model, dataset: Dataset, tokenizer, algo: str, lr: float, batch_size: int, transform=None) -> int:
-    """The oracle: `train_batch` on the batches of `dataset` in order, AdamW as `pclm.train` builds it by default.
+    """The oracle: `train_batch` on the batches of `dataset` in order, AdamW as `pclm.train` builds it by default
+    (BP: BERT's no-decay group, biases and layer-norm weights by name; PC / iPC: one weight decay for all).
     Returns the number of batches."""
-    optim = torch.optim.AdamW(
-        weight_groups(model), lr=lr, weight_decay=TrainConfig.weight_decay, betas=TrainConfig.betas
-    )
+    groups = weight_groups(model)
+    if algo == "bp":
+        undecayed = [n.endswith(".bias") or "norm." in n for n, _ in model.named_parameters()]
+        params = [p for _, p in model.named_parameters()]
+        groups = [
+            {"params": [p for p, no in zip(params, undecayed) if not no]},
+            {"params": [p for p, no in zip(params, undecayed) if no], "weight_decay": 0.0},
+        ]
+    optim = torch.optim.AdamW(groups, lr=lr, weight_decay=TrainConfig.weight_decay, betas=TrainConfig.betas)
     loader = DataLoader(
         dataset.with_format(columns=["input_ids"]),
         batch_size=batch_size,

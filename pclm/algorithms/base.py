@@ -5,6 +5,7 @@ every algorithm the same way and never looks at its name."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
@@ -25,6 +26,10 @@ class Algorithm:
     inference_steps: int = 1
     inference_lr: float = 0.0
     x_grads: str = "sample"
+    # The weight optimiser's default parameter groups (pclm.training.groups): True gives BERT's no-decay group
+    # (biases and layer-norm weights without weight decay, BP's default); False one weight decay for every weight,
+    # kept for PC, iPC and Z-IL so that their runs before the split stay comparable and resumable.
+    no_decay_group: ClassVar[bool] = False
 
     @property
     def steps(self) -> int:

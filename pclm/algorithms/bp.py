@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from .base import Algorithm
 
@@ -11,6 +12,8 @@ __all__ = ["BP"]
 
 @dataclass
 class BP(Algorithm):
+    no_decay_group: ClassVar[bool] = True  # BERT's: no weight decay on biases and layer-norm weights
+
     @property
     def steps(self) -> int:
         return 1

@@ -30,12 +30,24 @@ update, i.e. the steady state of schedules that update repeatedly:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from .base import Algorithm
+__all__ = ["Cost", "Schedule", "inference_step_cost", "backprop_cost", "inference_steps_per_update", "schedule_cost"]
 
-__all__ = ["Cost", "inference_step_cost", "backprop_cost", "inference_steps_per_update", "schedule_cost"]
+
+class Schedule(Protocol):
+    """What the counts read off an update schedule (`pclm.algorithms.Algorithm` is one); a protocol, so that this
+    module needs no import of the algorithms that use it."""
+
+    @property
+    def steps(self) -> int: ...
+
+    @property
+    def uses_value_nodes(self) -> bool: ...
+
+    def updates_x(self, t: int) -> bool: ...
+
+    def learning_groups(self, t: int, n_groups: int) -> list[int]: ...
 
 
 @dataclass(frozen=True)
@@ -68,7 +80,7 @@ def backprop_cost(n_layers: int) -> Cost:
     return Cost(mms=2 * n_layers - 1, smms=2 * n_layers - 1)
 
 
-def inference_steps_per_update(algorithm: Algorithm, n_layers: int) -> int:
+def inference_steps_per_update(algorithm: Schedule, n_layers: int) -> int:
     """Inference steps the schedule takes per complete weight update of L layers (steady state; module doc)."""
     _check(n_layers)
     learned: set[int] = set()
@@ -89,7 +101,7 @@ def inference_steps_per_update(algorithm: Algorithm, n_layers: int) -> int:
     return per_update[-1]
 
 
-def schedule_cost(algorithm: Algorithm, n_layers: int) -> Cost:
+def schedule_cost(algorithm: Schedule, n_layers: int) -> Cost:
     """MMs and SMMs per weight update: BP's sequential pass without value nodes, else the inference steps it waits."""
     if not algorithm.uses_value_nodes:
         return backprop_cost(n_layers)

@@ -2,12 +2,58 @@
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 from transformers import PretrainedConfig
 
-__all__ = ["PCLMConfig", "INITS", "ACTIVATIONS"]
+__all__ = ["PCLMConfig", "INITS", "ACTIVATIONS", "SIZES", "CHOICES", "ConfigFieldError", "check_field"]
 
 INITS = ("bert", "torch")
 ACTIVATIONS = ("gelu", "tanh")
+# the sizes the model is built from, each an integer of at least 1
+SIZES = (
+    "vocab_size",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "max_position_embeddings",
+)
+_POSITIVE, _UNIT = "a finite number > 0", "in [0, 1)"
+_REALS = {  # field: (rule, test); NaN fails every test, inf every bounded one
+    "layer_norm_eps": (_POSITIVE, lambda v: 0 < v < math.inf),
+    "hidden_dropout_prob": (_UNIT, lambda v: 0 <= v < 1),
+    "attention_probs_dropout_prob": (_UNIT, lambda v: 0 <= v < 1),
+    "initializer_range": (_POSITIVE, lambda v: 0 < v < math.inf),
+}
+CHOICES = {"init": INITS, "hidden_act": ACTIVATIONS}  # the fields that name one of a few settings
+
+
+class ConfigFieldError(ValueError):
+    """A field of `PCLMConfig` out of its range: `key` must be `rule`, got `value`."""
+
+    def __init__(self, key: str, rule: str, value: Any) -> None:
+        self.key, self.rule, self.value = key, rule, value
+        super().__init__(f"{key} must be {rule}, got {value!r}")
+
+
+def check_field(key: str, value: Any) -> None:
+    """Raise `ConfigFieldError` when `value` breaks the rule of the field `key` (fields without a rule pass)."""
+    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if key in SIZES:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ConfigFieldError(key, "an integer", value)
+        if value < 1:
+            raise ConfigFieldError(key, ">= 1", value)
+    elif key in _REALS:
+        rule, ok = _REALS[key]
+        if not is_number or not ok(value):
+            raise ConfigFieldError(key, rule, value)
+    elif key in CHOICES and value not in CHOICES[key]:
+        raise ConfigFieldError(key, f"one of {', '.join(CHOICES[key])}", value)
+    elif key == "layer_norm" and not isinstance(value, bool):
+        raise ConfigFieldError(key, "true or false", value)
 
 
 class PCLMConfig(PretrainedConfig):
@@ -32,7 +78,12 @@ class PCLMConfig(PretrainedConfig):
             layers Kaiming-uniform, embeddings N(0, 1)), what the iPC paper (App. D.2) and its reference code use.
         hidden_act (`str`, defaults to "gelu"): activation of the feed-forward hidden layer and of the prediction
             head, "gelu" (BERT) or "tanh" (the reference PC transformer).
-        is_decoder (`bool`): set by [`PCLMForCausalLM`]; selects the triangular (causal) attention mask.
+        is_decoder (`bool`, defaults to False): set by [`PCLMForCausalLM`] (and cleared by [`PCLMForMaskedLM`]);
+            selects the triangular (causal) attention mask.
+
+    Every field is checked here (`check_field`): sizes are integers >= 1, hidden_size a multiple of
+    num_attention_heads, probabilities in [0, 1), `init` and `hidden_act` one of their names; a `ValueError` says
+    which field and why.
     """
 
     model_type = "pclm"
@@ -56,16 +107,16 @@ class PCLMConfig(PretrainedConfig):
         bos_token_id: int = 2,
         eos_token_id: int = 3,
         tie_word_embeddings: bool = False,
+        is_decoder: bool = False,
         **kwargs,
     ) -> None:
+        fields = dict(locals())
+        for key in (*SIZES, *_REALS, *CHOICES, "layer_norm"):
+            check_field(key, fields[key])
         if hidden_size % num_attention_heads:
             raise ValueError(
                 f"hidden_size {hidden_size} is not a multiple of num_attention_heads {num_attention_heads}"
             )
-        if init not in INITS:
-            raise ValueError(f"init must be one of {', '.join(INITS)}, got {init!r}")
-        if hidden_act not in ACTIVATIONS:
-            raise ValueError(f"hidden_act must be one of {', '.join(ACTIVATIONS)}, got {hidden_act!r}")
         self.vocab_size = vocab_size
         self.hidden_size = hidden_size
         self.num_hidden_layers = num_hidden_layers
@@ -79,6 +130,7 @@ class PCLMConfig(PretrainedConfig):
         self.initializer_range = initializer_range
         self.init = init
         self.hidden_act = hidden_act
+        self.is_decoder = is_decoder  # transformers 5 keeps no such field: the bare PCLMModel reads it
         super().__init__(
             pad_token_id=pad_token_id,
             bos_token_id=bos_token_id,

@@ -17,9 +17,10 @@ last block without value nodes computes its attention output and feed-forward at
 (`PCLMModel.forward(only_rows=...)`).
 
 Where the scores are not a value node (feedforward inference, generation, BP or PC runs without `scores`), attention
-is torch's fused `scaled_dot_product_attention` on the same additive mask. Generation: `PCLMForCausalLM` keeps keys
-and values in a transformers `Cache` and takes positions from `position_ids` or the attention mask, so left padding
-is exact; a cache is refused with value nodes, which need the whole sequence.
+follows `config._attn_implementation` (`attn_implementation=` of `from_pretrained`): "sdpa", the default, is torch's
+fused `scaled_dot_product_attention` on the same additive mask; "eager" forms the scores, as a value node needs.
+Generation: `PCLMForCausalLM` keeps keys and values in a transformers `Cache` and takes positions from `position_ids`
+or the attention mask, so left padding is exact; a cache is refused with value nodes, which need the whole sequence.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import torch.nn.functional as F
 from transformers import GenerationConfig, GenerationMixin, PreTrainedModel
 from transformers import initialization as init
 from transformers.cache_utils import Cache, DynamicCache
-from transformers.modeling_outputs import CausalLMOutputWithPast, MaskedLMOutput
+from transformers.modeling_outputs import BaseModelOutput, CausalLMOutputWithPast, MaskedLMOutput
 
 from ..pc import IGNORE_INDEX, FeedForward
 from .configuration_pclm import PCLMConfig
@@ -65,6 +66,7 @@ _ACTIVATIONS = {"gelu": F.gelu, "tanh": torch.tanh}
 class PCLMAttention(nn.Module):
     def __init__(self, config: PCLMConfig) -> None:
         super().__init__()
+        self.config = config  # read at each call: `config._attn_implementation` may be switched after building
         self.n_head = config.num_attention_heads
         self.head_dim = config.hidden_size // config.num_attention_heads
         self.query = nn.Linear(config.hidden_size, config.hidden_size)
@@ -89,15 +91,25 @@ class PCLMAttention(nn.Module):
         cache: Cache | None = None,
         layer: int = 0,
         rows: torch.Tensor | None = None,
+        attentions: list[torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        """(B, T, C), or (N, C) for the N query rows where `rows` (B, T) is true (keys and values: every row)."""
+        """(B, T, C), or (N, C) for the N query rows where `rows` (B, T) is true (keys and values: every row).
+        `attentions`: a list the attention probabilities (B, H, T, S) are appended to (`output_attentions`).
+
+        The scores are formed explicitly when they are a value node, when the probabilities are asked for, or with
+        `config._attn_implementation == "eager"`; otherwise torch's `scaled_dot_product_attention` ("sdpa")."""
         q, k, v = self._heads(self.query(h)), self._heads(self.key(h)), self._heads(self.value(h))
         if cache is not None:  # k, v: (B, H, S, D) with the S - T earlier positions first
             k, v = cache.update(k, v, layer)
-        if _is_node(nodes, f"{name}.scores"):
+        is_node = _is_node(nodes, f"{name}.scores")
+        if is_node or attentions is not None or self.config._attn_implementation == "eager":
             scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_dim) + bias  # (B, H, T, S)
-            scores = nodes(f"{name}.scores", scores, row_mask)
-            ctx = self.dropout(scores.softmax(-1)) @ v
+            if is_node:
+                scores = nodes(f"{name}.scores", scores, row_mask)
+            probs = scores.softmax(-1)
+            if attentions is not None:
+                attentions.append(probs)
+            ctx = self.dropout(probs) @ v
         else:
             # the mask must have q's dtype; fp16 cannot hold -1e9, and -inf would make fully masked rows NaN
             mask = bias if bias.dtype == q.dtype else bias.clamp(min=torch.finfo(q.dtype).min).to(q.dtype)
@@ -129,10 +141,11 @@ class PCLMBlock(nn.Module):
         cache: Cache | None = None,
         layer: int = 0,
         rows: torch.Tensor | None = None,
+        attentions: list[torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """(B, T, C); with `rows` (B, T), only those query rows past the attention: (N, C), row-major."""
         row_mask = mask[:, None, :]  # (B, 1, T): padded query rows carry no energy
-        att = self.attention(h, bias, nodes, name, row_mask, cache, layer, rows)
+        att = self.attention(h, bias, nodes, name, row_mask, cache, layer, rows, attentions)
         if rows is not None:
             h, mask = h[rows], mask[rows]
         a = self.attn_norm(h + self.dropout(att))
@@ -175,6 +188,7 @@ class PCLMPreTrainedModel(PreTrainedModel):
     config_class = PCLMConfig
     base_model_prefix = "pclm"
     main_input_name = "input_ids"
+    _supports_sdpa = True  # `attn_implementation`: "sdpa" (the default) or "eager", where scores are no value node
 
     def _init_weights(self, module: nn.Module) -> None:
         """`config.init`: "bert" draws linear and embedding weights from N(0, initializer_range) with zero biases;
@@ -208,7 +222,7 @@ class PCLMPreTrainedModel(PreTrainedModel):
 
 
 class PCLMModel(PCLMPreTrainedModel):
-    """Embeddings and transformer blocks; returns the last hidden states (B, T, C)."""
+    """Embeddings and transformer blocks; returns a `BaseModelOutput` (last hidden states (B, T, C)), or a tuple."""
 
     def __init__(self, config: PCLMConfig) -> None:
         super().__init__(config)
@@ -233,12 +247,24 @@ class PCLMModel(PCLMPreTrainedModel):
         position_ids: torch.Tensor | None = None,
         cache: Cache | None = None,
         only_rows: torch.Tensor | None = None,
-    ) -> torch.Tensor:
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> BaseModelOutput | tuple[torch.Tensor, ...]:
         """input_ids: (B, T) new tokens; attention_mask: (B, S) over the S = cached + T tokens (1 = real);
         position_ids: (B, T), else counted from the mask (left padding starts at 0) or from the cache length.
         only_rows: (B, T) bool: return only those rows, (N, C) in row-major order. When the last block holds no
         value node after its scores, it then computes its attention output and feed-forward at those rows only:
-        no other row of it reaches them."""
+        no other row of it reaches them.
+        Returns `BaseModelOutput(last_hidden_state, hidden_states, attentions)`: hidden_states (the embeddings'
+        output, then each block's, (B, T, C); the last one as `last_hidden_state`) and attentions (each block's
+        probabilities, (B, H, T, S)) when asked for (default: the config's `output_*`). With `return_dict=False`
+        (default: `config.return_dict`), the tuple of the fields that are set, in that order."""
+        output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
+        output_hidden_states = (
+            self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        )
+        return_dict = self.config.return_dict if return_dict is None else return_dict
         nodes = nodes or _FEEDFORWARD
         if cache is not None and type(nodes) is not FeedForward:
             raise ValueError("a KV cache is for feedforward inference only: value nodes need the whole sequence")
@@ -272,9 +298,19 @@ class PCLMModel(PCLMPreTrainedModel):
         prune = only_rows is not None and not any(
             _is_node(nodes, f"{name}.{n}") for n in ("attn", "ffn_pre", "ffn", "out")
         )
+        hidden = [h] if output_hidden_states else None
+        attentions = [] if output_attentions else None
         for i, block in enumerate(self.blocks):
-            h = block(h, bias, rows, nodes, f"blocks.{i}", cache, i, only_rows if prune and i == last else None)
-        return h if only_rows is None or prune else h[only_rows]
+            keep = only_rows if prune and i == last else None
+            h = block(h, bias, rows, nodes, f"blocks.{i}", cache, i, keep, attentions)
+            if hidden is not None:
+                hidden.append(h)
+        h = h if only_rows is None or prune else h[only_rows]
+        hidden = None if hidden is None else (*hidden[:-1], h)
+        attentions = None if attentions is None else tuple(attentions)
+        if not return_dict:
+            return tuple(v for v in (h, hidden, attentions) if v is not None)
+        return BaseModelOutput(last_hidden_state=h, hidden_states=hidden, attentions=attentions)
 
     def _check_positions(self, position_ids: torch.Tensor | None, mask: torch.Tensor, past: int) -> None:
         limit = self.config.max_position_embeddings
@@ -323,6 +359,11 @@ class _PCLMWithHead(PCLMPreTrainedModel):
     def get_output_embeddings(self) -> nn.Linear:
         return self.lm_head.decoder
 
+    def _trunk(self, *args, **kwargs) -> torch.Tensor:
+        """The trunk's last hidden states as a plain tensor, whatever the config's `output_*` / `return_dict` say:
+        the energy graph's path never depends on them."""
+        return self.pclm(*args, **kwargs, output_attentions=False, output_hidden_states=False, return_dict=False)[0]
+
     def set_output_embeddings(self, new_embeddings: nn.Linear) -> None:
         self.lm_head.decoder = new_embeddings
 
@@ -331,13 +372,15 @@ class _PCLMWithHead(PCLMPreTrainedModel):
         """Refuse the Hugging Face forward arguments this model does not implement, rather than ignore them."""
         for name in ("output_hidden_states", "output_attentions"):
             if kwargs.get(name):
-                raise ValueError(f"{name}=True is not supported: a PCLM model returns logits (and loss) only")
+                raise ValueError(
+                    f"{name}=True is not supported: a PCLM LM returns logits (and loss) only; its `pclm` trunk "
+                    "(PCLMModel) returns hidden states and attentions"
+                )
         if kwargs.get("inputs_embeds") is not None:
             raise ValueError("inputs_embeds is not supported: pass input_ids")
 
-    @staticmethod
-    def _output(out, kwargs: dict):
-        return out.to_tuple() if kwargs.get("return_dict") is False else out
+    def _output(self, out, return_dict: bool | None):
+        return out if (self.config.return_dict if return_dict is None else return_dict) else out.to_tuple()
 
 
 class PCLMForMaskedLM(_PCLMWithHead):
@@ -356,18 +399,18 @@ class PCLMForMaskedLM(_PCLMWithHead):
         attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         nodes=None,
+        return_dict: bool | None = None,
         **kwargs,
-    ) -> MaskedLMOutput:
+    ) -> MaskedLMOutput | tuple:
         self._check_kwargs(kwargs)
         nodes = nodes or _FEEDFORWARD
         if labels is None:
-            return self._output(
-                MaskedLMOutput(logits=self.lm_head(self.pclm(input_ids, attention_mask, nodes))), kwargs
-            )
+            h = self._trunk(input_ids, attention_mask, nodes)  # (B, T, C)
+            return self._output(MaskedLMOutput(logits=self.lm_head(h)), return_dict)
         picked = labels != IGNORE_INDEX
-        h = self.pclm(input_ids, attention_mask, nodes, only_rows=picked)  # (N_masked, C)
+        h = self._trunk(input_ids, attention_mask, nodes, only_rows=picked)  # (N_masked, C)
         loss, logits = self.lm_head.loss(h, labels[picked], nodes)  # the head only at the masked rows
-        return self._output(MaskedLMOutput(loss=loss, logits=logits), kwargs)
+        return self._output(MaskedLMOutput(loss=loss, logits=logits), return_dict)
 
 
 class PCLMForCausalLM(_PCLMWithHead, GenerationMixin):
@@ -404,25 +447,26 @@ class PCLMForCausalLM(_PCLMWithHead, GenerationMixin):
         position_ids: torch.Tensor | None = None,
         cache: Cache | None = None,
         use_cache: bool | None = None,
+        return_dict: bool | None = None,
         **kwargs,
-    ) -> CausalLMOutputWithPast:
+    ) -> CausalLMOutputWithPast | tuple:
         self._check_kwargs(kwargs)
         nodes = nodes or _FEEDFORWARD
         cache = cache if cache is not None else kwargs.get("past_key_values")  # the name before transformers 5.x
         if use_cache and cache is None:
             cache = DynamicCache(config=self.config)
         if labels is None:
-            h = self.pclm(input_ids, attention_mask, nodes, position_ids, cache)  # (B, T, C)
-            return self._output(CausalLMOutputWithPast(logits=self.lm_head(h), **{_CACHE_FIELD: cache}), kwargs)
+            h = self._trunk(input_ids, attention_mask, nodes, position_ids, cache)  # (B, T, C)
+            return self._output(CausalLMOutputWithPast(logits=self.lm_head(h), **{_CACHE_FIELD: cache}), return_dict)
         # Shift the labels, not the logits: slicing the (B, T, V) logits would copy them in the forward pass
         # and zero-fill a (B, T, V) gradient in the backward. The last position gets no target.
         targets = F.pad(labels[:, 1:], (0, 1), value=IGNORE_INDEX)
         if nodes.fused_readout:  # no logits to return: only the rows with a target go on (as the masked LM's)
             picked = targets != IGNORE_INDEX
-            h = self.pclm(input_ids, attention_mask, nodes, position_ids, cache, only_rows=picked)  # (N, C)
+            h = self._trunk(input_ids, attention_mask, nodes, position_ids, cache, picked)  # (N, C)
             loss, _ = self.lm_head.loss(h, targets[picked], nodes)
-            return self._output(CausalLMOutputWithPast(loss=loss, logits=None, **{_CACHE_FIELD: cache}), kwargs)
-        h = self.pclm(input_ids, attention_mask, nodes, position_ids, cache)
+            return self._output(CausalLMOutputWithPast(loss=loss, logits=None, **{_CACHE_FIELD: cache}), return_dict)
+        h = self._trunk(input_ids, attention_mask, nodes, position_ids, cache)
         loss, logits = self.lm_head.loss(h.reshape(-1, h.shape[-1]), targets.reshape(-1), nodes)
         logits = None if logits is None else logits.view(*h.shape[:2], -1)
-        return self._output(CausalLMOutputWithPast(loss=loss, logits=logits, **{_CACHE_FIELD: cache}), kwargs)
+        return self._output(CausalLMOutputWithPast(loss=loss, logits=logits, **{_CACHE_FIELD: cache}), return_dict)

@@ -31,9 +31,9 @@ from ..errors import UsageError
 from ..folders import RunFolder, check_overwritable, write_atomic
 from .accelerate_checks import check_accelerate_env, check_accelerator, flat_hparams
 from .compiled import CompiledEnergy, check_compile
+from .groups import group_sizes, optimizer_groups
 from .loop import Fit, FitState, check_resume, fit, read_state
 from .processes import build_accelerator, end_processes, replica_digests
-from .step import weight_groups
 from .tracking import build_tracker
 
 __all__ = ["Task", "run_job", "check_run"]
@@ -73,10 +73,16 @@ class Task(ABC):
     @abstractmethod
     def algorithm(self, model: torch.nn.Module) -> Algorithm: ...
 
-    def optimizer(self, model: torch.nn.Module) -> torch.optim.Optimizer:
-        """AdamW on the weights, fused: one kernel for every tensor instead of a Python loop."""
+    def param_groups(self, model: torch.nn.Module, algorithm: Algorithm) -> list[dict]:
+        """The weight optimiser's parameter groups (`pclm.training.groups.optimizer_groups`: BERT's no-decay group
+        for BP, one decay for every weight otherwise); `model` may live on the meta device."""
+        return optimizer_groups(model, algorithm, self.cfg.train.weight_decay)
+
+    def optimizer(self, model: torch.nn.Module, algorithm: Algorithm) -> torch.optim.Optimizer:
+        """AdamW on `param_groups`, fused: one kernel for every tensor instead of a Python loop."""
         t = self.cfg.train
-        return torch.optim.AdamW(weight_groups(model), lr=t.lr, weight_decay=t.weight_decay, betas=t.betas, fused=True)
+        groups = self.param_groups(model, algorithm)
+        return torch.optim.AdamW(groups, lr=t.lr, weight_decay=t.weight_decay, betas=t.betas, fused=True)
 
     @abstractmethod
     def train_loader(self, data: dict[str, Any]) -> DataLoader:
@@ -138,7 +144,9 @@ def check_run(task: Task, output_dir: Path, resume: bool, overwrite: bool) -> tu
         if output_dir.exists() and not output_dir.is_dir():
             raise UsageError(f"output directory '{output_dir}' is a file")
         processes = int(os.environ.get("WORLD_SIZE", 1))  # the launch's, before Accelerate starts
-        return algorithm, check_resume(output_dir, task.cfg.to_dict(), task.skeleton(), processes)
+        skeleton = task.skeleton()
+        groups = group_sizes(task.param_groups(skeleton, algorithm))
+        return algorithm, check_resume(output_dir, task.cfg.to_dict(), skeleton, groups, processes)
     if output_dir.exists() and not output_dir.is_dir():
         raise UsageError(f"output directory '{output_dir}' is a file")
     if output_dir.exists() and any(output_dir.iterdir()):
@@ -207,7 +215,7 @@ def _run(
 
     model = task.build_model(data)
     algorithm = task.algorithm(model)
-    optim_w = task.optimizer(model)
+    optim_w = task.optimizer(model, algorithm)
     train_loader = task.train_loader(data)
     eval_sets = task.eval_sets(data)
     loaders = [name for name, s in eval_sets.items() if isinstance(s, DataLoader)]

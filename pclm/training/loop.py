@@ -21,7 +21,7 @@ from ..errors import UsageError
 from ..folders import STATE_FILE, find_checkpoint, is_run_folder, swap_in
 from ..runs import COMPLETED, DIVERGED, EARLY_STOPPED, INTERRUPTED, MAX_STEPS, RUNNING
 from .accelerate_checks import flat_hparams
-from .step import Diverged, train_batch, weight_groups
+from .step import Diverged, train_batch
 
 __all__ = [
     "FitState",
@@ -97,12 +97,19 @@ def config_differences(saved: dict[str, Any], config: dict[str, Any]) -> str:
     return "; ".join(f"{k}: started with {before.get(k, '(unset)')!r}, now {after.get(k, '(unset)')!r}" for k in keys)
 
 
-def check_resume(output_dir: Path, config: dict[str, Any], model: torch.nn.Module, processes: int = 1) -> Path | None:
+def check_resume(
+    output_dir: Path,
+    config: dict[str, Any],
+    model: torch.nn.Module,
+    groups: list[int],
+    processes: int = 1,
+) -> Path | None:
     """The checkpoint to resume `output_dir` from, after checking that the run was started with `config` (its
     `config.json`) and that the checkpoint holds `model`'s weights (`model` may live on the meta device), an
-    optimiser state for its weight groups and a torch RNG state for each of the `processes` ranks (Accelerate would
-    let a rank without one go on silently, and the run would differ). None: the folder holds a run stopped before its
-    first checkpoint, to be started again. Any failure is a one-line `UsageError`."""
+    optimiser state for the run's parameter groups (`groups`: their sizes, `pclm.training.groups.group_sizes`) and a
+    torch RNG state for each of the `processes` ranks (Accelerate would let a rank without one go on silently, and
+    the run would differ). None: the folder holds a run stopped before its first checkpoint, to be started again.
+    Any failure is a one-line `UsageError`."""
     checkpoint = find_checkpoint(output_dir)
     bad = f"--resume: '{checkpoint}' is not a readable pclm checkpoint"
     if not is_run_folder(output_dir):
@@ -149,9 +156,15 @@ def check_resume(output_dir: Path, config: dict[str, Any], model: torch.nn.Modul
     if found != expected:
         diff = sorted(set(found) ^ set(expected)) or sorted(k for k in found if found[k] != expected[k])
         raise UsageError(f"--resume: '{checkpoint}' holds another model's weights (first mismatch: {diff[0]})")
-    groups = [len(g["params"]) for g in weight_groups(model)]
     saved_groups = optim_state.get("param_groups", ()) if isinstance(optim_state, dict) else ()
-    if [len(g.get("params", ())) if isinstance(g, dict) else -1 for g in saved_groups] != groups:
+    sizes = [len(g.get("params", ())) if isinstance(g, dict) else -1 for g in saved_groups]
+    if sum(sizes) == sum(groups) and sizes != groups:  # the same weights, grouped otherwise: an older pclm's run
+        raise UsageError(
+            f"--resume: '{checkpoint}' holds an optimiser state in {len(sizes)} parameter group(s) of {sizes} tensors, "
+            f"this run's optimiser has {len(groups)} of {groups} (since BERT's no-decay group became BP's default); "
+            "resume it with the pclm version that started it, or start it again with --overwrite"
+        )
+    if sizes != groups:
         raise UsageError(f"{bad} (optimizer.bin does not match this model's parameters)")
     if not isinstance(rng_state, dict) or "torch_manual_seed" not in rng_state:
         raise UsageError(f"{bad} (random_states_0.pkl holds no torch RNG state)")

@@ -13,6 +13,7 @@ import torch
 from ..algorithms import Algorithm, Diverged, StepStats
 from ..pc import EnergyFn, EnergyGraph
 from .compiled import CompiledEnergy
+from .groups import layer_groups, weight_groups
 from .optimizer_kernels import optimizer_kernel
 
 __all__ = [
@@ -23,19 +24,11 @@ __all__ = [
     "StepStats",
     "evaluate_energy",
     "train_batch",
+    "layer_groups",
     "weight_groups",
 ]
 
 _NO_NODES: Callable[[str], EnergyFn | None] = lambda name: None  # noqa: E731
-
-
-def weight_groups(model: torch.nn.Module) -> list[dict]:
-    """Optimiser parameter groups: one per layer, nearest the output first, for models that define `pc_layers()`
-    (chains, used by Z-IL); one group otherwise."""
-    layers = getattr(model, "pc_layers", None)
-    if layers is None:
-        return [{"params": [p for p in model.parameters() if p.requires_grad]}]
-    return [{"params": list(params)} for params in layers()]
 
 
 def train_batch(
@@ -60,6 +53,7 @@ def train_batch(
     The gradients come from one of three backends, chosen here; the schedule is the same for all of them:
     autograd (the model's forward and one backward), `compiled` (a `CompiledEnergy` of `model`: the same gradients
     from one compiled function) or `fused` (a `pclm.vision.FusedMLP` of `model`: the MLP's gradients in closed form).
+    The schedule's weight groups are the model's own (`layer_groups`), whatever `optim_w`'s parameter groups are.
     """
     if fused is not None:
         if graph is not None:
@@ -74,7 +68,7 @@ def train_batch(
                 select if algorithm.uses_value_nodes else _NO_NODES, next(iter(batch.values())).shape[0]
             )
         gradients = AutogradGradients(model, batch, graph, accelerator, compiled, keep_values=keep)
-    run = BatchRun(gradients, algorithm, optim_w)
+    run = BatchRun(gradients, algorithm, optim_w, layer_groups(model))
     for t in range(algorithm.steps):
         run.step(t)
     run.finish()
@@ -127,11 +121,21 @@ class AutogradGradients:
 class BatchRun:
     """One mini-batch under `algorithm`'s schedule, the only place the schedule runs: `step(t)` is evaluation t and
     the updates the algorithm makes after it (which weight groups learn, whether the value nodes move, the hooks).
-    Benchmarks time single steps of it; `train_batch` runs all T."""
+    Benchmarks time single steps of it; `train_batch` runs all T.
 
-    def __init__(self, gradients: Gradients, algorithm: Algorithm, optim_w: torch.optim.Optimizer) -> None:
+    `groups`: the schedule's weight groups (`pclm.training.groups.layer_groups`), which `learning_groups` indexes;
+    default: the optimiser's parameter groups (right when they were built as `weight_groups`). A backend that owns
+    its gradients steps whole optimiser groups by these indices, so there the two must be the same."""
+
+    def __init__(
+        self,
+        gradients: Gradients,
+        algorithm: Algorithm,
+        optim_w: torch.optim.Optimizer,
+        groups: list[list[torch.nn.Parameter]] | None = None,
+    ) -> None:
         self.gradients, self.algorithm, self.optim_w = gradients, algorithm, optim_w
-        self.groups = optim_w.param_groups
+        self.groups = [list(g["params"]) for g in optim_w.param_groups] if groups is None else groups
         self.optim_x: torch.optim.Optimizer | None = None
         self.started = False
         self.stats = StepStats(math.nan, math.nan, math.nan)
@@ -189,7 +193,7 @@ class BatchRun:
                 self.kernel = optimizer_kernel(_unwrap(self.optim_w))
             return
         for i, group in enumerate(self.groups):
-            for p in group["params"]:
+            for p in group:
                 if i not in learn:
                     p.grad = None
                 elif p.grad is None and p.requires_grad:
@@ -201,7 +205,7 @@ class BatchRun:
         """Drop the gradients the batch left behind."""
         if self.gradients.owns_grads:  # plain assignments: the optimiser's zero_grad costs more than this batch's math
             for group in self.groups:
-                for p in group["params"]:
+                for p in group:
                     p.grad = None
         else:
             self.optim_w.zero_grad(set_to_none=True)

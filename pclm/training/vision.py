@@ -28,9 +28,9 @@ from ..vision.augment import random_crop_flip
 from ..vision.classifier import build_model, input_channels, load_vision_run, model_spec, save_vision_model
 from ..vision.fused_mlp import FusedMLP
 from .compiled import check_compile
+from .groups import weight_groups
 from .job import Task, check_run, run_job
 from .loop import FitState
-from .step import weight_groups
 
 __all__ = ["train_vision", "check_vision_run", "VisionTask"]
 
@@ -113,15 +113,21 @@ class VisionTask(Task):
             model.std.copy_(train_images.std(dim=(0, 2, 3)).clamp(min=1e-6).reshape(model.std.shape))
         return model
 
-    def optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+    def param_groups(self, model: nn.Module, algorithm: Algorithm) -> list[dict]:
+        """One group per layer for every algorithm (`weight_groups`), as the closed-form MLP (train.fused) needs."""
+        return weight_groups(model)
+
+    def optimizer(self, model: nn.Module, algorithm: Algorithm) -> torch.optim.Optimizer:
         t = self.cfg.train
         if t.optimizer == "sgd":
-            return torch.optim.SGD(weight_groups(model), lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
+            return torch.optim.SGD(
+                self.param_groups(model, algorithm), lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay
+            )
         if t.optimizer == "adam":
             return torch.optim.Adam(
-                weight_groups(model), lr=t.lr, weight_decay=t.weight_decay, betas=t.betas, fused=True
+                self.param_groups(model, algorithm), lr=t.lr, weight_decay=t.weight_decay, betas=t.betas, fused=True
             )
-        return super().optimizer(model)
+        return super().optimizer(model, algorithm)
 
     def train_loader(self, data: dict[str, Any]) -> DataLoader:
         return DataLoader(

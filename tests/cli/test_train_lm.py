@@ -72,6 +72,21 @@ def expect_usage_error(capsys, argv: list, pattern: str, output: Path, one_line:
         (["--algo", "bp", "--config", "configs/absent.yaml"], r"config file .* does not exist"),
         (["--algo", "bp", "--threads", "many"], r"--threads"),
         (["--algo", "ipc", "pc.inference_steps=2"], r"reaches only 1"),
+        # PCLMConfig's own rules (pclm.models.configuration_pclm.check_field), one line each
+        (
+            ["--algo", "bp", "model.hidden_act=relu"],
+            r"^error: config key 'model\.hidden_act' must be one of gelu, tanh, got relu$",
+        ),
+        (
+            ["--algo", "bp", "model.init=xavier"],
+            r"^error: config key 'model\.init' must be one of bert, torch, got xavier$",
+        ),
+        (["--algo", "bp", "model.layer_norm_eps=0"], r"'model\.layer_norm_eps' must be a finite number > 0, got 0$"),
+        (["--algo", "bp", "model.layer_norm=2"], r"'model\.layer_norm' must be true or false, got 2$"),
+        (
+            ["--algo", "bp", "model.num_attention_heads=3"],
+            r"hidden_size 32 is not a multiple of num_attention_heads 3$",
+        ),
     ],
 )
 def test_bad_input_exits_2_and_writes_nothing(capsys, tmp_path, argv, pattern):
@@ -200,6 +215,25 @@ def test_resume_from_a_crafted_state_file(capsys, run_copy, change):
     path = run_copy / "checkpoints" / "last" / "pclm_state.json"
     path.write_text(json.dumps({**json.loads(path.read_text()), **change}))
     expect_usage_error(capsys, [*BP_RUN_ARGS, "--resume"], "not a readable pclm checkpoint", run_copy)
+
+
+def test_resume_of_a_bp_checkpoint_from_before_the_no_decay_group(capsys, run_copy):
+    # A BP run saved before BERT's no-decay group became BP's default: one optimiser group holding every weight.
+    # Its state cannot be loaded into the two groups of today's BP optimiser: refused in one line, nothing written.
+    path = run_copy / "checkpoints" / "last" / "optimizer.bin"
+    state = torch.load(path, weights_only=True)
+    groups = state["param_groups"]
+    assert len(groups) == 2 and groups[1]["weight_decay"] == 0.0  # today's: BERT's two groups
+    state["param_groups"] = [{**groups[0], "params": sorted(i for g in groups for i in g["params"])}]
+    torch.save(state, path)
+    n = len(state["param_groups"][0]["params"])
+    expect_usage_error(
+        capsys,
+        [*BP_RUN_ARGS, "--resume"],
+        rf"holds an optimiser state in 1 parameter group\(s\) of \[{n}\] tensors, this run's optimiser has 2 of "
+        r"\[\d+, \d+\] \(since BERT's no-decay group became BP's default\); resume it with the pclm version",
+        run_copy,
+    )
 
 
 def test_resume_from_a_crafted_safetensors_header(capsys, run_copy):
@@ -371,15 +405,18 @@ def test_resume_refuses_a_checkpoint_without_every_ranks_rng_state(run_copy):
     # a 2-process resume of a checkpoint with rank 0's RNG state only: Accelerate would go on and the run would differ
     from pclm.config import load_config
     from pclm.errors import UsageError
+    from pclm.training.groups import group_sizes
     from pclm.training.lm import LMTask
     from pclm.training.loop import check_resume
 
     cfg = load_config(run_copy / "config.yaml")
     task = LMTask(cfg)
-    task.check(run_copy)
+    algorithm = task.check(run_copy)
+    skeleton = task.skeleton()
+    groups = group_sizes(task.param_groups(skeleton, algorithm))
     with pytest.raises(UsageError, match=r"\(random_states_1.pkl missing\)"):
-        check_resume(run_copy, cfg.to_dict(), task.skeleton(), processes=2)
-    assert check_resume(run_copy, cfg.to_dict(), task.skeleton(), processes=1) is not None
+        check_resume(run_copy, cfg.to_dict(), skeleton, groups, processes=2)
+    assert check_resume(run_copy, cfg.to_dict(), skeleton, groups, processes=1) is not None
 
 
 def test_resume_of_a_finished_run_rewrites_nothing(run_copy, capsys):

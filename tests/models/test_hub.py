@@ -196,3 +196,18 @@ def test_model_card_holds_every_reported_perplexity_as_a_model_index(tmp_path):
     assert card.data.language == "en" and card.data.pipeline_tag == "text-generation"
     assert "## Limitations" in card.text and 'pipeline("text-generation"' in card.text
     assert "pclm-train-lm --task clm" in card.text
+
+
+def test_register_for_auto_class_could_not_copy_the_model_code():
+    """Why `model_code()` and not transformers' `register_for_auto_class` (README, "Why some parts are
+    hand-written"): transformers copies the class's file and the files of its `from .x import` lines, all from the
+    same folder; the model imports the PC core from the package beside it (`from ..pc import`), which it would look
+    for as `.pc.py` in pclm/models/, a file that does not exist."""
+    from transformers.dynamic_module_utils import get_relative_imports
+
+    from pclm.models import modeling_pclm
+
+    here = Path(modeling_pclm.__file__).parent
+    needed = [here / f"{name}.py" for name in get_relative_imports(modeling_pclm.__file__)]
+    assert here / ".pc.py" in needed and not (here / ".pc.py").exists()
+    assert "pc.py" in modeling_pclm.model_code() and ".pc.py" not in modeling_pclm.model_code()

@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM, pipeline
+from transformers.modeling_outputs import BaseModelOutput
 
 import pclm  # noqa: F401  (registers the Auto* classes)
 from pclm import PCLMConfig, PCLMForCausalLM, PCLMForMaskedLM, PCLMModel
@@ -67,7 +68,9 @@ def test_auto_model_loads_the_bare_network_of_a_checkpoint(tmp_path, cls):
     bare = AutoModel.from_pretrained(tmp_path).eval()
     assert type(bare) is PCLMModel and bare.config.is_decoder == (cls is PCLMForCausalLM)
     with torch.no_grad():
-        assert torch.equal(bare(ids), model.pclm(ids))  # the hidden states the head reads
+        out = bare(ids)
+        assert isinstance(out, BaseModelOutput)
+        assert torch.equal(out.last_hidden_state, model.pclm(ids).last_hidden_state)  # the hidden states the head reads
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])

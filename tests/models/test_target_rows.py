@@ -37,7 +37,7 @@ def _batch(cls, seed: int = 3):
 def _reference(model, ids, mask, targets):
     """Summed cross-entropy / batch size from every row's last hidden state, and its parameter gradients."""
     model.zero_grad()
-    h = model.pclm(ids, mask)  # (B, T, C): no rows left out
+    h = model.pclm(ids, mask).last_hidden_state  # (B, T, C): no rows left out
     keep = targets != IGNORE_INDEX
     logits = model.lm_head(h[keep])
     loss = F.cross_entropy(logits, targets[keep], reduction="sum") / ids.shape[0]
