@@ -395,6 +395,19 @@ CASES: list[Case] = [
         r"cannot create --out-dir .*afile': File exists",
     ),
     (
+        "report out-dir under a file",
+        "report",
+        lambda t: [
+            "--name",
+            "x",
+            "--out-dir",
+            a_file(t) / "rep",
+            "--seeds",
+            _write(t / "s.json", b'{"clm": {"ipc": [90]}}'),
+        ],
+        r"cannot create --out-dir .*afile/rep': Not a directory",
+    ),
+    (
         "report name a path",
         "report",
         lambda t: ["--name", "../x", "--seeds", _write(t / "s.json", b"{}")],
@@ -601,3 +614,35 @@ def test_an_unknown_flag_is_one_error_line(path):
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert done.returncode == 2, done.stderr
     assert [line for line in lines if "error:" in line] == [lines[-1]] and lines[-1].startswith("error: "), done.stderr
+
+
+def without_root_override() -> list[str]:
+    """A command prefix under which permission bits hold: root's file-permission override dropped (setpriv), so a
+    test of a read-only folder runs for root too. Nothing for another user."""
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("setpriv") is None:
+        pytest.skip("root without setpriv: a read-only folder cannot be made")
+    return ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner"]
+
+
+def test_report_into_a_read_only_out_dir(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    seeds = _write(tmp_path / "s.json", b'{"clm": {"ipc": [90]}}')
+    argv = ["--name", "x", "--out-dir", str(ro), "--seeds", str(seeds)]
+    try:
+        done = subprocess.run(
+            [*without_root_override(), sys.executable, str(REPO / "scripts" / "report.py"), *argv],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "MPLCONFIGDIR": str(tmp_path / "mpl")},
+        )
+    finally:
+        ro.chmod(0o755)
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert lines == [f"error: cannot write in --out-dir '{ro}': Permission denied"], done.stderr[-2000:]
+    assert list(ro.iterdir()) == []
