@@ -176,6 +176,31 @@ CASES: list[Case] = [
     ("vocab 10", "train_lm", lambda t: [*LM, "model.vocab_size=10"], r"'model\.vocab_size' is 10, smaller than"),
     ("dropout 1", "train_lm", lambda t: [*LM, "model.hidden_dropout_prob=1.0"], r"'model\.hidden_dropout_prob'"),
     ("unknown flag", "train_lm", lambda t: [*LM, "--bogus"], r"unrecognized arguments: --bogus"),
+    (
+        "batch size 10**20",
+        "train_lm",
+        lambda t: [*LM, "train.batch_size=100000000000000000000"],
+        r"'train\.batch_size' must be <= 1048576, got 100000000000000000000",
+    ),
+    (
+        "eval batch size 1e20",
+        "train_lm",
+        lambda t: [*LM, "train.eval_batch_size=1e20"],
+        r"'train\.eval_batch_size' must be int, got '1e20'",
+    ),
+    ("max steps 2**70", "train_lm", lambda t: [*LM, f"train.max_steps={2**70}"], r"'train\.max_steps' must be <="),
+    (
+        "heads 2**70",
+        "train_lm",
+        lambda t: [*LM, f"model.num_attention_heads={2**70}"],
+        r"'model\.num_attention_heads' must be <=",
+    ),
+    (
+        "vision batch size 10**20",
+        "train_vision",
+        lambda t: vision(mnist(t), "train.batch_size=100000000000000000000"),
+        r"'train\.batch_size' must be <= 1048576",
+    ),
     # files
     (
         "config not UTF-8",
