@@ -24,6 +24,7 @@ __all__ = [
     "build_accelerator",
     "launched_processes",
     "join_timeout",
+    "check_launch",
     "JOIN_TIMEOUT_ENV",
     "weights_digest",
     "replica_digests",
@@ -107,6 +108,40 @@ class _held_stderr:
         self.file.close()
 
 
+def _launcher_processes() -> int | None:
+    """The `--num_processes N` of the `accelerate launch` that started this process as its only child (Accelerate's
+    simple launcher: no WORLD_SIZE, no --multi_gpu), read from the parent's command line; None when there is none."""
+    if "ACCELERATE_DYNAMO_BACKEND" not in os.environ or "WORLD_SIZE" in os.environ:
+        return None  # not started by `accelerate launch`, or started as one of a group
+    try:
+        with open(f"/proc/{os.getppid()}/cmdline", "rb") as f:
+            words = f.read().decode(errors="replace").split("\0")
+    except OSError:
+        return None  # not Linux: no check
+    if "launch" not in words:
+        return None
+    script = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    for i, word in enumerate(words[words.index("launch") + 1 :], words.index("launch") + 1):
+        if script and os.path.basename(word) == script:
+            break  # the script's own arguments follow
+        name, eq, value = word.partition("=")
+        if name in ("--num_processes", "--num-processes"):
+            value = value if eq else (words[i + 1] if i + 1 < len(words) else "")
+            return int(value) if value.isdigit() else None
+    return None
+
+
+def check_launch() -> None:
+    """Refuse `accelerate launch --num_processes N` (N > 1) without --multi_gpu: Accelerate then starts the script
+    once, and the run would train as one process while the user counts on N."""
+    asked = _launcher_processes()
+    if asked is not None and asked > 1:
+        raise UsageError(
+            f"`accelerate launch --num_processes {asked}` started one process: without --multi_gpu it runs the "
+            f"script once; add --multi_gpu (on a CPU-only machine too: the {asked} processes use gloo)"
+        )
+
+
 def _has_accelerator_device() -> bool:
     if hasattr(torch, "accelerator"):  # torch >= 2.6: CUDA, XPU, MPS, ...
         return torch.accelerator.is_available()
@@ -123,6 +158,7 @@ def build_accelerator(**kwargs: Any) -> Accelerator:
     world = launched_processes()
     cpu = world > 1 and not _has_accelerator_device()
     if world == 1:
+        check_launch()
         return Accelerator(cpu=cpu, **kwargs)
     seconds = join_timeout()
     handlers = [*kwargs.pop("kwargs_handlers", []), InitProcessGroupKwargs(timeout=timedelta(seconds=seconds))]

@@ -155,3 +155,20 @@ def test_a_rank_started_alone_fails_in_one_line(tmp_path, rank, master, pattern)
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert done.returncode == 2 and len(lines) == 1 and re.match("error: " + pattern, lines[0]), done.stderr[-3000:]
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(not ACCELERATE.exists(), reason="accelerate CLI not installed")
+def test_num_processes_without_multi_gpu_is_refused(tmp_path):
+    # Accelerate's simple launcher starts the script once whatever --num_processes says (no WORLD_SIZE): refused in
+    # pclm's one line, naming the flag to add, before the run folder is made
+    cmd = [str(ACCELERATE), "launch", "--num_processes", "2", "--main_process_port", str(_free_port()), str(SCRIPT)]
+    argv = ["--algo", "bp", "--threads", "1", *TINY, "train.max_steps=1", "--output-dir", str(tmp_path / "run")]
+    env = {**child_env(), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([*cmd, *argv], cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert done.returncode != 0, done.stderr[-3000:]  # accelerate launch turns pclm's 2 into 1
+    assert errors == [
+        "error: `accelerate launch --num_processes 2` started one process: without --multi_gpu it runs the script "
+        "once; add --multi_gpu (on a CPU-only machine too: the 2 processes use gloo)"
+    ], done.stderr[-3000:]
+    assert list(tmp_path.iterdir()) == []
