@@ -263,6 +263,12 @@ _MINIMA = [
 ]
 
 
+# the largest value of an integer setting: a batch of a million sentences or images is beyond any run here (and a
+# DataLoader cannot batch more than sys.maxsize); other counts stay within a 64-bit integer
+BATCH_MAX = 2**20
+_INT_MAX = 2**62
+_MAXIMA = {"train.batch_size": BATCH_MAX, "train.eval_batch_size": BATCH_MAX}
+
 _SEED_MAX = 2**32 - 1  # numpy's seeds (accelerate's set_seed) are 32-bit
 # (dotted key, rule, test) for the real-valued settings; NaN fails every test, inf every bounded one
 _OPEN, _UNIT = "a finite number > 0", "in [0, 1)"
@@ -309,6 +315,9 @@ def _check_values(cfg: RunConfig | VisionRunConfig, minima: list[tuple[str, str,
         value = getattr(getattr(cfg, section), key)
         if value is not None and value < low:
             raise UsageError(f"config key '{section}.{key}' must be >= {low}, got {value}")
+        high = _MAXIMA.get(f"{section}.{key}", _INT_MAX)
+        if value is not None and value > high:
+            raise UsageError(f"config key '{section}.{key}' must be <= {high}, got {value}")
     for where in ("seed", "data.split_seed", "data.eval_mask_seed"):
         value = cfg.seed if where == "seed" else getattr(cfg.data, where.split(".")[1], None)
         if value is not None and not 0 <= value <= _SEED_MAX:
@@ -334,6 +343,8 @@ def check_lm_model(model: dict[str, Any]) -> None:
         low = LM_MODEL_MINIMA.get(key)
         if low is not None and value < low:  # the run's own minima: a sentence is at least <s> </s>
             raise UsageError(f"config key 'model.{key}' must be >= {low}, got {value}")
+        if _is_number(value) and value > _INT_MAX:
+            raise UsageError(f"config key 'model.{key}' must be <= {_INT_MAX}, got {value}")
 
 
 def check_vision_model(model: dict[str, Any]) -> None:

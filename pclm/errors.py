@@ -6,7 +6,15 @@ import argparse
 import os
 import sys
 
-__all__ = ["UsageError", "USAGE_EXIT", "USAGE_MARKER_ENV", "report_usage_error", "ArgumentParser"]
+__all__ = [
+    "UsageError",
+    "USAGE_EXIT",
+    "USAGE_MARKER_ENV",
+    "report_usage_error",
+    "ArgumentParser",
+    "DiskFull",
+    "report_disk_full",
+]
 
 USAGE_EXIT = 2
 # A launcher may turn exit code 2 into 1 (`accelerate launch` does), so a runner that starts training scripts
@@ -39,3 +47,14 @@ class ArgumentParser(argparse.ArgumentParser):
     def error(self, message: str):
         self.print_usage(sys.stderr)
         sys.exit(report_usage_error(UsageError(message)))
+
+
+class DiskFull(Exception):
+    """A started run could not write its folder for lack of space; the message says what was kept (a resumable
+    checkpoint, the run it was to replace, or nothing)."""
+
+
+def report_disk_full(err: DiskFull) -> int:
+    """Print `error: <err>` on stderr and return exit code 1: not bad input, a run that failed (as a diverged one)."""
+    print(f"error: {err}", file=sys.stderr)
+    return 1

@@ -31,6 +31,7 @@ __all__ = [
     "is_main_rank",
     "check_overwritable",
     "is_run_folder",
+    "is_disk_full",
 ]
 
 STATE_FILE = "pclm_state.json"
@@ -104,6 +105,33 @@ def recover(output_dir: Path) -> None:
             tmp.unlink(missing_ok=True)
 
 
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+_LOW_SPACE = 2**20  # bytes: less than this free after a failed write means the write failed for lack of space
+
+
+def is_disk_full(err: BaseException, path: Path) -> bool:
+    """Whether `err`, raised while a run wrote under `path`, means the disk (or the user's quota) is full: an OSError
+    ENOSPC / EDQUOT in its chain, the same error as text (safetensors' Rust writer: "os error 28"), or a failed
+    torch.save (its C++ writer says only "unexpected pos" or "iostream error") on a filesystem with under 1 MiB free."""
+    seen: list[BaseException] = []
+    e: BaseException | None = err
+    while e is not None and e not in seen:
+        seen.append(e)
+        if isinstance(e, OSError) and e.errno in _DISK_FULL:
+            return True
+        if any(s in str(e) for s in ("No space left on device", "Disk quota exceeded", "os error 28")):
+            return True
+        e = e.__cause__ or e.__context__
+    if not any(type(e).__name__ in ("RuntimeError", "SafetensorError") for e in seen):
+        return False
+    try:
+        here = next(p for p in [Path(path), *Path(path).parents] if p.exists())
+        free = os.statvfs(here)
+    except (OSError, StopIteration):
+        return False
+    return free.f_bavail * free.f_frsize < _LOW_SPACE
+
+
 def is_main_rank() -> bool:
     """Whether this is the launch's first process (RANK 0, or no launcher at all), the one that owns the folder."""
     return os.environ.get("RANK", "0") == "0"
@@ -128,6 +156,7 @@ class RunFolder:
         self._fd: int | None = None
         self._made_parents: list[Path] = []
         self._made_folder = False
+        self._started = False  # start_fresh ran: the folder holds this run's files only
         self._committed = False
 
     def __enter__(self) -> RunFolder:
@@ -199,6 +228,7 @@ class RunFolder:
             else:
                 out.rename(_aside(out))
         existed = out.is_dir()
+        self._started = True
         out.mkdir(parents=True, exist_ok=True)
         self._made_folder = not existed
 
@@ -216,6 +246,32 @@ class RunFolder:
         _aside(self.output_dir).rename(self.output_dir)
         self._committed = True
         return True
+
+    def abandon(self) -> str:
+        """The run cannot go on (its disk is full): keep the folder only where `--resume` continues it, with the
+        half-written copies dropped; else put back the run it replaced, or remove what this job wrote. Returns what
+        was kept, in words for the error line."""
+        out = self.output_dir
+        if not self.owner:
+            return "the first process says what was kept"
+        self._committed = True  # the folder stays as left here: __exit__ changes nothing more
+        aside = _aside(out)
+        if aside.is_dir() and find_checkpoint(out) is None:
+            shutil.rmtree(out, ignore_errors=True)
+            aside.rename(out)
+            return f"the run it was to replace is back in '{out}', untouched"
+        recover(out)  # half-written best model and files go, with the half-written checkpoint: space freed
+        shutil.rmtree(out / "checkpoints" / "last.new", ignore_errors=True)
+        if find_checkpoint(out) is not None:
+            return f"'{out}' keeps its last checkpoint: free some space, then continue it with --resume"
+        if self._made_folder:
+            shutil.rmtree(out, ignore_errors=True)
+            return f"there was no checkpoint yet, so '{out}' was removed: free some space and start it again"
+        if not self._started:
+            return f"'{out}' is as it was: free some space and try again"
+        for child in out.iterdir() if out.is_dir() else []:  # the folder was there, empty: empty again
+            shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+        return f"there was no checkpoint yet, so '{out}' was emptied: free some space and start it again"
 
     def __exit__(self, kind, error, tb) -> None:
         if not self.owner:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import statistics
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -402,6 +403,22 @@ def _finite(x: Any) -> Any:
     return None if isinstance(x, float) and not math.isfinite(x) else x  # JSON has no nan
 
 
+def _check_writable(out_dir: Path, files: list[Path]) -> None:
+    """Refuse an --out-dir (or a report file in it) this process cannot write, before any file is written. A file
+    made and removed at once is the probe: permission bits alone miss a read-only mount, and root ignores them."""
+    import tempfile
+
+    try:
+        fd, probe = tempfile.mkstemp(dir=out_dir, prefix=".write-test-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise UsageError(f"cannot write in --out-dir '{out_dir}': {err.strerror or err}") from None
+    for path in files:
+        if path.is_dir() or (path.exists() and not os.access(path, os.W_OK)):
+            raise UsageError(f"cannot write '{path}': {'a folder' if path.is_dir() else 'not writable'}")
+
+
 def write_report(
     results: list[SeedResult],
     thresholds: dict[str, float],
@@ -420,6 +437,7 @@ def write_report(
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:  # a file in the way, no write access
         raise UsageError(f"cannot create --out-dir '{out_dir}': {err.strerror or err}") from None
+    _check_writable(out_dir, [*paths.values(), out_dir / f"{name}.png"])
     if plot_dev_curves(results, out_dir / f"{name}.png"):
         paths["png"] = out_dir / f"{name}.png"
     report = {

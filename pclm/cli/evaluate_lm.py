@@ -108,11 +108,12 @@ def read_sentences(path: Path) -> list[str]:
 
 
 def check_args(args: argparse.Namespace, config: dict[str, Any]) -> None:
+    from pclm.config import BATCH_MAX
     from pclm.errors import UsageError
 
     positions = int(config.get("max_position_embeddings", 0))
-    if args.batch_size < 1:
-        raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if not 1 <= args.batch_size <= BATCH_MAX:
+        raise UsageError(f"--batch-size must be in [1, {BATCH_MAX}], got {args.batch_size}")
     if args.max_length is not None and not 2 <= args.max_length <= positions:
         raise UsageError(
             f"--max-length must be in [2, {positions}] (the model's max_position_embeddings), got {args.max_length}"

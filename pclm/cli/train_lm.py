@@ -85,7 +85,7 @@ def report_interrupt(command: list[str] | None, output: Path | None) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from pclm.config import load_config
-    from pclm.errors import UsageError, report_usage_error
+    from pclm.errors import DiskFull, UsageError, report_disk_full, report_usage_error
     from pclm.folders import is_run_folder
 
     try:
@@ -115,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         metrics = train_lm(cfg, output, resume=args.resume, overwrite=args.overwrite, cpu_info=cpu, command=command)
     except UsageError as err:
         return report_usage_error(err)
+    except DiskFull as err:
+        return report_disk_full(err)
     except KeyboardInterrupt:
         return report_interrupt(command if "command" in locals() else None, output if "output" in locals() else None)
     from pclm.runs import DIVERGED, report_divergence

@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from pclm.config import load_vision_config
     from pclm.cpu import configure_cpu
-    from pclm.errors import UsageError, report_usage_error
+    from pclm.errors import DiskFull, UsageError, report_disk_full, report_usage_error
     from pclm.training.vision import train_vision
 
     try:
@@ -87,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         metrics = train_vision(cfg, output, resume=args.resume, overwrite=args.overwrite, cpu_info=cpu)
     except UsageError as err:
         return report_usage_error(err)
+    except DiskFull as err:
+        return report_disk_full(err)
     from pclm.runs import DIVERGED, report_divergence
 
     if metrics["status"] == DIVERGED:

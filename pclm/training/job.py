@@ -27,8 +27,8 @@ from torch.utils.data import DataLoader
 from .. import runs
 from ..algorithms import Algorithm
 from ..config import RunConfig, VisionRunConfig, save_config
-from ..errors import UsageError
-from ..folders import RunFolder, check_overwritable, write_atomic
+from ..errors import DiskFull, UsageError
+from ..folders import RunFolder, check_overwritable, is_disk_full, write_atomic
 from .accelerate_checks import check_accelerate_env, check_accelerator, flat_hparams
 from .compiled import CompiledEnergy, check_compile
 from .groups import group_sizes, optimizer_groups
@@ -168,7 +168,12 @@ def run_job(
     process alone (`RunFolder`) from the first check to the end."""
     output_dir = Path(output_dir)
     with RunFolder(output_dir) as folder:
-        return _run(task, output_dir, resume, overwrite, cpu_info, folder, command)
+        try:
+            return _run(task, output_dir, resume, overwrite, cpu_info, folder, command)
+        except Exception as err:
+            if not is_disk_full(err, output_dir):
+                raise
+            raise DiskFull(f"disk full while writing the run folder '{output_dir}'; {folder.abandon()}") from None
 
 
 def _machine(accelerator: Accelerator, cpu_info: dict | None) -> dict[str, Any]:

@@ -272,14 +272,18 @@ def fit(fit: Fit, accelerator, output_dir: Path | None, state: FitState) -> str:
     statuses). `output_dir` None: nothing is written (no checkpoints, no best model; the Python API `pclm.train`).
     One progress bar covers the whole run (epoch k/N in its label, the run's ETA at its end); after 10 batches the
     whole run's duration is estimated and printed."""
+    bars: list[tqdm] = []
     try:
-        return _fit(fit, accelerator, output_dir, state)
+        return _fit(fit, accelerator, output_dir, state, bars)
     except KeyboardInterrupt:
         fit.write_metrics(state, INTERRUPTED)
         raise
+    finally:  # an error's one line starts a line of its own, not the tail of the bar
+        for bar in bars:
+            bar.close()
 
 
-def _fit(fit: Fit, accelerator, output_dir: Path | None, state: FitState) -> str:
+def _fit(fit: Fit, accelerator, output_dir: Path | None, state: FitState, bars: list[tqdm]) -> str:
     model = fit.model
     status = COMPLETED
     evaluating = fit.dev_loader is not None
@@ -304,6 +308,7 @@ def _fit(fit: Fit, accelerator, output_dir: Path | None, state: FitState) -> str
         dynamic_ncols=True,
         unit="batch",
     )
+    bars.append(bar)
     clock = _Clock(fit.checkpoint_minutes if output_dir is not None else 0.0, accelerator)
     run_started, run_batches = time.perf_counter(), 0
     for epoch in range(state.epoch, fit.epochs):

@@ -125,7 +125,8 @@ def test_defaults_are_the_training_configs():
         ("binary", "'{tmp}/binary.txt' is binary (it holds NUL bytes), not text"),
         ("latin1", "'{tmp}/latin1.txt' is not UTF-8 text (byte 0xe9 at offset 3)"),
         ("max_length", "--max-length must be in [2, 128] (the model's max_position_embeddings), got 1"),
-        ("batch_size", "--batch-size must be >= 1, got 0"),
+        ("batch_size", "--batch-size must be in [1, 1048576], got 0"),
+        ("batch_size_huge", "--batch-size must be in [1, 1048576], got 100000000000000000000"),
         ("json_folder", "--json: cannot write in '{tmp}/nowhere' (not a writable folder)"),
     ],
 )
@@ -157,6 +158,7 @@ def test_bad_input_is_one_line(case, message, clm_run, tmp_path, capsys):
         "latin1": [best, tmp_path / "latin1.txt"],
         "max_length": [best, good, "--max-length", 1],
         "batch_size": [best, good, "--batch-size", 0],
+        "batch_size_huge": [best, good, "--batch-size", 10**20],
         "json_folder": [best, good, "--json", tmp_path / "nowhere" / "out.json"],
     }[case]
     before = sorted(p.name for p in tmp_path.iterdir())

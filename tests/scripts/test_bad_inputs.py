@@ -6,6 +6,7 @@ Scripts run in-process (their main(argv)); the inputs are written by the test be
 from __future__ import annotations
 
 import contextlib
+import errno
 import gzip
 import importlib.util
 import io
@@ -176,6 +177,31 @@ CASES: list[Case] = [
     ("vocab 10", "train_lm", lambda t: [*LM, "model.vocab_size=10"], r"'model\.vocab_size' is 10, smaller than"),
     ("dropout 1", "train_lm", lambda t: [*LM, "model.hidden_dropout_prob=1.0"], r"'model\.hidden_dropout_prob'"),
     ("unknown flag", "train_lm", lambda t: [*LM, "--bogus"], r"unrecognized arguments: --bogus"),
+    (
+        "batch size 10**20",
+        "train_lm",
+        lambda t: [*LM, "train.batch_size=100000000000000000000"],
+        r"'train\.batch_size' must be <= 1048576, got 100000000000000000000",
+    ),
+    (
+        "eval batch size 1e20",
+        "train_lm",
+        lambda t: [*LM, "train.eval_batch_size=1e20"],
+        r"'train\.eval_batch_size' must be int, got '1e20'",
+    ),
+    ("max steps 2**70", "train_lm", lambda t: [*LM, f"train.max_steps={2**70}"], r"'train\.max_steps' must be <="),
+    (
+        "heads 2**70",
+        "train_lm",
+        lambda t: [*LM, f"model.num_attention_heads={2**70}"],
+        r"'model\.num_attention_heads' must be <=",
+    ),
+    (
+        "vision batch size 10**20",
+        "train_vision",
+        lambda t: vision(mnist(t), "train.batch_size=100000000000000000000"),
+        r"'train\.batch_size' must be <= 1048576",
+    ),
     # files
     (
         "config not UTF-8",
@@ -395,6 +421,19 @@ CASES: list[Case] = [
         r"cannot create --out-dir .*afile': File exists",
     ),
     (
+        "report out-dir under a file",
+        "report",
+        lambda t: [
+            "--name",
+            "x",
+            "--out-dir",
+            a_file(t) / "rep",
+            "--seeds",
+            _write(t / "s.json", b'{"clm": {"ipc": [90]}}'),
+        ],
+        r"cannot create --out-dir .*afile/rep': Not a directory",
+    ),
+    (
         "report name a path",
         "report",
         lambda t: ["--name", "../x", "--seeds", _write(t / "s.json", b"{}")],
@@ -601,3 +640,179 @@ def test_an_unknown_flag_is_one_error_line(path):
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert done.returncode == 2, done.stderr
     assert [line for line in lines if "error:" in line] == [lines[-1]] and lines[-1].startswith("error: "), done.stderr
+
+
+def without_root_override() -> list[str]:
+    """A command prefix under which permission bits hold: root's file-permission override dropped (setpriv), so a
+    test of a read-only folder runs for root too. Nothing for another user."""
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("setpriv") is None:
+        pytest.skip("root without setpriv: a read-only folder cannot be made")
+    return ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner"]
+
+
+def test_report_into_a_read_only_out_dir(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    seeds = _write(tmp_path / "s.json", b'{"clm": {"ipc": [90]}}')
+    argv = ["--name", "x", "--out-dir", str(ro), "--seeds", str(seeds)]
+    try:
+        done = subprocess.run(
+            [*without_root_override(), sys.executable, str(REPO / "scripts" / "report.py"), *argv],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "MPLCONFIGDIR": str(tmp_path / "mpl")},
+        )
+    finally:
+        ro.chmod(0o755)
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert lines == [f"error: cannot write in --out-dir '{ro}': Permission denied"], done.stderr[-2000:]
+    assert list(ro.iterdir()) == []
+
+
+# --- disk full --------------------------------------------------------------------------------------------------
+DISK = ["--task", "clm", "--algo", "bp", "--threads", "1", *TINY, "train.epochs=2"]
+REMOVED = r"there was no checkpoint yet, so '.*run' was removed: free some space and start it again$"
+RESUMABLE = r"'.*run' keeps its last checkpoint: free some space, then continue it with --resume$"
+
+
+def _fail_on(monkeypatch, owner: object, name: str, call: int, error: BaseException, after: bool) -> None:
+    """`owner.name` raises `error` at its `call`-th call (after doing its work when `after`: a write that filled the
+    disk at its last byte)."""
+    original, calls = getattr(owner, name), []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) != call:
+            return original(*args, **kwargs)
+        if after:
+            original(*args, **kwargs)
+        raise error
+
+    monkeypatch.setattr(owner, name, failing)
+
+
+def _train(argv: list) -> tuple[int, str]:
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = script("train_lm").main([str(a) for a in argv])
+    return code, err.getvalue()
+
+
+def _enospc(path: str = "x") -> OSError:
+    return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+
+
+def _writer(name: str):
+    import accelerate
+
+    import pclm.runs
+    import pclm.training.job
+    import pclm.training.lm
+
+    return {
+        "save_state": accelerate.Accelerator,
+        "write_atomic": pclm.runs,
+        "save_best": pclm.training.lm.LMTask,
+        "save_config": pclm.training.job,
+    }[name]
+
+
+@pytest.mark.parametrize(
+    "writer, call, error, after, ending, then",
+    [
+        ("save_config", 1, _enospc, False, REMOVED, "--overwrite"),  # the run folder's first file
+        ("save_state", 1, _enospc, True, REMOVED, "--overwrite"),  # the first checkpoint (best/ written before it)
+        ("save_best", 1, _enospc, False, REMOVED, "--overwrite"),  # the first best model
+        ("write_atomic", 1, _enospc, False, RESUMABLE, "--resume"),  # metrics.json, after the first checkpoint
+        ("save_state", 2, _enospc, True, RESUMABLE, "--resume"),  # the second checkpoint
+        # torch.save's C++ writer says nothing of the disk: a failed save on a full filesystem is disk full
+        (
+            "save_state",
+            1,
+            lambda: RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos"),
+            True,
+            REMOVED,
+            "--overwrite",
+        ),
+        # safetensors' Rust writer: the errno is in its text only
+        (
+            "save_state",
+            2,
+            lambda: RuntimeError("Error while serializing: I/O error: No space left on device (os error 28)"),
+            False,
+            RESUMABLE,
+            "--resume",
+        ),
+    ],
+    ids=["config", "first checkpoint", "best", "metrics", "second checkpoint", "torch.save", "safetensors"],
+)
+def test_disk_full_is_one_line_and_leaves_a_resumable_or_no_folder(
+    tmp_path, monkeypatch, writer, call, error, after, ending, then
+):
+    import pclm.folders
+
+    run = tmp_path / "run"
+    # this disk counts as full once a write has failed
+    monkeypatch.setattr(pclm.folders, "_LOW_SPACE", 2**80, raising=False)
+    with monkeypatch.context() as m:
+        _fail_on(m, _writer(writer), writer, call, error(), after)
+        code, err = _train([*DISK, "--output-dir", run])
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 1 and "Traceback" not in err, err[-3000:]
+    assert len(errors) == 1 and re.match(
+        r"error: disk full while writing the run folder '.*run'; " + ending, errors[0]
+    ), err[-3000:]
+    if ending == REMOVED:
+        assert not run.exists()
+    else:
+        assert (run / "checkpoints" / "last" / "pclm_state.json").is_file()
+        assert not (run / "checkpoints" / "last.new").exists() and not list(run.glob(".*.tmp"))
+    assert not list(tmp_path.glob(".*"))  # no lock file, nothing aside
+    code, err = _train([*DISK, "--output-dir", run, then])
+    assert code == 0, err[-3000:]
+    assert json.loads((run / "metrics.json").read_text())["status"] == "completed"
+
+
+def test_disk_full_while_replacing_a_finished_run_gives_it_back(bp_run, tmp_path, monkeypatch):
+    run, _, code = bp_run
+    assert code == 0
+    shutil.copytree(run, tmp_path / "run")
+    before = snapshot(tmp_path)
+    _fail_on(monkeypatch, _writer("save_best"), "save_best", 1, _enospc(), False)
+    code, err = _train([*DISK, "--overwrite", "--output-dir", tmp_path / "run"])
+    assert code == 1 and "Traceback" not in err, err[-3000:]
+    assert [line for line in err.splitlines() if line.startswith("error:")] == [
+        f"error: disk full while writing the run folder '{tmp_path / 'run'}'; the run it was to replace is back in "
+        f"'{tmp_path / 'run'}', untouched"
+    ]
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize(
+    "size, ending, then", [("1m", REMOVED, "--overwrite"), ("10m", RESUMABLE, "--resume")], ids=["1MiB", "10MiB"]
+)
+def test_disk_full_on_a_real_small_filesystem(tmp_path, size, ending, then):
+    # The real writers (safetensors, torch.save, json) on a tmpfs too small for the run: 1 MiB fills at the first best
+    # model, 10 MiB at the second epoch's checkpoint; then the filesystem grows and the run starts again or resumes.
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", disk]).returncode:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        run = disk / "run"
+        code, err = _train([*DISK, "--output-dir", run])
+        errors = [line for line in err.splitlines() if line.startswith("error:")]
+        assert code == 1 and "Traceback" not in err, err[-3000:]
+        assert len(errors) == 1 and re.match(r"error: disk full while writing the run folder .*; " + ending, errors[0])
+        assert run.exists() == (ending == RESUMABLE) and not list(disk.glob(".*"))
+        subprocess.run(["mount", "-o", "remount,size=64m", disk], check=True)
+        code, err = _train([*DISK, "--output-dir", run, then])
+        assert code == 0, err[-3000:]
+        assert json.loads((run / "metrics.json").read_text())["status"] == "completed"
+    finally:
+        subprocess.run(["umount", disk], check=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import socket
 import subprocess
 import sys
@@ -115,3 +116,59 @@ def test_weights_digest_sees_every_byte():
     assert weights_digest({**state, "a": torch.tensor([0.0, 0.0, -0.0])}) != base  # one sign bit
     assert weights_digest({**state, "a": torch.zeros(1, 3)}) != base  # the shape
     assert weights_digest({"a": state["a"], "c": state["b"]}) != base  # a name
+
+
+@pytest.mark.parametrize(
+    "rank, master, pattern",
+    [
+        (
+            "0",
+            True,
+            r"this process \(rank 0 of WORLD_SIZE=2\) waited 3 s for its group at 127\.0\.0\.1:\d+: rank 1 did "
+            r"not join \(0 of the other 1 joined\); start every rank",
+        ),
+        (
+            "1",
+            True,
+            r"this process \(rank 1 of WORLD_SIZE=2\) waited 3 s for its group at 127\.0\.0\.1:\d+: rank 0, "
+            r"which holds the group at .*, did not answer; start every rank",
+        ),
+        (
+            "0",
+            False,
+            r"WORLD_SIZE=2 asks for 2 processes but MASTER_ADDR is not set: start them with `accelerate launch --multi_gpu",
+        ),
+    ],
+    ids=["rank 0 alone", "rank 1 alone", "no MASTER_ADDR"],
+)
+def test_a_rank_started_alone_fails_in_one_line(tmp_path, rank, master, pattern):
+    # WORLD_SIZE=2 and no second process: the group's start gives up after PCLM_JOIN_TIMEOUT (default 120 s; torch's
+    # own wait is 30 minutes) in one line naming the missing rank, and nothing is written
+    env = {**child_env(), "OMP_NUM_THREADS": "1", "WORLD_SIZE": "2", "RANK": rank, processes.JOIN_TIMEOUT_ENV: "3"}
+    env.pop("MASTER_ADDR", None)
+    if master:
+        env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()))
+    argv = ["--algo", "bp", "--threads", "1", *TINY, "train.max_steps=1", "--output-dir", tmp_path / "run"]
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), *map(str, argv)], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+    )
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 2 and len(lines) == 1 and re.match("error: " + pattern, lines[0]), done.stderr[-3000:]
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(not ACCELERATE.exists(), reason="accelerate CLI not installed")
+def test_num_processes_without_multi_gpu_is_refused(tmp_path):
+    # Accelerate's simple launcher starts the script once whatever --num_processes says (no WORLD_SIZE): refused in
+    # pclm's one line, naming the flag to add, before the run folder is made
+    cmd = [str(ACCELERATE), "launch", "--num_processes", "2", "--main_process_port", str(_free_port()), str(SCRIPT)]
+    argv = ["--algo", "bp", "--threads", "1", *TINY, "train.max_steps=1", "--output-dir", str(tmp_path / "run")]
+    env = {**child_env(), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([*cmd, *argv], cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert done.returncode != 0, done.stderr[-3000:]  # accelerate launch turns pclm's 2 into 1
+    assert errors == [
+        "error: `accelerate launch --num_processes 2` started one process: without --multi_gpu it runs the script "
+        "once; add --multi_gpu (on a CPU-only machine too: the 2 processes use gloo)"
+    ], done.stderr[-3000:]
+    assert list(tmp_path.iterdir()) == []
