@@ -61,12 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 if __name__ == "__main__":  # answer --help and bad flags before the heavy imports below
     build_parser().parse_args()
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks.common when run as a file
 
 import torch  # noqa: E402
 
+from benchmarks.common import race  # noqa: E402
 from pclm.algorithms import BP, IPC, PC, Algorithm, build_algorithm  # noqa: E402
 from pclm.algorithms.cost import inference_step_cost  # noqa: E402
-from pclm.benchmarking import race  # noqa: E402
 from pclm.data.vision import load_idx_split  # noqa: E402
 from pclm.errors import UsageError  # noqa: E402
 from pclm.pc import EnergyGraph, gaussian  # noqa: E402

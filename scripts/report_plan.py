@@ -269,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out-dir", type=Path, default=ROOT / "reports")
     p.add_argument("--unigram", type=Path, help="scripts/unigram_baseline.py's JSON for the same data")
     p.add_argument("--threshold", type=float, default=1.0, help="converged: test ppl below this x unigram's")
-    p.add_argument("--step-costs", type=Path, help="scripts/bench_step.py's JSON (idle per-batch seconds)")
+    p.add_argument("--step-costs", type=Path, help="benchmarks/bench_step.py's JSON (idle per-batch seconds)")
     p.add_argument("--pilot", type=Path, help="a masked-LM BP run folder to report against 0.8 x unigram")
     p.add_argument("--notes", type=Path, help="a markdown file appended to the report (provenance, what is missing)")
     args = p.parse_args(argv)

@@ -18,6 +18,15 @@ from pclm import PCLMConfig, PCLMForCausalLM, PCLMForMaskedLM
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "train_lm.py"
 
+
+def command_files() -> list[Path]:
+    """Every file run as a command: the product's (pclm/cli, scripts/ shims), benchmarks, experiment drivers, tools."""
+    found = [
+        REPO.glob(p) for p in ("pclm/cli/*.py", "scripts/*.py", "benchmarks/*.py", "experiments/*/*.py", "tools/*.py")
+    ]
+    return sorted(p for paths in found for p in paths if p.name not in ("__init__.py", "common.py"))
+
+
 # A model and corpus small enough for a run of a few seconds on 2 CPU cores: 300 training sentences in batches of
 # 32 (10 batches per epoch, the last one of 12), 60 dev and 100 test sentences.
 TINY = [

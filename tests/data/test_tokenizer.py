@@ -6,7 +6,6 @@ whitespace rule for the round trip, and the fixed special-token ids.
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 
@@ -82,9 +81,8 @@ def test_unseen_characters_and_whitespace(tokenizer, text):
 
 def test_train_script_small_vocab(tmp_path):
     """The training script end to end on the embedded sample: HF ids equal SentencePiece ids."""
-    spec = importlib.util.spec_from_file_location("train_tokenizer", REPO / "scripts" / "train_tokenizer.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    from tools import train_tokenizer as script
+
     out = tmp_path / "tok"
     assert script.main(["--data-dir", str(EMBEDDED_LM1B_DIR), "--output-dir", str(out), "--vocab-size", "600"]) == 0
     tok = AutoTokenizer.from_pretrained(str(out))

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 from tests.cli.test_train_lm import snapshot
-from tests.conftest import REPO, TINY
+from tests.conftest import REPO, TINY, command_files
 
 SCRIPTS: dict[str, object] = {}
 
@@ -594,7 +594,7 @@ def test_metrics_of_a_finished_run_survive_every_bad_rerun(bp_run, tmp_path):
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["status"] == "completed"
 
 
-@pytest.mark.parametrize("path", sorted((REPO / "scripts").glob("*.py")), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", command_files(), ids=lambda p: str(p.relative_to(REPO)))
 def test_an_unknown_flag_is_one_error_line(path):
     # Every script's parser reports like the rest of its bad input: usage, then one `error:` line, exit 2.
     done = subprocess.run([sys.executable, str(path), "--no-such-flag"], capture_output=True, text=True, timeout=120)

@@ -1,22 +1,18 @@
-"""scripts/bench_vision.py refuses a pcx comparison it cannot make, with one line and exit 2, before training."""
+"""benchmarks/bench_vision.py refuses a pcx comparison it cannot make, with one line and exit 2, before training."""
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench_vision.py"
+from benchmarks import bench_vision
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_vision", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return bench_vision
 
 
 @pytest.mark.parametrize(
@@ -43,7 +39,7 @@ def test_settings_come_from_the_config_the_committed_report_ran(bench, tmp_path,
 
     from pclm.config import load_vision_config
 
-    root = SCRIPT.parents[1]
+    root = Path(__file__).resolve().parents[2]
     resolved = load_vision_config(root / "configs" / "vision" / "bench_pcx.yaml", []).to_dict()
     committed = json.loads((root / "reports" / "bench_vision.json").read_text())["config"]
     resolved["data"].pop("data_dir"), committed["data"].pop("data_dir")

@@ -1,9 +1,9 @@
 #!/usr/bin/env python
 """Benchmark one training step on CPU and print ratios of competing paths, measured side by side.
 
-    python scripts/bench_step.py                                   # batch 128, seq 32, fp32 and bf16, 3 repeats
-    python scripts/bench_step.py --repeats 5 --json reports/bench_step.json
-    python scripts/bench_step.py --sections pc --profile           # + top ops of one BP step vs one iPC evaluation
+    python benchmarks/bench_step.py                                   # batch 128, seq 32, fp32 and bf16, 3 repeats
+    python benchmarks/bench_step.py --repeats 5 --json reports/bench_step.json
+    python benchmarks/bench_step.py --sections pc --profile           # + top ops of one BP step vs one iPC evaluation
 
 Every model, algorithm and PC setting is read from the shipped configs (`configs/<task>_<algo>.yaml`, through
 `pclm.config.load_config`): the benchmark times what `scripts/train_lm.py` trains. Only the batch is a flag
@@ -664,10 +664,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 if __name__ == "__main__":  # answer --help and bad flags before the heavy imports below
     parse_args()
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks.common when run as a file
 
 import torch  # noqa: E402
 
-from pclm.benchmarking import race  # noqa: E402
+from benchmarks.common import race  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

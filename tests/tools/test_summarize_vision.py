@@ -1,22 +1,20 @@
-"""scripts/summarize_vision.py: per-cell statistics (mean and the paper's ± = half the population std, in percent)
+"""tools/summarize_vision.py: per-cell statistics (mean and the paper's ± = half the population std, in percent)
 over finished seeds, missing/diverged seeds listed but not averaged, the paper beside, hand-written text kept."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
+from tools import summarize_vision
+
 REPO = Path(__file__).resolve().parents[2]
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("summarize_vision", REPO / "scripts" / "summarize_vision.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return summarize_vision
 
 
 def _run(path: Path, status: str, acc: float | None) -> str:

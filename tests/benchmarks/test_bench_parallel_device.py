@@ -1,31 +1,23 @@
-"""scripts/bench_parallel.py's device handling: --device cuda without CUDA (exit 2, one line, nothing written),
---quick on cpu, the time budget, per-device defaults, pclm.benchmarking.race's device barrier, the --compile and
+"""benchmarks/bench_parallel.py's device handling: --device cuda without CUDA (exit 2, one line, nothing written),
+--quick on cpu, the time budget, per-device defaults, benchmarks.common.race's device barrier, the --compile and
 --fused modes, and (on a GPU) --device cuda end to end."""
 
 import copy
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from pclm.benchmarking import race
-
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench_parallel.py"
+from benchmarks import bench_parallel
+from benchmarks.common import race
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_parallel", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_parallel"] = module  # torch.compile (--compile) looks traced functions' modules up by name
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop("bench_parallel", None)
+    return bench_parallel
 
 
 def test_cuda_unavailable_exits_2_with_one_line_and_writes_nothing(bench, tmp_path, monkeypatch, capsys):

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Reference run of the JAX library pcx on this machine, for side-by-side comparison with scripts/bench_vision.py:
+"""Reference run of the JAX library pcx on this machine, for side-by-side comparison with benchmarks/bench_vision.py:
 MLP 784-128-128-128-10 on MNIST, iPC with T=8, batch 128, the whole per-batch inference loop jit-compiled by pcx.
 Prints seconds per epoch (epoch 1 includes the jit compilation) and test accuracy after each epoch, and writes a
 JSON report (default reports/bench_pcx.json).
@@ -8,13 +8,13 @@ Standalone: it imports only jax, pcx, optax, numpy and the standard library, and
 (pclm's .venv has no jax; nothing in pclm or the tests imports this file):
 
     python3 -m venv /work/pcx-venv && /work/pcx-venv/bin/pip install jax pcx numpy  # pcx 0.6.3 pins jax < 0.5
-    flock /tmp/bench.lock /work/pcx-venv/bin/python scripts/bench_pcx.py --threads 2
-    flock /tmp/bench.lock /work/pcx-venv/bin/python scripts/bench_pcx.py --threads 1 \
+    flock /tmp/bench.lock /work/pcx-venv/bin/python benchmarks/bench_pcx.py --threads 2
+    flock /tmp/bench.lock /work/pcx-venv/bin/python benchmarks/bench_pcx.py --threads 1 \
         --output reports/bench_pcx_1thread.json
-    flock /tmp/bench.lock /work/pcx-venv/bin/python scripts/bench_pcx.py --algo bp --output reports/bench_pcx_bp.json
-    /work/pcx-venv/bin/python scripts/bench_pcx.py --train-size 5000 --epochs 1 --output /tmp/x.json  # quick check
+    flock /tmp/bench.lock /work/pcx-venv/bin/python benchmarks/bench_pcx.py --algo bp --output reports/bench_pcx_bp.json
+    /work/pcx-venv/bin/python benchmarks/bench_pcx.py --train-size 5000 --epochs 1 --output /tmp/x.json  # quick check
 
-Settings match scripts/bench_vision.py (pclm):
+Settings match benchmarks/bench_vision.py (pclm):
 * gelu between layers by default (exact, erf-based, as torch's F.gelu; --gelu tanh for JAX's default approximation;
   --act relu or tanh for the others pclm's MLP offers), weights
   and biases drawn U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (equinox's Linear, the same law as torch's nn.Linear);
@@ -360,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --drop-last with {n} training images and batch {bs} leaves no batch", file=sys.stderr)
         return 2
     rng = np.random.default_rng(args.seed)
-    command = "python scripts/bench_pcx.py " + " ".join(map(shlex.quote, sys.argv[1:] if argv is None else argv))
+    command = "python benchmarks/bench_pcx.py " + " ".join(map(shlex.quote, sys.argv[1:] if argv is None else argv))
     print(
         f"pcx {ver('pcx')}, jax {ver('jax')}, jaxlib {ver('jaxlib')}, {jax.devices()[0].platform}, "
         f"threads={args.threads} (XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}); {args.algo}, "

@@ -2,7 +2,7 @@
 """The import picture of pclm at subpackage level: one arrow A -> B when some module of A imports from B, lazy
 (inside a function) and type-checking imports included, since each is a dependency all the same.
 
-    python scripts/import_graph.py            # the arrows, then the cycles (exit 1 when there is one)
+    python tools/import_graph.py            # the arrows, then the cycles (exit 1 when there is one)
 
 A node is a subpackage (pclm/pc, pclm/training, ...) or a top-level module (pclm/runs.py, ...); the package root
 (pclm/__init__.py) is left out. Imports are read from the source (ast), never executed."""

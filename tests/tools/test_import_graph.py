@@ -1,13 +1,9 @@
-"""scripts/import_graph.py: arrows read from relative, absolute, root-package and lazy imports of a made-up package, its
+"""tools/import_graph.py: arrows read from relative, absolute, root-package and lazy imports of a made-up package, its
 cycle found; and pclm's own picture: no cycle, and no arrow out of pclm/pc/."""
 
-import importlib.util
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-spec = importlib.util.spec_from_file_location("import_graph", REPO / "scripts" / "import_graph.py")
-import_graph = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(import_graph)
+from tools import import_graph
 
 
 def _package(root: Path, files: dict[str, str]) -> Path:

@@ -1,6 +1,6 @@
 """Build the 1B Word sample shipped in ``pclm/data/lm1b_sample`` from a copy of the benchmark release.
 
-    python scripts/make_embedded_sample.py --source ../shared/data/lm1b --per-shard 4000 --seed 0
+    python tools/make_embedded_sample.py --source ../shared/data/lm1b --per-shard 4000 --seed 0
 
 For each heldout shard found, keeps ``--per-shard`` sentences drawn with ``numpy.random.default_rng(seed)``
 (in their original order) and writes them gzip-compressed under the release's file name, with a fixed
@@ -51,7 +51,7 @@ quick runs without the corpus.
 train {train:,} / dev 1,000 / test 3,000 / test_sample 100.
 
 ## How it was made
-    python scripts/make_embedded_sample.py --source {source} --per-shard {per_shard} --seed {seed}
+    python tools/make_embedded_sample.py --source {source} --per-shard {per_shard} --seed {seed}
 
 From each complete heldout shard of the release (md5 matching `README.corpus_generation_checkpoints`),
 `numpy.random.default_rng({seed})` draws {per_shard:,} line numbers (one generator, shards in order); the lines are

@@ -1,6 +1,6 @@
 """Train pclm's SentencePiece BPE tokenizer on the 1B Word train split and save it for Hugging Face.
 
-    python scripts/train_tokenizer.py --data-dir ../shared/data/lm1b --output-dir tokenizer --vocab-size 8001 --seed 0
+    python tools/train_tokenizer.py --data-dir ../shared/data/lm1b --output-dir tokenizer --vocab-size 8001 --seed 0
 
 Writes ``<output-dir>/lm1b-bpe-<vocab>.model`` (SentencePiece) and the same tokenizer as a Hugging Face fast
 tokenizer (``tokenizer.json``, ``tokenizer_config.json``), so ``AutoTokenizer.from_pretrained(output_dir)``

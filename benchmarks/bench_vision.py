@@ -4,14 +4,14 @@
 reports/bench_vision.json (with the command). The issue's reference on this CPU: pcx ~4.1 s/epoch, 97.6% after 5
 epochs; pcx itself is run side by side with --pcx-python.
 
-    python scripts/bench_vision.py                              # train.fused on both cores
-    python scripts/bench_vision.py --pcx-python /work/pcx-venv/bin/python --rounds 3   # pclm, pcx, pclm, pcx, ...
-    python scripts/bench_vision.py --modes eager fused          # autograd, then closed form, in this process
-    python scripts/bench_vision.py --epochs 1 --train-size 10000  # a quick check
+    python benchmarks/bench_vision.py                              # train.fused on both cores
+    python benchmarks/bench_vision.py --pcx-python /work/pcx-venv/bin/python --rounds 3   # pclm, pcx, pclm, pcx, ...
+    python benchmarks/bench_vision.py --modes eager fused          # autograd, then closed form, in this process
+    python benchmarks/bench_vision.py --epochs 1 --train-size 10000  # a quick check
 
 The settings are configs/vision/bench_pcx.yaml (--config; single flags override keys). Every mode uses the same seed
 and data order; epoch 1 of the compiled mode includes its compilation (two batch shapes). The pcx side of the comparison
-is measured on the same machine by scripts/bench_pcx.py (JAX, in its own environment).
+is measured on the same machine by benchmarks/bench_pcx.py (JAX, in its own environment).
 
 The test split is the dev set here (data.dev_size=0), so "dev accuracy" after each epoch IS test accuracy, as pcx
 reports it; nothing is selected on it that the report depends on (the last epoch's number is the one to quote).
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=1, help="run every contender this many times, alternating")
     p.add_argument(
         "--pcx-python",
-        help="a Python with jax and pcx installed: also run scripts/bench_pcx.py (the same "
+        help="a Python with jax and pcx installed: also run benchmarks/bench_pcx.py (the same "
         "settings) in each round, after pclm's modes, and print pclm's time over pcx's",
     )
     p.add_argument("--output", type=Path, default=ROOT / "reports" / "bench_vision.json")
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    command = "python scripts/bench_vision.py " + " ".join(map(shlex.quote, sys.argv[1:] if argv is None else argv))
+    command = "python benchmarks/bench_vision.py " + " ".join(map(shlex.quote, sys.argv[1:] if argv is None else argv))
     report = {
         "command": command,
         "config": cfg.to_dict(),
@@ -202,7 +202,7 @@ def _pclm_run(metrics: dict, mode: str) -> dict:
 
 
 def _pcx_run(args, cfg) -> dict:
-    """scripts/bench_pcx.py with the same settings (`cfg`), in its own interpreter (`--pcx-python`, an environment
+    """benchmarks/bench_pcx.py with the same settings (`cfg`), in its own interpreter (`--pcx-python`, an environment
     with jax and pcx); its JSON report, with the steady time computed as for pclm."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "pcx.json"
@@ -221,7 +221,7 @@ def _pcx_run(args, cfg) -> dict:
             "--data-dir": args.data_dir,
             "--output": out,
         }
-        cmd = [args.pcx_python, str(ROOT / "scripts" / "bench_pcx.py")]
+        cmd = [args.pcx_python, str(ROOT / "benchmarks" / "bench_pcx.py")]
         cmd += [part for flag, value in settings.items() for part in (flag, str(value))]
         if cfg.data.train_size:
             cmd += ["--train-size", str(cfg.data.train_size)]

@@ -2,12 +2,12 @@
 """Wall time of ONE weight update of an equal-width MLP: BP vs sequential iPC vs layer-parallel iPC (SPEC.md section 3,
 the paper's Fig. 6), measured side by side in one process.
 
-    python scripts/bench_parallel.py --quick                     # tiny grid, seconds: checks that everything runs
-    python scripts/bench_parallel.py                             # depth {2..32} x width {64,256,1024} x batch {1,16,128}
-    python scripts/bench_parallel.py --depths 8 32 --widths 1024 --batches 1 --repeats 11
-    python scripts/bench_parallel.py --device cuda --json out/gpu.json --png out/gpu.png   # the grid on a GPU
-    python scripts/bench_parallel.py --compile --depths 32 --widths 64 1024 --batches 1   # compiled, every path
-    python scripts/bench_parallel.py --fused                     # closed form (train.fused), every path
+    python benchmarks/bench_parallel.py --quick                     # tiny grid, seconds: checks that everything runs
+    python benchmarks/bench_parallel.py                             # depth {2..32} x width {64,256,1024} x batch {1,16,128}
+    python benchmarks/bench_parallel.py --depths 8 32 --widths 1024 --batches 1 --repeats 11
+    python benchmarks/bench_parallel.py --device cuda --json out/gpu.json --png out/gpu.png   # the grid on a GPU
+    python benchmarks/bench_parallel.py --compile --depths 32 --widths 64 1024 --batches 1   # compiled, every path
+    python benchmarks/bench_parallel.py --fused                     # closed form (train.fused), every path
 
 Paths, on the same initial weights (width W in, W hidden units per layer, `depth` hidden layers, 10 classes):
   bp       `train_batch` with BP on `pclm.vision.MLP`: feedforward + backprop + one SGD step.
@@ -263,11 +263,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 if __name__ == "__main__":  # answer --help and bad flags before the heavy imports below
     parse_args()
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks.common when run as a file
 
 import torch  # noqa: E402
 
+from benchmarks.common import race  # noqa: E402
 from pclm.algorithms import BP, IPC  # noqa: E402
-from pclm.benchmarking import race  # noqa: E402
 from pclm.cpu import configure_cpu  # noqa: E402
 from pclm.pc import EnergyGraph, gaussian  # noqa: E402
 from pclm.training.compiled import CompiledEnergy  # noqa: E402
@@ -313,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     start = time.perf_counter()
     cpu, device_name = setup_device(args)
-    command = " ".join(["python", "scripts/bench_parallel.py", *(argv if argv is not None else sys.argv[1:])])
+    command = " ".join(["python", "benchmarks/bench_parallel.py", *(argv if argv is not None else sys.argv[1:])])
     cells = len(args.depths) * len(args.widths) * len(args.batches)
     budget = args.max_seconds or None
     mode = ", torch.compile" if args.compile else ", closed form" if args.fused else ""
