@@ -3,7 +3,6 @@ tiny language models and batches for the energy-graph tests."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -58,26 +57,11 @@ BP_RUN_ARGS = [
 ]
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location("train_lm_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_SCRIPT_MODULE = None
-
-
-def _script():
-    global _SCRIPT_MODULE
-    if _SCRIPT_MODULE is None:
-        _SCRIPT_MODULE = _load_script()
-    return _SCRIPT_MODULE
-
-
 def run_main(argv: list[str]) -> int:
-    """`scripts/train_lm.py`'s main(argv), in this process (no start-up cost)."""
-    return _script().main([str(a) for a in argv])
+    """`pclm.cli.train_lm.main(argv)` (what `scripts/train_lm.py` runs), in this process (no start-up cost)."""
+    from pclm.cli.train_lm import main
+
+    return main([str(a) for a in argv])
 
 
 def child_env() -> dict[str, str]:

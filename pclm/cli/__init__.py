@@ -1,1 +1,2 @@
-"""Command-line entry points (console scripts `pclm-*`); `scripts/*.py` call the same `main` functions."""
+"""The product's commands (console scripts `pclm-*`, or `python -m pclm.cli.<name>`); the shims in scripts/ call the same
+`main` functions."""

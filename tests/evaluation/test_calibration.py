@@ -1,8 +1,7 @@
 """Calibration under shift: the AdaECE metric against hand-computed values, the corruptions (identity at intensity
 0, range, shape, monotone distortion, seeded determinism), `calibration_under_corruption` on a predictor with a
-closed-form answer, and scripts/calibration.py on fake runs (the trained-model loader is replaced by a stub)."""
+closed-form answer, and experiments/calibration/calibration.py on fake runs (the trained-model loader is replaced by a stub)."""
 
-import importlib.util
 import json
 import pickle
 import sys
@@ -15,9 +14,6 @@ import torch
 
 from pclm.evaluation.calibration import adaece_of_logits, calibration_under_corruption, load_adaece
 from pclm.vision.corruptions import CORRUPTIONS, LEVELS, corrupt
-
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "calibration.py"
-
 
 # ---- AdaECE: hand-computed oracles -------------------------------------------------------------------------------
 
@@ -147,14 +143,13 @@ def test_calibration_under_corruption_closed_form():
     assert res["n_images"] == 6 and res["n_bins"] == 3
 
 
-# ---- scripts/calibration.py on fake runs --------------------------------------------------------------------------
+# ---- experiments/calibration/calibration.py on fake runs --------------------------------------------------------------------------
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("calibration_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from experiments.calibration import calibration
+
+    return calibration
 
 
 class _FakeModel(torch.nn.Module):
@@ -234,7 +229,8 @@ def test_script_writes_json_and_boxplot(fake_runs, capsys):
     ipc_clean = [r["clean"]["adaece"] for r in report["methods"]["iPC"].values()]
     assert summary["0"]["adaece_mean"] == pytest.approx(sum(ipc_clean) / 2)
     assert (
-        report["levels"]["rotation"] == [15.0, 30.0, 45.0, 60.0, 75.0] and "scripts/calibration.py" in report["command"]
+        report["levels"]["rotation"] == [15.0, 30.0, 45.0, 60.0, 75.0]
+        and "experiments/calibration/calibration.py" in report["command"]
     )
     assert fake_runs["loaded"] == [Path(d[k]) for k in ("bp0", "bp1", "ipc0", "ipc1")]
 
