@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Report of an experiment plan run by scripts/run_plan.py: `pclm.cli.report_plan` (also installed as `pclm-report-plan`)."""
+"""Report of an experiment plan run by scripts/run_plan.py: `pclm.cli.report_plan` (also `pclm-report plan`)."""
 
 import sys
 from pathlib import Path

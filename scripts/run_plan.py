@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Run an experiment plan: dev tuning, then seeds, side by side: `pclm.cli.run_plan` (also installed as `pclm-run-plan`)."""
+"""Run an experiment plan: dev tuning, then seeds, side by side: `pclm.cli.run_plan` (also `pclm-run plan`)."""
 
 import sys
 from pathlib import Path

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Run a language model once per seed, each in its own process: `pclm.cli.run_seeds` (also installed as `pclm-run-seeds`)."""
+"""Run a language model once per seed, each in its own process: `pclm.cli.run_seeds` (also `pclm-run seeds`)."""
 
 import sys
 from pathlib import Path

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Grid search from a YAML file, one training run per grid point: `pclm.cli.sweep` (also installed as `pclm-sweep`)."""
+"""Grid search from a YAML file, one training run per grid point: `pclm.cli.sweep` (also `pclm-run sweep`)."""
 
 import sys
 from pathlib import Path

@@ -209,9 +209,9 @@ def test_run_folders(runs):
 
 
 def _report_script():
-    from pclm.cli import report
+    from pclm.cli import report_runs
 
-    return report
+    return report_runs
 
 
 def test_report_script_on_run_folders(runs, tmp_path, capsys):

@@ -26,7 +26,7 @@ import pytest
 from tests.cli.test_train_lm import snapshot
 from tests.conftest import REPO, TINY, command_files
 
-MODULES = {"calibration": "experiments.calibration.calibration"}
+MODULES = {"calibration": "experiments.calibration.calibration", "report": "pclm.cli.report_runs"}
 
 
 def script(name: str):
