@@ -14,7 +14,9 @@ for round in $(seq "$ROUNDS"); do
   for side in old new; do
     for mode in fused autograd; do
       flag=$([ $mode = fused ] && echo --fused || true)
-      PYTHONPATH="$OUT/$side" .venv/bin/python "$OUT/$side/benchmarks/bench_parallel.py" $flag --depths 2 8 32 --widths 64 \
+      bench="$OUT/$side/benchmarks/bench_parallel.py"
+      [ -f "$bench" ] || bench="$OUT/$side/scripts/bench_parallel.py"  # its place before issue 27
+      PYTHONPATH="$OUT/$side" .venv/bin/python "$bench" $flag --depths 2 8 32 --widths 64 \
         --batches 1 128 --repeats 15 --json "$OUT/${mode}_${side}_$round.json" --png "$OUT/unused.png" >/dev/null
     done
   done
