@@ -1,5 +1,5 @@
-"""The product's commands (console scripts `pclm-*`, or `python -m pclm.cli.<name>`); the shims in scripts/ call the same
-`main` functions.
+"""The product's commands (console scripts `pclm-*`, or `python -m pclm.cli.<name>`); the shims in scripts/ call the
+same `main` functions.
 
 `pclm-run` and `pclm-report` have subcommands (`pclm-run seeds ...`, `pclm-report plan ...`): `dispatch` lets the first
 argument pick a module of pclm.cli, which gets the rest of the arguments. The module is imported only once chosen, so

@@ -8,7 +8,8 @@
 
 A seed converges when its run did not diverge or crash and its test perplexity is below the threshold of its
 method (default: bp=200, ipc=200, pc=800; `TASK:ALGO=PPL` sets one task's threshold). `--unigram TASK=PPL` adds a
-column with a unigram model's perplexity on the same targets (pclm.cli.unigram_baseline). The PNG (dev perplexity per epoch) is made from run folders only.
+column with a unigram model's perplexity on the same targets (pclm.cli.unigram_baseline). The PNG (dev perplexity per
+epoch) is made from run folders only.
 Bad input exits with code 2 and one line, writing nothing.
 """
 

@@ -173,7 +173,8 @@ def test_bad_plans_are_one_line(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_gpu_script_runs_a_tiny_plan_on_cpu(tmp_path):
-    """experiments/lm_table3/gpu_table3.sh end to end with a tiny grid (on CPU here; on a lent GPU the runs share the device)."""
+    """experiments/lm_table3/gpu_table3.sh end to end with a tiny grid (on CPU here; on a lent GPU the runs share the
+    device)."""
     import os
     import subprocess
 

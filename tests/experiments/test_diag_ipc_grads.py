@@ -1,6 +1,7 @@
-"""experiments/gradient_alignment/diag_ipc_grads.py against the closed form of feedforward initialisation: at t = 0 every value node
-equals its prediction, so only the output's error exists and only the head gets a gradient, exactly BP's there.
-The error then moves one value node down per inference step, and the schedule's learning evaluations are marked."""
+"""experiments/gradient_alignment/diag_ipc_grads.py against the closed form of feedforward initialisation: at t = 0
+every value node equals its prediction, so only the output's error exists and only the head gets a gradient, exactly
+BP's there. The error then moves one value node down per inference step, and the schedule's learning evaluations are
+marked."""
 
 import json
 from pathlib import Path

@@ -1,5 +1,5 @@
-"""experiments/fullbatch_efficiency/exp_fullbatch.py and experiments/generative_efficiency/exp_generative.py: their core functions on tiny data, SMM accounting against
-SPEC.md Table 4, and a missing data directory (exit 2, one line)."""
+"""experiments/fullbatch_efficiency/exp_fullbatch.py and experiments/generative_efficiency/exp_generative.py: their core
+functions on tiny data, SMM accounting against SPEC.md Table 4, and a missing data directory (exit 2, one line)."""
 
 import importlib
 

@@ -1,6 +1,6 @@
-"""experiments/lm_fidelity/report_ladder.py on a hand-made runs folder: each cell is its run's kept test perplexity in the count asked,
-the ratios are those cells divided, a rung that leaves a role alone borrows the default rung's run, and runs not there
-are `pending`."""
+"""experiments/lm_fidelity/report_ladder.py on a hand-made runs folder: each cell is its run's kept test perplexity in
+the count asked, the ratios are those cells divided, a rung that leaves a role alone borrows the default rung's run, and
+runs not there are `pending`."""
 
 from __future__ import annotations
 
