@@ -19,6 +19,6 @@ demo: $(STAMP)
 	$(VENV)/bin/accelerate launch scripts/train_lm.py --algo ipc --config configs/demo.yaml --output-dir runs/demo --overwrite
 
 test: $(STAMP)
-	$(VENV)/bin/ruff check pclm scripts tests
-	$(VENV)/bin/ruff format --check pclm scripts tests
+	$(VENV)/bin/ruff check pclm scripts tests benchmarks experiments tools
+	$(VENV)/bin/ruff format --check pclm scripts tests benchmarks experiments tools
 	$(PY) -m pytest -q

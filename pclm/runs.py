@@ -1,6 +1,6 @@
 """Run folders seen from outside: the statuses a run can be in, the one writer and the one reader of a run's
 metrics.json, and launching one training run per folder for the multi-seed runner, the plan runner and the grid search
-(scripts/run_seeds.py, scripts/run_plan.py, scripts/sweep.py) in its own process, started or resumed.
+(pclm.cli.run_seeds, run_plan, sweep: `pclm-run seeds|plan|sweep`) in its own process, started or resumed.
 
 A training job (`pclm.training.job.run_job`, for the tasks `pclm.training.lm` and `pclm.training.vision`) writes one of
 the WRITTEN_STATUSES into metrics.json; `read_metrics` and `status_after_launch` add the READER_STATUSES for a folder that

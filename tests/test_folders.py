@@ -6,7 +6,6 @@ the exact `error:` line, and the command line a launcher receives."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -19,14 +18,7 @@ from pclm.errors import UsageError
 from pclm.folders import RunFolder, find_checkpoint, recover, swap_in, write_atomic
 from pclm.runs import check_folder_name, launch_train
 from tests.cli.test_train_lm import expect_usage_error, snapshot
-from tests.conftest import BP_RUN_ARGS, REPO, TINY, run_main
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.conftest import BP_RUN_ARGS, TINY, run_main
 
 
 @pytest.fixture
@@ -215,7 +207,8 @@ def test_grid_values_that_would_leave_the_output_dir(capsys, tmp_path, value):
     (victim / "keep.txt").write_text("keep")
     grid = tmp_path / "grid.yaml"
     grid.write_text(json.dumps({"task": "mlm", "algo": "bp", "grid": {"train.lr": [0.001, value]}}))
-    sweep = _load("sweep")
+    from pclm.cli import sweep
+
     capsys.readouterr()
     assert sweep.main([str(grid), "--output-dir", str(tmp_path / "out"), "--launcher", "false"]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -16,8 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import command_files
+
 REPO = Path(__file__).resolve().parents[1]
-SCRIPTS = sorted((REPO / "scripts").glob("*.py"))
+SCRIPTS = command_files()
 TINY = [
     "model.hidden_size=16",
     "model.intermediate_size=32",
@@ -38,7 +40,7 @@ def env() -> dict[str, str]:
     return out
 
 
-@pytest.mark.parametrize("script", SCRIPTS, ids=[s.name for s in SCRIPTS])
+@pytest.mark.parametrize("script", SCRIPTS, ids=[str(s.relative_to(REPO)) for s in SCRIPTS])
 def test_every_script_answers_help_without_loading_torch(script):
     """`--help` works and never imports torch (the slow part of every start: seconds, not the 30 ms here)."""
     code = (

@@ -3,7 +3,6 @@ flags and thresholds, diverged / crashed runs, and the run-folder input end to e
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import re
@@ -210,10 +209,9 @@ def test_run_folders(runs):
 
 
 def _report_script():
-    spec = importlib.util.spec_from_file_location("report_script", REPO / "scripts" / "report.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from pclm.cli import report_runs
+
+    return report_runs
 
 
 def test_report_script_on_run_folders(runs, tmp_path, capsys):

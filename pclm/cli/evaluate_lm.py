@@ -236,3 +236,7 @@ def main(argv: list[str] | None = None) -> int:
 def run() -> None:
     """The `pclm-evaluate-lm` console command."""
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

@@ -34,31 +34,27 @@ def _chunked(
     b: torch.Tensor | None,
     targets: torch.Tensor,
     chunk_rows: int,
-    masked: bool,
     grad_h: torch.Tensor | None,
     grad_w: torch.Tensor | None,
     grad_b: torch.Tensor | None,
 ) -> torch.Tensor:
     """The summed cross-entropy of the rows of h (n, C) in the matmul dtype of w, chunk by chunk; fills the given
-    float32 gradient buffers. `masked`: some targets may be ignored (else every row has one)."""
+    float32 gradient buffers. Every row has a target (the ignored ones were left out before)."""
     dtype = w.dtype
     total = torch.zeros((), dtype=torch.float32, device=h.device)
     for start in range(0, h.shape[0], chunk_rows):
         hc = h[start : start + chunk_rows].to(dtype)  # (n, C)
         tc = targets[start : start + chunk_rows]  # (n,)
         logits = hc @ w.t() if b is None else torch.addmm(b, hc, w.t())  # (n, V), in the matmul dtype
-        keep = tc != IGNORE_INDEX if masked else None
-        safe = (tc.clamp(min=0) if masked else tc)[:, None]  # (n, 1)
+        safe = tc[:, None]  # (n, 1)
         logp = torch.log_softmax(logits, dim=-1, dtype=torch.float32)  # one fused, row-local kernel
         picked = logp.gather(1, safe)[:, 0]
-        total -= (picked.masked_fill_(~keep, 0.0) if masked else picked).sum()
+        total -= picked.sum()
         if grad_h is None and grad_w is None:
             continue
-        # dCE/dlogits = softmax - onehot, zero on ignored rows; built in place in the same buffer
+        # dCE/dlogits = softmax - onehot; built in place in the same buffer
         grad = logp.exp_()
         grad.scatter_add_(1, safe, torch.full_like(safe, -1, dtype=grad.dtype))
-        if masked and not bool(keep.all()):
-            grad.masked_fill_(~keep[:, None], 0.0)
         g = grad.to(dtype)
         if grad_h is not None:
             if dtype == torch.float32:
@@ -77,24 +73,23 @@ def _chunked(
 
 class _LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
-    def forward(h, weight, bias, targets, chunk_rows: int, need_h: bool, need_w: bool, gather: bool):
+    def forward(h, weight, bias, targets, chunk_rows: int, need_h: bool, need_w: bool):
         # h: (N, C); weight: (V, C); bias: (V,) or None; targets: (N,)
         dtype = _compute_dtype(h)
         with torch.autocast(h.device.type, enabled=False):
             w = weight.to(dtype)
             b = None if bias is None else bias.to(dtype)
             f32 = dict(dtype=torch.float32, device=h.device)
-            rows = None  # (K,) indices of the rows that have a target, when only those are computed
+            rows = None  # (K,) indices of the rows that have a target, when some have none
             hk, tk = h, targets
-            if gather:
-                keep = targets != IGNORE_INDEX
-                if not bool(keep.all()):
-                    rows = keep.nonzero()[:, 0]
-                    hk, tk = h.index_select(0, rows), targets.index_select(0, rows)
+            keep = targets != IGNORE_INDEX
+            if not bool(keep.all()):
+                rows = keep.nonzero()[:, 0]
+                hk, tk = h.index_select(0, rows), targets.index_select(0, rows)
             grad_hk = torch.empty(hk.shape, **f32) if need_h else None
             grad_w = torch.zeros(weight.shape, **f32) if need_w else None
             grad_b = torch.zeros(bias.shape, **f32) if need_w and bias is not None else None
-            total = _chunked(hk, w, b, tk, chunk_rows, not gather, grad_hk, grad_w, grad_b)
+            total = _chunked(hk, w, b, tk, chunk_rows, grad_hk, grad_w, grad_b)
             grad_h = grad_hk
             if rows is not None and grad_hk is not None:  # a row without a target gets exactly zero
                 grad_h = torch.zeros(h.shape, **f32).index_copy_(0, rows, grad_hk)
@@ -121,7 +116,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
                 out.append(None)
             else:
                 out.append((g * grad_out).to(dtype))
-        return (*out, None, None, None, None, None)
+        return (*out, None, None, None, None)
 
 
 def linear_cross_entropy(
@@ -131,7 +126,6 @@ def linear_cross_entropy(
     targets: torch.Tensor,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     weight_grads: bool = True,
-    gather: bool = True,
 ) -> torch.Tensor:
     """Cross-entropy of the logits `h @ weight.T + bias` against `targets`, summed over targets != -100.
 
@@ -139,11 +133,11 @@ def linear_cross_entropy(
     Gradients for h, weight and bias are computed in the forward pass; `weight_grads=False` skips those of
     weight and bias (an inference-only evaluation, whose backward must then be restricted to other inputs:
     the weights get no gradient from it).
-    `gather`: only the rows with a target enter the matmuls (their hidden-state gradient is scattered back, the
-    other rows get exactly zero); False multiplies every row and zeroes the ignored ones afterwards.
+    Only the rows with a target enter the matmuls (their hidden-state gradient is scattered back, the other rows
+    get exactly zero).
     Under autocast the matmuls run in the autocast dtype; the softmax and the sums stay float32.
     """
     grads = torch.is_grad_enabled()
     need_h = grads and h.requires_grad
     need_w = grads and weight_grads and (weight.requires_grad or (bias is not None and bias.requires_grad))
-    return _LinearCrossEntropy.apply(h, weight, bias, targets, chunk_rows, need_h, need_w, gather)[0]
+    return _LinearCrossEntropy.apply(h, weight, bias, targets, chunk_rows, need_h, need_w)[0]

@@ -4,7 +4,6 @@ computed on that split (same model, same tokenization), for a causal and a maske
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -18,10 +17,9 @@ SCRIPT = REPO / "scripts" / "evaluate_lm.py"
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("evaluate_lm_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from pclm.cli import evaluate_lm
+
+    return evaluate_lm
 
 
 def evaluate_main(argv: list) -> int:

@@ -1,4 +1,4 @@
-"""The committed tokenizer in ``tokenizer/`` and the script that trains it.
+"""The committed tokenizer in ``tokenizer/`` (the script that trains it: tests/tools/test_train_tokenizer.py).
 
 Oracles: the SentencePiece library reading the committed ``.model`` (ids must agree), the documented
 whitespace rule for the round trip, and the fixed special-token ids.
@@ -6,7 +6,6 @@ whitespace rule for the round trip, and the fixed special-token ids.
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 
@@ -78,20 +77,3 @@ def test_unseen_characters_and_whitespace(tokenizer, text):
     ids = tokenizer(text).input_ids
     assert tokenizer.unk_token_id not in ids  # byte fallback instead of <unk>
     assert tokenizer.decode(ids, skip_special_tokens=True) == normalise(text)
-
-
-def test_train_script_small_vocab(tmp_path):
-    """The training script end to end on the embedded sample: HF ids equal SentencePiece ids."""
-    spec = importlib.util.spec_from_file_location("train_tokenizer", REPO / "scripts" / "train_tokenizer.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    out = tmp_path / "tok"
-    assert script.main(["--data-dir", str(EMBEDDED_LM1B_DIR), "--output-dir", str(out), "--vocab-size", "600"]) == 0
-    tok = AutoTokenizer.from_pretrained(str(out))
-    sp = spm.SentencePieceProcessor(model_file=str(out / "lm1b-bpe-600.model"))
-    assert len(tok) == 600 and tok.convert_tokens_to_ids(list(SPECIAL_IDS)) == list(SPECIAL_IDS.values())
-    lines = list(load_lm1b(EMBEDDED_LM1B_DIR, cache_dir=tmp_path / "cache")["test_sample"]["text"])
-    encoded = tok(lines).input_ids
-    assert [ids[1:-1] for ids in encoded] == sp.encode(lines)
-    assert tok.batch_decode(encoded, skip_special_tokens=True) == lines
-    assert script.main(["--data-dir", str(tmp_path / "missing"), "--output-dir", str(out)]) == 2

@@ -23,7 +23,7 @@ def test_only_the_step_runs_a_schedule():
     """Outside the algorithms (which define the schedule and count its cost), no module or script calls it."""
     callers = sorted(
         str(path.relative_to(ROOT))
-        for folder in ("pclm", "scripts")
+        for folder in ("pclm", "scripts", "benchmarks", "experiments", "tools")
         for path in (ROOT / folder).rglob("*.py")
         if "algorithms" not in path.parts and SCHEDULE_CALLS.search(path.read_text())
     )

@@ -5,7 +5,6 @@ Data: tiny synthetic MNIST-format IDX files written by the tests."""
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import json
 import struct
 from pathlib import Path
@@ -14,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from pclm.cli import train_vision as cli
 from pclm.config import load_vision_config
 from pclm.data.vision import load_idx_split
 from pclm.evaluation.vision import predict_logits
@@ -21,9 +21,6 @@ from pclm.training import job as runner
 from pclm.vision.classifier import build_model, load_vision_run, model_spec
 
 ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("train_vision_script", ROOT / "scripts" / "train_vision.py")
-cli = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(cli)
 
 # 96 training images (16 held out as dev, 80 trained on: 3 batches of 32, the last of 16), 40 test images.
 TINY = [

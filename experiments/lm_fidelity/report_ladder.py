@@ -1,0 +1,340 @@
+#!/usr/bin/env python
+"""Report the fidelity ladder (experiments/lm_fidelity/lm_fidelity_ladder.yaml): one row per rung and task, BP, iPC and
+iPC's equal-updates control side by side, in the paper's perplexity count (`</s>` out) and in pclm's (`</s>` in).
+
+    python experiments/lm_fidelity/report_ladder.py runs/lm_fidelity_ladder --plan experiments/lm_fidelity/lm_fidelity_ladder.yaml
+
+Reads <runs>/seeds/<method>/seed<k>/metrics.json, where a method is named <task>_<role>_<rung> (role bp, ipc or
+control). A rung's missing role falls back to the default rung's run when the rung does not change that role's
+network (placement leaves BP alone; layer norm off is a BP rung). Writes reports/lm_fidelity_ladder.{md,json,png};
+unfinished runs are listed as such, with the command that resumes them.
+
+With --probe (experiments/lm_fidelity/lm_fidelity_lr.yaml), the learning-rate probe's runs (<task>_<role>_<rung>_lr<digits>,
+lr = 0.<digits>) are read from the same folder and tabled beside the ladder's own run of that rung, by dev perplexity.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+import yaml
+
+from pclm.errors import ArgumentParser
+
+ROOT = Path(__file__).resolve().parents[2]
+RUNGS = ("default", "init", "tanh", "placement", "layernorm_off", "all")
+ROLES = ("bp", "ipc", "control")
+# (rung, role) -> the method that stands in when the rung has no run of its own for that role
+FALLBACK = {("placement", "bp"): "default", ("placement", "control"): "t5"}
+RUNG_TEXT = {
+    "default": "pclm's default (N(0, 0.02), GELU, out+scores)",
+    "init": "PyTorch init",
+    "tanh": "tanh",
+    "placement": "value nodes scores+ffn_pre+head_pre",
+    "layernorm_off": "layer norm off (BP)",
+    "all": "all together (configs/reference)",
+}
+
+
+def _run(runs: Path, method: str, seed: int) -> dict | None:
+    path = runs / "seeds" / method / f"seed{seed}" / "metrics.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _final(m: dict | None, count: str) -> float | None:
+    """The kept model's test perplexity in `count` ("eos_out" / "eos_in"), when the run is final."""
+    if not m or m.get("status") in (None, "running"):
+        return None
+    value = m.get(f"test_ppl_{count}", m.get("test_ppl"))  # the masked LM has one count
+    return value if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
+def _curve(m: dict | None, split: str, count: str) -> list[float]:
+    if not m:
+        return []
+    return [h.get(f"{split}_ppl_{count}", h.get(f"{split}_ppl")) for h in m.get("history", [])]
+
+
+def collect(runs: Path, plan: dict) -> list[dict]:
+    """One record per (task, rung, role, seed) that the plan names or a fallback supplies."""
+    methods = plan["methods"]
+    rows = []
+    for task in ("clm", "mlm"):
+        for rung in RUNGS:
+            for role in ROLES:
+                method = f"{task}_{role}_{rung}"
+                borrowed = None
+                if method not in methods and (rung, role) in FALLBACK:
+                    candidate = f"{task}_{role}_{FALLBACK[(rung, role)]}"
+                    if candidate in methods:
+                        method, borrowed = candidate, FALLBACK[(rung, role)]
+                    elif role == "control" and f"{task}_control_default" in methods and rung == "placement":
+                        method, borrowed = f"{task}_control_default", "default"
+                if method not in methods:
+                    continue
+                from pclm.runs import parse_seeds
+
+                for seed in parse_seeds(str(methods[method].get("seeds", 0))):
+                    m = _run(runs, method, seed)
+                    rows.append(
+                        {
+                            "task": task,
+                            "rung": rung,
+                            "role": role,
+                            "seed": seed,
+                            "method": method,
+                            "borrowed_from": borrowed,
+                            "overrides": methods[method].get("overrides", []),
+                            "status": (m or {}).get("status", "pending"),
+                            "test_eos_out": _final(m, "eos_out"),
+                            "test_eos_in": _final(m, "eos_in"),
+                            "dev_eos_out": _curve(m, "dev", "eos_out"),
+                            "test_curve_eos_out": _curve(m, "test", "eos_out"),
+                            "dev_eos_in": _curve(m, "dev", "eos_in"),
+                            "train_seconds": (m or {}).get("train_seconds"),
+                            "truncated": (m or {}).get("truncated"),
+                            "data_sizes": (m or {}).get("data_sizes"),
+                        }
+                    )
+    return rows
+
+
+def probe_rows(runs: Path, probe: dict, plan: dict) -> list[dict]:
+    """One record per (task, rung, role, lr): the probe's runs plus the ladder's run of the same rung (its lr)."""
+    from pclm.runs import parse_seeds
+
+    out = []
+    names = {}
+    for method, spec in probe["methods"].items():
+        stem, _, digits = method.rpartition("_lr")
+        lr = next((float(o.split("=", 1)[1]) for o in spec.get("overrides", []) if o.startswith("train.lr=")), None)
+        names[method] = (stem, lr)
+    for stem in sorted({stem for stem, _ in names.values()}):
+        if stem in plan["methods"]:
+            names[stem] = (stem, None)  # the ladder's run: the preset's lr, read from its metrics
+    for method, (stem, lr) in names.items():
+        task, role, rung = stem.split("_", 2)
+        spec = probe["methods"].get(method) or plan["methods"][stem]
+        for seed in parse_seeds(str(spec.get("seeds", 0))):
+            m = _run(runs, method, seed)
+            dev = _curve(m, "dev", "eos_out")
+            dev = [d for d in dev if d is not None]
+            out.append(
+                {
+                    "task": task,
+                    "rung": rung,
+                    "role": role,
+                    "seed": seed,
+                    "method": method,
+                    "lr": lr,  # None: the ladder's run, at the preset's lr
+                    "status": (m or {}).get("status", "pending"),
+                    "dev_eos_out": dev,
+                    "best_dev_eos_out": min(dev) if dev and (m or {}).get("status") != "running" else None,
+                    "test_eos_out": _final(m, "eos_out"),
+                }
+            )
+    return out
+
+
+def probe_table(rows: list[dict], ladder_lr: dict[str, float]) -> list[str]:
+    out = [
+        "| rung | lr | BP dev (per epoch) | iPC dev (per epoch) | control dev (per epoch) | best dev: iPC / BP, iPC / control |",
+        "|---|---|---|---|---|---|",
+    ]
+    for task, rung in sorted({(r["task"], r["rung"]) for r in rows}):
+        group = [r for r in rows if (r["task"], r["rung"]) == (task, rung)]
+        lrs = sorted(
+            {r["lr"] if r["lr"] is not None else ladder_lr.get(r["role"]) for r in group}, key=lambda v: v or 0
+        )
+        for lr in lrs:
+            cells = {}
+            for role in ROLES:
+                found = [r for r in group if r["role"] == role and (r["lr"] or ladder_lr.get(role)) == lr]
+                cells[role] = found[0] if found else None
+            fmt = lambda r: (  # noqa: E731
+                "–"
+                if r is None
+                else (", ".join(f"{d:.1f}" for d in r["dev_eos_out"]) or r["status"])
+                + ("" if r["status"] in ("completed", "pending") else f" ({r['status']})")
+            )
+            best = {k: (v or {}).get("best_dev_eos_out") for k, v in cells.items()}
+            ratio = lambda a, b: f"{a / b:.2f}×" if a and b else "–"  # noqa: E731
+            out.append(
+                f"| {task} {RUNG_TEXT[rung]} | {lr} | {fmt(cells['bp'])} | {fmt(cells['ipc'])} | "
+                f"{fmt(cells['control'])} | {ratio(best['ipc'], best['bp'])}, {ratio(best['ipc'], best['control'])} |"
+            )
+    return out
+
+
+def _cell(rows: list[dict], count: str) -> str:
+    values = [r[f"test_{count}"] for r in rows]
+    if not rows:
+        return "–"
+    shown = ", ".join(f"{v:.1f}" if v is not None else r["status"] for v, r in zip(values, rows))
+    return shown + (" ¹" if rows[0]["borrowed_from"] else "")
+
+
+def _ratio(a: list[dict], b: list[dict], count: str) -> str:
+    pairs = [(x[f"test_{count}"], y[f"test_{count}"]) for x in a for y in b if x["seed"] == y["seed"]]
+    pairs = [(x, y) for x, y in pairs if x is not None and y is not None]
+    return ", ".join(f"{x / y:.2f}×" for x, y in pairs) or "–"
+
+
+def table(rows: list[dict], task: str, count: str) -> list[str]:
+    out = [
+        "| rung | BP | iPC | control (iPC's updates, no value nodes) | iPC / BP | iPC / control |",
+        "|---|---|---|---|---|---|",
+    ]
+    for rung in RUNGS:
+        cells = {role: [r for r in rows if (r["task"], r["rung"], r["role"]) == (task, rung, role)] for role in ROLES}
+        if not any(cells.values()):
+            continue
+        out.append(
+            f"| {RUNG_TEXT[rung]} | {_cell(cells['bp'], count)} | {_cell(cells['ipc'], count)} | "
+            f"{_cell(cells['control'], count)} | {_ratio(cells['ipc'], cells['bp'], count)} | "
+            f"{_ratio(cells['ipc'], cells['control'], count)} |"
+        )
+    return out
+
+
+def curves(rows: list[dict]) -> list[str]:
+    out = ["| run | seed | status | dev per epoch | test per epoch | train s |", "|---|---|---|---|---|---|"]
+    seen = set()
+    for r in rows:
+        key = (r["method"], r["seed"])
+        if key in seen:
+            continue
+        seen.add(key)
+        fmt = lambda xs: ", ".join(f"{x:.1f}" for x in xs if x is not None) or "–"  # noqa: E731
+        out.append(
+            f"| {r['method']} | {r['seed']} | {r['status']} | {fmt(r['dev_eos_out'])} | "
+            f"{fmt(r['test_curve_eos_out'])} | {r['train_seconds'] or '–'} |"
+        )
+    return out
+
+
+def plot(rows: list[dict], path: Path) -> bool:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    done = [r for r in rows if r["test_eos_out"] is not None and not r["borrowed_from"]]
+    if not done:
+        return False
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, task in zip(axes, ("clm", "mlm")):
+        for r in (r for r in done if r["task"] == task):
+            ax.plot(
+                range(1, len(r["dev_eos_out"]) + 1), r["dev_eos_out"], marker="o", label=f"{r['method']} s{r['seed']}"
+            )
+        ax.set(title=f"{task}: dev perplexity (</s> out)", xlabel="epoch", yscale="log")
+        if ax.lines:
+            ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("runs", type=Path)
+    p.add_argument("--plan", type=Path, default=ROOT / "experiments/lm_fidelity/lm_fidelity_ladder.yaml")
+    p.add_argument("--out-dir", type=Path, default=ROOT / "reports")
+    p.add_argument("--name", default="lm_fidelity_ladder")
+    p.add_argument("--notes", type=Path, help="Markdown inserted after the tables (the reading of the results)")
+    p.add_argument("--probe", type=Path, help="the learning-rate probe's plan (its runs are in the same folder)")
+    args = p.parse_args(argv)
+    try:
+        plan = yaml.safe_load(args.plan.read_text())
+    except (OSError, yaml.YAMLError) as err:
+        print(f"error: cannot read the plan '{args.plan}': {err}", file=sys.stderr)
+        return 2
+    if not isinstance(plan, dict) or not isinstance(plan.get("methods"), dict):
+        print(f"error: '{args.plan}' is not a plan (no methods mapping)", file=sys.stderr)
+        return 2
+    rows = collect(args.runs, plan)
+    sizes = next((r["data_sizes"] for r in rows if r["data_sizes"]), None)
+    cut = next((r["truncated"] for r in rows if r["truncated"]), None)
+    md = [
+        "# The fidelity ladder: pclm's LM against the paper's setup, one difference at a time",
+        "",
+        f"Plan: `{args.plan.resolve().relative_to(ROOT) if args.plan.resolve().is_relative_to(ROOT) else args.plan}` "
+        "(command: `bash experiments/lm_fidelity/lm_fidelity_ladder.run.sh`). Data (split seed 0): "
+        + (", ".join(f"{k} {v:,}" for k, v in sizes.items()) if sizes else "–")
+        + "; test = heldout 00000, the benchmark's test shard. Every run: 2 epochs, seed 0 (a second seed where "
+        "two values are shown), no early stopping, the kept model = the epoch with the best dev perplexity "
+        "(`</s>` out). Sentences cut at "
+        + (
+            f"{cut['max_length']} tokens: " + ", ".join(f"{k} {v:,}" for k, v in cut.items() if k != "max_length")
+            if cut
+            else "–"
+        )
+        + " (truncated, `</s>` kept; none dropped).",
+        "",
+        "`pending`: not run yet (the budget of the session that started the ladder ran out first); the run script "
+        "resumes the plan where it stopped. Train seconds come from two 1-thread runs side by side on the 2-core VM "
+        "with other work beside them: not timings.",
+        "",
+        "Control = iPC's schedule (T AdamW steps per batch) with `pc.value_nodes=none`: the same updates on the BP "
+        "gradient of the same batch, the same network. ¹ = the rung leaves this role's network unchanged; the "
+        "default rung's run (placement: the control at T = 5) stands in.",
+        "",
+        "## Conditional LM, test perplexity (paper's count: `</s>` out)",
+        "",
+        *table(rows, "clm", "eos_out"),
+        "",
+        "## Conditional LM, test perplexity (pclm's earlier count: `</s>` in)",
+        "",
+        *table(rows, "clm", "eos_in"),
+        "",
+        "## Masked LM, test perplexity (masked tokens only: the two counts agree)",
+        "",
+        *table(rows, "mlm", "eos_out"),
+        "",
+    ]
+    probe = []
+    if args.probe:
+        try:
+            probe_plan = yaml.safe_load(args.probe.read_text())
+        except (OSError, yaml.YAMLError) as err:
+            print(f"error: cannot read the probe plan '{args.probe}': {err}", file=sys.stderr)
+            return 2
+        if not isinstance(probe_plan, dict) or not isinstance(probe_plan.get("methods"), dict):
+            print(f"error: '{args.probe}' is not a plan (no methods mapping)", file=sys.stderr)
+            return 2
+        probe = probe_rows(args.runs, probe_plan, plan)
+        md += [
+            "## Learning-rate probe (dev perplexity, `</s>` out; decided on dev only)",
+            "",
+            "The same tuning budget for every method: three learning rates each, on the reference network "
+            "(`configs/reference`), 2 epochs, seed 0. The paper's points (iPC 0.0032, BP 0.0016) are the ladder's own "
+            "runs. Plan: `experiments/lm_fidelity/lm_fidelity_lr.yaml` (command: `bash experiments/lm_fidelity/lm_fidelity_lr.run.sh`).",
+            "",
+            *probe_table(probe, {"bp": 0.0016, "ipc": 0.0032, "control": 0.0032}),
+            "",
+        ]
+    if args.notes:
+        md += [args.notes.read_text().strip(), ""]
+    md += ["## Every run, per epoch (`</s>` out)", "", *curves(rows), ""]
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    if plot(rows, args.out_dir / f"{args.name}.png"):
+        md += [f"![dev curves]({args.name}.png)", ""]
+    (args.out_dir / f"{args.name}.md").write_text("\n".join(md))
+    (args.out_dir / f"{args.name}.json").write_text(
+        json.dumps({"plan": str(args.plan), "runs": rows, "probe": probe}, indent=1)
+    )
+    print(f"wrote {args.out_dir / args.name}.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

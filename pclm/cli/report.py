@@ -1,0 +1,36 @@
+"""Reports of finished runs, as JSON + Markdown (+ PNG) in reports/ (`pclm-report`):
+
+    pclm-report runs --name clm_ipc runs/clm_ipc           # Table-3 cells of run folders (or per-seed lists)
+    pclm-report plan runs/lm_table3_full --name lm_table3_full --unigram reports/unigram_full_pool.json
+    pclm-report transfer runs/lm_table3_full SAMPLE.txt --name lm_table3_full_transfer
+    pclm-report unigram --data-dir ../shared/data/lm1b --json reports/unigram.json
+
+`runs` is pclm.cli.report_runs (also scripts/report.py), `plan` pclm.cli.report_plan (also scripts/report_plan.py),
+`transfer` pclm.cli.report_transfer, `unigram` pclm.cli.unigram_baseline.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from pclm.cli import dispatch
+
+COMMANDS = {
+    "runs": ("pclm.cli.report_runs", "Table 3 from run folders or per-seed lists"),
+    "plan": ("pclm.cli.report_plan", "an experiment plan's tuning grid and Table 3"),
+    "transfer": ("pclm.cli.report_transfer", "each finished seed's perplexity on a text file"),
+    "unigram": ("pclm.cli.unigram_baseline", "the unigram model's perplexity on the same data"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    return dispatch("pclm-report", __doc__, COMMANDS, argv)
+
+
+def run() -> None:
+    """The `pclm-report` console command."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

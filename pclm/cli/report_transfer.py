@@ -1,0 +1,136 @@
+#!/usr/bin/env python
+"""Do a plan's test perplexities hold on other text? Score every finished seed's best model on a text file and set
+the result beside the test perplexity its training job reported.
+
+    python -m pclm.cli.report_transfer /work/runs/lm_table3_full ../shared/data/lm1b/samples/heldout-00000.sample100.ordered.txt \\
+        --name lm_table3_full_transfer --max-length 32 --mask-seeds 0-19
+
+For each run folder `<plan_dir>/seeds/<method>/seed<k>/` whose metrics.json has a test perplexity and whose `best/`
+exists, the text is scored as `scripts/evaluate_lm.py` scores it (`pclm.cli.evaluate_lm.score`): a causal model on
+every next token, a masked model under each fixed masking of --mask-seeds with the NLL pooled over all their masked
+tokens (one masking of 100 sentences holds about 400 targets, and its perplexity swings by ±15% with the draw).
+The masked models' single-masking score at the training job's mask seed is listed too (metrics.json's
+`test_sample_ppl` when the text is the release's sample). Writes reports/<name>.{md,json}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+from pclm.errors import ArgumentParser
+
+ROOT = Path(__file__).resolve().parents[2]  # the checkout
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("plan_dir", type=Path, help="the --output-dir of scripts/run_plan.py")
+    p.add_argument("text", type=Path, help="UTF-8 text, one sentence per line")
+    p.add_argument("--name", required=True, help="report file stem")
+    p.add_argument("--out-dir", type=Path, default=ROOT / "reports")
+    p.add_argument("--max-length", type=int, default=32, help="tokens per sentence, as the runs were trained")
+    p.add_argument("--mask-seeds", default="0-19", help="masked models: fixed maskings pooled (default 0-19)")
+    p.add_argument("--batch-size", type=int, default=64)
+    return p.parse_args(argv)
+
+
+def finished_runs(plan_dir: Path) -> list[tuple[str, int, Path, dict]]:
+    from pclm.runs import read_metrics
+
+    out = []
+    for folder in sorted((plan_dir / "seeds").glob("*/seed*")):
+        m = read_metrics(folder)
+        if m.get("test_ppl") is not None and (folder / "best" / "config.json").is_file():
+            out.append((folder.parent.name, int(folder.name.removeprefix("seed")), folder, m))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from pclm.cli.evaluate_lm import _DEFAULT_MLM_PROBABILITY, read_config, read_sentences, score
+    from pclm.errors import UsageError, report_usage_error
+    from pclm.runs import parse_seeds
+
+    try:
+        if "/" in args.name or args.name.startswith(".") or not args.name:
+            raise UsageError(f"--name must be a plain file stem, got '{args.name}'")
+        try:
+            mask_seeds = parse_seeds(args.mask_seeds)
+        except ValueError as err:
+            raise UsageError(f"--mask-seeds: {err}") from None
+        if args.max_length < 2 or args.batch_size < 1:
+            raise UsageError("need --max-length >= 2 and --batch-size >= 1")
+        if not (args.plan_dir / "seeds").is_dir():
+            raise UsageError(f"'{args.plan_dir}' has no seeds/ folder (not a run_plan.py output)")
+        sentences = read_sentences(args.text)
+        runs = finished_runs(args.plan_dir)
+        if not runs:
+            raise UsageError(f"no finished seed with a best/ model under '{args.plan_dir / 'seeds'}'")
+    except UsageError as err:
+        return report_usage_error(err)
+
+    rows = []
+    for method, seed, folder, m in runs:
+        causal = bool(read_config(folder / "best").get("is_decoder"))
+        s = score(
+            folder / "best", sentences, causal, args.max_length, args.batch_size, _DEFAULT_MLM_PROBABILITY, mask_seeds
+        )
+        rows.append(
+            {
+                "method": method,
+                "seed": seed,
+                "status": m["status"],
+                "test_ppl": m["test_ppl"],
+                "test_sample_ppl": m.get("test_sample_ppl"),
+                "text_ppl": s["ppl"],
+                "text_targets": s["targets"],
+                "ratio": s["ppl"] / m["test_ppl"],
+            }
+        )
+        print(f"{method} seed {seed}: test {m['test_ppl']:.1f}, text {s['ppl']:.1f} ({s['ppl'] / m['test_ppl']:.3f}x)")
+    command = "python -m pclm.cli.report_transfer " + " ".join(sys.argv[1:] if argv is None else argv)
+    doc = {
+        "command": command,
+        "text": str(args.text),
+        "sentences": len(sentences),
+        "mask_seeds": mask_seeds,
+        "runs": rows,
+    }
+    lines = [
+        f"# {args.name}",
+        "",
+        f"Command: `{command}`",
+        "",
+        f"Text: `{args.text}`, {len(sentences)} sentences, cut to {args.max_length} tokens. Masked models: NLL pooled "
+        f"over {len(mask_seeds)} fixed maskings (seeds {args.mask_seeds}, {100 * _DEFAULT_MLM_PROBABILITY:.0f}% of tokens). "
+        "Test perplexity: the "
+        "training job's, on the 3,000-sentence test split.",
+        "",
+        "| method | seed | status | test ppl | text ppl | text / test | single masking (training's seed) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        single = "–" if r["test_sample_ppl"] is None or r["method"].startswith("clm") else f"{r['test_sample_ppl']:.1f}"
+        lines.append(
+            f"| {r['method']} | {r['seed']} | {r['status']} | {r['test_ppl']:.1f} | {r['text_ppl']:.1f} | "
+            f"{r['ratio']:.3f} | {single} |"
+        )
+    lines += ["", "| method | seeds | text / test: mean (min–max) |", "|---|---|---|"]
+    for method in sorted({r["method"] for r in rows}):
+        ratios = [r["ratio"] for r in rows if r["method"] == method]
+        lines.append(
+            f"| {method} | {len(ratios)} | {statistics.fmean(ratios):.3f} ({min(ratios):.3f}–{max(ratios):.3f}) |"
+        )
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    (args.out_dir / f"{args.name}.json").write_text(json.dumps(doc, indent=1) + "\n")
+    (args.out_dir / f"{args.name}.md").write_text("\n".join(lines) + "\n")
+    print(f"wrote {args.out_dir / args.name}.{{md,json}}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

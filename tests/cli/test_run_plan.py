@@ -1,0 +1,281 @@
+"""pclm.cli.run_plan and pclm.cli.report_plan on a tiny plan: two runs side by side, the dev-selected point
+carried into the seeds, resume skips finished runs, and the report lists every seed."""
+
+import importlib
+import json
+import sys
+
+import pytest
+import yaml
+
+from tests.conftest import REPO, TINY
+
+
+def _script(name):
+    return importlib.import_module(f"pclm.cli.{name}")
+
+
+@pytest.fixture(scope="module")
+def plan_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("plan")
+    plan = {
+        "fixed": [*TINY, "train.patience=0"],
+        "tune": {"epochs": 1, "seed": 0},
+        "seeds": {"epochs": 1, "patience": 0},
+        "methods": {
+            "clm_bp": {"task": "clm", "algo": "bp", "grid": {"train.lr": [1e-6, 3e-3]}, "seeds": "0-1"},
+            "clm_ipc": {"task": "clm", "algo": "ipc", "overrides": ["pc.inference_steps=4"], "seeds": 0},
+        },
+    }
+    path = tmp / "plan.yaml"
+    path.write_text(yaml.safe_dump(plan))
+    out = tmp / "out"
+    argv = [str(path), "--output-dir", str(out), "--workers", "2", "--launcher", sys.executable]
+    code = _script("run_plan").main(argv)
+    return tmp, out, argv, code
+
+
+def test_plan_selects_on_dev_and_runs_every_seed(plan_run):
+    _, out, _, code = plan_run
+    assert code == 0
+    doc = json.loads((out / "plan.json").read_text())
+    runs = {r["name"]: r for r in doc["runs"]}
+    assert set(runs) == {
+        "tune/clm_bp/lr=1e-06",
+        "tune/clm_bp/lr=0.003",
+        "seeds/clm_bp/seed0",
+        "seeds/clm_bp/seed1",
+        "seeds/clm_ipc/seed0",
+    }
+    dev = {
+        p: json.loads((out / f"tune/clm_bp/{p}/metrics.json").read_text())["best_dev_ppl"]
+        for p in ("lr=1e-06", "lr=0.003")
+    }
+    assert dev["lr=0.003"] < dev["lr=1e-06"]  # lr 1e-6 barely moves from the untrained model
+    assert doc["selections"]["clm_bp"]["point"] == "lr=0.003"
+    for seed in (0, 1):
+        cfg = yaml.safe_load((out / f"seeds/clm_bp/seed{seed}/config.yaml").read_text())
+        assert cfg["train"]["lr"] == 3e-3 and cfg["seed"] == seed and cfg["train"]["epochs"] == 1
+    assert all(r["status"] == "completed" and r["exit_code"] == 0 for r in doc["runs"])
+    assert "seeds/clm_ipc/seed0" in runs and not any(n.startswith("tune/clm_ipc") for n in runs)  # one point
+
+
+def test_rerun_skips_finished_runs(plan_run, capsys):
+    _, out, argv, _ = plan_run
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("metrics.json")}
+    assert _script("run_plan").main(argv) == 0
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("metrics.json")} == before
+    assert "5 of 5 runs final" in capsys.readouterr().out
+
+
+def test_a_subset_run_records_every_method(plan_run):
+    """Rewriting plan.json from a run that starts nothing still records every method's runs and final choice."""
+    _, out, argv, _ = plan_run
+    assert _script("run_plan").main([*argv, "--methods", "clm_ipc", "--stop-after", "0"]) == 0
+    assert _script("run_plan").main([*argv, "--stop-after", "0"]) == 0
+    doc = json.loads((out / "plan.json").read_text())
+    assert len(doc["runs"]) == 5 and doc["selections"]["clm_bp"]["point"] == "lr=0.003"
+    assert all(r["status"] == "completed" for r in doc["runs"])
+
+
+def test_report_lists_every_seed(plan_run):
+    tmp, out, _, _ = plan_run
+    unigram = tmp / "unigram.json"
+    unigram.write_text(json.dumps({"clm": {"dev": 1e9, "test": 1e9}}))
+    assert (
+        _script("report_plan").main(
+            [str(out), "--name", "tiny", "--out-dir", str(tmp / "rep"), "--unigram", str(unigram)]
+        )
+        == 0
+    )
+    doc = json.loads((tmp / "rep" / "tiny.json").read_text())
+    rows = {r["method"]: r for r in doc["table3"]}
+    assert rows["clm_bp"]["converged"] == rows["clm_bp"]["finished"] == rows["clm_bp"]["planned"] == 2
+    tests = [r["test_ppl"] for r in doc["runs"] if r["name"].startswith("seeds/clm_bp/")]
+    assert rows["clm_bp"]["mean"] == pytest.approx(sum(tests) / 2)
+    assert rows["clm_bp"]["pm"] == pytest.approx(abs(tests[0] - tests[1]) / 4)  # half the population std
+    md = (tmp / "rep" / "tiny.md").read_text()
+    assert "| clm_bp | lr=0.003 |" in md and "**yes**" in md
+    assert "## Tuning on dev (seed 0, 1 epochs per point; test never read)" in md  # the plan's, not the paper's
+    assert f"Unigram model on the same targets ({unigram}):" in md
+
+
+def test_one_listed_point_names_its_seeds_row_and_skips_tuning():
+    plan = {
+        "fixed": ["data.max_length=32"],
+        "methods": {
+            "listed": {"task": "clm", "algo": "pc", "points": [{"pc.x_grads": "batch", "train.lr": 0.0008}]},
+            "default": {"task": "clm", "algo": "pc", "overrides": ["train.lr=0.0008"]},
+        },
+    }
+    runs, grids = _script("run_plan").build_runs(plan)
+    assert grids == {"listed": [], "default": []}
+    points = {r.method: r.point for r in runs}
+    assert points == {"listed": "x_grads=batch+lr=0.0008", "default": ""}
+    assert [r.overrides[:3] for r in runs] == [
+        ["data.max_length=32", "pc.x_grads=batch", "train.lr=0.0008"],
+        ["data.max_length=32", "train.lr=0.0008", "train.epochs=16"],
+    ]
+    rows = [
+        {**vars(r), "status": "missing", "test_ppl": None, "epochs_run": None, "history": [], "data_sizes": None}
+        for r in runs
+    ]
+    report = _script("report_plan")
+    labels = {t["method"]: t["point"] for t in report.table3_rows(rows, {}, 1.0, {})}
+    assert labels == {"listed": "x_grads=batch+lr=0.0008", "default": "plan default"}
+    md = report.markdown(
+        {
+            "name": "n",
+            "plan": "p.yaml",
+            "passthrough": [],
+            "selections": {},
+            "runs": rows,
+            "unigram": {},
+            "threshold": 1.0,
+            "table3": report.table3_rows(rows, {}, 1.0, {}),
+        },
+        "cmd",
+    )
+    assert "No method of this plan has a dev grid" in md and "## Tuning on dev" not in md
+
+
+def test_a_method_whose_grid_is_unfinished_is_not_called_plan_default():
+    def run(stage, method, status):
+        return {
+            "stage": stage,
+            "method": method,
+            "task": "clm",
+            "algo": "pc",
+            "point": "",
+            "seed": 0,
+            "status": status,
+            "test_ppl": None,
+            "epochs_run": None,
+        }
+
+    runs = [run("tune", "grid", "completed"), run("seeds", "grid", "missing"), run("seeds", "single", "missing")]
+    rows = {r["method"]: r["point"] for r in _script("report_plan").table3_rows(runs, {}, 1.0, {})}
+    assert rows == {"grid": "dev grid unfinished", "single": "plan default"}
+
+
+def test_bad_plans_are_one_line(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    for text, message in (
+        ("methods: {}", "non-empty 'methods'"),
+        ("methods: {a: {task: clm, algo: bp, grid: {train.lr: ['../x', 1]}}}", "unsafe folder name"),
+    ):
+        bad.write_text(text)
+        assert _script("run_plan").main([str(bad), "--output-dir", str(tmp_path / "o")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error:") and message in err[0]
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow
+def test_gpu_script_runs_a_tiny_plan_on_cpu(tmp_path):
+    """experiments/lm_table3/gpu_table3.sh end to end with a tiny grid (on CPU here; on a lent GPU the runs share the
+    device)."""
+    import os
+    import subprocess
+
+    plan = {
+        "fixed": [*TINY, "train.patience=0"],
+        "tune": {"epochs": 1},
+        "seeds": {"epochs": 1},
+        "methods": {
+            "clm_ipc": {
+                "task": "clm",
+                "algo": "ipc",
+                "overrides": ["pc.inference_steps=4"],
+                "grid": {"pc.x_grads": ["sample", "batch"]},
+                "seeds": 0,
+            }
+        },
+    }
+    (tmp_path / "plan.yaml").write_text(yaml.safe_dump(plan))
+    env = {
+        **os.environ,
+        "PLAN": str(tmp_path / "plan.yaml"),
+        "WORKERS": "3",
+        "OUT": str(tmp_path / "out"),
+        "DATA": str(REPO / "pclm" / "data" / "lm1b_sample"),
+        "PYTHON": sys.executable,
+    }
+    res = subprocess.run(
+        ["bash", str(REPO / "experiments" / "lm_table3" / "gpu_table3.sh")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    doc = json.loads((tmp_path / "out" / "lm_table3_full_gpu.json").read_text())
+    assert [r["status"] for r in doc["runs"]] == ["completed"] * 3
+    assert doc["table3"][0]["finished"] == 1 and doc["selections"]["clm_ipc"]["point"] in (
+        "x_grads=sample",
+        "x_grads=batch",
+    )
+    transfer = json.loads((tmp_path / "out" / "lm_table3_full_gpu_transfer.json").read_text())
+    assert [(r["method"], r["seed"]) for r in transfer["runs"]] == [("clm_ipc", 0)]
+    assert transfer["sentences"] == 100 and transfer["runs"][0]["text_ppl"] > 1
+
+
+@pytest.mark.parametrize(
+    "plan, message",
+    [
+        ({"methods": {"a": {"task": "clm", "algo": "bp", "grid": [1, 2]}}}, "'grid' must map config keys"),
+        ({"methods": {"a": ["clm"]}}, "method 'a' must be a mapping"),
+        ({"tune": "x", "methods": {"a": {"task": "clm", "algo": "bp"}}}, "'tune' must be a mapping"),
+        ({"methods": {"a": {"task": "clm", "algo": "bp", "points": [1]}}}, "'points' must be a list of mappings"),
+        ({"methods": {"a": {"task": "x", "algo": "bp"}}}, "needs task: mlm|clm"),
+        (  # a run's own config is read before anything starts: one line, no plan.json
+            {"methods": {"a": {"task": "clm", "algo": "bp", "overrides": ["train.lr=-1"]}}},
+            "run seeds/a/seed0: config key 'train.lr' must be a finite number > 0, got -1.0",
+        ),
+        (
+            {"methods": {"a": {"task": "clm", "algo": "bp", "grid": {f"k{i}": [1, 2] for i in range(54)}}}},
+            "more than 1000 points",
+        ),
+    ],
+)
+def test_bad_plans_are_one_error_line(tmp_path, capsys, plan, message):
+    path = tmp_path / "plan.yaml"
+    path.write_text(yaml.safe_dump(plan))
+    capsys.readouterr()
+    assert _script("run_plan").main([str(path), "--output-dir", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and message in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_output_dir_that_is_a_file_is_one_error_line(tmp_path, capsys):
+    path, out = tmp_path / "plan.yaml", tmp_path / "afile"
+    path.write_text(yaml.safe_dump({"methods": {"a": {"task": "clm", "algo": "bp"}}}))
+    out.write_text("x")
+    capsys.readouterr()
+    assert _script("run_plan").main([str(path), "--output-dir", str(out)]) == 2
+    assert capsys.readouterr().err == f"error: --output-dir '{out}' is a file\n"
+
+
+@pytest.mark.parametrize(
+    "plan_json, unigram, out, message",
+    [
+        ([], None, "o", "is not run_plan.py's plan.json (plan, runs)"),
+        ({"plan": "p", "runs": [3]}, None, "o", "every run must be a mapping with a name"),
+        ({"plan": "p", "runs": []}, [], "o", "is not pclm.cli.unigram_baseline's JSON (a mapping)"),
+        ({"plan": "p", "runs": []}, None, "afile", "is a file"),
+    ],
+)
+def test_report_plan_bad_inputs_are_one_error_line(tmp_path, capsys, plan_json, unigram, out, message):
+    (tmp_path / "plan").mkdir()
+    (tmp_path / "plan" / "plan.json").write_text(json.dumps(plan_json))
+    (tmp_path / "afile").write_text("x")
+    argv = [str(tmp_path / "plan"), "--name", "x", "--out-dir", str(tmp_path / out)]
+    if unigram is not None:
+        (tmp_path / "u.json").write_text(json.dumps(unigram))
+        argv += ["--unigram", str(tmp_path / "u.json")]
+    capsys.readouterr()
+    assert _script("report_plan").main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and message in err
+    assert not (tmp_path / "o").exists()

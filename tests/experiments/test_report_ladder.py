@@ -1,0 +1,75 @@
+"""experiments/lm_fidelity/report_ladder.py on a hand-made runs folder: each cell is its run's kept test perplexity in
+the count asked, the ratios are those cells divided, a rung that leaves a role alone borrows the default rung's run, and
+runs not there are `pending`."""
+
+from __future__ import annotations
+
+import json
+
+import yaml
+
+from experiments.lm_fidelity import report_ladder
+
+
+def _run(root, method, seed, eos_in, eos_out):
+    folder = root / "seeds" / method / f"seed{seed}"
+    folder.mkdir(parents=True)
+    history = [{"epoch": 1, "dev_ppl_eos_out": eos_out + 10, "test_ppl_eos_out": eos_out + 5}]
+    metrics = {"status": "completed", "test_ppl_eos_in": eos_in, "test_ppl_eos_out": eos_out, "history": history}
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+
+
+def test_cells_ratios_fallbacks_and_pending(tmp_path):
+    plan = {
+        "methods": {
+            "clm_bp_default": {"task": "clm", "algo": "bp", "seeds": 0},
+            "clm_ipc_default": {"task": "clm", "algo": "ipc", "seeds": 0},
+            "clm_control_default": {"task": "clm", "algo": "ipc", "seeds": 0},
+            "clm_ipc_placement": {"task": "clm", "algo": "ipc", "seeds": 0},
+            "clm_control_t5": {"task": "clm", "algo": "ipc", "seeds": 0},
+        }
+    }
+    (tmp_path / "plan.yaml").write_text(yaml.safe_dump(plan))
+    runs = tmp_path / "runs"
+    _run(runs, "clm_bp_default", 0, 90.0, 100.0)
+    _run(runs, "clm_ipc_default", 0, 180.0, 250.0)
+    _run(runs, "clm_control_default", 0, 110.0, 125.0)
+    _run(runs, "clm_ipc_placement", 0, 150.0, 200.0)
+    out = tmp_path / "out"
+    argv = [str(runs), "--plan", str(tmp_path / "plan.yaml"), "--out-dir", str(out), "--name", "ladder"]
+    assert report_ladder.main(argv) == 0
+    md = (out / "ladder.md").read_text()
+    assert "| pclm's default (N(0, 0.02), GELU, out+scores) | 100.0 | 250.0 | 125.0 | 2.50× | 2.00× |" in md
+    assert "| pclm's default (N(0, 0.02), GELU, out+scores) | 90.0 | 180.0 | 110.0 | 2.00× | 1.64× |" in md
+    # placement: BP borrows the default run, the control at T = 5 has not run
+    assert "| value nodes scores+ffn_pre+head_pre | 100.0 ¹ | 200.0 | pending ¹ | 2.00× | – |" in md
+    rows = json.loads((out / "ladder.json").read_text())["runs"]
+    assert {(r["method"], r["status"]) for r in rows} >= {("clm_control_t5", "pending")}
+
+
+def test_probe_rows_sit_beside_the_ladder_run_at_the_preset_lr(tmp_path):
+    plan = {
+        "methods": {
+            "clm_bp_all": {"task": "clm", "algo": "bp", "seeds": 0},
+            "clm_ipc_all": {"task": "clm", "algo": "ipc", "seeds": 0},
+        }
+    }
+    probe = {
+        "methods": {
+            "clm_ipc_all_lr0016": {"task": "clm", "algo": "ipc", "overrides": ["train.lr=0.0016"], "seeds": 0},
+            "clm_bp_all_lr0032": {"task": "clm", "algo": "bp", "overrides": ["train.lr=0.0032"], "seeds": 0},
+        }
+    }
+    (tmp_path / "plan.yaml").write_text(yaml.safe_dump(plan))
+    (tmp_path / "probe.yaml").write_text(yaml.safe_dump(probe))
+    runs = tmp_path / "runs"
+    _run(runs, "clm_bp_all", 0, 90.0, 100.0)  # dev 110.0 at the preset's 0.0016
+    _run(runs, "clm_ipc_all", 0, 900.0, 1000.0)  # dev 1010.0 at the preset's 0.0032
+    _run(runs, "clm_ipc_all_lr0016", 0, 150.0, 210.0)  # dev 220.0
+    out = tmp_path / "out"
+    argv = [str(runs), "--plan", str(tmp_path / "plan.yaml"), "--probe", str(tmp_path / "probe.yaml")]
+    assert report_ladder.main([*argv, "--out-dir", str(out), "--name", "ladder"]) == 0
+    md = (out / "ladder.md").read_text()
+    assert "| clm all together (configs/reference) | 0.0016 | 110.0 | 220.0 | – | 2.00×, – |" in md
+    assert "| clm all together (configs/reference) | 0.0032 | pending | 1010.0 | – | –, – |" in md
+    assert report_ladder.main([*argv[:3], "--probe", str(tmp_path / "nope.yaml"), "--out-dir", str(out)]) == 2

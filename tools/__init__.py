@@ -1,0 +1,1 @@
+"""Tools that made the shipped files (tokenizer, embedded sample) or check the tree; not part of the package."""
