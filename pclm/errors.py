@@ -14,6 +14,7 @@ __all__ = [
     "ArgumentParser",
     "DiskFull",
     "report_disk_full",
+    "one_line",
 ]
 
 USAGE_EXIT = 2
@@ -26,9 +27,17 @@ class UsageError(ValueError):
     """Bad input a user can fix: a missing path, an unknown name, a bad config key, a corrupt checkpoint."""
 
 
+def one_line(err: BaseException) -> str:
+    """`err` as one line: a YAML parser's problem and where it is, else the first non-empty line of its text."""
+    problem, mark = getattr(err, "problem", None), getattr(err, "problem_mark", None)
+    if problem and mark is not None:
+        return f"not valid YAML: {problem} (line {mark.line + 1}, column {mark.column + 1})"
+    return next((line.strip() for line in str(err).splitlines() if line.strip()), type(err).__name__)
+
+
 def report_usage_error(err: UsageError) -> int:
     """Print `error: <err>` on stderr, tell a runner waiting on this process (USAGE_MARKER_ENV), return 2."""
-    line = f"error: {err}"
+    line = f"error: {one_line(err)}"
     print(line, file=sys.stderr)
     marker = os.environ.get(USAGE_MARKER_ENV)
     if marker:

@@ -42,7 +42,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from pclm.errors import ArgumentParser
+from pclm.errors import ArgumentParser, one_line
 from pclm.runs import TRAIN_SCRIPT, format_override, format_value
 
 SCRIPTS = TRAIN_SCRIPT.parent  # the checkout's scripts/: the training commands a run launches
@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         check_plan(plan)
         runs, grids = build_runs(plan)
     except (OSError, ValueError, KeyError, TypeError, yaml.YAMLError) as err:
-        print(f"error: plan '{args.plan}': {err}", file=sys.stderr)
+        print(f"error: plan '{args.plan}': {one_line(err)}", file=sys.stderr)
         return 2
     from pclm.config import load_config
 

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import yaml
 
-from pclm.errors import ArgumentParser, UsageError
+from pclm.errors import ArgumentParser, UsageError, one_line
 from pclm.folders import write_atomic
 from pclm.runs import (
     FINAL_STATUSES,
@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.output_dir.exists() and not args.output_dir.is_dir():
             raise ValueError(f"--output-dir '{args.output_dir}' is a file")
     except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError, AttributeError) as err:
-        print(f"error: bad grid file '{args.grid}': {err}", file=sys.stderr)
+        print(f"error: bad grid file '{args.grid}': {one_line(err)}", file=sys.stderr)
         return 2
     if is_vision(spec):
         above = default_converged_above(spec) if args.converged_above is None else args.converged_above

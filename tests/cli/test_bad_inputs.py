@@ -812,3 +812,15 @@ def test_disk_full_on_a_real_small_filesystem(tmp_path, size, ending, then):
         assert json.loads((run / "metrics.json").read_text())["status"] == "completed"
     finally:
         subprocess.run(["umount", disk], check=True)
+
+
+@pytest.mark.parametrize("command", ["run_plan", "sweep"])
+def test_broken_yaml_plan_or_grid_is_one_error_line_with_its_place(tmp_path, capsys, command):
+    module = importlib.import_module(f"pclm.cli.{command}")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("methods:\n  a: [1,2\n")
+    assert module.main([str(broken), "--output-dir", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ")
+    assert "not valid YAML: " in err and "(line 3, column 1)" in err
+    assert not (tmp_path / "out").exists()
