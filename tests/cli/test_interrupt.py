@@ -23,7 +23,7 @@ ARGS = ["--task", "clm", "--algo", "bp", "--threads", "1", *TINY, "train.patienc
 def test_ctrl_c_writes_interrupted_and_prints_the_command_that_resumes(tmp_path):
     run, log = tmp_path / "run", tmp_path / "run.log"
     # batches of 8 (38 an epoch), a checkpoint every ~0.01 s of training once the pace is measured (10th batch)
-    steps = ["train.batch_size=8", "train.max_steps=300", "train.checkpoint_minutes=0.0002"]
+    steps = ["train.batch_size=8", "train.max_steps=80", "train.checkpoint_minutes=0.0002"]
     argv = [*ARGS, "model.hidden_size=128", "model.intermediate_size=512", *steps, "--output-dir", str(run)]
     with log.open("w") as out:
         proc = subprocess.Popen(
@@ -47,7 +47,7 @@ def test_ctrl_c_writes_interrupted_and_prints_the_command_that_resumes(tmp_path)
     assert code == 130, text[-2000:]
     assert f"run folder: {run.resolve()}" in text and "estimated time to the end:" in text
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["status"] == "interrupted" and 10 <= metrics["steps"] < 300
+    assert metrics["status"] == "interrupted" and 10 <= metrics["steps"] < 80
     state = json.loads((run / "checkpoints" / "last" / "pclm_state.json").read_text())
     assert state["epoch"] == 0 and state["batches_done"] >= 10  # mid-epoch 1: a time-based checkpoint
     assert "Traceback" not in text and not (tmp_path / ".run.lock").exists()
@@ -60,7 +60,7 @@ def test_ctrl_c_writes_interrupted_and_prints_the_command_that_resumes(tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "resumed from" in done.stdout + done.stderr
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["status"] == "max_steps" and metrics["steps"] == 300
+    assert metrics["status"] == "max_steps" and metrics["steps"] == 80
 
 
 def test_resume_of_a_run_without_a_checkpoint_starts_it_again(tmp_path):
