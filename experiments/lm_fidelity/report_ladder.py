@@ -23,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-from pclm.errors import ArgumentParser
+from pclm.errors import ArgumentParser, UsageError, one_line, report_usage_error
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNGS = ("default", "init", "tanh", "placement", "layernorm_off", "all")
@@ -244,6 +244,17 @@ def plot(rows: list[dict], path: Path) -> bool:
     return True
 
 
+def read_plan(path: Path) -> dict:
+    """A plan YAML with a `methods` mapping, or one UsageError."""
+    try:
+        plan = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise UsageError(f"cannot read the plan '{path}': {one_line(err)}") from None
+    if not isinstance(plan, dict) or not isinstance(plan.get("methods"), dict):
+        raise UsageError(f"'{path}' is not a plan (no methods mapping)")
+    return plan
+
+
 def main(argv: list[str] | None = None) -> int:
     p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", type=Path)
@@ -254,13 +265,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--probe", type=Path, help="the learning-rate probe's plan (its runs are in the same folder)")
     args = p.parse_args(argv)
     try:
-        plan = yaml.safe_load(args.plan.read_text())
-    except (OSError, yaml.YAMLError) as err:
-        print(f"error: cannot read the plan '{args.plan}': {err}", file=sys.stderr)
-        return 2
-    if not isinstance(plan, dict) or not isinstance(plan.get("methods"), dict):
-        print(f"error: '{args.plan}' is not a plan (no methods mapping)", file=sys.stderr)
-        return 2
+        plan = read_plan(args.plan)
+        probe_plan = read_plan(args.probe) if args.probe else None
+    except UsageError as err:
+        return report_usage_error(err)
     rows = collect(args.runs, plan)
     sizes = next((r["data_sizes"] for r in rows if r["data_sizes"]), None)
     cut = next((r["truncated"] for r in rows if r["truncated"]), None)
@@ -302,15 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
     ]
     probe = []
-    if args.probe:
-        try:
-            probe_plan = yaml.safe_load(args.probe.read_text())
-        except (OSError, yaml.YAMLError) as err:
-            print(f"error: cannot read the probe plan '{args.probe}': {err}", file=sys.stderr)
-            return 2
-        if not isinstance(probe_plan, dict) or not isinstance(probe_plan.get("methods"), dict):
-            print(f"error: '{args.probe}' is not a plan (no methods mapping)", file=sys.stderr)
-            return 2
+    if probe_plan:
         probe = probe_rows(args.runs, probe_plan, plan)
         md += [
             "## Learning-rate probe (dev perplexity, `</s>` out; decided on dev only)",

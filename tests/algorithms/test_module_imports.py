@@ -7,11 +7,13 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from tools.import_graph import cycles
+
 PACKAGE = Path(__file__).resolve().parents[2] / "pclm"
 
 
-def module_graph(package: Path = PACKAGE) -> dict[tuple[str, ...], set[tuple[str, ...]]]:
-    """{module: the pclm modules it imports}, modules as dotted tuples; every import statement counts."""
+def module_graph(package: Path = PACKAGE) -> dict[str, set[str]]:
+    """{module: the pclm modules it imports}, dotted names; every import statement counts."""
     found: dict[tuple[str, ...], set[tuple[str, ...]]] = {}
     for path in sorted(package.rglob("*.py")):
         rel = path.relative_to(package.parent).with_suffix("").parts
@@ -31,44 +33,9 @@ def module_graph(package: Path = PACKAGE) -> dict[tuple[str, ...], set[tuple[str
                 deps |= {tuple(a.name.split(".")) for a in node.names}
         found[module] = deps
     return {
-        m: {d for d in deps if d in found and d != m and m[: len(d)] != d}  # not its own (parent) packages
+        ".".join(m): {".".join(d) for d in deps if d in found and d != m and m[: len(d)] != d}  # not its parents
         for m, deps in found.items()
     }
-
-
-def cycles(graph: dict) -> list[list[str]]:
-    """Strongly connected components of more than one module (Tarjan)."""
-    index: dict = {}
-    low: dict = {}
-    stack: list = []
-    on_stack: set = set()
-    out: list[list[str]] = []
-
-    def visit(v) -> None:
-        index[v] = low[v] = len(index)
-        stack.append(v)
-        on_stack.add(v)
-        for w in sorted(graph[v]):
-            if w not in index:
-                visit(w)
-                low[v] = min(low[v], low[w])
-            elif w in on_stack:
-                low[v] = min(low[v], index[w])
-        if low[v] == index[v]:
-            component = []
-            while True:
-                w = stack.pop()
-                on_stack.discard(w)
-                component.append(".".join(w))
-                if w == v:
-                    break
-            if len(component) > 1:
-                out.append(sorted(component))
-
-    for v in sorted(graph):
-        if v not in index:
-            visit(v)
-    return out
 
 
 def test_the_finder_sees_a_type_only_cycle(tmp_path: Path) -> None:
