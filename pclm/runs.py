@@ -160,6 +160,18 @@ def check_launcher(launcher: str) -> None:
         )
 
 
+def refuse_bad_launcher(launcher: str) -> bool:
+    """True, after printing check_launcher's one error line, when the launcher cannot run on this machine."""
+    from .errors import report_usage_error
+
+    try:
+        check_launcher(launcher)
+    except UsageError as err:
+        report_usage_error(err)
+        return True
+    return False
+
+
 def launch_train(launcher: str, run: Path, args: list[str], script: Path = TRAIN_SCRIPT) -> int:
     """Run `script` (train_lm.py, or train_vision.py, which takes the same flags) into `run` in its own process:
     resumed when it has a complete checkpoint, started afresh otherwise (a run killed during its first checkpoint

@@ -42,7 +42,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from pclm.errors import ArgumentParser, one_line
+from pclm.errors import ArgumentParser, UsageError, one_line
 from pclm.runs import TRAIN_SCRIPT, format_override, format_value
 
 SCRIPTS = TRAIN_SCRIPT.parent  # the checkout's scripts/: the training commands a run launches
@@ -196,13 +196,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stop-after", type=float, default=None, help="start no new run after this many seconds")
     p.add_argument("--dry-run", action="store_true")
     args = p.parse_args(own)
-    from pclm.errors import UsageError
-    from pclm.runs import check_launcher
+    from pclm.runs import refuse_bad_launcher
 
-    try:
-        check_launcher(args.launcher)
-    except UsageError as err:
-        print(f"error: {err}", file=sys.stderr)
+    if refuse_bad_launcher(args.launcher):
         return 2
     try:
         import yaml

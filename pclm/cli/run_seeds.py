@@ -51,12 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--shard", default="0/1", help="i/n: run the seeds whose index %% n == i")
     p.add_argument("--launcher", default=default_launcher(), help="command that starts one training process")
     args = p.parse_args(argv)
-    from pclm.runs import check_launcher
+    from pclm.runs import refuse_bad_launcher
 
-    try:
-        check_launcher(args.launcher)
-    except UsageError as err:
-        print(f"error: {err}", file=sys.stderr)
+    if refuse_bad_launcher(args.launcher):
         return 2
     try:
         seeds = parse_seeds(args.seeds)

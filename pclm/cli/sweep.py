@@ -37,7 +37,7 @@ from pathlib import Path
 
 import yaml
 
-from pclm.errors import ArgumentParser, UsageError, one_line
+from pclm.errors import ArgumentParser, one_line
 from pclm.folders import write_atomic
 from pclm.runs import (
     FINAL_STATUSES,
@@ -176,12 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dry-run", action="store_true", help="list the points and write nothing")
     p.add_argument("--launcher", default=default_launcher())
     args = p.parse_args(argv)
-    from pclm.runs import check_launcher
+    from pclm.runs import refuse_bad_launcher
 
-    try:
-        check_launcher(args.launcher)
-    except UsageError as err:
-        print(f"error: {err}", file=sys.stderr)
+    if refuse_bad_launcher(args.launcher):
         return 2
     try:
         spec = yaml.safe_load(args.grid.read_text())

@@ -824,3 +824,14 @@ def test_broken_yaml_plan_or_grid_is_one_error_line_with_its_place(tmp_path, cap
     assert err.count("\n") == 1 and err.startswith("error: ")
     assert "not valid YAML: " in err and "(line 3, column 1)" in err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command", ["run_plan", "sweep"])
+def test_a_launcher_that_is_not_a_command_is_one_error_line_for_plans_and_grids(tmp_path, capsys, command):
+    module = importlib.import_module(f"pclm.cli.{command}")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("methods: {a: {task: clm, algo: bp}}\n" if command == "run_plan" else "grid: {train.lr: [0.1]}\n")
+    assert module.main([str(spec), "--output-dir", str(tmp_path / "out"), "--launcher", "/nonexistent"]) == 2
+    err = capsys.readouterr().err
+    assert err == "error: --launcher '/nonexistent': '/nonexistent' is not a command this machine can run\n"
+    assert not (tmp_path / "out").exists()
