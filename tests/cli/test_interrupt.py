@@ -32,6 +32,9 @@ def test_ctrl_c_writes_interrupted_and_prints_the_command_that_resumes(tmp_path)
             env=child_env(),
             stdout=out,
             stderr=subprocess.STDOUT,
+            # started from a background job (CI under nohup/setsid), SIGINT arrives ignored and Python then installs
+            # no KeyboardInterrupt: give the run the handling a terminal's Ctrl-C meets
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         try:
             deadline = time.monotonic() + 240
