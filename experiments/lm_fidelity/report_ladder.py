@@ -107,7 +107,7 @@ def collect(runs: Path, plan: dict) -> list[dict]:
 
 
 def probe_rows(runs: Path, probe: dict, plan: dict) -> list[dict]:
-    """One record per (task, rung, role, lr): the probe's runs plus the ladder's run of the same rung (its lr)."""
+    """One record per (task, rung, role, lr): the probe's runs plus the ladder's runs of the same rung (their lrs)."""
     from pclm.runs import parse_seeds
 
     out = []
@@ -116,9 +116,10 @@ def probe_rows(runs: Path, probe: dict, plan: dict) -> list[dict]:
         stem, _, digits = method.rpartition("_lr")
         lr = next((float(o.split("=", 1)[1]) for o in spec.get("overrides", []) if o.startswith("train.lr=")), None)
         names[method] = (stem, lr)
-    for stem in sorted({stem for stem, _ in names.values()}):
-        if stem in plan["methods"]:
-            names[stem] = (stem, None)  # the ladder's run: the preset's lr, read from its metrics
+    for task, rung in sorted({(s.split("_", 2)[0], s.split("_", 2)[2]) for s, _ in names.values()}):
+        for role in ROLES:  # the ladder's runs of every role on a probed rung: the preset's lr, read from metrics
+            if (stem := f"{task}_{role}_{rung}") in plan["methods"]:
+                names[stem] = (stem, None)
     for method, (stem, lr) in names.items():
         task, role, rung = stem.split("_", 2)
         spec = probe["methods"].get(method) or plan["methods"][stem]
@@ -148,7 +149,7 @@ def probe_table(rows: list[dict], ladder_lr: dict[str, float]) -> list[str]:
         "| rung | lr | BP dev (per epoch) | iPC dev (per epoch) | control dev (per epoch) | best dev: iPC / BP, iPC / control |",
         "|---|---|---|---|---|---|",
     ]
-    for task, rung in sorted({(r["task"], r["rung"]) for r in rows}):
+    for task, rung in sorted({(r["task"], r["rung"]) for r in rows}, key=lambda k: (k[0], RUNGS.index(k[1]))):
         group = [r for r in rows if (r["task"], r["rung"]) == (task, rung)]
         lrs = sorted(
             {r["lr"] if r["lr"] is not None else ladder_lr.get(r["role"]) for r in group}, key=lambda v: v or 0

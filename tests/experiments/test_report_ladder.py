@@ -52,12 +52,14 @@ def test_probe_rows_sit_beside_the_ladder_run_at_the_preset_lr(tmp_path):
         "methods": {
             "clm_bp_all": {"task": "clm", "algo": "bp", "seeds": 0},
             "clm_ipc_all": {"task": "clm", "algo": "ipc", "seeds": 0},
+            "clm_bp_default": {"task": "clm", "algo": "bp", "seeds": 0},
         }
     }
     probe = {
         "methods": {
             "clm_ipc_all_lr0016": {"task": "clm", "algo": "ipc", "overrides": ["train.lr=0.0016"], "seeds": 0},
             "clm_bp_all_lr0032": {"task": "clm", "algo": "bp", "overrides": ["train.lr=0.0032"], "seeds": 0},
+            "clm_ipc_default_lr0016": {"task": "clm", "algo": "ipc", "overrides": ["train.lr=0.0016"], "seeds": 0},
         }
     }
     (tmp_path / "plan.yaml").write_text(yaml.safe_dump(plan))
@@ -66,10 +68,14 @@ def test_probe_rows_sit_beside_the_ladder_run_at_the_preset_lr(tmp_path):
     _run(runs, "clm_bp_all", 0, 90.0, 100.0)  # dev 110.0 at the preset's 0.0016
     _run(runs, "clm_ipc_all", 0, 900.0, 1000.0)  # dev 1010.0 at the preset's 0.0032
     _run(runs, "clm_ipc_all_lr0016", 0, 150.0, 210.0)  # dev 220.0
+    _run(runs, "clm_bp_default", 0, 80.0, 90.0)  # dev 100.0; not probed, but its rung is: it stands beside iPC
+    _run(runs, "clm_ipc_default_lr0016", 0, 200.0, 290.0)  # dev 300.0
     out = tmp_path / "out"
     argv = [str(runs), "--plan", str(tmp_path / "plan.yaml"), "--probe", str(tmp_path / "probe.yaml")]
     assert report_ladder.main([*argv, "--out-dir", str(out), "--name", "ladder"]) == 0
     md = (out / "ladder.md").read_text()
     assert "| clm all together (configs/reference) | 0.0016 | 110.0 | 220.0 | – | 2.00×, – |" in md
     assert "| clm all together (configs/reference) | 0.0032 | pending | 1010.0 | – | –, – |" in md
+    default = "| clm pclm's default (N(0, 0.02), GELU, out+scores) | 0.0016 | 100.0 | 300.0 | – | 3.00×, – |"
+    assert default in md and md.index(default) < md.index("| clm all together")  # rungs in the ladder's order
     assert report_ladder.main([*argv[:3], "--probe", str(tmp_path / "nope.yaml"), "--out-dir", str(out)]) == 2
