@@ -4,19 +4,17 @@ MLP 784-128-128-128-10 on MNIST, iPC with T=8, batch 128, the whole per-batch in
 Prints seconds per epoch (epoch 1 includes the jit compilation) and test accuracy after each epoch, and writes a
 JSON report (default reports/bench_pcx.json).
 
-Standalone: it imports only jax, pcx, optax, numpy and the standard library, and runs in its own environment
-(pclm's .venv has no jax; nothing in pclm or the tests imports this file):
+It runs in its own environment (pclm's .venv has no jax) and imports only jax, pcx, optax, numpy, the standard
+library and pclm.errors (standard library only), from this checkout:
 
     python3 -m venv /work/pcx-venv && /work/pcx-venv/bin/pip install jax pcx numpy  # pcx 0.6.3 pins jax < 0.5
     flock /tmp/bench.lock /work/pcx-venv/bin/python benchmarks/bench_pcx.py --threads 2
     flock /tmp/bench.lock /work/pcx-venv/bin/python benchmarks/bench_pcx.py --threads 1 \
         --output reports/bench_pcx_1thread.json
     flock /tmp/bench.lock /work/pcx-venv/bin/python benchmarks/bench_pcx.py --algo bp --output reports/bench_pcx_bp.json
-    /work/pcx-venv/bin/python benchmarks/bench_pcx.py --train-size 5000 --epochs 1 --output /tmp/x.json  # quick check
 
 Settings match benchmarks/bench_vision.py (pclm):
-* gelu between layers by default (exact, erf-based, as torch's F.gelu; --gelu tanh for JAX's default approximation;
-  --act relu or tanh for the others pclm's MLP offers), weights
+* exact (erf) gelu between layers, as torch's F.gelu (--act relu or tanh for the others pclm's MLP offers), weights
   and biases drawn U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (equinox's Linear, the same law as torch's nn.Linear);
 * images standardised with the mean and (unbiased) std of the training images, as pclm's data.normalize=true;
 * energy F = sum over the batch of [sum over hidden nodes 0.5*||x - mu||^2 + cross-entropy(logits, label)], divided
@@ -28,7 +26,7 @@ Settings match benchmarks/bench_vision.py (pclm):
 * --algo bp: the same MLP trained by plain backprop in JAX (no pcx), mean cross-entropy, same AdamW, one update per
   batch;
 * the last partial batch is kept (60000 = 468 x 128 + 96), as pclm's DataLoader (drop_last=False); under jit that
-  shape compiles a second time, in epoch 1. --drop-last drops it instead.
+  shape compiles a second time, in epoch 1.
 
 Timing: "seconds" per epoch is the training loop only (dispatch to the end of the last update, blocked on), as
 pclm's seconds_per_epoch; the test pass is timed separately ("eval_seconds"). Epoch 1 includes compilation; the
@@ -48,19 +46,20 @@ import platform
 import shlex
 import statistics
 import struct
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from pclm.errors import ArgumentParser
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the pcx environment has no pclm installed: its light errors module, from this checkout
+from pclm.errors import ArgumentParser  # noqa: E402
+
 # The usual recipe for a single-threaded XLA CPU backend (intra_op_parallelism_threads is not an XLA flag; XLA
 # accepts it silently). With jax 0.4.38 it is not enough: XLA's CPU runtime still runs independent operations of one
 # step on two threads at once (cpu_seconds ~ 2 x seconds on an idle machine), so --threads 1 also pins the process to
 # one core (sched_setaffinity, before jax starts its threads). cpu_seconds / seconds shows how many cores were busy.
 ONE_THREAD_XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+EVAL_BATCH = 1000  # test pass batch (pclm's vision default)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -86,18 +85,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--act", choices=["gelu", "relu", "tanh"], default="gelu", help="activation between layers (pclm's model.act)"
     )
-    p.add_argument(
-        "--gelu",
-        choices=["exact", "tanh"],
-        default="exact",
-        help="exact: erf gelu (torch's default, pclm); tanh: jax.nn.gelu's default approximation",
-    )
-    p.add_argument("--eval-batch-size", type=int, default=1000, help="test pass batch (pclm's vision default)")
-    p.add_argument("--drop-last", action="store_true", help="drop the last partial training batch")
     p.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data" / "mnist")
     p.add_argument("--output", type=Path, default=ROOT / "reports" / "bench_pcx.json")
     args = p.parse_args(argv)
-    for name in ("epochs", "inference_steps", "batch_size", "width", "depth", "eval_batch_size"):
+    for name in ("epochs", "inference_steps", "batch_size", "width", "depth"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1")
     if args.train_size is not None and not 1 <= args.train_size <= 60000:
@@ -143,20 +134,16 @@ def load_mnist(data_dir: Path, train_size: int | None, seed: int):
 
 
 def machine_info() -> dict:
-    info = {"platform": platform.platform(), "python": platform.python_version()}
-    try:
-        info["nproc"] = int(subprocess.run(["nproc"], capture_output=True, text=True, check=True).stdout.strip())
-    except (OSError, subprocess.CalledProcessError, ValueError):
-        info["nproc"] = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                info["cpu_model"] = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info.setdefault("cpu_model", platform.processor() or platform.machine())
-    return info
+    """Platform, Python, the cores this process may use (after --threads 1 pinned it: 1) and the CPU model."""
+    cpuinfo = Path("/proc/cpuinfo")
+    lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
+    model = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), None)
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "nproc": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cpu_model": model or platform.processor() or platform.machine(),
+    }
 
 
 def busy_cpu_seconds() -> float | None:
@@ -171,12 +158,8 @@ def busy_cpu_seconds() -> float | None:
 
 
 def _activation(args, jax):
-    """The activation `--act` names (gelu: exact or tanh-approximated, `--gelu`)."""
-    if args.act == "relu":
-        return jax.nn.relu
-    if args.act == "tanh":
-        return jax.numpy.tanh
-    return lambda a: jax.nn.gelu(a, approximate=args.gelu == "tanh")
+    """The activation `--act` names (gelu: exact, as torch's default)."""
+    return {"relu": jax.nn.relu, "tanh": jax.numpy.tanh}.get(args.act, lambda a: jax.nn.gelu(a, approximate=False))
 
 
 def build_ipc(args, jax, jnp, optax, px, pxc, pxnn, pxu, pxf):
@@ -355,10 +338,7 @@ def main(argv: list[str] | None = None) -> int:
         train, evaluate, weights = build_bp(args, jax, jnp, optax)
 
     n, bs = len(y_train), args.batch_size
-    n_batches = n // bs if args.drop_last else -(-n // bs)
-    if n_batches == 0:
-        print(f"error: --drop-last with {n} training images and batch {bs} leaves no batch", file=sys.stderr)
-        return 2
+    n_batches = -(-n // bs)
     rng = np.random.default_rng(args.seed)
     command = "python benchmarks/bench_pcx.py " + " ".join(map(shlex.quote, sys.argv[1:] if argv is None else argv))
     print(
@@ -370,8 +350,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def test_accuracy() -> float:
         correct = 0
-        for i in range(0, len(y_test), args.eval_batch_size):
-            correct += int(evaluate(x_test[i : i + args.eval_batch_size], y_test[i : i + args.eval_batch_size]))
+        for i in range(0, len(y_test), EVAL_BATCH):
+            correct += int(evaluate(x_test[i : i + EVAL_BATCH], y_test[i : i + EVAL_BATCH]))
         return correct / len(y_test)
 
     epochs = []
@@ -456,9 +436,7 @@ def main(argv: list[str] | None = None) -> int:
         "algo": args.algo,
         "settings": {
             "model": f"MLP {'-'.join(map(str, [784] + [args.width] * (args.depth - 1) + [10]))}",
-            "activation": args.act
-            if args.act != "gelu"
-            else f"gelu ({'exact, erf' if args.gelu == 'exact' else 'tanh approximation'})",
+            "activation": args.act if args.act != "gelu" else "gelu (exact, erf)",
             "init": "equinox Linear: weights and biases U(-1/sqrt(fan_in), 1/sqrt(fan_in))"
             if args.algo == "ipc"
             else "U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases",
@@ -491,13 +469,11 @@ def main(argv: list[str] | None = None) -> int:
             if args.train_size is None
             else f"numpy default_rng({args.seed}).permutation[:{args.train_size}] (not pclm's torch subset)",
             "batches_per_epoch": n_batches,
-            "last_partial_batch": "dropped"
-            if args.drop_last
-            else (
-                f"kept ({n % bs} images), as pclm's DataLoader (drop_last=False)" if n % bs else "none (n divisible)"
-            ),
+            "last_partial_batch": f"kept ({n % bs} images), as pclm's DataLoader (drop_last=False)"
+            if n % bs
+            else "none (n divisible)",
             "shuffle": f"numpy default_rng({args.seed}).permutation each epoch",
-            "eval": f"feedforward over the test set in batches of {args.eval_batch_size}",
+            "eval": f"feedforward over the test set in batches of {EVAL_BATCH}",
             "seconds": "training loop of the epoch, blocked until the last update finished; eval timed apart",
         },
         "versions": {
@@ -518,11 +494,6 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {**machine_info(), "loadavg_at_end": [round(v, 2) for v in os.getloadavg()]},
         "epochs": epochs,
         "summary": summary,
-        "reference_issue": {
-            "pcx_ipc_seconds_per_epoch": 4.1,
-            "pcx_ipc_accuracy_5_epochs": 0.976,
-            "jax_bp_seconds_per_epoch": 0.5,
-        },
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=1) + "\n")
