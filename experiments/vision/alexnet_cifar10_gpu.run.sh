@@ -20,7 +20,7 @@ run() {  # name algo epochs augment [more overrides]
 }
 E=${EPOCHS:-5}
 run bp bp "$E" false & run bp_aug bp "$E" true & run ipc ipc "$E" false & run ipc_aug ipc "$E" true &
-run pc pc "$E" false & run ipc_compiled ipc "$E" false train.compile=true &
+run pc pc "$E" false & run ipc_compiled ipc "$E" false train.backend=compiled &
 wait
 for f in /tmp/alexnet_*.log; do echo "== $f"; tr '\r' '\n' < "$f" | grep -v 'it/s\|s/it' | tail -15; done > "$OUT/logs.txt"
 cat "$OUT/logs.txt"

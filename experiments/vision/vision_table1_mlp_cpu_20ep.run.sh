@@ -3,7 +3,7 @@
 # MNIST and Fashion-MNIST, BP / PC / iPC with configs/vision/mlp_<dataset>_<algo>.yaml as they are (AdamW
 # alpha=5e-5, wd=1e-4, batch 64, T=8, gamma=0.5, 20 epochs, early stopping after 5 epochs without a better dev
 # accuracy), FULL training data (55k train + 5k dev held out of the official train split; full 10k test), seeds 0-2.
-# Every run in closed form (train.fused=true: the same updates as autograd, tests/vision/test_fused_mlp.py), which
+# Every run in closed form (train.backend=closed_form: the same updates as autograd, tests/vision/test_fused_mlp.py), which
 # makes 20 epochs fit this 2-core CPU. Two streams side by side (MNIST, Fashion-MNIST), one thread per run.
 # Resumable: a run whose metrics.json holds a final status is skipped, one with a checkpoint is resumed.
 cd "$(dirname "$0")/../.."
@@ -13,7 +13,7 @@ mkdir -p $OUT
 stream() {  # every seed and algorithm of one data set, one run after the other
   for seed in 0 1 2; do
     for algo in bp pc ipc; do
-      run $OUT/${1}_${algo}_seed$seed --config configs/vision/mlp_${1}_${algo}.yaml --seed $seed train.fused=true \
+      run $OUT/${1}_${algo}_seed$seed --config configs/vision/mlp_${1}_${algo}.yaml --seed $seed train.backend=closed_form \
         train.tracker=none
     done
   done

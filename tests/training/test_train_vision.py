@@ -198,6 +198,52 @@ BAD = {
 }
 
 
+def test_a_run_from_before_train_backend_resumes_and_loads(data_dir, tmp_path, one_thread, monkeypatch):
+    """A run folder written before train.backend (its config.json / config.yaml say compile: false, fused: false)
+    resumes with today's command and its saved model loads; a saved true is the replacement's one-line error."""
+    import yaml
+
+    out, extra = tmp_path / "run", ("train.epochs=2",)
+
+    class Stop(Exception):
+        pass
+
+    real_fit = runner.fit
+
+    def fit_then_die(job, accelerator, output_dir, state):  # killed right after epoch 1's checkpoint
+        write = job.write_metrics
+
+        def write_then_die(st, status, final=None):
+            write(st, status)
+            if status == "running":
+                raise Stop
+
+        job.write_metrics = write_then_die
+        return real_fit(job, accelerator, output_dir, state)
+
+    monkeypatch.setattr(runner, "fit", fit_then_die)
+    with pytest.raises(Stop):
+        run(args(data_dir, out, "mlp", "ipc", *extra))
+    monkeypatch.setattr(runner, "fit", real_fit)
+
+    def as_before(value: bool) -> None:  # the train section as an earlier version wrote it
+        for name in ("config.json", "config.yaml", "best/config.yaml"):
+            path = out / name
+            saved = json.loads(path.read_text()) if name.endswith(".json") else yaml.safe_load(path.read_text())
+            saved["train"].pop("backend", None)
+            saved["train"].update(compile=False, fused=value)
+            path.write_text(json.dumps(saved) if name.endswith(".json") else yaml.safe_dump(saved, sort_keys=False))
+
+    as_before(True)
+    assert run([*args(data_dir, out, "mlp", "ipc", *extra), "--resume"]) == 2
+    as_before(False)
+    assert run([*args(data_dir, out, "mlp", "ipc", *extra, "--resume")]) == 0
+    assert json.loads((out / "metrics.json").read_text())["epochs_run"] == 2
+    as_before(False)  # the finished run's best model, as an earlier version saved it
+    model, cfg = load_vision_run(out)
+    assert cfg.train.backend == "autograd" and model is not None
+
+
 @pytest.mark.parametrize("case", list(BAD))
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(case, data_dir, tmp_path, capsys):
     out = tmp_path / "run"

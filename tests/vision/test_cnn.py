@@ -52,9 +52,8 @@ def test_feedforward_init_energy_is_the_cross_entropy_with_zero_internal_errors(
     B = batch["labels"].shape[0]
     graph = EnergyGraph(ALL_GAUSSIAN, B)
     model(**batch, nodes=graph)
-    energies = graph.energies()
     assert len(graph.x) == model.n_layers - 1  # one node per weight layer but the output layer
-    assert all(e == 0.0 for n, e in energies.items() if n != "output")
+    assert all(e.item() == 0.0 for n, e in graph.node_energies.items() if n != "output")
     expected = F.cross_entropy(model(batch["pixel_values"]).logits, batch["labels"], reduction="sum") / B
     assert torch.allclose(graph.energy(), expected, atol=1e-6)
 
