@@ -7,7 +7,7 @@ the paper's Fig. 6), measured side by side in one process.
     python benchmarks/bench_parallel.py --depths 8 32 --widths 1024 --batches 1 --repeats 11
     python benchmarks/bench_parallel.py --device cuda --json out/gpu.json --png out/gpu.png   # the grid on a GPU
     python benchmarks/bench_parallel.py --compile --depths 32 --widths 64 1024 --batches 1   # compiled, every path
-    python benchmarks/bench_parallel.py --fused                     # closed form (train.fused), every path
+    python benchmarks/bench_parallel.py --fused                     # closed form (train.backend=closed_form), every path
 
 Paths, on the same initial weights (width W in, W hidden units per layer, `depth` hidden layers, 10 classes):
   bp       `train_batch` with BP on `pclm.vision.MLP`: feedforward + backprop + one SGD step.
@@ -44,7 +44,6 @@ from pclm.errors import ArgumentParser
 
 CLASSES = 10
 ALL_GAUSSIAN = lambda name: gaussian  # noqa: E731
-NO_NODES = lambda name: None  # noqa: E731  (BP: the output node only, as train_batch builds for it)
 PATHS = ("bp", "ipc_seq", "ipc_par")
 
 
@@ -62,38 +61,31 @@ def make_batch(width: int, batch: int, seed: int = 0, device: str = "cpu") -> di
     }
 
 
-def bp_step(model: MLP, batch: dict, lr: float, compile: bool = False) -> Callable[[], None]:
+def _backend(name: str, model: torch.nn.Module, optim: torch.optim.Optimizer):
+    """The gradient backend `name` (train.backend: autograd, compiled, closed_form) of `model` trained by `optim`."""
+    if name == "compiled":
+        return Compiled(model, ALL_GAUSSIAN)
+    if name == "closed_form":
+        return FusedMLP(model, optim)
+    return Autograd(ALL_GAUSSIAN)
+
+
+def bp_step(model: MLP, batch: dict, lr: float, backend: str = "autograd") -> Callable[[], None]:
+    """One BP step, `train_batch` with gradients from `backend` (closed_form: `FusedMLP`, without autograd)."""
     optim = torch.optim.SGD(weight_groups(model), lr=lr)
-    compiled = CompiledEnergy(model) if compile else None
-    return lambda: train_batch(model, batch, BP(), optim, ALL_GAUSSIAN, compiled=compiled)
+    gradients = _backend(backend, model, optim)
+    return lambda: train_batch(model, batch, BP(), optim, gradients)
 
 
 def ipc_step(
-    model: torch.nn.Module, batch: dict, lr: float, inference_lr: float, compile: bool = False
+    model: torch.nn.Module, batch: dict, lr: float, inference_lr: float, backend: str = "autograd"
 ) -> Callable[[], None]:
     """One steady-state iPC step: `BatchRun.step(1)` (the schedule `train_batch` runs) on value nodes initialised,
     and stepped at t = 0, once, untimed. T = 3, so t = 1 is not the batch's last evaluation and x moves.
-    `compile`: the gradients come from `CompiledEnergy` (train.compile), as in `train_batch`."""
-    compiled = CompiledEnergy(model) if compile else None
-    graph = EnergyGraph(ALL_GAUSSIAN, batch["labels"].shape[0])
+    `backend`: where the gradients come from, as in `train_batch` (train.backend)."""
     optim_w = torch.optim.SGD(weight_groups(model), lr=lr)
-    run = BatchRun(AutogradGradients(model, batch, graph, compiled=compiled), IPC(3, inference_lr), optim_w)
-    run.step(0)
-    return lambda: run.step(1)
-
-
-def fused_bp_step(model: MLP, batch: dict, lr: float) -> Callable[[], None]:
-    """`bp_step` in closed form (train.fused, `FusedMLP`): the same update without autograd."""
-    optim = torch.optim.SGD(weight_groups(model), lr=lr)
-    engine = FusedMLP(model, optim)
-    return lambda: train_batch(model, batch, BP(), optim, NO_NODES, fused=engine)
-
-
-def fused_ipc_step(model: torch.nn.Module, batch: dict, lr: float, inference_lr: float) -> Callable[[], None]:
-    """`ipc_step` with closed-form gradients (train.fused, `FusedMLP`)."""
-    optim = torch.optim.SGD(weight_groups(model), lr=lr)
     algorithm = IPC(3, inference_lr)
-    run = BatchRun(FusedMLP(model, optim).begin(batch, algorithm), algorithm, optim)
+    run = BatchRun(_backend(backend, model, optim_w).begin(model, batch, algorithm), algorithm, optim_w)
     run.step(0)
     return lambda: run.step(1)
 
@@ -109,16 +101,17 @@ def bench_one(depth: int, width: int, batch_size: int, args: argparse.Namespace)
     sync = torch.cuda.synchronize if args.device == "cuda" else None
     if args.fused:
         steps = {
-            "bp": fused_bp_step(mlp, batch, args.lr),
-            "ipc_seq": fused_ipc_step(seq, batch, args.lr, args.inference_lr),
-            "ipc_par": fused_ipc_step(stacked, batch, args.lr, args.inference_lr),
+            "bp": bp_step(mlp, batch, args.lr, "closed_form"),
+            "ipc_seq": ipc_step(seq, batch, args.lr, args.inference_lr, "closed_form"),
+            "ipc_par": ipc_step(stacked, batch, args.lr, args.inference_lr, "closed_form"),
             "bp_eager": bp_step(copy.deepcopy(mlp), batch, args.lr),
         }  # autograd's BP in the same race
     else:
+        backend = "compiled" if args.compile else "autograd"
         steps = {
-            "bp": bp_step(mlp, batch, args.lr, args.compile),
-            "ipc_seq": ipc_step(seq, batch, args.lr, args.inference_lr, args.compile),
-            "ipc_par": ipc_step(stacked, batch, args.lr, args.inference_lr, args.compile),
+            "bp": bp_step(mlp, batch, args.lr, backend),
+            "ipc_seq": ipc_step(seq, batch, args.lr, args.inference_lr, backend),
+            "ipc_par": ipc_step(stacked, batch, args.lr, args.inference_lr, backend),
         }
         if args.compile:  # the fastest BP may be the eager one: time it in the same race
             steps["bp_eager"] = bp_step(copy.deepcopy(mlp), batch, args.lr)
@@ -203,13 +196,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--compile",
         action="store_true",
-        help="every path gets its gradients through torch.compile (pclm.training.compiled, train.compile); "
+        help="every path gets its gradients through torch.compile (train.backend=compiled); "
         "each cell compiles 3 functions first, so use a small grid",
     )
     p.add_argument(
         "--fused",
         action="store_true",
-        help="every path in closed form (train.fused, pclm.vision.FusedMLP: no autograd, the optimiser's "
+        help="every path in closed form (train.backend=closed_form, pclm.vision.FusedMLP: no autograd, the optimiser's "
         "kernel called directly), plus autograd's BP step in the same race",
     )
     p.add_argument("--repeats", type=int, default=None, help="timed calls per path (default 7 on cpu, 25 on cuda)")
@@ -270,9 +263,9 @@ import torch  # noqa: E402
 from benchmarks.common import race  # noqa: E402
 from pclm.algorithms import BP, IPC  # noqa: E402
 from pclm.cpu import configure_cpu  # noqa: E402
-from pclm.pc import EnergyGraph, gaussian  # noqa: E402
-from pclm.training.compiled import CompiledEnergy  # noqa: E402
-from pclm.training.step import AutogradGradients, BatchRun, train_batch, weight_groups  # noqa: E402
+from pclm.pc import gaussian  # noqa: E402
+from pclm.training.backends import Autograd, Compiled  # noqa: E402
+from pclm.training.step import BatchRun, train_batch, weight_groups  # noqa: E402
 from pclm.vision import MLP, FusedMLP, StackedMLP  # noqa: E402
 
 

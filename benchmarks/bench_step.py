@@ -20,7 +20,7 @@ Sections (all by default):
   hygiene  what configure_cpu buys on a BP step: threads 1 vs all cores (in process), and malloc tuned vs not
            (fresh subprocesses: configure_cpu, no mallopt, no mallopt but glibc's MALLOC_* env variables).
   compile  (not run by default: it compiles first) iPC at the paper's settings, eager train_batch vs
-           train.compile (pclm.training.compiled), one train_batch call each.
+           train.backend=compiled (pclm.training.backends.compiled), one train_batch call each.
 In-process timings: every path is warmed up first, repeats are interleaved (order alternates), medians compared;
 the ratio of minima is shown too, because the 2-core machine is shared and other loads inflate single samples.
 """
@@ -161,12 +161,13 @@ def pclm_step(
     overrides: tuple[str, ...] = (),
 ) -> tuple[Callable, object]:
     """One pclm training step through the library's own path: train_batch with the schedule, learning rates and
-    value nodes of `configs/<task>_<algo>.yaml` (`compile`: gradients through pclm.training.compiled, as
-    train.compile=true; `fused=False`: the readout through the full logits, as before the fused readout)."""
+    value nodes of `configs/<task>_<algo>.yaml` (`compile`: the compiled backend, as train.backend=compiled, whose
+    readout always takes the full logits; `fused=False`: autograd with the readout through the full logits, as before
+    the fused readout)."""
     from pclm.algorithms import build_algorithm
     from pclm.models.value_nodes import value_node_selector
     from pclm.pc import EnergyGraph
-    from pclm.training.compiled import CompiledEnergy
+    from pclm.training.backends import Autograd, Compiled
     from pclm.training.step import train_batch, weight_groups
 
     cfg = shipped(task, algo, overrides)
@@ -181,16 +182,15 @@ def pclm_step(
         fused=True,
     )  # as pclm.training.lm
     select = value_node_selector(cfg.pc.value_nodes)
-    compiled = CompiledEnergy(model) if compile else None
-    size = next(iter(batch.values())).shape[0]
 
     class Unfused(EnergyGraph):
         fused_readout = False
 
+    backend = Compiled(model, select) if compile else Autograd(select, new_graph=EnergyGraph if fused else Unfused)
+
     def step() -> None:
-        graph = None if fused else Unfused(select if algorithm.uses_value_nodes else (lambda name: None), size)
         with autocast(bf16):
-            train_batch(model, batch, algorithm, optim, select, compiled=compiled, graph=graph)
+            train_batch(model, batch, algorithm, optim, backend)
 
     return step, algorithm
 
@@ -368,7 +368,7 @@ def bench_compile(args) -> list[dict]:
                 "compiled_over_eager": med(t["compiled"]) / med(t["eager"]),
             }
         )
-    print("\n[compile] iPC at the paper's settings, one train_batch call: train.compile vs eager")
+    print("\n[compile] iPC at the paper's settings, one train_batch call: train.backend=compiled vs eager")
     print(f"{'task':5} {'T':>3} {'eager ms':>9} {'compiled ms':>12} {'compiled/eager':>15} {'1st call s':>11}")
     for r in rows:
         print(

@@ -4,7 +4,7 @@
 reports/bench_vision.json (with the command). The issue's reference on this CPU: pcx ~4.1 s/epoch, 97.6% after 5
 epochs; pcx itself is run side by side with --pcx-python.
 
-    python benchmarks/bench_vision.py                              # train.fused on both cores
+    python benchmarks/bench_vision.py                              # train.backend=closed_form on both cores
     python benchmarks/bench_vision.py --pcx-python /work/pcx-venv/bin/python --rounds 3   # pclm, pcx, pclm, pcx, ...
     python benchmarks/bench_vision.py --modes eager fused          # autograd, then closed form, in this process
     python benchmarks/bench_vision.py --epochs 1 --train-size 10000  # a quick check
@@ -32,6 +32,7 @@ from pclm.errors import ArgumentParser
 
 ROOT = Path(__file__).resolve().parents[1]
 MODES = ("eager", "compiled", "fused")
+BACKEND = {"eager": "autograd", "compiled": "compiled", "fused": "closed_form"}  # each mode's train.backend
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         choices=MODES,
         default=["fused"],
         help="execution modes to run one after the other in this process, with the same seed and data "
-        "order: eager (autograd), compiled (train.compile=true), fused (train.fused=true, the MLP's "
+        "order: eager (train.backend=autograd), compiled (train.backend=compiled), fused "
+        "(train.backend=closed_form, the MLP's "
         "mini-batch in closed form; the default)",
     )
     p.add_argument("--seed", type=int, help="seed")
@@ -124,9 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         for number in range(1, args.rounds + 1):  # rounds alternate the contenders: this VM's speed drifts
             runs = {}
             for mode in modes:  # the same seed, data order and config; only the way gradients are computed differs
-                run_cfg = load_vision_config(
-                    args.config, overrides + [f"train.compile={mode == 'compiled'}", f"train.fused={mode == 'fused'}"]
-                )
+                run_cfg = load_vision_config(args.config, overrides + [f"train.backend={BACKEND[mode]}"])
                 with tempfile.TemporaryDirectory() as tmp:
                     print(f"--- round {number}: {mode}", flush=True)
                     runs[mode] = _pclm_run(train_vision(run_cfg, Path(tmp) / "run", cpu_info=cpu), mode)
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         "threads": cpu["threads"],
         "rounds": rounds,
         "note": "seconds: the training loop of each epoch (evaluation apart); epoch 1 includes compilation "
-        "(train.compile, pcx's jit); 'steady' = mean over epochs 2..N. Contenders run one after the "
+        "(train.backend=compiled, pcx's jit); 'steady' = mean over epochs 2..N. Contenders run one after the "
         "other in each round, never at the same time.",
         "reference_issue": {"pcx_seconds_per_epoch": 4.1, "pcx_accuracy_5_epochs": 0.976},
     }
@@ -191,8 +191,7 @@ def _pclm_run(metrics: dict, mode: str) -> dict:
     ]
     steady = [e["seconds"] for e in epochs[1:]] or [epochs[0]["seconds"]]
     return {
-        "train.compile": mode == "compiled",
-        "train.fused": mode == "fused",
+        "train.backend": BACKEND[mode],
         "status": metrics["status"],
         "epochs": epochs,
         "steady_seconds_per_epoch": round(sum(steady) / len(steady), 3),

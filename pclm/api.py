@@ -31,6 +31,7 @@ from .models import PCLMForCausalLM, PCLMForMaskedLM
 from .models.value_nodes import error_depth, value_node_selector
 from .pc import EnergyFn
 from .training.accelerate_checks import check_accelerate_env, check_accelerator
+from .training.backends import Autograd
 from .training.groups import optimizer_groups
 from .training.lm import evaluate_lm, load_tokenizer, mlm_masker
 from .training.loop import Fit, FitState, fit
@@ -238,7 +239,7 @@ def train(
         model=wrapped,
         optim_w=optim_w,
         algorithm=algo,
-        select=select,
+        backend=Autograd(select, accelerator),
         train_loader=train_loader,
         dev_loader=dev_loader,
         evaluate=lambda m, loader: evaluate_lm(m, loader, accelerator, causal),

@@ -49,6 +49,9 @@ __all__ = [
     "VisionPCConfig",
     "VisionRunConfig",
     "load_vision_config",
+    "upgrade_saved",
+    "LM_BACKENDS",
+    "VISION_BACKENDS",
 ]
 
 TASKS = ("mlm", "clm")
@@ -103,7 +106,7 @@ class TrainConfig:
     checkpoint_minutes: float = 10.0  # also a checkpoint after this much training time; 0 = off
     log_every: int = 20
     tracker: str = "csv"  # csv (built in), tensorboard, wandb, ... any Accelerate tracker; "none" = off
-    compile: bool = False  # energy gradients through torch.compile (pclm.training.compiled); one process only
+    backend: str = "autograd"  # gradients: autograd, or compiled (torch.compile; one process; pclm.training.backends)
     epoch_eval: str = ""  # splits besides dev scored after every epoch, for the record only (e.g. "test")
 
 
@@ -175,8 +178,9 @@ class VisionTrainConfig:
     checkpoint_minutes: float = 10.0
     log_every: int = 50
     tracker: str = "none"
-    compile: bool = False  # energy gradients through torch.compile (pclm.training.compiled); one process only
-    fused: bool = False  # MLP only: each mini-batch in closed form (pclm.vision.fused_mlp); one process only
+    # gradients (pclm.training.backends): autograd, compiled (torch.compile) or closed_form (the MLP's mini-batch in
+    # closed form, pclm.vision.fused_mlp); the last two in one process only
+    backend: str = "autograd"
 
 
 @dataclass
@@ -219,6 +223,37 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     raise UsageError(f"config key '{where}' must be {expected}, got {value!r}")
 
 
+LM_BACKENDS = ("autograd", "compiled")
+VISION_BACKENDS = ("autograd", "compiled", "closed_form")  # closed_form: the vision MLP only
+# keys of earlier versions, each with the one line that says what took its place
+_REPLACED = {
+    f"train.{key}": f"train.{key} was replaced by train.backend (autograd|compiled|closed_form): train.{key}=true "
+    f"is train.backend={backend}, false is the default, autograd"
+    for key, backend in (("compile", "compiled"), ("fused", "closed_form"))
+}
+
+
+def upgrade_saved(saved: dict[str, Any]) -> dict[str, Any]:
+    """A run's saved config (config.json / config.yaml, as plain data) in today's keys: `train.compile` and
+    `train.fused` of a run from before `train.backend` become the backend they chose (true: `compiled` /
+    `closed_form`; false: `autograd`), so that the run still resumes and loads. Only saved configs are read this way:
+    a user's config or command line with the old keys gets `_REPLACED`'s one-line `UsageError`."""
+    train = saved.get("train") if isinstance(saved, dict) else None
+    old = [key for key in ("compile", "fused") if isinstance(train, dict) and key in train]
+    if not old:
+        return saved
+    saved = copy.deepcopy(saved)
+    chosen = [
+        backend
+        for key, backend in (("compile", "compiled"), ("fused", "closed_form"))
+        if saved["train"].pop(key, False)
+    ]
+    if len(chosen) > 1:
+        raise UsageError("a saved config with train.compile and train.fused both true names two backends")
+    saved["train"].setdefault("backend", chosen[0] if chosen else "autograd")
+    return saved
+
+
 def _build(cls, values: dict[str, Any], where: str):
     if not isinstance(values, dict):
         raise UsageError(f"config section '{where or 'top level'}' must be a mapping, got {values!r}")
@@ -227,6 +262,8 @@ def _build(cls, values: dict[str, Any], where: str):
     kwargs = {}
     for key, value in values.items():
         name = f"{where}.{key}".lstrip(".")
+        if name in _REPLACED:
+            raise UsageError(_REPLACED[name])
         if key not in known:
             raise UsageError(f"unknown config key '{name}' (known: {', '.join(known)})")
         sub = known[key].default_factory if known[key].default_factory is not dataclasses.MISSING else None
@@ -410,11 +447,16 @@ def load_config(
 ) -> RunConfig:
     """Read `path` (YAML), apply dotted `overrides` ("train.lr=0.001"), then the non-None CLI `flags`. `base` (a
     saved run's config, as plain data) stands in for the file."""
-    cfg = _build(RunConfig, _read_tree(path, overrides, flags, base), "")
+    cfg = _build(RunConfig, _read_tree(path, overrides, flags, None if base is None else upgrade_saved(base)), "")
     if cfg.task not in TASKS:
         raise UsageError(f"unknown task '{cfg.task}' (choose from {', '.join(TASKS)})")
     _check_values(cfg, _MINIMA)
     check_lm_model(cfg.model)
+    if cfg.train.backend not in LM_BACKENDS:
+        raise UsageError(
+            f"config key 'train.backend' must be one of {', '.join(LM_BACKENDS)} (closed_form is the vision MLP's), "
+            f"got {cfg.train.backend!r}"
+        )
     if cfg.data.test not in TEST_SOURCES:
         raise UsageError(f"config key 'data.test' must be one of {', '.join(TEST_SOURCES)}, got {cfg.data.test!r}")
     parse_shards(cfg.data.shards)
@@ -434,11 +476,15 @@ _VISION_MINIMA = [
 ]
 
 
-def load_vision_config(path: str | Path | None, overrides: list[str] = (), **flags: Any) -> VisionRunConfig:
+def load_vision_config(
+    path: str | Path | None, overrides: list[str] = (), saved: bool = False, **flags: Any
+) -> VisionRunConfig:
     """`load_config` for a vision run: the same file, override and flag rules, into a `VisionRunConfig`.
     The `model` section must name the model (`model.name`); its other keys are checked against that model's
-    constructor when the run starts."""
+    constructor when the run starts. `saved`: `path` is a run's own config.yaml, read through `upgrade_saved`."""
     tree = _read_tree(path, overrides, flags)
+    if saved:
+        tree = upgrade_saved(tree)
     model = tree.get("model")
     if model is not None and not isinstance(model, dict):
         raise UsageError(f"config section 'model' must be a mapping, got {model!r}")
@@ -450,6 +496,10 @@ def load_vision_config(path: str | Path | None, overrides: list[str] = (), **fla
     check_vision_model({k: v for k, v in cfg.model.items() if k != "name"})
     if cfg.train.optimizer not in ("adamw", "adam", "sgd"):
         raise UsageError(f"config key 'train.optimizer' must be adamw, adam or sgd, got {cfg.train.optimizer!r}")
+    if cfg.train.backend not in VISION_BACKENDS:
+        raise UsageError(
+            f"config key 'train.backend' must be one of {', '.join(VISION_BACKENDS)}, got {cfg.train.backend!r}"
+        )
     return cfg
 
 

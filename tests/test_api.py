@@ -25,6 +25,7 @@ from pclm.errors import UsageError  # noqa: E402
 from pclm.models import PCLMConfig, PCLMForCausalLM, PCLMForMaskedLM  # noqa: E402
 from pclm.models.value_nodes import value_node_selector  # noqa: E402
 from pclm.pc import FeedForward, gaussian  # noqa: E402
+from pclm.training.backends import Autograd  # noqa: E402
 from pclm.training.lm import mlm_masker  # noqa: E402
 from pclm.training.step import train_batch, weight_groups  # noqa: E402
 from tests.conftest import REPO  # noqa: E402
@@ -68,7 +69,7 @@ def by_hand(model, dataset: Dataset, tokenizer, algo: str, lr: float, batch_size
     n = 0
     for batch in loader:
         batch = transform(batch) if transform is not None else batch
-        train_batch(model, batch, build_algorithm(algo, T, GAMMA), optim, value_node_selector("out+scores"))
+        train_batch(model, batch, build_algorithm(algo, T, GAMMA), optim, Autograd(value_node_selector("out+scores")))
         n += 1
     return n
 

@@ -138,3 +138,50 @@ def test_run_saves_the_resolved_config(bp_run):
     assert saved.train.epochs == 2 and saved.train.lr == 0.0032 and saved.train.batch_size == 32
     assert saved.model == {"layer_norm": True, "hidden_size": 32, "intermediate_size": 64}
     assert yaml.safe_load((run / "config.yaml").read_text())["data"]["train_size"] == 300
+
+
+@pytest.mark.parametrize(
+    "override,backend",
+    [("train.compile=true", "compiled"), ("train.compile=false", "compiled"), ("train.fused=true", "closed_form")],
+)
+def test_keys_of_earlier_versions_name_their_replacement(override, backend, tmp_path):
+    """train.compile and train.fused became train.backend: any value of theirs, on the command line or in a file, is
+    one line that names the new key and the value to write."""
+    from pclm.config import load_vision_config
+
+    key = override.split("=")[0]
+    message = (
+        f"{key} was replaced by train.backend (autograd|compiled|closed_form): {key}=true is train.backend={backend}, "
+        "false is the default, autograd"
+    )
+    for load in (load_config, load_vision_config):
+        if load is load_config and key == "train.fused":
+            continue  # a language model never had train.fused
+        with pytest.raises(UsageError) as err:
+            load(None, [override])
+        assert str(err.value) == message
+    path = tmp_path / "old.yaml"
+    path.write_text(f"train:\n  {key.split('.')[1]}: {override.split('=')[1]}\n")
+    with pytest.raises(UsageError) as err:
+        load_vision_config(path)
+    assert str(err.value) == message
+
+
+def test_saved_configs_of_earlier_versions_read_as_their_backend(tmp_path):
+    """A run folder from before train.backend resumes and loads with the backend its train.compile / train.fused
+    chose (false: autograd); both true cannot have run and is refused."""
+    from pclm.config import load_vision_config, upgrade_saved
+
+    old = {"algo": "ipc", "train": {"lr": 0.01, "compile": False, "fused": False}}
+    assert upgrade_saved(old) == {"algo": "ipc", "train": {"lr": 0.01, "backend": "autograd"}}
+    assert old["train"]["compile"] is False  # the caller's dict is left as it was
+    assert upgrade_saved({"train": {"compile": True, "fused": False}})["train"] == {"backend": "compiled"}
+    assert upgrade_saved({"train": {"fused": True}})["train"] == {"backend": "closed_form"}
+    assert load_config(None, [], base={"train": {"compile": False}}).train.backend == "autograd"
+    path = tmp_path / "config.yaml"
+    path.write_text("train:\n  compile: false\n  fused: true\n")
+    assert load_vision_config(path, saved=True).train.backend == "closed_form"
+    with pytest.raises(UsageError, match="^a saved config with train.compile and train.fused both true names two"):
+        upgrade_saved({"train": {"compile": True, "fused": True}})
+    with pytest.raises(UsageError, match="must be one of autograd, compiled \\(closed_form is the vision MLP's\\)"):
+        load_config(None, ["train.backend=closed_form"])

@@ -70,7 +70,8 @@ from pclm.algorithms import BP, IPC, PC, Algorithm, build_algorithm  # noqa: E40
 from pclm.algorithms.cost import inference_step_cost  # noqa: E402
 from pclm.data.vision import load_idx_split  # noqa: E402
 from pclm.errors import UsageError  # noqa: E402
-from pclm.pc import EnergyGraph, gaussian  # noqa: E402
+from pclm.pc import gaussian  # noqa: E402
+from pclm.training.backends import Autograd  # noqa: E402
 from pclm.training.step import Diverged, train_batch, weight_groups  # noqa: E402
 from pclm.vision import MLP  # noqa: E402
 
@@ -111,7 +112,7 @@ def train_curve(
     model = MLP(in_features=batch["pixel_values"][0].numel(), width=width, depth=depth, classes=10, act="tanh")
     optim_w = torch.optim.SGD(weight_groups(model), lr=lr)
     algorithm, smms_per_update = schedule(name, depth, inference_steps, inference_lr)
-    graph = EnergyGraph(ALL_GAUSSIAN, len(batch["labels"])) if name == "ipc" else None  # persists across iterations
+    backend = Autograd(ALL_GAUSSIAN, keep_values=name == "ipc")  # iPC: one energy graph across iterations
 
     def loss() -> float:
         with torch.no_grad():
@@ -122,7 +123,7 @@ def train_curve(
     while smms < smm_budget:
         t0 = time.perf_counter()
         try:
-            train_batch(model, batch, algorithm, optim_w, ALL_GAUSSIAN, graph=graph)
+            train_batch(model, batch, algorithm, optim_w, backend)
         except Diverged:
             diverged = True
         seconds += time.perf_counter() - t0
@@ -166,11 +167,9 @@ def time_updates(
         model = MLP(in_features=batch["pixel_values"][0].numel(), width=width, depth=depth, classes=10, act="tanh")
         optim_w = torch.optim.SGD(weight_groups(model), lr=lr)
         algorithm, _ = schedule(name, depth, t, inference_lr)
-        graph = EnergyGraph(ALL_GAUSSIAN, len(batch["labels"])) if name == "ipc" else None
+        backend = Autograd(ALL_GAUSSIAN, keep_values=name == "ipc")
         label = f"PC T={t}" if name == "pc" else {"bp": "BP", "zil": "Z-IL", "ipc": "iPC"}[name]
-        steps[label] = lambda m=model, a=algorithm, o=optim_w, g=graph: train_batch(
-            m, batch, a, o, ALL_GAUSSIAN, graph=g
-        )
+        steps[label] = lambda m=model, a=algorithm, o=optim_w, g=backend: train_batch(m, batch, a, o, g)
     # warm-up of `depth` calls: iPC reaches its steady state (errors at every layer)
     times = race(steps, repeats, warmup=depth)
     return {k: statistics.median(v) for k, v in times.items()}

@@ -62,7 +62,8 @@ import torch  # noqa: E402
 from pclm.algorithms import IPC, PC  # noqa: E402
 from pclm.data.vision import load_cifar10_parquet  # noqa: E402
 from pclm.errors import UsageError  # noqa: E402
-from pclm.pc import EnergyGraph, gaussian  # noqa: E402
+from pclm.pc import gaussian  # noqa: E402
+from pclm.training.backends import Autograd  # noqa: E402
 from pclm.training.step import Diverged, train_batch, weight_groups  # noqa: E402
 from pclm.vision.generative import GenerativeMLP  # noqa: E402
 
@@ -85,13 +86,13 @@ def energy_curve(
     model = GenerativeMLP(latent=latent, width=width, depth=depth, out_features=images[0].numel())
     optim_w = torch.optim.SGD(weight_groups(model), lr=lr)
     algorithm = IPC(1, inference_lr) if mode == "ipc" else PC(inference_steps, inference_lr)
-    graph = None if mode == "pc" else EnergyGraph(ALL_GAUSSIAN, len(images))  # persists across calls
+    backend = Autograd(ALL_GAUSSIAN, keep_values=mode != "pc")  # one energy graph across calls but for plain PC
     it, seconds, diverged = 0, 0.0, False
     curve: dict[str, list] = {"iteration": [], "energy": [], "init_iteration": [], "init_energy": []}
     while it < iterations:
         t0 = time.perf_counter()
         try:
-            stats = train_batch(model, batch, algorithm, optim_w, ALL_GAUSSIAN, graph=graph)
+            stats = train_batch(model, batch, algorithm, optim_w, backend)
         except Diverged:
             diverged = True
             break

@@ -94,8 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     from pclm.models import PCLMForCausalLM
     from pclm.models.value_nodes import value_node_selector
     from pclm.pc import EnergyGraph
+    from pclm.training.backends import AutogradGradients
     from pclm.training.lm import _lm_data, load_tokenizer
-    from pclm.training.step import AutogradGradients, BatchRun, weight_groups
+    from pclm.training.step import BatchRun, weight_groups
 
     configure_cpu("auto")
     try:

@@ -27,7 +27,7 @@ else
   python -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())" >> "$OUT/gpu.txt" 2>&1
   E=${EPOCHS:-5}
   run bp bp "$E" false & run bp_aug bp "$E" true & run ipc ipc "$E" false & run ipc_aug ipc "$E" true &
-  run pc pc "$E" false & run ipc_compiled ipc "$E" false train.compile=true &
+  run pc pc "$E" false & run ipc_compiled ipc "$E" false train.backend=compiled &
   LOGS=logs.txt TAIL=15
 fi
 wait

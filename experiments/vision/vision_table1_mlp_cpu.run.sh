@@ -7,12 +7,12 @@
 #   bash experiments/vision/vision_table1_mlp_cpu.run.sh             # reports/vision_table1_mlp_cpu: SCALED DOWN to 3
 #                                                                    # epochs for every method, one run at a time
 #   LENGTH=20ep bash experiments/vision/vision_table1_mlp_cpu.run.sh # reports/vision_table1_mlp_cpu_20ep: the configs'
-#       own length, every run in closed form (train.fused=true: the same updates as autograd,
+#       own length, every run in closed form (train.backend=closed_form: the same updates as autograd,
 #       tests/vision/test_fused_mlp.py), which makes 20 epochs fit this 2-core CPU; MNIST and Fashion-MNIST side by side
 # Resumable: a run whose metrics.json holds a final status is skipped, one with a checkpoint is resumed.
 cd "$(dirname "$0")/../.."
 if [ "${LENGTH:-}" = 20ep ]; then
-  OUT=runs/vision/table1_mlp_20ep NAME=vision_table1_mlp_cpu_20ep ARGS=(train.fused=true)
+  OUT=runs/vision/table1_mlp_20ep NAME=vision_table1_mlp_cpu_20ep ARGS=(train.backend=closed_form)
 else
   OUT=runs/vision/table1_mlp NAME=vision_table1_mlp_cpu ARGS=(train.epochs=3)
 fi

@@ -7,8 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-import torch
-
 from .cost import Cost, schedule_cost
 
 __all__ = ["Algorithm", "Diverged", "StepStats"]
@@ -58,11 +56,14 @@ class Algorithm:
         """Indices of the weight groups (0 = nearest the output) that take a learning step after evaluation t."""
         raise NotImplementedError
 
-    def start_batch(self, optim_x: torch.optim.Optimizer | None) -> None:
-        """Called once per mini-batch, after the value nodes exist."""
+    def start_batch(self) -> float:
+        """Called once per mini-batch, after the value nodes exist; returns the inference step's learning rate."""
+        return self.inference_lr
 
-    def observe_energy(self, t: int, energy: float, optim_x: torch.optim.Optimizer | None) -> None:
-        """Called with the energy of evaluation t before any update (PC's inference-lr discount uses it)."""
+    def observe_energy(self, t: int, energy: float, lr: float) -> float:
+        """Called with the energy of evaluation t before any update and the inference lr in force; returns the lr
+        for the inference step after it (PC's discount lowers it)."""
+        return lr
 
 
 class Diverged(RuntimeError):

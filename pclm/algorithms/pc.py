@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-
 from .base import Algorithm
 
 __all__ = ["PC"]
@@ -25,14 +23,12 @@ class PC(Algorithm):
     def learning_groups(self, t: int, n_groups: int) -> list[int]:
         return list(range(n_groups)) if t == self.inference_steps else []
 
-    def start_batch(self, optim_x: torch.optim.Optimizer | None) -> None:
+    def start_batch(self) -> float:
         self._best = float("inf")
-        if optim_x is not None:
-            for group in optim_x.param_groups:
-                group["lr"] = self.inference_lr
+        return self.inference_lr
 
-    def observe_energy(self, t: int, energy: float, optim_x: torch.optim.Optimizer | None) -> None:
-        if self.discount is not None and optim_x is not None and energy >= self._best:
-            for group in optim_x.param_groups:
-                group["lr"] *= self.discount
+    def observe_energy(self, t: int, energy: float, lr: float) -> float:
+        if self.discount is not None and energy >= self._best:
+            lr *= self.discount
         self._best = min(self._best, energy)
+        return lr

@@ -42,7 +42,9 @@ class _SoftmaxKL(torch.autograd.Function):
         return kl, log_p, log_q  # the log-probabilities are outputs only so that backward can reuse them
 
     @staticmethod
-    def setup_context(ctx, inputs, output) -> None:  # separate from forward: torch.func (train.compile) needs it
+    def setup_context(
+        ctx, inputs, output
+    ) -> None:  # separate from forward: torch.func (train.backend=compiled) needs it
         kl, log_p, log_q = output
         ctx.mark_non_differentiable(log_p, log_q)
         ctx.save_for_backward(log_p, log_q, kl)

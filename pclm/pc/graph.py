@@ -14,8 +14,8 @@ computed in row chunks without the full logits (`linear_cross_entropy`). Two imp
   dF/dtheta for every weight: all local gradients at once.
 
 Energy scale (pcx's convention): F = (sum of all node energies over the batch) / batch_size. Weight gradients are
-therefore batch means, and `scale_value_grads()` multiplies dF/dx by batch_size so that a sample's x-gradient is
-the gradient of its own energy and does not shrink as the batch grows.
+therefore batch means; the training step multiplies dF/dx by batch_size (`Algorithm.x_grads`, "sample") so that a
+sample's x-gradient is the gradient of its own energy and does not shrink as the batch grows.
 """
 
 from __future__ import annotations
@@ -135,13 +135,3 @@ class EnergyGraph(FeedForward):
     def energy(self) -> torch.Tensor:
         """Total energy F of the latest pass: sum over nodes / batch_size (a scalar with a graph)."""
         return torch.stack([e.float() for e in self.node_energies.values()]).sum() / self.batch_size
-
-    def energies(self) -> dict[str, float]:
-        """Each node's energy of the latest pass, divided by batch_size, as floats (for logging and tests)."""
-        return {name: e.item() / self.batch_size for name, e in self.node_energies.items()}
-
-    def scale_value_grads(self) -> None:
-        """Undo the 1/batch_size on dF/dx: each sample's x moves by the gradient of its own energy."""
-        for x in self.x.values():
-            if x.grad is not None:
-                x.grad.mul_(self.batch_size)

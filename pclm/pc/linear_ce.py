@@ -96,7 +96,9 @@ class _LinearCrossEntropy(torch.autograd.Function):
         return total, grad_h, grad_w, grad_b  # the gradients are outputs only so that backward can use them
 
     @staticmethod
-    def setup_context(ctx, inputs, output) -> None:  # separate from forward: torch.func (train.compile) needs it
+    def setup_context(
+        ctx, inputs, output
+    ) -> None:  # separate from forward: torch.func (train.backend=compiled) needs it
         h, weight, bias = inputs[:3]
         _, grad_h, grad_w, grad_b = output
         ctx.mark_non_differentiable(*(g for g in (grad_h, grad_w, grad_b) if g is not None))

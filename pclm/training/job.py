@@ -30,7 +30,7 @@ from ..config import RunConfig, VisionRunConfig, save_config
 from ..errors import DiskFull, UsageError
 from ..folders import RunFolder, check_overwritable, is_disk_full, write_atomic
 from .accelerate_checks import check_accelerate_env, check_accelerator, flat_hparams
-from .compiled import CompiledEnergy, check_compile
+from .backends import build_backend, check_backend
 from .groups import group_sizes, optimizer_groups
 from .loop import Fit, FitState, check_resume, fit, read_state
 from .processes import build_accelerator, end_processes, replica_digests
@@ -57,9 +57,6 @@ class Task(ABC):
     @abstractmethod
     def skeleton(self) -> torch.nn.Module:
         """The model, on the meta device: what a checkpoint to resume must hold (called after `check`)."""
-
-    def check_devices(self, accelerator: Accelerator) -> None:
-        """The task's checks of the Accelerator, beyond train.compile and the algorithm's."""
 
     @abstractmethod
     def load_data(self) -> dict[str, Any]:
@@ -98,14 +95,10 @@ class Task(ABC):
 
     @abstractmethod
     def select(self) -> Callable:
-        """The energy of each value node, by position name (`Fit.select`)."""
+        """The energy of each value node, by position name (the autograd and compiled backends' `select`)."""
 
     def batch_transform(self) -> Callable[[Any], Any] | None:
         """Applied to each training batch as the loop takes it (`Fit.batch_transform`)."""
-        return None
-
-    def fused(self, model: torch.nn.Module, optim_w: torch.optim.Optimizer) -> Any:
-        """A closed-form backend for the unwrapped model (`Fit.fused`), or None."""
         return None
 
     @abstractmethod
@@ -211,8 +204,7 @@ def _run(
         project_dir=str(output_dir),
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
     )
-    check_compile(cfg.train.compile, accelerator)
-    task.check_devices(accelerator)
+    check_backend(cfg.train.backend, accelerator)
     check_accelerator(accelerator, cfg.algo, algorithm.uses_value_nodes)
     with accelerator.main_process_first():
         data = task.load_data()
@@ -279,7 +271,7 @@ def _run(
         model=model,
         optim_w=optim_w,
         algorithm=algorithm,
-        select=task.select(),
+        backend=build_backend(cfg.train.backend, accelerator.unwrap_model(model), optim_w, task.select(), accelerator),
         train_loader=train_loader,
         dev_loader=eval_sets["dev"],
         evaluate=lambda m, eval_set: task.evaluate(m, eval_set, accelerator),
@@ -294,8 +286,6 @@ def _run(
         log_every=cfg.train.log_every,
         write_metrics=write_metrics,
         batch_transform=task.batch_transform(),
-        compiled=CompiledEnergy(accelerator.unwrap_model(model)) if cfg.train.compile else None,
-        fused=task.fused(accelerator.unwrap_model(model), optim_w),
         watch={split: eval_sets[split] for split in task.epoch_eval() if split in eval_sets},
     )
     status = fit(job, accelerator, output_dir, state)

@@ -17,10 +17,12 @@ import torch
 from tqdm.auto import tqdm
 
 from ..algorithms import Algorithm
+from ..config import upgrade_saved
 from ..errors import UsageError
 from ..folders import STATE_FILE, find_checkpoint, is_run_folder, swap_in
 from ..runs import COMPLETED, DIVERGED, EARLY_STOPPED, INTERRUPTED, MAX_STEPS, RUNNING
 from .accelerate_checks import flat_hparams
+from .backends import Backend
 from .step import Diverged, train_batch
 
 __all__ = [
@@ -123,6 +125,7 @@ def check_resume(
         saved = json.loads((output_dir / "config.json").read_text())
     except (OSError, ValueError, TypeError) as err:
         raise UsageError(f"--resume: cannot read '{output_dir / 'config.json'}' ({err})") from None
+    saved = upgrade_saved(saved)  # a run from before train.backend: its train.compile / train.fused
     if saved != config:
         raise UsageError(
             f"--resume: the config differs from the one '{output_dir}' was started with "
@@ -178,7 +181,7 @@ class Fit:
     model: torch.nn.Module
     optim_w: torch.optim.Optimizer
     algorithm: Algorithm
-    select: Callable
+    backend: Backend  # where each mini-batch's gradients come from (`pclm.training.backends`)
     train_loader: Any
     dev_loader: Any  # None: no evaluation (no best epoch, no early stopping)
     evaluate: Callable[[torch.nn.Module, Any], dict[str, float]]  # (model, loader) -> metrics
@@ -196,8 +199,6 @@ class Fit:
     # global RNG in step order, so a checkpoint's RNG state replays it exactly on resume; drawn in the collate
     # function it would run one batch ahead (Accelerate prefetches) and a mid-epoch resume would differ.
     batch_transform: Callable[[Any], Any] | None = None
-    compiled: Any = None  # a `CompiledEnergy` of the model: `train_batch` takes its gradients from it
-    fused: Any = None  # a `FusedMLP` of the model: `train_batch` runs each mini-batch in closed form through it
     watch: dict[str, Any] = field(default_factory=dict)  # split -> loader scored after every epoch, never selecting
     on_best: Callable[[torch.nn.Module], None] | None = None  # called with the model at each new best dev score
 
@@ -325,16 +326,7 @@ def _fit(fit: Fit, accelerator, output_dir: Path | None, state: FitState, bars: 
             if fit.batch_transform is not None:
                 batch = fit.batch_transform(batch)
             try:
-                stats = train_batch(
-                    model,
-                    batch,
-                    fit.algorithm,
-                    fit.optim_w,
-                    fit.select,
-                    accelerator,
-                    compiled=fit.compiled,
-                    fused=fit.fused,
-                )
+                stats = train_batch(model, batch, fit.algorithm, fit.optim_w, fit.backend)
             except Diverged as err:
                 state.train_seconds += time.perf_counter() - started
                 bar.close()

@@ -26,8 +26,6 @@ from ..evaluation.vision import evaluate_vision
 from ..pc import gaussian
 from ..vision.augment import random_crop_flip
 from ..vision.classifier import build_model, input_channels, load_vision_run, model_spec, save_vision_model
-from ..vision.fused_mlp import FusedMLP
-from .compiled import check_compile
 from .groups import weight_groups
 from .job import Task, check_run, run_job
 from .loop import FitState
@@ -88,19 +86,13 @@ class VisionTask(Task):
                 f"{cfg.algo} with T={cfg.pc.inference_steps} reaches {algorithm.reach} value nodes but "
                 f"'{name}' has {depth}: the lowest weights would never learn (raise pc.inference_steps)"
             )
-        if cfg.train.fused:
-            if name != "mlp":
-                raise UsageError(f"train.fused=true needs model.name=mlp, not '{name}'")
-            if cfg.train.compile:
-                raise UsageError("train.fused=true and train.compile=true exclude each other")
+        if cfg.train.backend == "closed_form" and name != "mlp":
+            raise UsageError(f"train.backend=closed_form needs model.name=mlp, not '{name}'")
         if cfg.data.data_dir is None:
             raise UsageError(f"no data directory for dataset '{cfg.data.dataset}' (pass --data-dir or data.data_dir)")
         if not Path(cfg.data.data_dir).is_dir():
             raise UsageError(f"data directory not found: {cfg.data.data_dir}")
         return algorithm
-
-    def check_devices(self, accelerator) -> None:
-        check_compile(self.cfg.train.fused, accelerator, "train.fused")
 
     def load_data(self) -> dict[str, Any]:
         return vision_data(self.cfg)  # raises UsageError on sizes the data set cannot hold
@@ -114,7 +106,7 @@ class VisionTask(Task):
         return model
 
     def param_groups(self, model: nn.Module, algorithm: Algorithm) -> list[dict]:
-        """One group per layer for every algorithm (`weight_groups`), as the closed-form MLP (train.fused) needs."""
+        """One group per layer for every algorithm (`weight_groups`), as the closed-form MLP (train.backend=closed_form) needs."""
         return weight_groups(model)
 
     def optimizer(self, model: nn.Module, algorithm: Algorithm) -> torch.optim.Optimizer:
@@ -149,9 +141,6 @@ class VisionTask(Task):
 
     def batch_transform(self) -> Callable[[Any], Any] | None:
         return _augmented if self.cfg.data.augment else None
-
-    def fused(self, model: nn.Module, optim_w: torch.optim.Optimizer) -> Any:
-        return FusedMLP(model, optim_w) if self.cfg.train.fused else None
 
     def save_best(self, model: nn.Module, path: Path, state_dict: dict) -> None:
         save_vision_model(model, self.cfg, path, state_dict)

@@ -114,7 +114,7 @@ def load_vision_run(run_dir: str | Path) -> tuple[Normalized, VisionRunConfig]:
             raise ValueError('expected {"name": ..., "kwargs": {...}}')
     except (OSError, ValueError) as err:
         raise UsageError(f"'{folder / MODEL_FILE}' is not a saved model spec ({err})") from None
-    cfg = load_vision_config(folder / "config.yaml")
+    cfg = load_vision_config(folder / "config.yaml", saved=True)  # a model saved before train.backend loads too
     if spec["name"] not in VISION_MODELS:
         raise UsageError(f"'{folder / MODEL_FILE}' names an unknown model '{spec['name']}'")
     check_vision_model(spec["kwargs"])

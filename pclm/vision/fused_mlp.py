@@ -1,4 +1,4 @@
-"""The vision MLP's mini-batch in closed form: `train.fused: true`.
+"""The vision MLP's mini-batch in closed form: `train.backend: closed_form`.
 
 For the chain of `pclm.vision.MLP` (and of its layer-parallel form `StackedMLP`) every local gradient of the energy
 has a closed form. With r_l = mu_l - x_l (minus the error), pre-activations a_l = x_{l-1} W_l^T + b_l, x_0 the
@@ -7,15 +7,16 @@ the output layer:
 
     B F           = sum_l 1/2 ||r_l||^2 + cross-entropy
     dF/dW_l       = G_l^T x_{l-1} / B          dF/db_l = sum over the batch of G_l / B
-    B dF/dx_l     = -r_l + G_{l+1} W_{l+1}      (what `EnergyGraph.scale_value_grads` leaves in x.grad)
+    B dF/dx_l     = -r_l + G_{l+1} W_{l+1}      (x.grad under the per-sample convention, `Algorithm.x_grads`)
 
-These are exactly what autograd's backward of `EnergyGraph.energy()` produces. `FusedMLP` is a gradient backend of
-`pclm.training.step` (`train_batch(..., fused=FusedMLP(model, optim))`): it only fills these gradients; the
-schedule (which groups learn, when x moves, PC's hooks, the optimisers) runs in `BatchRun`, the same as for
-autograd (tests/vision/test_fused_mlp.py checks every algorithm and activation, step by step). What it removes is
-the overhead around the arithmetic of an inference step: no autograd graph, no per-node Python, every hidden
-layer's activation, error and activation derivative computed once over all layers stacked ((D-1, B, W): one call
-each, which also lets them use several cores), weight and value-node gradients written into preallocated buffers.
+These are exactly what autograd's backward of `EnergyGraph.energy()` produces. `FusedMLP` is a gradient backend
+(`pclm.training.backends`; `train_batch(model, batch, algorithm, optim, FusedMLP(model, optim))`): it only fills
+these gradients; the schedule (which groups learn, when x moves, PC's hooks, the optimisers) runs in `BatchRun`,
+the same as for autograd (tests/vision/test_fused_mlp.py checks every algorithm and activation, step by step). What
+it removes is the overhead around the arithmetic of an inference step: no autograd graph, no per-node Python, every
+hidden layer's activation, error and activation derivative computed once over all layers stacked ((D-1, B, W): one
+call each, which also lets them use several cores), weight and value-node gradients written into preallocated
+buffers.
 
 One shortcut, exact: the first evaluation after the feedforward initialisation has x = mu, so every hidden error
 and hidden G is exactly zero; its hidden weight gradients are zeros and its forward pass is the initialisation
@@ -53,7 +54,7 @@ def _derivative(name: str):
         return lambda grad, a, mu: torch.ops.aten.threshold_backward(grad, mu, 0)
     if name == "gelu":
         return lambda grad, a, mu: torch.ops.aten.gelu_backward(grad, a)
-    raise UsageError(f"train.fused=true supports the activations tanh, relu and gelu, not '{name}'")
+    raise UsageError(f"train.backend=closed_form supports the activations tanh, relu and gelu, not '{name}'")
 
 
 class _Chain:
@@ -170,7 +171,7 @@ class _Stack:
             torch.baddbmm(r[:-1], G[1:], self.model.weight_t.transpose(1, 2), beta=-1, out=dx[:-1])
 
     def backprop(self, act_grad, a, x, G, g_out) -> None:
-        raise UsageError("train.fused=true runs BP on the sequential MLP, not on StackedMLP")
+        raise UsageError("train.backend=closed_form runs BP on the sequential MLP, not on StackedMLP")
 
     def set_grads(self, x0, x, G, g_out, learn: list[int]) -> None:
         m = self.model
@@ -202,8 +203,8 @@ class _Stack:
 
 class FusedMLP:
     """Closed-form gradients for a `pclm.vision.MLP` or `StackedMLP` (or a module holding one as `.model` with
-    per-channel `mean`/`std` buffers, as `pclm.vision.classifier.Normalized` does), trained by `optim_w`; `begin`
-    gives each mini-batch's backend."""
+    per-channel `mean`/`std` buffers, as `pclm.vision.classifier.Normalized` does), trained by `optim_w`: a gradient
+    backend (`pclm.training.backends.Backend`) whose value nodes are every hidden layer (it takes no `select`)."""
 
     def __init__(self, model: torch.nn.Module, optim_w: torch.optim.Optimizer) -> None:
         inner = getattr(model, "model", model)
@@ -212,7 +213,7 @@ class FusedMLP:
         elif isinstance(inner, StackedMLP):
             self.chain, self.width, self.hidden = _Stack(inner), inner.inp.out_features, inner.depth - 1
         else:
-            raise UsageError(f"train.fused=true needs model.name=mlp, not {type(inner).__name__}")
+            raise UsageError(f"train.backend=closed_form needs model.name=mlp, not {type(inner).__name__}")
         self.norm = (model.mean, model.std) if inner is not model else None
         self.act = inner.act
         self.act_grad = _derivative(inner.act_name)
@@ -224,7 +225,7 @@ class FusedMLP:
             what = (
                 "one weight group per layer, nearest the output first" if isinstance(inner, MLP) else "one weight group"
             )
-            raise UsageError(f"train.fused=true needs {what} (pclm.training.step.weight_groups)")
+            raise UsageError(f"train.backend=closed_form needs {what} (pclm.training.step.weight_groups)")
         self._buffers: dict[tuple[int, torch.dtype, torch.device], dict[str, torch.Tensor]] = {}
 
     def _buffers_for(self, like: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -238,9 +239,10 @@ class FusedMLP:
         return self._buffers[key]
 
     @torch.no_grad()
-    def begin(self, batch, algorithm) -> FusedBatch:
-        """A mini-batch's gradient backend (`pclm.training.step.Gradients`): the normalised images and the value
-        nodes after the feedforward initialisation."""
+    def begin(self, model, batch, algorithm) -> FusedBatch:
+        """A mini-batch's gradients (`pclm.training.backends.Gradients`): the normalised images and the value nodes
+        after the feedforward initialisation. `model` is the one given at construction (its weights are read from
+        there)."""
         images, labels = batch["pixel_values"], batch["labels"]
         if self.norm is not None:
             images = (images - self.norm[0]) / self.norm[1]
@@ -256,7 +258,7 @@ class FusedMLP:
 
 
 class FusedBatch:
-    """One mini-batch of `FusedMLP`: the gradient backend `BatchRun` steps. Inputs, labels and the (D-1, B, W)
+    """One mini-batch of `FusedMLP`: the gradients `BatchRun` steps. Inputs, labels and the (D-1, B, W)
     buffers a, x, dx, G; r = mu - x. The value nodes are the one tensor x (hidden layers stacked)."""
 
     keep_values = False  # the value nodes die with the batch

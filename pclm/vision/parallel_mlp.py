@@ -159,7 +159,9 @@ class StackedMLP(nn.Module):
         # column, which the CPU kernels run 10x slower. Storing W^T gives fast kernels throughout: forward x @ W^T,
         # dF/dx = g @ (W^T)^T and dF/dW^T = x^T g (a broadcast product at batch 1, see `_StackedAffine`), the last
         # already contiguous in the parameter's layout.
-        if torch.compiler.is_compiling():  # traced (train.compile): the built-in op; the compiler plans its backward
+        if (
+            torch.compiler.is_compiling()
+        ):  # traced (train.backend=compiled): the built-in op; the compiler plans its backward
             affine = torch.baddbmm(self.bias.unsqueeze(1), x[:-1], self.weight_t)
         else:
             affine = _StackedAffine.apply(self.bias, x[:-1], self.weight_t)

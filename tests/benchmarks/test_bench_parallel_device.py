@@ -125,16 +125,16 @@ def _small(bench, width=8, depth=3, batch=4):
 
 @pytest.mark.parametrize("stacked", [False, True], ids=["ipc_seq", "ipc_par"])
 def test_compiled_ipc_step_matches_eager(bench, monkeypatch, stacked):
-    """--compile: the iPC step with gradients from CompiledEnergy (traced with aot_eager here) makes the same updates."""
+    """--compile: the iPC step with the compiled backend (traced with aot_eager here) makes the same updates."""
     import functools
 
-    monkeypatch.setattr(bench, "CompiledEnergy", functools.partial(bench.CompiledEnergy, backend="aot_eager"))
+    monkeypatch.setattr(bench, "Compiled", functools.partial(bench.Compiled, torch_backend="aot_eager"))
     torch._dynamo.reset()
     mlp, stack, batch = _small(bench)
     model = stack if stacked else mlp
     ref = copy.deepcopy(model)
     eager = bench.ipc_step(ref, batch, lr=0.5, inference_lr=0.2)
-    compiled = bench.ipc_step(model, batch, lr=0.5, inference_lr=0.2, compile=True)
+    compiled = bench.ipc_step(model, batch, lr=0.5, inference_lr=0.2, backend="compiled")
     for _ in range(3):
         eager()
         compiled()
@@ -195,7 +195,7 @@ def test_compile_mode_also_times_eager_bp(bench, tmp_path, monkeypatch, capsys):
     """--compile races compiled bp / ipc_seq / ipc_par and the eager BP step, and reports ipc_par against both."""
     import functools
 
-    monkeypatch.setattr(bench, "CompiledEnergy", functools.partial(bench.CompiledEnergy, backend="aot_eager"))
+    monkeypatch.setattr(bench, "Compiled", functools.partial(bench.Compiled, torch_backend="aot_eager"))
     report = _run_mode_with_eager_bp(bench, tmp_path, capsys, "--compile")
     assert (report["compiled"], report["fused"]) == (True, False)
 
@@ -207,7 +207,7 @@ def test_fused_steps_match_autograd(bench, stacked):
     model = stack if stacked else mlp
     ref = copy.deepcopy(model)
     eager = bench.ipc_step(ref, batch, lr=0.5, inference_lr=0.2)
-    fused = bench.fused_ipc_step(model, batch, lr=0.5, inference_lr=0.2)
+    fused = bench.ipc_step(model, batch, lr=0.5, inference_lr=0.2, backend="closed_form")
     for _ in range(3):  # both ran the batch's t = 0 step untimed when they were built
         eager()
         fused()
@@ -215,7 +215,10 @@ def test_fused_steps_match_autograd(bench, stacked):
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
     if not stacked:
         bp_ref, bp_model = copy.deepcopy(mlp), copy.deepcopy(mlp)
-        eager_bp, fused_bp = bench.bp_step(bp_ref, batch, lr=0.5), bench.fused_bp_step(bp_model, batch, lr=0.5)
+        eager_bp, fused_bp = (
+            bench.bp_step(bp_ref, batch, lr=0.5),
+            bench.bp_step(bp_model, batch, lr=0.5, backend="closed_form"),
+        )
         for _ in range(3):
             eager_bp()
             fused_bp()

@@ -9,6 +9,7 @@ import torch
 from pclm.algorithms import build_algorithm
 from pclm.models.value_nodes import value_node_selector
 from pclm.pc import EnergyGraph, cross_entropy, linear_cross_entropy
+from pclm.training.backends import Autograd
 from pclm.training.step import train_batch
 from tests.conftest import lm_batch, tiny_lm
 
@@ -130,13 +131,12 @@ def test_training_batch_equals_unfused(task, algo, padding):
     ref_model = copy.deepcopy(model)
     batch = lm_batch(task, length=9, **BATCHES[padding])
     select = value_node_selector("sublayers+scores") if algo != "bp" else (lambda name: None)
-    size = batch["input_ids"].shape[0]
     for m, graph_cls in ((model, EnergyGraph), (ref_model, _Unfused)):
         algorithm = build_algorithm(algo, 3, 0.1, discount=0.9 if algo == "pc" else None)
         optim = torch.optim.SGD(m.parameters(), lr=0.5)
+        backend = Autograd(select, new_graph=graph_cls)  # a fresh graph of this class per batch
         for _ in range(2):
-            graph = graph_cls(select if algorithm.uses_value_nodes else (lambda name: None), size)
-            train_batch(m, batch, algorithm, optim, select, graph=graph)
+            train_batch(m, batch, algorithm, optim, backend)
     moved = 0
     for (name, p), q, p0 in zip(model.named_parameters(), ref_model.parameters(), tiny_lm(task).parameters()):
         torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5, msg=name)

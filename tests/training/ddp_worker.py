@@ -12,6 +12,7 @@ from accelerate.utils import set_seed
 from pclm.algorithms import build_algorithm
 from pclm.models import PCLMConfig, PCLMForCausalLM
 from pclm.models.value_nodes import value_node_selector
+from pclm.training.backends import Autograd
 from pclm.training.step import train_batch, weight_groups
 
 
@@ -29,7 +30,7 @@ def main(out_path: str) -> None:
     for algo in ("ipc", "pc"):
         algorithm = build_algorithm(algo, 4, 0.1)
         for batch in loader:
-            train_batch(model, batch, algorithm, optim, select, accelerator)
+            train_batch(model, batch, algorithm, optim, Autograd(select, accelerator))
             first_x.append(float(batch["input_ids"].float().sum()))
     flat = torch.cat([p.detach().flatten() for p in accelerator.unwrap_model(model).parameters()])
     gathered = accelerator.gather(flat[None])

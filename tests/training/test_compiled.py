@@ -1,5 +1,5 @@
-"""The compiled evaluation (`pclm.training.compiled.CompiledEnergy`, `train.compile`) gives the same energies, losses
-and updates as the eager forward + backward, for every algorithm, on a chain (MLP) and a conv net.
+"""The compiled backend (`pclm.training.backends.Compiled`, `train.backend=compiled`) gives the same energies, losses
+and updates as the autograd backend (eager forward + backward), for every algorithm, on a chain (MLP) and a conv net.
 
 The fast tests trace with the "aot_eager" backend (the same functional graphs, no code generation); one slow test
 uses the real "inductor" backend."""
@@ -13,7 +13,7 @@ import torch
 
 from pclm.algorithms import BP, IPC, PC, ZIL
 from pclm.pc import gaussian
-from pclm.training.compiled import CompiledEnergy
+from pclm.training.backends import Autograd, Compiled, CompiledEnergy
 from pclm.training.step import train_batch, weight_groups
 from pclm.vision import MLP
 from pclm.vision.cnn import CNN
@@ -39,10 +39,10 @@ def _batches(n: int, features: tuple[int, ...] = (12,), classes: int = 4, size: 
     ]
 
 
-def _train(model, batches, algorithm, backend: str | None, eager: bool = False):
+def _train(model, batches, algorithm, torch_backend: str | None, eager: bool = False):
     optim = torch.optim.SGD(weight_groups(model), lr=0.05)
-    compiled = None if eager else CompiledEnergy(model, backend)
-    stats = [train_batch(model, b, algorithm, optim, ALL_GAUSSIAN, compiled=compiled) for b in batches]
+    backend = Autograd(ALL_GAUSSIAN) if eager else Compiled(model, ALL_GAUSSIAN, torch_backend)
+    stats = [train_batch(model, b, algorithm, optim, backend) for b in batches]
     return model, stats
 
 
@@ -91,7 +91,7 @@ def test_compiled_writes_the_gradients_autograd_would():
     graph2.energy().backward()
     eager_w = [p.grad.clone() for p in model.parameters()]
     model.zero_grad(set_to_none=True)
-    energy, loss = CompiledEnergy(model, backend=None).evaluate(graph, batch, weights=True)
+    energy, loss = CompiledEnergy(model, torch_backend=None).evaluate(graph, batch, weights=True)
     assert energy.item() == pytest.approx(graph2.energy().item(), rel=1e-6)
     assert loss.item() == pytest.approx(out.loss.item(), rel=1e-6)
     for name in graph.x:
@@ -99,7 +99,7 @@ def test_compiled_writes_the_gradients_autograd_would():
     for p, g in zip(model.parameters(), eager_w):
         torch.testing.assert_close(p.grad, g)
     model.zero_grad(set_to_none=True)
-    CompiledEnergy(model, backend=None).evaluate(graph, batch, weights=False)  # value nodes only
+    CompiledEnergy(model, torch_backend=None).evaluate(graph, batch, weights=False)  # value nodes only
     assert all(p.grad is None for p in model.parameters())
 
 
@@ -136,8 +136,8 @@ def test_compiled_equals_eager_on_the_language_models(task):
     for backend in ("eager", "aot_eager"):
         model = copy.deepcopy(base).train()
         optim = torch.optim.SGD(weight_groups(model), lr=0.05)
-        compiled = None if backend == "eager" else CompiledEnergy(model, backend)
-        runs.append((model, [train_batch(model, b, algorithm, optim, select, compiled=compiled) for b in batches]))
+        chosen = Autograd(select) if backend == "eager" else Compiled(model, select, backend)
+        runs.append((model, [train_batch(model, b, algorithm, optim, chosen) for b in batches]))
     (eager, eager_stats), (comp, comp_stats) = runs
     assert [s.loss for s in eager_stats] == pytest.approx([s.loss for s in comp_stats], rel=1e-5)
     # eager reads out through the chunked linear + cross-entropy, the compiled path through the full logits: the

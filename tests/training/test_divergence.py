@@ -11,6 +11,7 @@ from accelerate import Accelerator
 from pclm.algorithms import IPC
 from pclm.pc import gaussian
 from pclm.training import Fit, FitState, fit
+from pclm.training.backends import Autograd
 from pclm.training.step import weight_groups
 from pclm.vision import MLP
 from tests.conftest import TINY, run_main
@@ -41,7 +42,7 @@ def test_fit_stops_at_the_first_infinite_energy_and_keeps_the_last_good_model(tm
         model=model,
         optim_w=torch.optim.AdamW(weight_groups(model), lr=1e-3),
         algorithm=IPC(2, 0.1),
-        select=lambda name: gaussian,
+        backend=Autograd(lambda name: gaussian),
         train_loader=loader,
         dev_loader=loader,
         evaluate=lambda m, dl: {"loss": sum(m(**b).loss.item() for b in dl)},

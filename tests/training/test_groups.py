@@ -14,6 +14,7 @@ import torch
 from pclm.algorithms import BP, IPC, PC, build_algorithm
 from pclm.models import PCLMConfig, PCLMForCausalLM, PCLMForMaskedLM
 from pclm.pc import gaussian
+from pclm.training.backends import Autograd
 from pclm.training.groups import layer_groups, no_decay_groups, optimizer_groups, weight_groups
 from pclm.training.step import train_batch
 from pclm.vision import MLP
@@ -82,6 +83,6 @@ def test_zil_equals_bp_with_one_optimiser_group(depth):
     (torch.nn.functional.cross_entropy(logits, batch["labels"], reduction="sum") / 5).backward()
     opt.step()
     zil = build_algorithm("zil", 0, 1.0, n_layers=depth)
-    train_batch(model, batch, zil, torch.optim.SGD(model.parameters(), lr=0.1), ALL_GAUSSIAN)  # one group
+    train_batch(model, batch, zil, torch.optim.SGD(model.parameters(), lr=0.1), Autograd(ALL_GAUSSIAN))  # one group
     for (name, p), q in zip(model.named_parameters(), bp_model.parameters()):
         torch.testing.assert_close(p, q, atol=1e-6, rtol=0, msg=name)

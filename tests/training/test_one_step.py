@@ -11,7 +11,8 @@ import torch
 
 from pclm.algorithms import IPC
 from pclm.pc import EnergyGraph, gaussian
-from pclm.training.step import AutogradGradients, BatchRun, train_batch, weight_groups
+from pclm.training.backends import Autograd, AutogradGradients
+from pclm.training.step import BatchRun, train_batch, weight_groups
 from pclm.vision import MLP
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,7 +41,7 @@ def test_batch_run_steps_equal_train_batch(x_grads):
     start = [p.detach().clone() for p in models[0].parameters()]
     optims = [torch.optim.AdamW(weight_groups(m), lr=1e-2) for m in models]
     algorithm = IPC(4, 0.2, x_grads=x_grads)
-    train_batch(models[0], batch, algorithm, optims[0], ALL_GAUSSIAN)
+    train_batch(models[0], batch, algorithm, optims[0], Autograd(ALL_GAUSSIAN))
     run = BatchRun(AutogradGradients(models[1], batch, EnergyGraph(ALL_GAUSSIAN, 6)), algorithm, optims[1])
     for t in range(algorithm.steps):
         run.step(t)
@@ -48,3 +49,25 @@ def test_batch_run_steps_equal_train_batch(x_grads):
     for p, q, p0 in zip(models[0].parameters(), models[1].parameters(), start):
         assert torch.equal(p, q) and p.grad is None and q.grad is None
         assert not torch.equal(p, p0)  # every layer learned: the comparison is not of two unmoved copies
+
+
+def test_train_batch_takes_one_backend_switch():
+    """`train_batch` has exactly five arguments: which gradients to use is one object, never several switches."""
+    import inspect
+
+    assert list(inspect.signature(train_batch).parameters) == ["model", "batch", "algorithm", "optim_w", "backend"]
+
+
+def test_kept_values_continue_across_calls():
+    """`Autograd(keep_values=True)` keeps one energy graph: the second call starts from the value nodes the first
+    left (moved by its last inference step), not from a new feedforward initialisation."""
+    torch.manual_seed(0)
+    model = MLP(in_features=5, width=7, depth=3, classes=3)
+    batch = {"pixel_values": torch.randn(6, 5), "labels": torch.randint(0, 3, (6,))}
+    optim = torch.optim.SGD(weight_groups(model), lr=0.0)  # weights fixed: only the value nodes move
+    kept, fresh = Autograd(ALL_GAUSSIAN, keep_values=True), Autograd(ALL_GAUSSIAN)
+    first = train_batch(model, batch, IPC(2, 0.2), optim, kept)
+    graph = kept.graph
+    second = train_batch(model, batch, IPC(2, 0.2), optim, kept)
+    assert kept.graph is graph and second.energy_first < first.energy_last  # inference went on
+    assert train_batch(model, batch, IPC(2, 0.2), optim, fresh).energy_first == first.energy_first

@@ -191,9 +191,58 @@ BAD = {
     "T too short for PC": ["--algo", "pc", "pc.inference_steps=1"],
     "missing config file": ["--config", "{tmp}/none.yaml"],
     "resume without checkpoint": ["--resume"],
-    "fused on a conv net": ["--model", "cnn", "train.fused=true"],
-    "fused and compiled": ["train.fused=true", "train.compile=true"],
+    "closed form on a conv net": ["--model", "cnn", "train.backend=closed_form"],
+    "unknown backend": ["train.backend=jax"],
+    "train.compile of earlier versions": ["train.compile=true"],
+    "train.fused of earlier versions": ["train.fused=false"],
 }
+
+
+def test_a_run_from_before_train_backend_resumes_and_loads(data_dir, tmp_path, one_thread, monkeypatch):
+    """A run folder written before train.backend (its config.json / config.yaml say compile: false, fused: false)
+    resumes with today's command and its saved model loads; a saved fused: true reads as closed_form, which an
+    autograd command may not resume."""
+    import yaml
+
+    out, extra = tmp_path / "run", ("train.epochs=2",)
+
+    class Stop(Exception):
+        pass
+
+    real_fit = runner.fit
+
+    def fit_then_die(job, accelerator, output_dir, state):  # killed right after epoch 1's checkpoint
+        write = job.write_metrics
+
+        def write_then_die(st, status, final=None):
+            write(st, status)
+            if status == "running":
+                raise Stop
+
+        job.write_metrics = write_then_die
+        return real_fit(job, accelerator, output_dir, state)
+
+    monkeypatch.setattr(runner, "fit", fit_then_die)
+    with pytest.raises(Stop):
+        run(args(data_dir, out, "mlp", "ipc", *extra))
+    monkeypatch.setattr(runner, "fit", real_fit)
+
+    def as_before(value: bool) -> None:  # the train section as an earlier version wrote it
+        for name in ("config.json", "config.yaml", "best/config.yaml"):
+            path = out / name
+            saved = json.loads(path.read_text()) if name.endswith(".json") else yaml.safe_load(path.read_text())
+            saved["train"].pop("backend", None)
+            saved["train"].update(compile=False, fused=value)
+            path.write_text(json.dumps(saved) if name.endswith(".json") else yaml.safe_dump(saved, sort_keys=False))
+
+    as_before(True)
+    assert run([*args(data_dir, out, "mlp", "ipc", *extra), "--resume"]) == 2
+    as_before(False)
+    assert run([*args(data_dir, out, "mlp", "ipc", *extra, "--resume")]) == 0
+    assert json.loads((out / "metrics.json").read_text())["epochs_run"] == 2
+    as_before(False)  # the finished run's best model, as an earlier version saved it
+    model, cfg = load_vision_run(out)
+    assert cfg.train.backend == "autograd" and model is not None
 
 
 @pytest.mark.parametrize("case", list(BAD))
@@ -229,18 +278,21 @@ def test_no_data_dir_anywhere_is_a_usage_error(tmp_path, capsys, monkeypatch):
 
 
 def test_compiled_run_equals_the_eager_run(data_dir, tmp_path, one_thread, monkeypatch):
-    """train.compile=true gives the same training as the eager path (traced with aot_eager here: the same graphs as
+    """train.backend=compiled gives the same training as autograd (traced with aot_eager here: the same graphs as
     inductor without code generation, see tests/training/test_compiled.py for inductor)."""
     import functools
 
-    monkeypatch.setattr(runner, "CompiledEnergy", functools.partial(runner.CompiledEnergy, backend="aot_eager"))
+    from pclm.training import backends
+
+    monkeypatch.setattr(backends, "Compiled", functools.partial(backends.Compiled, torch_backend="aot_eager"))
     eager, compiled = tmp_path / "eager", tmp_path / "compiled"
     assert run(args(data_dir, eager, "mlp", "ipc", "train.optimizer=sgd", "train.lr=0.05")) == 0
     assert (
-        run(args(data_dir, compiled, "mlp", "ipc", "train.optimizer=sgd", "train.lr=0.05", "train.compile=true")) == 0
+        run(args(data_dir, compiled, "mlp", "ipc", "train.optimizer=sgd", "train.lr=0.05", "train.backend=compiled"))
+        == 0
     )
     a, b = (json.loads((d / "metrics.json").read_text()) for d in (eager, compiled))
-    assert b["status"] == "completed" and load_vision_config(compiled / "config.yaml").train.compile
+    assert b["status"] == "completed" and load_vision_config(compiled / "config.yaml").train.backend == "compiled"
     assert a["history"][0]["train_loss"] == pytest.approx(b["history"][0]["train_loss"], rel=1e-5)
     assert a["history"][0]["dev_loss"] == pytest.approx(b["history"][0]["dev_loss"], rel=1e-5)
     assert a["test_loss"] == pytest.approx(b["test_loss"], rel=1e-5)
@@ -248,13 +300,13 @@ def test_compiled_run_equals_the_eager_run(data_dir, tmp_path, one_thread, monke
 
 @pytest.mark.parametrize("algo", ["ipc", "pc"])
 def test_fused_run_equals_the_eager_run(algo, data_dir, tmp_path, one_thread):
-    """train.fused=true (the MLP's mini-batch in closed form) trains the same model as autograd, with the default
+    """train.backend=closed_form (the MLP's mini-batch in closed form) trains the same model as autograd, with the default
     optimiser (fused AdamW, whose kernel the fused path calls directly)."""
     eager, fused = tmp_path / "eager", tmp_path / "fused"
     assert run(args(data_dir, eager, "mlp", algo, "train.lr=0.01")) == 0
-    assert run(args(data_dir, fused, "mlp", algo, "train.lr=0.01", "train.fused=true")) == 0
+    assert run(args(data_dir, fused, "mlp", algo, "train.lr=0.01", "train.backend=closed_form")) == 0
     a, b = (json.loads((d / "metrics.json").read_text()) for d in (eager, fused))
-    assert b["status"] == "completed" and load_vision_config(fused / "config.yaml").train.fused
+    assert b["status"] == "completed" and load_vision_config(fused / "config.yaml").train.backend == "closed_form"
     assert a["steps"] == b["steps"] == 3
     assert a["history"][0]["train_loss"] == pytest.approx(b["history"][0]["train_loss"], rel=1e-5)
     assert a["history"][0]["dev_loss"] == pytest.approx(b["history"][0]["dev_loss"], rel=1e-5)
@@ -263,7 +315,7 @@ def test_fused_run_equals_the_eager_run(algo, data_dir, tmp_path, one_thread):
 
 def test_fused_divergence_stops_cleanly_with_exit_1(data_dir, tmp_path, one_thread, capsys):
     out = tmp_path / "run"
-    assert run(args(data_dir, out, "mlp", "ipc", "pc.inference_lr=1.0e30", "train.fused=true")) == 1
+    assert run(args(data_dir, out, "mlp", "ipc", "pc.inference_lr=1.0e30", "train.backend=closed_form")) == 1
     assert "diverged" in capsys.readouterr().err
     assert json.loads((out / "metrics.json").read_text())["status"] == "diverged"
 

@@ -1,4 +1,4 @@
-"""The MLP's mini-batch in closed form (`pclm.vision.FusedMLP`, `train.fused`) makes the same updates as autograd's
+"""The MLP's mini-batch in closed form (`pclm.vision.FusedMLP`, `train.backend=closed_form`) makes the same updates as autograd's
 backward of the energy graph, step by step, for every value-node algorithm, activation and optimiser."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import torch
 from pclm.algorithms import BP, IPC, PC, ZIL
 from pclm.errors import UsageError
 from pclm.pc import gaussian
+from pclm.training.backends import Autograd
 from pclm.training.step import Diverged, train_batch, weight_groups
 from pclm.vision import CNN, MLP, FusedMLP, StackedMLP
 
@@ -22,7 +23,6 @@ ALGOS = {
     "zil": lambda: ZIL(4, 1.0),
     "bp": lambda: BP(),
 }
-NO_NODES = lambda name: None  # noqa: E731  (BP's graph: the output node only, as the training loop builds it)
 OPTIMISERS = {
     "adamw-fused": lambda groups: torch.optim.AdamW(groups, lr=1e-2, weight_decay=0.01, fused=True),
     "adam-fused": lambda groups: torch.optim.Adam(groups, lr=1e-2, weight_decay=0.01, fused=True),
@@ -51,9 +51,8 @@ def _both(act: str, algo: str, optimiser: str, depth: int = 4, batches=None):
     for model, use_fused in ((eager, False), (fused, True)):
         optim = OPTIMISERS[optimiser](weight_groups(model))
         algorithm = ALGOS[algo]()
-        engine = FusedMLP(model, optim) if use_fused else None
-        select = ALL_GAUSSIAN if algorithm.uses_value_nodes else NO_NODES
-        stats = [train_batch(model, b, algorithm, optim, select, fused=engine) for b in batches or _batches(3)]
+        backend = FusedMLP(model, optim) if use_fused else Autograd(ALL_GAUSSIAN)
+        stats = [train_batch(model, b, algorithm, optim, backend) for b in batches or _batches(3)]
         runs.append((model, optim, stats))
     return runs, start
 
@@ -103,14 +102,8 @@ def test_divergence_raises_at_the_same_step_with_the_same_weights():
     for model, use_fused in ((eager, False), (fused, True)):
         optim = torch.optim.AdamW(weight_groups(model), lr=1e-2, fused=True)
         with pytest.raises(Diverged) as err:
-            train_batch(
-                model,
-                _batches(1)[0],
-                IPC(5, 1e30),
-                optim,
-                ALL_GAUSSIAN,
-                fused=FusedMLP(model, optim) if use_fused else None,
-            )
+            backend = FusedMLP(model, optim) if use_fused else Autograd(ALL_GAUSSIAN)
+            train_batch(model, _batches(1)[0], IPC(5, 1e30), optim, backend)
         messages.append(str(err.value))
     assert messages[0] == messages[1] == "energy is inf at inference step 1"
     for p, q in zip(eager.parameters(), fused.parameters()):
@@ -124,19 +117,6 @@ def test_refuses_what_it_cannot_run():
     mlp = MLP(in_features=12, width=10, depth=3, classes=4)
     with pytest.raises(UsageError, match="one weight group per layer"):
         FusedMLP(mlp, torch.optim.SGD(mlp.parameters(), lr=0.1))
-    with pytest.raises(ValueError, match="given graph"):
-        from pclm.pc import EnergyGraph
-
-        optim = torch.optim.SGD(weight_groups(mlp), lr=0.1)
-        train_batch(
-            mlp,
-            _batches(1)[0],
-            IPC(3, 0.1),
-            optim,
-            ALL_GAUSSIAN,
-            graph=EnergyGraph(ALL_GAUSSIAN, 8),
-            fused=FusedMLP(mlp, optim),
-        )
 
 
 @pytest.mark.parametrize("batch_size", [1, 8])
@@ -152,13 +132,13 @@ def test_fused_layer_parallel_equals_autograd_on_the_stacked_mlp(algo, batch_siz
     for name, model in models.items():
         groups = [{"params": list(model.parameters())}]  # one group: what StackedMLP's weight_groups gives
         optim = torch.optim.SGD(groups, lr=0.05)
-        engine = FusedMLP(model, optim) if name.endswith("fused") else None
+        backend = FusedMLP(model, optim) if name.endswith("fused") else Autograd(ALL_GAUSSIAN)
         for b in _batches(3, size=batch_size):
-            train_batch(model, b, ALGOS[algo](), optim, ALL_GAUSSIAN, fused=engine)
+            train_batch(model, b, ALGOS[algo](), optim, backend)
     reference = models["stacked"].to_mlp()
     for other in (models["stacked_fused"].to_mlp(), models["mlp"]):
         for p, q in zip(reference.parameters(), other.parameters()):
             assert torch.allclose(p, q, atol=1e-6, rtol=1e-5)
     with pytest.raises(UsageError, match="BP on the sequential MLP"):
         optim = torch.optim.SGD([{"params": list(models["stacked"].parameters())}], lr=0.1)
-        train_batch(models["stacked"], _batches(1)[0], BP(), optim, NO_NODES, fused=FusedMLP(models["stacked"], optim))
+        train_batch(models["stacked"], _batches(1)[0], BP(), optim, FusedMLP(models["stacked"], optim))

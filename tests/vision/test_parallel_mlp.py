@@ -9,6 +9,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from pclm.algorithms import BP, IPC, PC
 from pclm.pc import EnergyGraph, gaussian
+from pclm.training.backends import Autograd
 from pclm.training.step import train_batch, weight_groups
 from pclm.vision import MLP, StackedMLP
 
@@ -99,8 +100,8 @@ def test_same_updates_as_the_sequential_mlp(depth, algorithm, optim):
     opt_seq, opt_par = make(mlp), make(stacked)
     for seed in range(3):
         batch = _batch(10 + seed)
-        a = train_batch(mlp, batch, algorithm, opt_seq, ALL_GAUSSIAN)
-        b = train_batch(stacked, batch, algorithm, opt_par, ALL_GAUSSIAN)
+        a = train_batch(mlp, batch, algorithm, opt_seq, Autograd(ALL_GAUSSIAN))
+        b = train_batch(stacked, batch, algorithm, opt_par, Autograd(ALL_GAUSSIAN))
         assert (a.loss, a.energy_first, a.energy_last) == pytest.approx(
             (b.loss, b.energy_first, b.energy_last), abs=1e-5
         )

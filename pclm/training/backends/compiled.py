@@ -1,6 +1,6 @@
-"""A compiled way to get the same local gradients: `train.compile: true`.
+"""The compiled backend (`train.backend: compiled`): the same local gradients as autograd's, from one compiled function.
 
-Eager `train_batch` evaluates the energy with the model's ordinary forward and takes one autograd backward. For a
+The autograd backend evaluates the energy with the model's ordinary forward and takes one autograd backward. For a
 small network most of that time is Python and dispatch, not arithmetic. `CompiledEnergy` computes the SAME
 quantities (dF/dtheta for every weight, dF/dx for every value node, F and the output loss) as one function of
 explicit tensors,
@@ -12,7 +12,7 @@ hands that function to `torch.compile`, which traces forward and backward into o
 elementwise work (activations, errors, their derivatives) into generated C++ / Triton kernels. The gradients are
 then written into `.grad` exactly where autograd's backward would have put them, so the optimisers, the algorithm's
 schedule and the rest of `train_batch` run unchanged: this is an execution mode of the same energy, not a second
-implementation of it (tests/training/test_compiled.py checks it against the eager path, step by step, for every
+implementation of it (tests/training/test_compiled.py checks it against autograd, step by step, for every
 algorithm).
 
 Costs and limits: each new batch shape compiles once (the last, smaller batch of an epoch is a second shape); one
@@ -28,17 +28,53 @@ from collections.abc import Callable, Mapping
 import torch
 from torch.func import functional_call, grad_and_value
 
-from ..errors import UsageError
-from ..pc import EnergyFn, EnergyGraph
+from ...algorithms import Algorithm
+from ...pc import EnergyFn, EnergyGraph
+from .autograd import NO_NODES, scale_x_grads
 
-__all__ = ["CompiledEnergy", "check_compile"]
+__all__ = ["Compiled", "CompiledEnergy", "CompiledGradients"]
 
 
-def check_compile(enabled: bool, accelerator, setting: str = "train.compile") -> None:
-    """`train.compile=true` (and `train.fused=true`, passed as `setting`) needs one process and no mixed precision;
-    anything else is a one-line `UsageError` (raised before a run writes anything)."""
-    if enabled and (accelerator.num_processes > 1 or accelerator.mixed_precision != "no"):
-        raise UsageError(f"{setting}=true runs in one process without mixed precision")
+class Compiled:
+    """The compiled backend of `model`, with value nodes where `select` puts them (none for an algorithm without
+    value nodes); `torch_backend` as in `CompiledEnergy`. A fresh energy graph per mini-batch."""
+
+    def __init__(
+        self, model: torch.nn.Module, select: Callable[[str], EnergyFn | None], torch_backend: str | None = "inductor"
+    ) -> None:
+        self.select = select
+        self.energy = CompiledEnergy(model, torch_backend)
+
+    def begin(self, model: torch.nn.Module, batch: Mapping[str, torch.Tensor], algorithm: Algorithm):
+        select = self.select if algorithm.uses_value_nodes else NO_NODES
+        return CompiledGradients(model, batch, EnergyGraph(select, next(iter(batch.values())).shape[0]), self.energy)
+
+
+class CompiledGradients:
+    """One mini-batch's gradients from `energy`'s compiled function, on `graph`; the value nodes are created by a
+    feedforward pass without gradients at the first evaluation."""
+
+    owns_grads = False
+    keep_values = False
+
+    def __init__(self, model, batch, graph: EnergyGraph, energy: CompiledEnergy) -> None:
+        self.model, self.batch, self.graph, self.energy = model, batch, graph, energy
+        self.batch_size = graph.batch_size
+
+    def evaluate(self, learn: list[int], x_scale: float, need_x: bool) -> tuple[float, torch.Tensor]:
+        graph = self.graph
+        if not graph.node_energies:  # no pass on this graph yet (the output node is recorded by every pass)
+            with torch.no_grad():
+                self.model(**self.batch, nodes=graph)
+            for x in graph.values():
+                x.requires_grad_(True)
+        energy, loss = self.energy.evaluate(graph, self.batch, weights=bool(learn))
+        value = energy.item()
+        scale_x_grads(graph, value, x_scale)
+        return value, loss
+
+    def values(self) -> list[torch.Tensor]:
+        return self.graph.values()
 
 
 class CompiledEnergy:
@@ -48,13 +84,13 @@ class CompiledEnergy:
     Args:
         model: the module `train_batch` trains (its trainable parameters are listed once, here; their values are
             read at every call).
-        backend: `torch.compile` backend; "inductor" generates fused kernels, "aot_eager" traces the same graphs
+        torch_backend: `torch.compile` backend; "inductor" generates fused kernels, "aot_eager" traces the same graphs
             without code generation (fast to build; the tests use it), None runs the functional path uncompiled.
     """
 
-    def __init__(self, model: torch.nn.Module, backend: str | None = "inductor") -> None:
+    def __init__(self, model: torch.nn.Module, torch_backend: str | None = "inductor") -> None:
         self.model = model
-        self.backend = backend
+        self.torch_backend = torch_backend
         self._named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
         self._fns: dict[tuple[bool, int, int], Callable] = {}
 
@@ -84,7 +120,9 @@ class CompiledEnergy:
             # and many models in one process (benchmarks, sweeps) from reaching the recompile limit.
             code = evaluate.__code__.replace(co_name=f"pclm_energy_{id(self):x}_{len(self._fns)}")
             fn = types.FunctionType(code, evaluate.__globals__, code.co_name, None, evaluate.__closure__)
-            self._fns[key] = fn if self.backend is None else torch.compile(fn, backend=self.backend, dynamic=False)
+            self._fns[key] = (
+                fn if self.torch_backend is None else torch.compile(fn, backend=self.torch_backend, dynamic=False)
+            )
         return self._fns[key]
 
     def evaluate(
