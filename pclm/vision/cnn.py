@@ -21,12 +21,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..pc import FeedForward
+from .chain import activation, pc_layers_of
 from .mlp import VisionOutput
 
 __all__ = ["ConvSpec", "ConvNet", "CNN", "AlexNet", "WidthCNN"]
 
 _FEEDFORWARD = FeedForward()
-_ACTS = {"tanh": torch.tanh, "relu": torch.relu, "gelu": F.gelu}
 
 
 @dataclass(frozen=True)
@@ -61,9 +61,7 @@ class ConvNet(nn.Module):
         act: str = "relu",
     ) -> None:
         super().__init__()
-        if act not in _ACTS:
-            raise ValueError(f"unknown activation '{act}' (choose from {', '.join(_ACTS)})")
-        self.act = _ACTS[act]
+        self.act = activation(act)
         self.specs = tuple(convs)
         channels = [in_channels] + [s.out_channels for s in self.specs]
         self.convs = nn.ModuleList(
@@ -85,8 +83,7 @@ class ConvNet(nn.Module):
         return len(self.convs) + len(self.fcs)
 
     def pc_layers(self) -> list[list[nn.Parameter]]:
-        layers = list(self.convs) + list(self.fcs)
-        return [list(layer.parameters()) for layer in reversed(layers)]
+        return pc_layers_of([*self.convs, *self.fcs])
 
     def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None, nodes=None) -> VisionOutput:
         nodes = nodes or _FEEDFORWARD
