@@ -9,19 +9,19 @@ import torch
 __all__ = ["optimizer_kernel"]
 
 
+def _plain(groups: list[dict], off: tuple[str, ...]) -> bool:
+    """Whether every parameter group has a float lr, `maximize` unset and each setting in `off` unset (0 or False):
+    the only case the kernels below reproduce."""
+    return not any(isinstance(g["lr"], torch.Tensor) or g["maximize"] or any(g[k] for k in off) for g in groups)
+
+
 def _sgd_kernel(optimizer: torch.optim.Optimizer):
     """`step(group_indices)` for a plain torch SGD (no momentum, weight decay, dampening or Nesterov): p -= lr * grad,
     one `torch._foreach_add_` per group, the same arithmetic as SGD's own foreach step, without its Python. None for
     any other setting."""
     groups = optimizer.param_groups
-    if type(optimizer) is not torch.optim.SGD or any(
-        g["momentum"]
-        or g["weight_decay"]
-        or g["dampening"]
-        or g["nesterov"]
-        or g["maximize"]
-        or isinstance(g["lr"], torch.Tensor)
-        for g in groups
+    if type(optimizer) is not torch.optim.SGD or not _plain(
+        groups, ("momentum", "weight_decay", "dampening", "nesterov")
     ):
         return None
 
@@ -49,15 +49,7 @@ def _adam_kernel(optimizer: torch.optim.Optimizer):
     if not isinstance(optimizer, torch.optim.Adam):  # AdamW is an Adam with decoupled weight decay
         return None
     groups = optimizer.param_groups
-    if any(
-        not g.get("fused")
-        or g["amsgrad"]
-        or g["maximize"]
-        or g["capturable"]
-        or g["differentiable"]
-        or isinstance(g["lr"], torch.Tensor)
-        for g in groups
-    ):
+    if not all(g.get("fused") for g in groups) or not _plain(groups, ("amsgrad", "capturable", "differentiable")):
         return None
     if any("step" not in optimizer.state.get(p, {}) for g in groups for p in g["params"]):
         return None
