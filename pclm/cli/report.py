@@ -11,9 +11,7 @@
 
 from __future__ import annotations
 
-import sys
-
-from pclm.cli import dispatch
+from pclm.cli import subcommands
 
 COMMANDS = {
     "runs": ("pclm.cli.report_runs", "Table 3 from run folders or per-seed lists"),
@@ -23,14 +21,7 @@ COMMANDS = {
 }
 
 
-def main(argv: list[str] | None = None) -> int:
-    return dispatch("pclm-report", __doc__, COMMANDS, argv)
-
-
-def run() -> None:
-    """The `pclm-report` console command."""
-    sys.exit(main())
-
+main, run = subcommands("pclm-report", __doc__, COMMANDS)
 
 if __name__ == "__main__":
     run()

@@ -10,9 +10,7 @@ scripts/sweep.py, scripts/run_plan.py); re-running any of them skips finished ru
 
 from __future__ import annotations
 
-import sys
-
-from pclm.cli import dispatch
+from pclm.cli import subcommands
 
 COMMANDS = {
     "seeds": ("pclm.cli.run_seeds", "one task x algorithm x config, once per seed"),
@@ -21,14 +19,7 @@ COMMANDS = {
 }
 
 
-def main(argv: list[str] | None = None) -> int:
-    return dispatch("pclm-run", __doc__, COMMANDS, argv)
-
-
-def run() -> None:
-    """The `pclm-run` console command."""
-    sys.exit(main())
-
+main, run = subcommands("pclm-run", __doc__, COMMANDS)
 
 if __name__ == "__main__":
     run()

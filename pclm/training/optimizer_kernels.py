@@ -40,6 +40,10 @@ def optimizer_kernel(optimizer: torch.optim.Optimizer):
     return _adam_kernel(optimizer) or _sgd_kernel(optimizer)
 
 
+# the fused Adam kernels' remaining flags: `_adam_kernel` runs only where amsgrad and maximize are off, unscaled
+_OFF = {"amsgrad": False, "maximize": False, "grad_scale": None, "found_inf": None}
+
+
 def _adam_kernel(optimizer: torch.optim.Optimizer):
     """A function `step(group_indices)` that takes the step a fused torch Adam / AdamW would take on those groups
     (every parameter in them must have a gradient), as one call of the kernel its own `step()` calls
@@ -71,22 +75,8 @@ def _adam_kernel(optimizer: torch.optim.Optimizer):
         for (lr, beta1, beta2, weight_decay, eps, decoupled), (params, exp_avg, exp_avg_sq, steps) in calls.items():
             torch._foreach_add_(steps, 1)
             kernel = torch._fused_adamw_ if decoupled else torch._fused_adam_
-            kernel(
-                params,
-                [p.grad for p in params],
-                exp_avg,
-                exp_avg_sq,
-                [],
-                steps,
-                amsgrad=False,
-                lr=lr,
-                beta1=beta1,
-                beta2=beta2,
-                weight_decay=weight_decay,
-                eps=eps,
-                maximize=False,
-                grad_scale=None,
-                found_inf=None,
-            )
+            settings = {"lr": lr, "beta1": beta1, "beta2": beta2, "weight_decay": weight_decay, "eps": eps}
+            grads = [p.grad for p in params]
+            kernel(params, grads, exp_avg, exp_avg_sq, [], steps, **settings, **_OFF)
 
     return step
