@@ -14,7 +14,22 @@ from pathlib import Path
 
 from pclm.errors import ArgumentParser
 
-__all__ = ["dispatch", "subcommands", "parse_training_args", "report_training"]
+__all__ = ["SUBCOMMANDS", "dispatch", "subcommands", "parse_training_args", "report_training"]
+
+# the commands with subcommands: subcommand -> (module of pclm.cli, one-line help)
+SUBCOMMANDS = {
+    "pclm-run": {
+        "seeds": ("pclm.cli.run_seeds", "one task x algorithm x config, once per seed"),
+        "sweep": ("pclm.cli.sweep", "a grid of settings, the best point picked on dev"),
+        "plan": ("pclm.cli.run_plan", "an experiment plan: dev tuning, then seeds, side by side"),
+    },
+    "pclm-report": {
+        "runs": ("pclm.cli.report_runs", "Table 3 from run folders or per-seed lists"),
+        "plan": ("pclm.cli.report_plan", "an experiment plan's tuning grid and Table 3"),
+        "transfer": ("pclm.cli.report_transfer", "each finished seed's perplexity on a text file"),
+        "unigram": ("pclm.cli.unigram_baseline", "the unigram model's perplexity on the same data"),
+    },
+}
 
 
 def dispatch(prog: str, description: str, commands: dict[str, tuple[str, str]], argv: list[str] | None) -> int:
@@ -28,12 +43,12 @@ def dispatch(prog: str, description: str, commands: dict[str, tuple[str, str]], 
     return importlib.import_module(commands[args.command][0]).main(args.args)
 
 
-def subcommands(prog: str, description: str, commands: dict[str, tuple[str, str]]):
-    """`main(argv) -> exit code` and the console command `run()` of `prog`, whose first argument picks one of
-    `commands` (`dispatch`)."""
+def subcommands(prog: str, description: str):
+    """`main(argv) -> exit code` and the console command `run()` of `prog`, whose first argument picks one of its
+    `SUBCOMMANDS` (`dispatch`)."""
 
     def main(argv: list[str] | None = None) -> int:
-        return dispatch(prog, description, commands, argv)
+        return dispatch(prog, description, SUBCOMMANDS[prog], argv)
 
     def run() -> None:
         sys.exit(main())

@@ -13,15 +13,7 @@ from __future__ import annotations
 
 from pclm.cli import subcommands
 
-COMMANDS = {
-    "runs": ("pclm.cli.report_runs", "Table 3 from run folders or per-seed lists"),
-    "plan": ("pclm.cli.report_plan", "an experiment plan's tuning grid and Table 3"),
-    "transfer": ("pclm.cli.report_transfer", "each finished seed's perplexity on a text file"),
-    "unigram": ("pclm.cli.unigram_baseline", "the unigram model's perplexity on the same data"),
-}
-
-
-main, run = subcommands("pclm-report", __doc__, COMMANDS)
+main, run = subcommands("pclm-report", __doc__)
 
 if __name__ == "__main__":
     run()

@@ -12,14 +12,7 @@ from __future__ import annotations
 
 from pclm.cli import subcommands
 
-COMMANDS = {
-    "seeds": ("pclm.cli.run_seeds", "one task x algorithm x config, once per seed"),
-    "sweep": ("pclm.cli.sweep", "a grid of settings, the best point picked on dev"),
-    "plan": ("pclm.cli.run_plan", "an experiment plan: dev tuning, then seeds, side by side"),
-}
-
-
-main, run = subcommands("pclm-run", __doc__, COMMANDS)
+main, run = subcommands("pclm-run", __doc__)
 
 if __name__ == "__main__":
     run()
