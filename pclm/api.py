@@ -23,8 +23,8 @@ from accelerate.utils import DataLoaderConfiguration, set_seed
 from datasets import Dataset
 from torch.utils.data import DataLoader
 
-from .algorithms import build_algorithm
-from .config import DataConfig, TrainConfig
+from .algorithms import check_reach
+from .config import DataConfig, PCConfig, TrainConfig
 from .data.collate import eval_collator, premask, train_collator
 from .errors import UsageError
 from .models import PCLMForCausalLM, PCLMForMaskedLM
@@ -33,8 +33,9 @@ from .pc import EnergyFn
 from .training.accelerate_checks import check_accelerate_env, check_accelerator
 from .training.backends import Autograd
 from .training.groups import optimizer_groups
+from .training.job import build_fit, run_algorithm
 from .training.lm import evaluate_lm, load_tokenizer, mlm_masker
-from .training.loop import Fit, FitState, fit
+from .training.loop import FitState, fit
 from .training.processes import build_accelerator
 
 __all__ = ["TrainResult", "train", "evaluate", "tokenize"]
@@ -180,24 +181,13 @@ def train(
         if not isinstance(value, int) or value < 1:
             raise UsageError(f"{name} must be a positive integer, got {value!r}")
     layers = getattr(model, "pc_layers", None)
-    algo = build_algorithm(
-        algorithm,
-        inference_steps,
-        inference_lr,
-        discount,
-        n_layers=len(layers()) if layers is not None else None,
-        x_grads=x_grads,
-    )
+    pc = PCConfig(inference_steps=inference_steps, inference_lr=inference_lr, discount=discount, x_grads=x_grads)
+    algo = run_algorithm(algorithm, pc, len(layers()) if layers is not None else None)
     select = value_node_selector(value_nodes) if isinstance(value_nodes, str) else value_nodes
     config = getattr(model, "config", None)
-    if algo.uses_value_nodes and isinstance(value_nodes, str) and getattr(config, "model_type", None) == "pclm":
+    if isinstance(value_nodes, str) and getattr(config, "model_type", None) == "pclm":
         depth = error_depth(value_nodes, config.num_hidden_layers)
-        if depth > algo.reach:
-            raise UsageError(
-                f"value_nodes='{value_nodes}' puts {depth} value nodes on a chain but {algorithm} with "
-                f"inference_steps={inference_steps} reaches only {algo.reach}: the lowest weights "
-                "would never learn"
-            )
+        check_reach(algo, algorithm, depth, f"value_nodes='{value_nodes}'", "inference_steps")
     accelerator = _accelerator(accelerator)
     check_accelerator(accelerator, algorithm, algo.uses_value_nodes)
     if seed is not None:
@@ -235,7 +225,8 @@ def train(
         best.clear()
         best.update({k: v.detach().to("cpu", copy=True) for k, v in accelerator.unwrap_model(m).state_dict().items()})
 
-    job = Fit(
+    job = build_fit(
+        TrainConfig(epochs=epochs, patience=patience, max_steps=max_steps, log_every=log_every),
         model=wrapped,
         optim_w=optim_w,
         algorithm=algo,
@@ -246,10 +237,6 @@ def train(
         monitor="ppl",
         lower_is_better=True,
         save_best=lambda *args: None,
-        epochs=epochs,
-        patience=patience,
-        max_steps=max_steps,
-        log_every=log_every,
         batch_transform=transform,
         on_best=remember if keep_best and dev_loader is not None else None,
     )

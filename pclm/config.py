@@ -277,27 +277,19 @@ def _build(cls, values: dict[str, Any], where: str):
     return cls(**kwargs)
 
 
-# (section, key, lowest allowed value) for the settings that break a run when out of range: the train and pc keys
-# both runs share, then each run's data keys
-_TRAIN_MINIMA = [
-    ("train", "epochs", 1),
-    ("train", "batch_size", 1),
-    ("train", "eval_batch_size", 1),
-    ("train", "patience", 0),
-    ("train", "checkpoint_every", 0),
-    ("train", "log_every", 1),
-    ("train", "max_steps", 1),
-]
-_PC_MINIMA = [("pc", "inference_steps", 1)]
-_MINIMA = [
-    *_TRAIN_MINIMA,
-    ("data", "dev_size", 0),
-    ("data", "test_size", 0),
-    ("data", "max_length", 2),
-    ("data", "train_size", 1),
-    ("data", "num_proc", 1),
-    *_PC_MINIMA,
-]
+# the lowest allowed value of each setting that breaks a run when out of range (dotted keys, as in _MAXIMA and
+# _REAL_RULES): the train and pc keys both runs share, then each run's data keys
+_SHARED_MINIMA = {
+    **dict.fromkeys(("train.patience", "train.checkpoint_every"), 0),
+    **dict.fromkeys(("train.epochs", "train.batch_size", "train.eval_batch_size", "train.log_every"), 1),
+    **dict.fromkeys(("train.max_steps", "pc.inference_steps"), 1),
+}
+_MINIMA = {
+    **_SHARED_MINIMA,
+    **dict.fromkeys(("data.dev_size", "data.test_size"), 0),
+    **dict.fromkeys(("data.train_size", "data.num_proc"), 1),
+    "data.max_length": 2,  # a sentence is at least <s> </s>
+}
 
 
 # the largest value of an integer setting: a batch of a million sentences or images is beyond any run here (and a
@@ -346,15 +338,15 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _check_values(cfg: RunConfig | VisionRunConfig, minima: list[tuple[str, str, int]]) -> None:
+def _check_values(cfg: RunConfig | VisionRunConfig, minima: dict[str, int]) -> None:
     """Every value range the run relies on, checked before anything is read, deleted or written."""
-    for section, key, low in minima:
-        value = getattr(getattr(cfg, section), key)
+    for where, low in minima.items():
+        value = _lookup(cfg, where)
         if value is not None and value < low:
-            raise UsageError(f"config key '{section}.{key}' must be >= {low}, got {value}")
-        high = _MAXIMA.get(f"{section}.{key}", _INT_MAX)
+            raise UsageError(f"config key '{where}' must be >= {low}, got {value}")
+        high = _MAXIMA.get(where, _INT_MAX)
         if value is not None and value > high:
-            raise UsageError(f"config key '{section}.{key}' must be <= {high}, got {value}")
+            raise UsageError(f"config key '{where}' must be <= {high}, got {value}")
     for where in ("seed", "data.split_seed", "data.eval_mask_seed"):
         value = cfg.seed if where == "seed" else getattr(cfg.data, where.split(".")[1], None)
         if value is not None and not 0 <= value <= _SEED_MAX:
@@ -467,13 +459,7 @@ def load_config(
     return cfg
 
 
-_VISION_MINIMA = [
-    *_TRAIN_MINIMA,
-    ("data", "dev_size", 0),
-    ("data", "train_size", 1),
-    ("data", "test_size", 1),
-    *_PC_MINIMA,
-]
+_VISION_MINIMA = {**_SHARED_MINIMA, "data.dev_size": 0, "data.train_size": 1, "data.test_size": 1}
 
 
 def load_vision_config(

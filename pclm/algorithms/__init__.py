@@ -10,7 +10,19 @@ from .ipc import IPC
 from .pc import PC
 from .zil import ZIL
 
-__all__ = ["Algorithm", "Diverged", "StepStats", "Cost", "BP", "PC", "IPC", "ZIL", "ALGORITHMS", "build_algorithm"]
+__all__ = [
+    "Algorithm",
+    "Diverged",
+    "StepStats",
+    "Cost",
+    "BP",
+    "PC",
+    "IPC",
+    "ZIL",
+    "ALGORITHMS",
+    "build_algorithm",
+    "check_reach",
+]
 
 ALGORITHMS = {"bp": BP, "pc": PC, "ipc": IPC, "zil": ZIL}
 
@@ -41,3 +53,14 @@ def build_algorithm(
     if n_layers is None:
         raise UsageError("zil runs on chain graphs only (the vision MLP); this model has no layer chain")
     return ZIL(n_layers, 1.0)
+
+
+def check_reach(algorithm: Algorithm, name: str, depth: int, chain: str, steps_key: str) -> None:
+    """UsageError when `algorithm` (called `name`) updates value nodes but its errors reach fewer than the `depth`
+    value nodes on the model's longest chain (`chain` says which, `steps_key` names its inference steps): the weights
+    below would never learn."""
+    if algorithm.uses_value_nodes and depth > algorithm.reach:
+        raise UsageError(
+            f"{chain} puts {depth} value nodes on a chain but {name} with {steps_key}={algorithm.inference_steps} "
+            f"reaches only {algorithm.reach}: the lowest weights would never learn"
+        )

@@ -11,26 +11,9 @@
 
 from __future__ import annotations
 
-import sys
+from pclm.cli import subcommands
 
-from pclm.cli import dispatch
-
-COMMANDS = {
-    "runs": ("pclm.cli.report_runs", "Table 3 from run folders or per-seed lists"),
-    "plan": ("pclm.cli.report_plan", "an experiment plan's tuning grid and Table 3"),
-    "transfer": ("pclm.cli.report_transfer", "each finished seed's perplexity on a text file"),
-    "unigram": ("pclm.cli.unigram_baseline", "the unigram model's perplexity on the same data"),
-}
-
-
-def main(argv: list[str] | None = None) -> int:
-    return dispatch("pclm-report", __doc__, COMMANDS, argv)
-
-
-def run() -> None:
-    """The `pclm-report` console command."""
-    sys.exit(main())
-
+main, run = subcommands("pclm-report", __doc__)
 
 if __name__ == "__main__":
     run()

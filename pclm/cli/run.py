@@ -10,25 +10,9 @@ scripts/sweep.py, scripts/run_plan.py); re-running any of them skips finished ru
 
 from __future__ import annotations
 
-import sys
+from pclm.cli import subcommands
 
-from pclm.cli import dispatch
-
-COMMANDS = {
-    "seeds": ("pclm.cli.run_seeds", "one task x algorithm x config, once per seed"),
-    "sweep": ("pclm.cli.sweep", "a grid of settings, the best point picked on dev"),
-    "plan": ("pclm.cli.run_plan", "an experiment plan: dev tuning, then seeds, side by side"),
-}
-
-
-def main(argv: list[str] | None = None) -> int:
-    return dispatch("pclm-run", __doc__, COMMANDS, argv)
-
-
-def run() -> None:
-    """The `pclm-run` console command."""
-    sys.exit(main())
-
+main, run = subcommands("pclm-run", __doc__)
 
 if __name__ == "__main__":
     run()

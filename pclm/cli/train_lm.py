@@ -19,24 +19,17 @@ PACKAGE = Path(__file__).resolve().parents[1]  # pclm/, with configs/ as package
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from pclm.errors import ArgumentParser
+    from pclm.cli import parse_training_args
 
-    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--algo", help="bp, pc or ipc (default: the config's)")
-    p.add_argument("--task", help="mlm or clm (default: the config's, else mlm)")
-    p.add_argument("--config", help="YAML config (default: configs/<task>_<algo>.yaml)")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--data-dir", help="1B Word release root (default: the embedded sample)")
-    p.add_argument("--output-dir", help="run folder (default: ./runs/<task>_<algo>_seed<seed>)")
-    p.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue the run in --output-dir from its last checkpoint, with its saved config (overrides must agree)",
-    )
-    p.add_argument("--overwrite", action="store_true", help="replace a non-empty --output-dir")
-    p.add_argument("--threads", default="auto", help="intra-op threads per process (default: all cores / processes)")
-    p.add_argument("overrides", nargs="*", help="section.key=value config overrides, e.g. train.lr=0.001")
-    return p.parse_intermixed_args(argv)  # overrides may come before or after the flags
+    flags = {
+        "--algo": "bp, pc or ipc (default: the config's)",
+        "--task": "mlm or clm (default: the config's, else mlm)",
+        "--config": "YAML config (default: configs/<task>_<algo>.yaml)",
+        "--data-dir": "1B Word release root (default: the embedded sample)",
+        "--output-dir": "run folder (default: ./runs/<task>_<algo>_seed<seed>)",
+    }
+    resume = "continue the run in --output-dir from its last checkpoint, with its saved config (overrides must agree)"
+    return parse_training_args(__doc__, flags, resume, argv)
 
 
 def _flags(args: argparse.Namespace) -> dict:
@@ -119,24 +112,16 @@ def main(argv: list[str] | None = None) -> int:
         return report_disk_full(err)
     except KeyboardInterrupt:
         return report_interrupt(command if "command" in locals() else None, output if "output" in locals() else None)
-    from pclm.runs import DIVERGED, report_divergence
+    from pclm.cli import report_training
 
-    if metrics["status"] == DIVERGED:
-        return report_divergence(metrics, output)
-    from accelerate import PartialState
-
-    if PartialState().is_main_process:
-        extra = (
-            f" | official test sample (100 sentences): {metrics['test_sample_ppl']:.2f}"
-            if "test_sample_ppl" in metrics
-            else ""
-        )
-        print(
-            f"{cfg.task} {cfg.algo} [{metrics['status']}]: dev perplexity {metrics.get('dev_ppl', float('nan')):.2f}"
-            f" | test perplexity {metrics.get('test_ppl', float('nan')):.2f}{extra}"
-        )
-        print(f"checkpoint: {metrics['best_model']}")
-    return 0
+    nan = float("nan")
+    scores = [
+        f"dev perplexity {metrics.get('dev_ppl', nan):.2f}",
+        f"test perplexity {metrics.get('test_ppl', nan):.2f}",
+    ]
+    if "test_sample_ppl" in metrics:
+        scores.append(f"official test sample (100 sentences): {metrics['test_sample_ppl']:.2f}")
+    return report_training(metrics, output, f"{cfg.task} {cfg.algo}", scores)
 
 
 def run() -> None:

@@ -31,21 +31,17 @@ def default_data_dir(dataset: str) -> str | None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from pclm.errors import ArgumentParser
+    from pclm.cli import parse_training_args
 
-    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", help="mlp, cnn, alexnet or width_cnn (default: the config's, else mlp)")
-    p.add_argument("--dataset", help="mnist, fashion-mnist, cifar10, ... (default: the config's, else mnist)")
-    p.add_argument("--algo", help="bp, pc, ipc or zil (default: the config's, else ipc)")
-    p.add_argument("--config", help="YAML config (default: configs/vision/<model>_<dataset>_<algo>.yaml if present)")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--data-dir", help="data set folder (default: ../shared/data/<dataset> when it exists)")
-    p.add_argument("--output-dir", help="run folder (default: runs/vision/<model>_<dataset>_<algo>_seed<seed>)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --output-dir from its last checkpoint")
-    p.add_argument("--overwrite", action="store_true", help="replace a non-empty --output-dir")
-    p.add_argument("--threads", default="auto", help="intra-op threads per process (default: all cores / processes)")
-    p.add_argument("overrides", nargs="*", help="section.key=value config overrides, e.g. train.lr=0.001")
-    return p.parse_intermixed_args(argv)
+    flags = {
+        "--model": "mlp, cnn, alexnet or width_cnn (default: the config's, else mlp)",
+        "--dataset": "mnist, fashion-mnist, cifar10, ... (default: the config's, else mnist)",
+        "--algo": "bp, pc, ipc or zil (default: the config's, else ipc)",
+        "--config": "YAML config (default: configs/vision/<model>_<dataset>_<algo>.yaml if present)",
+        "--data-dir": "data set folder (default: ../shared/data/<dataset> when it exists)",
+        "--output-dir": "run folder (default: runs/vision/<model>_<dataset>_<algo>_seed<seed>)",
+    }
+    return parse_training_args(__doc__, flags, "continue the run in --output-dir from its last checkpoint", argv)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,21 +85,15 @@ def main(argv: list[str] | None = None) -> int:
         return report_usage_error(err)
     except DiskFull as err:
         return report_disk_full(err)
-    from pclm.runs import DIVERGED, report_divergence
+    from pclm.cli import report_training
 
-    if metrics["status"] == DIVERGED:
-        return report_divergence(metrics, output)
-    from accelerate import PartialState
-
-    if PartialState().is_main_process:
-        nan = float("nan")
-        print(
-            f"{cfg.model['name']} {cfg.data.dataset} {cfg.algo} [{metrics['status']}]: "
-            f"dev accuracy {metrics.get('dev_accuracy', nan):.4f} | test accuracy {metrics.get('test_accuracy', nan):.4f}"
-            f" | {metrics['mean_seconds_per_epoch']} s/epoch"
-        )
-        print(f"checkpoint: {metrics['best_model']}")
-    return 0
+    nan = float("nan")
+    scores = [
+        f"dev accuracy {metrics.get('dev_accuracy', nan):.4f}",
+        f"test accuracy {metrics.get('test_accuracy', nan):.4f}",
+        f"{metrics.get('mean_seconds_per_epoch')} s/epoch",
+    ]
+    return report_training(metrics, output, f"{cfg.model['name']} {cfg.data.dataset} {cfg.algo}", scores)
 
 
 def run() -> None:

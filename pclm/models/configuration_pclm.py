@@ -28,6 +28,9 @@ _REALS = {  # field: (rule, test); NaN fails every test, inf every bounded one
     "initializer_range": (_POSITIVE, lambda v: 0 < v < math.inf),
 }
 CHOICES = {"init": INITS, "hidden_act": ACTIVATIONS}  # the fields that name one of a few settings
+# PCLMConfig's own fields, checked and set in this order (config.json's); is_decoder is one because transformers 5
+# keeps no such field and the bare PCLMModel reads it. The token ids and tie_word_embeddings are PretrainedConfig's.
+_OWN_FIELDS = (*SIZES, "layer_norm", *_REALS, *CHOICES, "is_decoder")
 
 
 class ConfigFieldError(ValueError):
@@ -111,26 +114,14 @@ class PCLMConfig(PretrainedConfig):
         **kwargs,
     ) -> None:
         fields = dict(locals())
-        for key in (*SIZES, *_REALS, *CHOICES, "layer_norm"):
+        for key in _OWN_FIELDS:
             check_field(key, fields[key])
         if hidden_size % num_attention_heads:
             raise ValueError(
                 f"hidden_size {hidden_size} is not a multiple of num_attention_heads {num_attention_heads}"
             )
-        self.vocab_size = vocab_size
-        self.hidden_size = hidden_size
-        self.num_hidden_layers = num_hidden_layers
-        self.num_attention_heads = num_attention_heads
-        self.intermediate_size = intermediate_size
-        self.max_position_embeddings = max_position_embeddings
-        self.layer_norm = layer_norm
-        self.layer_norm_eps = layer_norm_eps
-        self.hidden_dropout_prob = hidden_dropout_prob
-        self.attention_probs_dropout_prob = attention_probs_dropout_prob
-        self.initializer_range = initializer_range
-        self.init = init
-        self.hidden_act = hidden_act
-        self.is_decoder = is_decoder  # transformers 5 keeps no such field: the bare PCLMModel reads it
+        for key in _OWN_FIELDS:
+            setattr(self, key, fields[key])
         super().__init__(
             pad_token_id=pad_token_id,
             bos_token_id=bos_token_id,

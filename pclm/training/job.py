@@ -25,8 +25,8 @@ from accelerate.utils import DataLoaderConfiguration, set_seed
 from torch.utils.data import DataLoader
 
 from .. import runs
-from ..algorithms import Algorithm
-from ..config import RunConfig, VisionRunConfig, save_config
+from ..algorithms import Algorithm, build_algorithm
+from ..config import PCSection, RunConfig, TrainConfig, VisionRunConfig, VisionTrainConfig, save_config
 from ..errors import DiskFull, UsageError
 from ..folders import RunFolder, check_overwritable, is_disk_full, write_atomic
 from .accelerate_checks import check_accelerate_env, check_accelerator, flat_hparams
@@ -36,7 +36,21 @@ from .loop import Fit, FitState, check_resume, fit, read_state
 from .processes import build_accelerator, end_processes, replica_digests
 from .tracking import build_tracker
 
-__all__ = ["Task", "run_job", "check_run"]
+__all__ = ["Task", "run_job", "check_run", "run_algorithm", "build_fit"]
+
+
+def run_algorithm(algo: str, pc: PCSection, n_layers: int | None = None) -> Algorithm:
+    """The algorithm `algo` with a run's `pc` section (T, gamma, discount, and x_grads where the section has it);
+    `n_layers`: the model's weight layers (Z-IL runs one step per layer)."""
+    x_grads = getattr(pc, "x_grads", "sample")
+    return build_algorithm(algo, pc.inference_steps, pc.inference_lr, pc.discount, n_layers, x_grads)
+
+
+def build_fit(train: TrainConfig | VisionTrainConfig, **fields: Any) -> Fit:
+    """The loop's `Fit`: its schedule (epochs, patience, max_steps, checkpoints, logging) from a run's `train`
+    section, the rest (model, optimiser, loaders, evaluation, ...) from `fields`."""
+    keys = ("epochs", "patience", "max_steps", "checkpoint_every", "checkpoint_minutes", "log_every")
+    return Fit(**{key: getattr(train, key) for key in keys}, **fields)
 
 
 class Task(ABC):
@@ -52,7 +66,8 @@ class Task(ABC):
 
     @abstractmethod
     def check(self, output_dir: Path) -> Algorithm:
-        """Every check of the task a user can fail that needs neither the data nor a load; returns the algorithm."""
+        """Every check of the task a user can fail that needs neither the data nor a load; returns the algorithm
+        (`run_algorithm`), the one the run trains with."""
 
     @abstractmethod
     def skeleton(self) -> torch.nn.Module:
@@ -66,9 +81,6 @@ class Task(ABC):
     @abstractmethod
     def build_model(self, data: dict[str, Any]) -> torch.nn.Module:
         """The untrained model, after the seed is set."""
-
-    @abstractmethod
-    def algorithm(self, model: torch.nn.Module) -> Algorithm: ...
 
     def param_groups(self, model: torch.nn.Module, algorithm: Algorithm) -> list[dict]:
         """The weight optimiser's parameter groups (`pclm.training.groups.optimizer_groups`: BERT's no-decay group
@@ -211,7 +223,6 @@ def _run(
     set_seed(cfg.seed)
 
     model = task.build_model(data)
-    algorithm = task.algorithm(model)
     optim_w = task.optimizer(model, algorithm)
     train_loader = task.train_loader(data)
     eval_sets = task.eval_sets(data)
@@ -267,7 +278,8 @@ def _run(
             runs.write_metrics(output_dir, status, fields)
         return {"status": status, **fields}
 
-    job = Fit(
+    job = build_fit(
+        cfg.train,
         model=model,
         optim_w=optim_w,
         algorithm=algorithm,
@@ -278,12 +290,6 @@ def _run(
         monitor=monitor,
         lower_is_better=task.lower_is_better,
         save_best=task.save_best,
-        epochs=cfg.train.epochs,
-        patience=cfg.train.patience,
-        max_steps=cfg.train.max_steps,
-        checkpoint_every=cfg.train.checkpoint_every,
-        checkpoint_minutes=cfg.train.checkpoint_minutes,
-        log_every=cfg.train.log_every,
         write_metrics=write_metrics,
         batch_transform=task.batch_transform(),
         watch={split: eval_sets[split] for split in task.epoch_eval() if split in eval_sets},

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from ..algorithms import Algorithm, build_algorithm
+from ..algorithms import Algorithm, check_reach
 from ..config import RunConfig
 from ..data.collate import eval_collator, premask, train_collator
 from ..data.lm1b import (
@@ -30,7 +30,7 @@ from ..evaluation.nll import per_sample_nll
 from ..models import PCLMConfig, PCLMForCausalLM, PCLMForMaskedLM
 from ..models.hub import checkpoint_tokenizer
 from ..models.value_nodes import error_depth, value_node_selector
-from .job import Task, check_run, run_job
+from .job import Task, check_run, run_algorithm, run_job
 from .model_card import write_model_card
 
 __all__ = ["train_lm", "check_lm_run", "LMTask", "default_tokenizer_dir", "evaluate_lm", "load_tokenizer", "mlm_masker"]
@@ -142,13 +142,9 @@ class LMTask(Task):
         # the conditional LM reports both perplexity counts; `ppl` is the one data.count_eos picks
         self.final_scores = ("ppl", "ppl_eos_in", "ppl_eos_out") if cfg.task == "clm" else ("ppl",)
 
-    def _algorithm(self) -> Algorithm:
-        pc = self.cfg.pc
-        return build_algorithm(self.cfg.algo, pc.inference_steps, pc.inference_lr, pc.discount, x_grads=pc.x_grads)
-
     def check(self, output_dir: Path) -> Algorithm:
         cfg = self.cfg
-        algorithm = self._algorithm()
+        algorithm = run_algorithm(cfg.algo, cfg.pc)
         value_node_selector(cfg.pc.value_nodes)
         _check_model_section(cfg)
         max_positions = int(cfg.model.get("max_position_embeddings", PCLMConfig().max_position_embeddings))
@@ -164,13 +160,8 @@ class LMTask(Task):
         self.tokenizer = load_tokenizer(cfg.data.tokenizer)
         _check_vocabulary(cfg, self.tokenizer)
         _check_model_memory(_model_config(cfg, self.tokenizer))
-        if algorithm.uses_value_nodes:
-            depth = error_depth(cfg.pc.value_nodes, int(cfg.model.get("num_hidden_layers", 2)))
-            if depth > algorithm.reach:
-                raise UsageError(
-                    f"pc.value_nodes='{cfg.pc.value_nodes}' puts {depth} value nodes on a chain but {cfg.algo} with "
-                    f"T={cfg.pc.inference_steps} reaches only {algorithm.reach}: the lowest weights would never learn"
-                )
+        depth = error_depth(cfg.pc.value_nodes, int(cfg.model.get("num_hidden_layers", 2)))
+        check_reach(algorithm, cfg.algo, depth, f"pc.value_nodes='{cfg.pc.value_nodes}'", "pc.inference_steps")
         return algorithm
 
     def skeleton(self) -> torch.nn.Module:
@@ -187,9 +178,6 @@ class LMTask(Task):
 
     def build_model(self, data: dict[str, Any]) -> torch.nn.Module:
         return MODELS[self.cfg.task](_model_config(self.cfg, self.tokenizer))
-
-    def algorithm(self, model: torch.nn.Module) -> Algorithm:
-        return self._algorithm()
 
     def train_loader(self, data: dict[str, Any]) -> DataLoader:
         # The collate function only pads (mlm masks are drawn by the loop, see `batch_transform`).
@@ -315,14 +303,7 @@ def mlm_masker(tokenizer, mlm_probability: float) -> Callable[[dict], dict]:
     return mask
 
 
-def train_lm(
-    cfg: RunConfig,
-    output_dir: Path,
-    resume: bool = False,
-    overwrite: bool = False,
-    cpu_info: dict | None = None,
-    command: list[str] | None = None,
-) -> dict[str, Any]:
-    """Train one language model; returns (and writes) the content of metrics.json. `command` is the command line
-    the model card names (default: this process's)."""
-    return run_job(LMTask(cfg), output_dir, resume, overwrite, cpu_info, command)
+def train_lm(cfg: RunConfig, output_dir: Path, **options: Any) -> dict[str, Any]:
+    """Train one language model; returns (and writes) the content of metrics.json. `options`: `run_job`'s (resume,
+    overwrite, cpu_info, and command, the command line the model card names: default this process's)."""
+    return run_job(LMTask(cfg), output_dir, **options)

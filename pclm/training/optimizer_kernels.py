@@ -9,19 +9,19 @@ import torch
 __all__ = ["optimizer_kernel"]
 
 
+def _plain(groups: list[dict], off: tuple[str, ...]) -> bool:
+    """Whether every parameter group has a float lr, `maximize` unset and each setting in `off` unset (0 or False):
+    the only case the kernels below reproduce."""
+    return not any(isinstance(g["lr"], torch.Tensor) or g["maximize"] or any(g[k] for k in off) for g in groups)
+
+
 def _sgd_kernel(optimizer: torch.optim.Optimizer):
     """`step(group_indices)` for a plain torch SGD (no momentum, weight decay, dampening or Nesterov): p -= lr * grad,
     one `torch._foreach_add_` per group, the same arithmetic as SGD's own foreach step, without its Python. None for
     any other setting."""
     groups = optimizer.param_groups
-    if type(optimizer) is not torch.optim.SGD or any(
-        g["momentum"]
-        or g["weight_decay"]
-        or g["dampening"]
-        or g["nesterov"]
-        or g["maximize"]
-        or isinstance(g["lr"], torch.Tensor)
-        for g in groups
+    if type(optimizer) is not torch.optim.SGD or not _plain(
+        groups, ("momentum", "weight_decay", "dampening", "nesterov")
     ):
         return None
 
@@ -40,6 +40,10 @@ def optimizer_kernel(optimizer: torch.optim.Optimizer):
     return _adam_kernel(optimizer) or _sgd_kernel(optimizer)
 
 
+# the fused Adam kernels' remaining flags: `_adam_kernel` runs only where amsgrad and maximize are off, unscaled
+_OFF = {"amsgrad": False, "maximize": False, "grad_scale": None, "found_inf": None}
+
+
 def _adam_kernel(optimizer: torch.optim.Optimizer):
     """A function `step(group_indices)` that takes the step a fused torch Adam / AdamW would take on those groups
     (every parameter in them must have a gradient), as one call of the kernel its own `step()` calls
@@ -49,15 +53,7 @@ def _adam_kernel(optimizer: torch.optim.Optimizer):
     if not isinstance(optimizer, torch.optim.Adam):  # AdamW is an Adam with decoupled weight decay
         return None
     groups = optimizer.param_groups
-    if any(
-        not g.get("fused")
-        or g["amsgrad"]
-        or g["maximize"]
-        or g["capturable"]
-        or g["differentiable"]
-        or isinstance(g["lr"], torch.Tensor)
-        for g in groups
-    ):
+    if not all(g.get("fused") for g in groups) or not _plain(groups, ("amsgrad", "capturable", "differentiable")):
         return None
     if any("step" not in optimizer.state.get(p, {}) for g in groups for p in g["params"]):
         return None
@@ -79,22 +75,8 @@ def _adam_kernel(optimizer: torch.optim.Optimizer):
         for (lr, beta1, beta2, weight_decay, eps, decoupled), (params, exp_avg, exp_avg_sq, steps) in calls.items():
             torch._foreach_add_(steps, 1)
             kernel = torch._fused_adamw_ if decoupled else torch._fused_adam_
-            kernel(
-                params,
-                [p.grad for p in params],
-                exp_avg,
-                exp_avg_sq,
-                [],
-                steps,
-                amsgrad=False,
-                lr=lr,
-                beta1=beta1,
-                beta2=beta2,
-                weight_decay=weight_decay,
-                eps=eps,
-                maximize=False,
-                grad_scale=None,
-                found_inf=None,
-            )
+            settings = {"lr": lr, "beta1": beta1, "beta2": beta2, "weight_decay": weight_decay, "eps": eps}
+            grads = [p.grad for p in params]
+            kernel(params, grads, exp_avg, exp_avg_sq, [], steps, **settings, **_OFF)
 
     return step

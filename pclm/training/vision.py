@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader
 
-from ..algorithms import Algorithm, build_algorithm
+from ..algorithms import Algorithm, check_reach
 from ..config import VisionRunConfig
 from ..data.vision_splits import TensorBatches, vision_data
 from ..errors import UsageError
@@ -27,7 +27,7 @@ from ..pc import gaussian
 from ..vision.augment import random_crop_flip
 from ..vision.classifier import build_model, input_channels, load_vision_run, model_spec, save_vision_model
 from .groups import weight_groups
-from .job import Task, check_run, run_job
+from .job import Task, check_run, run_algorithm, run_job
 from .loop import FitState
 
 __all__ = ["train_vision", "check_vision_run", "VisionTask"]
@@ -65,11 +65,6 @@ class VisionTask(Task):
         super().__init__(cfg)
         self.name, self.kwargs = "", {}  # model.name and its constructor arguments, checked by `check`
 
-    def algorithm(self, model: nn.Module) -> Algorithm:
-        pc = self.cfg.pc
-        n_layers = len(model.pc_layers())
-        return build_algorithm(self.cfg.algo, pc.inference_steps, pc.inference_lr, pc.discount, n_layers=n_layers)
-
     def skeleton(self) -> nn.Module:
         with torch.device("meta"):
             return build_model(self.name, self.kwargs, input_channels(self.kwargs, self.cfg.data.dataset))
@@ -78,14 +73,9 @@ class VisionTask(Task):
         cfg = self.cfg
         self.name, self.kwargs = model_spec(cfg)
         name = self.name
-        model = self.skeleton()
-        algorithm = self.algorithm(model)
-        depth = len(model.pc_layers()) - 1  # value nodes on the chain
-        if algorithm.uses_value_nodes and depth > algorithm.reach:
-            raise UsageError(
-                f"{cfg.algo} with T={cfg.pc.inference_steps} reaches {algorithm.reach} value nodes but "
-                f"'{name}' has {depth}: the lowest weights would never learn (raise pc.inference_steps)"
-            )
+        n_layers = len(self.skeleton().pc_layers())  # weight layers, read off the model on the meta device
+        algorithm = run_algorithm(cfg.algo, cfg.pc, n_layers)
+        check_reach(algorithm, cfg.algo, n_layers - 1, f"model '{name}'", "pc.inference_steps")
         if cfg.train.backend == "closed_form" and name != "mlp":
             raise UsageError(f"train.backend=closed_form needs model.name=mlp, not '{name}'")
         if cfg.data.data_dir is None:
@@ -170,8 +160,6 @@ def check_vision_run(cfg: VisionRunConfig, output_dir: Path, resume: bool, overw
     return check_run(VisionTask(cfg), Path(output_dir), resume, overwrite)[1]
 
 
-def train_vision(
-    cfg: VisionRunConfig, output_dir: Path, resume: bool = False, overwrite: bool = False, cpu_info: dict | None = None
-) -> dict[str, Any]:
-    """Train one vision classifier; returns (and writes) the content of metrics.json."""
-    return run_job(VisionTask(cfg), output_dir, resume, overwrite, cpu_info)
+def train_vision(cfg: VisionRunConfig, output_dir: Path, **options: Any) -> dict[str, Any]:
+    """Train one vision classifier; returns (and writes) the content of metrics.json. `options`: `run_job`'s."""
+    return run_job(VisionTask(cfg), output_dir, **options)

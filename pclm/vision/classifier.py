@@ -49,6 +49,17 @@ class Normalized(nn.Module):
         return self.model((pixel_values - self.mean) / self.std, labels=labels, nodes=nodes)
 
 
+def constructor_params(cls: type) -> dict[str, inspect.Parameter]:
+    """The keyword arguments `cls(...)` takes: its own and, where it takes `**kwargs` (which it passes on to its
+    base class), the base's that have a default (those without one the class supplies itself)."""
+    params = dict(inspect.signature(cls).parameters)
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return params
+    own = {k: p for k, p in params.items() if p.kind is not p.VAR_KEYWORD}
+    inherited = constructor_params(cls.__mro__[1])
+    return {**own, **{k: p for k, p in inherited.items() if k not in own and p.default is not p.empty}}
+
+
 def model_spec(cfg: VisionRunConfig) -> tuple[str, dict[str, Any]]:
     """(model name, constructor arguments): the shape arguments (in_features / in_channels, image_size, classes)
     come from the data set, the rest from the config's `model` section, checked against the constructor."""
@@ -58,7 +69,7 @@ def model_spec(cfg: VisionRunConfig) -> tuple[str, dict[str, Any]]:
     if cfg.data.dataset not in VISION_DATASETS:
         raise UsageError(f"unknown dataset '{cfg.data.dataset}' (choose from {', '.join(VISION_DATASETS)})")
     channels, size, classes = VISION_DATASETS[cfg.data.dataset]
-    params = inspect.signature(VISION_MODELS[name]).parameters
+    params = constructor_params(VISION_MODELS[name])
     derived = {"in_features": channels * size * size, "in_channels": channels, "image_size": size, "classes": classes}
     derived = {k: v for k, v in derived.items() if k in params}
     user = {k: v for k, v in cfg.model.items() if k != "name"}

@@ -15,18 +15,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from ..pc import FeedForward
+from .chain import activation, pc_layers_of
 from .mlp import VisionOutput
 
 __all__ = ["ConvSpec", "ConvNet", "CNN", "AlexNet", "WidthCNN"]
 
 _FEEDFORWARD = FeedForward()
-_ACTS = {"tanh": torch.tanh, "relu": torch.relu, "gelu": F.gelu}
 
 
 @dataclass(frozen=True)
@@ -61,9 +62,7 @@ class ConvNet(nn.Module):
         act: str = "relu",
     ) -> None:
         super().__init__()
-        if act not in _ACTS:
-            raise ValueError(f"unknown activation '{act}' (choose from {', '.join(_ACTS)})")
-        self.act = _ACTS[act]
+        self.act = activation(act)
         self.specs = tuple(convs)
         channels = [in_channels] + [s.out_channels for s in self.specs]
         self.convs = nn.ModuleList(
@@ -85,8 +84,7 @@ class ConvNet(nn.Module):
         return len(self.convs) + len(self.fcs)
 
     def pc_layers(self) -> list[list[nn.Parameter]]:
-        layers = list(self.convs) + list(self.fcs)
-        return [list(layer.parameters()) for layer in reversed(layers)]
+        return pc_layers_of([*self.convs, *self.fcs])
 
     def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None, nodes=None) -> VisionOutput:
         nodes = nodes or _FEEDFORWARD
@@ -109,18 +107,11 @@ class ConvNet(nn.Module):
 
 class CNN(ConvNet):
     """Table 1's CNN: three 3x3 conv blocks (64, 128, 64 channels, padding 1, activation, 2x2 max-pool after each),
-    then two fully connected layers (`hidden` units, then `classes`). 3x32x32 -> 64x4x4; 1x28x28 -> 64x3x3."""
+    then two fully connected layers (`hidden` units, then `classes`). 3x32x32 -> 64x4x4; 1x28x28 -> 64x3x3.
+    `kwargs`, here and in the other named nets: ConvNet's `classes`, `in_channels`, `image_size`, `act`."""
 
-    def __init__(
-        self,
-        in_channels: int = 3,
-        image_size: int = 32,
-        classes: int = 10,
-        hidden: int = 128,
-        channels: Sequence[int] = (64, 128, 64),
-        act: str = "relu",
-    ) -> None:
-        super().__init__([ConvSpec(c) for c in channels], [hidden], classes, in_channels, image_size, act)
+    def __init__(self, hidden: int = 128, channels: Sequence[int] = (64, 128, 64), **kwargs: Any) -> None:
+        super().__init__([ConvSpec(c) for c in channels], [hidden], **kwargs)
 
 
 class AlexNet(ConvNet):
@@ -129,31 +120,19 @@ class AlexNet(ConvNet):
     (3x32x32 -> 256x2x2), then fully connected `fc_width`, `fc_width`, `classes`. The original uses
     `fc_width=4096`; the default 256 keeps it CPU-sized. `channels` rescales the five conv layers."""
 
-    def __init__(
-        self,
-        in_channels: int = 3,
-        image_size: int = 32,
-        classes: int = 10,
-        fc_width: int = 256,
-        channels: Sequence[int] = (64, 192, 384, 256, 256),
-        act: str = "relu",
-    ) -> None:
+    def __init__(self, fc_width: int = 256, channels: Sequence[int] = (64, 192, 384, 256, 256), **kwargs: Any) -> None:
         if len(channels) != 5:
             raise ValueError("AlexNet has 5 conv layers")
         c1, c2, c3, c4, c5 = channels
         convs = [ConvSpec(c1, stride=2), ConvSpec(c2), ConvSpec(c3, pool=0), ConvSpec(c4, pool=0), ConvSpec(c5)]
-        super().__init__(convs, [fc_width, fc_width], classes, in_channels, image_size, act)
+        super().__init__(convs, [fc_width, fc_width], **kwargs)
 
 
 class WidthCNN(ConvNet):
     """Table 2's CNN at width factor C: three 3x3 conv blocks (32C, 16C, 8C channels, padding 1, activation, 2x2
     max-pool after each), then fully connected 128C, then `classes`."""
 
-    def __init__(
-        self, C: int = 1, in_channels: int = 3, image_size: int = 32, classes: int = 10, act: str = "relu"
-    ) -> None:
+    def __init__(self, C: int = 1, **kwargs: Any) -> None:
         if C < 1:
             raise ValueError("C must be >= 1")
-        super().__init__(
-            [ConvSpec(32 * C), ConvSpec(16 * C), ConvSpec(8 * C)], [128 * C], classes, in_channels, image_size, act
-        )
+        super().__init__([ConvSpec(32 * C), ConvSpec(16 * C), ConvSpec(8 * C)], [128 * C], **kwargs)

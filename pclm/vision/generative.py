@@ -15,9 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn as nn
 
 from ..pc import FeedForward
+from .chain import LinearChain
 
 __all__ = ["GenerativeMLP", "GenerativeOutput"]
 
@@ -30,33 +30,20 @@ class GenerativeOutput:
     loss: torch.Tensor  # image energy 1/2 ||image - mu||^2, mean over the batch
 
 
-class GenerativeMLP(nn.Module):
+class GenerativeMLP(LinearChain):
     """Fully connected generative net: `latent` units at the top, `depth` weight layers (`depth - 1` hidden layers of
-    `width` units, activation `act`), `out_features` image values at the bottom (3072 for 3x32x32)."""
+    `width` units, activation `act`), `out_features` image values at the bottom (3072 for 3x32x32). `pc_layers()`
+    lists each weight layer's parameters nearest the clamped node (the image) first."""
 
     def __init__(
         self, latent: int = 256, width: int = 256, depth: int = 3, out_features: int = 3072, act: str = "tanh"
     ) -> None:
-        super().__init__()
-        if depth < 1:
-            raise ValueError("depth must be >= 1")
+        super().__init__(latent, width, depth, out_features, act)
         self.latent = latent
-        sizes = [latent] + [width] * (depth - 1) + [out_features]
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
-        acts = {"tanh": torch.tanh, "relu": torch.relu, "gelu": nn.functional.gelu}
-        if act not in acts:
-            raise ValueError(f"unknown activation '{act}' (choose from {', '.join(acts)})")
-        self.act = acts[act]
-
-    def pc_layers(self) -> list[list[nn.Parameter]]:
-        """Each weight layer's parameters, nearest the clamped node (the image) first."""
-        return [list(layer.parameters()) for layer in reversed(self.layers)]
 
     def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None, nodes=None) -> GenerativeOutput:
         nodes = nodes or _FEEDFORWARD
         image = pixel_values.flatten(1)  # (B, D)
         h = nodes("latent", image.new_zeros(image.shape[0], self.latent))  # (B, latent); prior mean 0
-        for l, layer in enumerate(self.layers[:-1], start=1):
-            h = nodes(f"layers.{l}", self.act(layer(h)))  # (B, width)
-        mu = self.layers[-1](h)  # (B, D)
+        mu = self.chain(h, nodes)  # (B, D)
         return GenerativeOutput(prediction=mu, loss=nodes.clamp("image", image, mu))

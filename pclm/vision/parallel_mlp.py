@@ -26,15 +26,14 @@ import math
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from ..pc import FeedForward
+from .chain import activation
 from .mlp import MLP, VisionOutput
 
 __all__ = ["StackedMLP"]
 
 _FEEDFORWARD = FeedForward()
-_ACTS = {"tanh": torch.tanh, "relu": torch.relu, "gelu": F.gelu}  # the same functions MLP picks from
 NODE = "hidden"
 
 
@@ -94,7 +93,7 @@ class StackedMLP(nn.Module):
         super().__init__()
         if depth < 2:
             raise ValueError("StackedMLP needs depth >= 2 (at least one hidden value node)")
-        self.act_name, self.act = act, _ACTS[act]
+        self.act_name, self.act = act, activation(act)
         self.inp = nn.Linear(in_features, width)
         # (D-2, W_in, W_out): nn.Linear's weight TRANSPOSED, so that x @ weight_t is a plain bmm whose weight
         # gradient x^T @ grad comes out in the parameter's own layout (see `predict_hidden`)
@@ -115,10 +114,9 @@ class StackedMLP(nn.Module):
     def from_mlp(cls, mlp: MLP) -> StackedMLP:
         """A StackedMLP holding copies of `mlp`'s parameters (all hidden layers must have the same width)."""
         layers = list(mlp.layers)
-        act = next((name for name, fn in _ACTS.items() if fn is mlp.act), None)
-        if len(layers) < 2 or act is None:
-            raise ValueError("from_mlp needs an MLP with depth >= 2 and a tanh/relu/gelu activation")
-        model = cls(layers[0].in_features, layers[0].out_features, len(layers), layers[-1].out_features, act)
+        if len(layers) < 2:
+            raise ValueError("from_mlp needs an MLP with depth >= 2")
+        model = cls(layers[0].in_features, layers[0].out_features, len(layers), layers[-1].out_features, mlp.act_name)
         with torch.no_grad():
             model.inp.load_state_dict(layers[0].state_dict())
             model.out.load_state_dict(layers[-1].state_dict())

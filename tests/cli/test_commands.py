@@ -8,17 +8,17 @@ import importlib
 import pytest
 import yaml
 
-from pclm.cli import report, run, run_plan
+from pclm.cli import SUBCOMMANDS, report, run, run_plan
 from tests.conftest import TINY
 
 DISPATCHERS = {"pclm-run": run, "pclm-report": report}
-PAIRS = [(prog, name) for prog, d in DISPATCHERS.items() for name in d.COMMANDS]
+PAIRS = [(prog, name) for prog in DISPATCHERS for name in SUBCOMMANDS[prog]]
 
 
 @pytest.mark.parametrize("prog, name", PAIRS, ids=[f"{p} {n}" for p, n in PAIRS])
 def test_a_subcommand_gets_the_rest_of_the_arguments(monkeypatch, prog, name):
     dispatcher = DISPATCHERS[prog]
-    module = importlib.import_module(dispatcher.COMMANDS[name][0])
+    module = importlib.import_module(SUBCOMMANDS[prog][name][0])
     seen = []
     monkeypatch.setattr(module, "main", lambda argv: seen.append(argv) or 7)
     rest = ["--name", "x", "runs/a", "--", "--help", "train.lr=1"]
