@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--output", type=Path, default=ROOT / "reports" / "bench_vision.json")
     args = p.parse_args(argv)
 
-    from pclm.config import load_vision_config
+    from pclm.config import load_config
     from pclm.cpu import configure_cpu
     from pclm.errors import UsageError
     from pclm.training.vision import train_vision
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     overrides = [f"data.data_dir={args.data_dir}"] + [f"{k}={v}" for k, v in flags.items() if v is not None]
     try:
-        cfg = load_vision_config(args.config, overrides)
+        cfg = load_config(args.config, overrides, tasks=("vision",))
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         for number in range(1, args.rounds + 1):  # rounds alternate the contenders: this VM's speed drifts
             runs = {}
             for mode in modes:  # the same seed, data order and config; only the way gradients are computed differs
-                run_cfg = load_vision_config(args.config, overrides + [f"train.backend={BACKEND[mode]}"])
+                run_cfg = load_config(args.config, overrides + [f"train.backend={BACKEND[mode]}"], tasks=("vision",))
                 with tempfile.TemporaryDirectory() as tmp:
                     print(f"--- round {number}: {mode}", flush=True)
                     runs[mode] = _pclm_run(train_vision(run_cfg, Path(tmp) / "run", cpu_info=cpu), mode)

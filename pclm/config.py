@@ -1,19 +1,15 @@
 """Run configuration: YAML file -> dataclasses, dotted command-line overrides, strict keys, resolved YAML out.
 
-Sections (every key documented in configs/README.md):
+One tree for every run, read by `load_config`; its `task` (mlm, clm or vision) decides the sections:
     task, algo, seed        what to train, with which algorithm, from which seed
-    data                    where the text is and how it is split and tokenised
-    model                   PCLMConfig fields (hidden_size, layer_norm, ...)
+    data                    mlm / clm: where the text is and how it is split and tokenised;
+                            vision: data set name, its folder, train / dev / test subset sizes, normalisation
+    model                   mlm / clm: PCLMConfig fields (hidden_size, layer_norm, ...);
+                            vision: `name` (mlp, cnn, alexnet, width_cnn) plus that model's constructor arguments
     train                   epochs, batch size, weight optimiser, early stopping, checkpoints
-    pc                      inference steps T, inference lr gamma, discount, which positions are value nodes
-
-The vision runs (scripts/train_vision.py) use `VisionRunConfig`, read by `load_vision_config` with the same rules:
-    algo, seed              as above
-    data                    data set name, its folder, train / dev / test subset sizes, normalisation
-    model                   `name` (mlp, cnn, alexnet, width_cnn) plus that model's constructor arguments
-    train                   as above, plus the weight optimiser's name
-    pc                      inference steps T, inference lr gamma, discount (every hidden layer is a value node)
-Keys are documented in configs/vision/README.md.
+    pc                      inference steps T, inference lr gamma, discount (mlm / clm: which positions are value nodes)
+A language model's run is a `RunConfig`, a vision run a `VisionRunConfig`. Keys are documented in configs/README.md
+and configs/vision/README.md.
 """
 
 from __future__ import annotations
@@ -48,13 +44,20 @@ __all__ = [
     "VisionTrainConfig",
     "VisionPCConfig",
     "VisionRunConfig",
-    "load_vision_config",
+    "TASKS",
     "upgrade_saved",
     "LM_BACKENDS",
     "VISION_BACKENDS",
 ]
 
-TASKS = ("mlm", "clm")
+TASKS = ("mlm", "clm", "vision")
+# the command that trains each task: a config of another task given to a training command is one line naming it
+_LM_COMMAND = "train_lm (pclm-train-lm / scripts/train_lm.py)"
+_TRAINED_BY = {
+    "mlm": _LM_COMMAND,
+    "clm": _LM_COMMAND,
+    "vision": "train_vision (pclm-train-vision / scripts/train_vision.py)",
+}
 TEST_SOURCES = ("auto", "shard", "pool")  # data.test: where the 1B Word test split comes from (pclm.data.lm1b)
 
 
@@ -130,8 +133,14 @@ class PCConfig(PCSection):
     x_grads: str = "sample"  # sample: each x moves by its own energy's gradient; batch: by the batch mean's
 
 
+@dataclass
 class _Run:
-    """What a run's configuration does beyond its fields: its plain-data form (config.json, config.yaml)."""
+    """What every run's configuration holds: the task, the algorithm, the seed, and its plain-data form
+    (config.json, config.yaml). `RunConfig` and `VisionRunConfig` add the task's data, model, train and pc sections."""
+
+    task: str = "mlm"
+    algo: str = "ipc"
+    seed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -141,9 +150,8 @@ class _Run:
 
 @dataclass
 class RunConfig(_Run):
-    task: str = "mlm"
-    algo: str = "ipc"
-    seed: int = 0
+    """A language model's run: task mlm or clm."""
+
     data: DataConfig = field(default_factory=DataConfig)
     model: dict[str, Any] = field(default_factory=dict)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -185,8 +193,9 @@ class VisionTrainConfig:
 
 @dataclass
 class VisionRunConfig(_Run):
-    algo: str = "ipc"
-    seed: int = 0
+    """A vision classifier's run: task vision."""
+
+    task: str = "vision"
     data: VisionDataConfig = field(default_factory=VisionDataConfig)
     model: dict[str, Any] = field(default_factory=lambda: {"name": "mlp"})
     train: VisionTrainConfig = field(default_factory=VisionTrainConfig)
@@ -234,15 +243,23 @@ _REPLACED = {
 
 
 def upgrade_saved(saved: dict[str, Any]) -> dict[str, Any]:
-    """A run's saved config (config.json / config.yaml, as plain data) in today's keys: `train.compile` and
-    `train.fused` of a run from before `train.backend` become the backend they chose (true: `compiled` /
-    `closed_form`; false: `autograd`), so that the run still resumes and loads. Only saved configs are read this way:
-    a user's config or command line with the old keys gets `_REPLACED`'s one-line `UsageError`."""
-    train = saved.get("train") if isinstance(saved, dict) else None
+    """A run's saved config (config.json / config.yaml, as plain data) in today's keys, so that runs of earlier
+    versions still resume and load: a vision run from before the `task` key (its `data` section names a `dataset`)
+    gets `task: vision`; `train.compile` and `train.fused` of a run from before `train.backend` become the backend
+    they chose (true: `compiled` / `closed_form`; false: `autograd`). Only saved configs are read this way: a user's
+    config or command line with the old train keys gets `_REPLACED`'s one-line `UsageError`."""
+    if not isinstance(saved, dict):
+        return saved
+    train, data = saved.get("train"), saved.get("data")
     old = [key for key in ("compile", "fused") if isinstance(train, dict) and key in train]
-    if not old:
+    untasked_vision = "task" not in saved and isinstance(data, dict) and "dataset" in data
+    if not old and not untasked_vision:
         return saved
     saved = copy.deepcopy(saved)
+    if untasked_vision:
+        saved = {"task": "vision", **saved}
+    if not old:
+        return saved
     chosen = [
         backend
         for key, backend in (("compile", "compiled"), ("fused", "closed_form"))
@@ -408,22 +425,26 @@ def _set_dotted(tree: dict[str, Any], dotted: str) -> None:
     _set(tree, path, value)
 
 
+def _read_yaml(path: str | Path) -> Any:
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"config file '{path}' does not exist")
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as err:
+        raise UsageError(f"config file '{path}' is not UTF-8 text (byte {err.start}: {err.reason})") from None
+    except OSError as err:
+        raise UsageError(f"config file '{path}' cannot be read ({err.strerror or err})") from None
+    except yaml.YAMLError as err:
+        raise UsageError(f"config file '{path}' is not valid YAML: {str(err).splitlines()[0]}") from None
+
+
 def _read_tree(
     path: str | Path | None, overrides: list[str], flags: dict[str, Any], base: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     tree: dict[str, Any] = copy.deepcopy(base) if base is not None else {}
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise UsageError(f"config file '{path}' does not exist")
-        try:
-            tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except UnicodeDecodeError as err:
-            raise UsageError(f"config file '{path}' is not UTF-8 text (byte {err.start}: {err.reason})") from None
-        except OSError as err:
-            raise UsageError(f"config file '{path}' cannot be read ({err.strerror or err})") from None
-        except yaml.YAMLError as err:
-            raise UsageError(f"config file '{path}' is not valid YAML: {str(err).splitlines()[0]}") from None
+        tree = _read_yaml(path)
     if not isinstance(tree, dict):
         raise UsageError(f"config file '{path}' must hold a mapping of sections, got {type(tree).__name__}")
     for item in overrides:
@@ -435,20 +456,52 @@ def _read_tree(
 
 
 def load_config(
-    path: str | Path | None, overrides: list[str] = (), base: dict[str, Any] | None = None, **flags: Any
-) -> RunConfig:
-    """Read `path` (YAML), apply dotted `overrides` ("train.lr=0.001"), then the non-None CLI `flags`. `base` (a
-    saved run's config, as plain data) stands in for the file."""
-    cfg = _build(RunConfig, _read_tree(path, overrides, flags, None if base is None else upgrade_saved(base)), "")
-    if cfg.task not in TASKS:
-        raise UsageError(f"unknown task '{cfg.task}' (choose from {', '.join(TASKS)})")
+    path: str | Path | None,
+    overrides: list[str] = (),
+    base: dict[str, Any] | str | Path | None = None,
+    *,
+    tasks: tuple[str, ...] = TASKS,
+    **flags: Any,
+) -> RunConfig | VisionRunConfig:
+    """Read `path` (YAML), apply dotted `overrides` ("train.lr=0.001"), then the non-None `flags` (dotted keys:
+    `task="vision"`, `algo="bp"`, `**{"data.data_dir": ...}`). `base` (a saved run's config, as plain data or the path
+    of its config.yaml / config.json) stands in for the file, read through `upgrade_saved`. The `task` key decides
+    the tree: mlm / clm -> `RunConfig`, vision -> `VisionRunConfig` (whose `model.name` defaults to mlp). `tasks`: the
+    tasks the caller trains, the first when the config names none; any other is a one-line `UsageError` naming the
+    command that trains it."""
+    if isinstance(base, (str, Path)):
+        base = _read_yaml(base)
+    tree = _read_tree(path, overrides, flags, None if base is None else upgrade_saved(base))
+    task = tree.setdefault("task", tasks[0])
+    if task not in TASKS:
+        raise UsageError(f"unknown task {task!r} (choose from {', '.join(TASKS)})")
+    if task not in tasks:
+        raise UsageError(f"task '{task}' is trained by {_TRAINED_BY[task]}")
+    if task == "vision":
+        model = tree.get("model")
+        if model is not None and not isinstance(model, dict):
+            raise UsageError(f"config section 'model' must be a mapping, got {model!r}")
+        tree["model"] = {"name": "mlp", **(model or {})}
+        cfg = _build(VisionRunConfig, tree, "")
+        _check_vision_run(cfg)
+    else:
+        cfg = _build(RunConfig, tree, "")
+        _check_lm_run(cfg)
+    return cfg
+
+
+def _check_backend(cfg: RunConfig | VisionRunConfig, backends: tuple[str, ...], note: str = "") -> None:
+    if cfg.train.backend not in backends:
+        raise UsageError(
+            f"config key 'train.backend' must be one of {', '.join(backends)}{note}, got {cfg.train.backend!r}"
+        )
+
+
+def _check_lm_run(cfg: RunConfig) -> None:
+    """A language model's run, beyond its keys' types: value ranges, model sizes, backend, test split, epoch_eval."""
     _check_values(cfg, _MINIMA)
     check_lm_model(cfg.model)
-    if cfg.train.backend not in LM_BACKENDS:
-        raise UsageError(
-            f"config key 'train.backend' must be one of {', '.join(LM_BACKENDS)} (closed_form is the vision MLP's), "
-            f"got {cfg.train.backend!r}"
-        )
+    _check_backend(cfg, LM_BACKENDS, " (closed_form is the vision MLP's)")
     if cfg.data.test not in TEST_SOURCES:
         raise UsageError(f"config key 'data.test' must be one of {', '.join(TEST_SOURCES)}, got {cfg.data.test!r}")
     parse_shards(cfg.data.shards)
@@ -456,37 +509,21 @@ def load_config(
     unknown = [s for s in splits if s.strip() not in ("test", "test_sample")]
     if unknown:
         raise UsageError(f"config key 'train.epoch_eval' names '{unknown[0]}'; use test and/or test_sample")
-    return cfg
 
 
 _VISION_MINIMA = {**_SHARED_MINIMA, "data.dev_size": 0, "data.train_size": 1, "data.test_size": 1}
 
 
-def load_vision_config(
-    path: str | Path | None, overrides: list[str] = (), saved: bool = False, **flags: Any
-) -> VisionRunConfig:
-    """`load_config` for a vision run: the same file, override and flag rules, into a `VisionRunConfig`.
-    The `model` section must name the model (`model.name`); its other keys are checked against that model's
-    constructor when the run starts. `saved`: `path` is a run's own config.yaml, read through `upgrade_saved`."""
-    tree = _read_tree(path, overrides, flags)
-    if saved:
-        tree = upgrade_saved(tree)
-    model = tree.get("model")
-    if model is not None and not isinstance(model, dict):
-        raise UsageError(f"config section 'model' must be a mapping, got {model!r}")
-    tree["model"] = {"name": "mlp", **(model or {})}
-    cfg = _build(VisionRunConfig, tree, "")
+def _check_vision_run(cfg: VisionRunConfig) -> None:
+    """A vision run, beyond its keys' types: the model's name and sizes, value ranges, optimiser, backend. The
+    model's other keys are checked against its constructor when the run starts."""
     if not isinstance(cfg.model["name"], str):
         raise UsageError(f"config key 'model.name' must be str, got {cfg.model['name']!r}")
     _check_values(cfg, _VISION_MINIMA)
     check_vision_model({k: v for k, v in cfg.model.items() if k != "name"})
     if cfg.train.optimizer not in ("adamw", "adam", "sgd"):
         raise UsageError(f"config key 'train.optimizer' must be adamw, adam or sgd, got {cfg.train.optimizer!r}")
-    if cfg.train.backend not in VISION_BACKENDS:
-        raise UsageError(
-            f"config key 'train.backend' must be one of {', '.join(VISION_BACKENDS)}, got {cfg.train.backend!r}"
-        )
-    return cfg
+    _check_backend(cfg, VISION_BACKENDS)
 
 
 def save_config(cfg: RunConfig | VisionRunConfig, path: str | Path) -> None:

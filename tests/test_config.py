@@ -147,30 +147,28 @@ def test_run_saves_the_resolved_config(bp_run):
 def test_keys_of_earlier_versions_name_their_replacement(override, backend, tmp_path):
     """train.compile and train.fused became train.backend: any value of theirs, on the command line or in a file, is
     one line that names the new key and the value to write."""
-    from pclm.config import load_vision_config
-
     key = override.split("=")[0]
     message = (
         f"{key} was replaced by train.backend (autograd|compiled|closed_form): {key}=true is train.backend={backend}, "
         "false is the default, autograd"
     )
-    for load in (load_config, load_vision_config):
-        if load is load_config and key == "train.fused":
+    for task in ("mlm", "vision"):
+        if task == "mlm" and key == "train.fused":
             continue  # a language model never had train.fused
         with pytest.raises(UsageError) as err:
-            load(None, [override])
+            load_config(None, [override], task=task)
         assert str(err.value) == message
     path = tmp_path / "old.yaml"
-    path.write_text(f"train:\n  {key.split('.')[1]}: {override.split('=')[1]}\n")
+    path.write_text(f"task: vision\ntrain:\n  {key.split('.')[1]}: {override.split('=')[1]}\n")
     with pytest.raises(UsageError) as err:
-        load_vision_config(path)
+        load_config(path)
     assert str(err.value) == message
 
 
 def test_saved_configs_of_earlier_versions_read_as_their_backend(tmp_path):
     """A run folder from before train.backend resumes and loads with the backend its train.compile / train.fused
     chose (false: autograd); both true cannot have run and is refused."""
-    from pclm.config import load_vision_config, upgrade_saved
+    from pclm.config import upgrade_saved
 
     old = {"algo": "ipc", "train": {"lr": 0.01, "compile": False, "fused": False}}
     assert upgrade_saved(old) == {"algo": "ipc", "train": {"lr": 0.01, "backend": "autograd"}}
@@ -179,9 +177,65 @@ def test_saved_configs_of_earlier_versions_read_as_their_backend(tmp_path):
     assert upgrade_saved({"train": {"fused": True}})["train"] == {"backend": "closed_form"}
     assert load_config(None, [], base={"train": {"compile": False}}).train.backend == "autograd"
     path = tmp_path / "config.yaml"
-    path.write_text("train:\n  compile: false\n  fused: true\n")
-    assert load_vision_config(path, saved=True).train.backend == "closed_form"
+    path.write_text("task: vision\ntrain:\n  compile: false\n  fused: true\n")
+    assert load_config(None, base=path).train.backend == "closed_form"
     with pytest.raises(UsageError, match="^a saved config with train.compile and train.fused both true names two"):
         upgrade_saved({"train": {"compile": True, "fused": True}})
     with pytest.raises(UsageError, match="must be one of autograd, compiled \\(closed_form is the vision MLP's\\)"):
         load_config(None, ["train.backend=closed_form"])
+
+
+def test_the_task_key_decides_the_tree(tmp_path):
+    """One loader for every task: a vision file (or task=vision) builds the vision sections, with the MLP as the
+    default model; each tree refuses the other's keys; a vision run's saved config names its task and reads back."""
+    from pclm.config import VisionRunConfig
+
+    vision = load_config(REPO / "configs" / "vision" / "mlp_mnist_ipc.yaml")
+    assert isinstance(vision, VisionRunConfig)
+    assert (vision.task, vision.algo, vision.data.dataset, vision.model["name"]) == ("vision", "ipc", "mnist", "mlp")
+    lm = load_config(REPO / "configs" / "clm_ipc.yaml")
+    assert isinstance(lm, RunConfig) and (lm.task, lm.algo) == ("clm", "ipc")
+    default = load_config(None, task="vision")
+    assert default == VisionRunConfig() and default.model == {"name": "mlp"}
+    assert load_config(None) == RunConfig()  # no task anywhere: a masked LM
+    with pytest.raises(UsageError, match="^unknown config key 'data.tokenizer'"):
+        load_config(None, ["data.tokenizer=tok"], task="vision")
+    with pytest.raises(UsageError, match="^unknown config key 'data.dataset'"):
+        load_config(None, ["data.dataset=mnist"], task="clm")
+    save_config(vision, tmp_path / "saved.yaml")
+    assert yaml.safe_load((tmp_path / "saved.yaml").read_text())["task"] == "vision"
+    assert load_config(tmp_path / "saved.yaml") == vision
+
+
+def test_a_command_refuses_another_tasks_config(tmp_path):
+    """`tasks`: what the caller trains, the first the default when the config names none; a config of another task
+    is one line naming the command that trains it."""
+    untasked = tmp_path / "old_vision.yaml"
+    untasked.write_text("algo: bp\ndata: {dataset: fashion-mnist}\nmodel: {name: cnn}\n")
+    cfg = load_config(untasked, tasks=("vision",))
+    assert (cfg.task, cfg.algo, cfg.data.dataset, cfg.model["name"]) == ("vision", "bp", "fashion-mnist", "cnn")
+    with pytest.raises(UsageError) as err:
+        load_config(REPO / "configs" / "vision" / "mlp_mnist_ipc.yaml", tasks=("mlm", "clm"))
+    assert str(err.value) == "task 'vision' is trained by train_vision (pclm-train-vision / scripts/train_vision.py)"
+    with pytest.raises(UsageError) as err:
+        load_config(REPO / "configs" / "clm_bp.yaml", tasks=("vision",))
+    assert str(err.value) == "task 'clm' is trained by train_lm (pclm-train-lm / scripts/train_lm.py)"
+    with pytest.raises(UsageError, match="^unknown task 'image' \\(choose from mlm, clm, vision\\)$"):
+        load_config(None, ["task=image"], tasks=("vision",))
+
+
+def test_a_vision_run_saved_before_the_task_key_reads_as_vision(tmp_path):
+    """A vision run's config.yaml / config.json written before `task` (no task key; its data section names a
+    dataset) reads as task vision, and compares equal to today's resolved config (what --resume checks); a
+    language model's saved config always named its task and is left as it is."""
+    from pclm.config import VisionRunConfig, upgrade_saved
+
+    today = VisionRunConfig().to_dict()
+    old = {k: v for k, v in today.items() if k != "task"}
+    assert upgrade_saved(old) == today and "task" not in old
+    lm = {"algo": "ipc", "data": {"data_dir": None}}
+    assert upgrade_saved(lm) is lm
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(old, sort_keys=False))
+    assert load_config(None, base=path) == VisionRunConfig()
+    assert load_config(None, base=old, tasks=("vision",)) == VisionRunConfig()

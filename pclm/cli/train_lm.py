@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1]  # pclm/, with configs/ as package data
+TASKS = ("mlm", "clm")  # the tasks this command trains; a vision config is train_vision's
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -91,14 +92,14 @@ def main(argv: list[str] | None = None) -> int:
                     f"no config for task '{task}' and algorithm '{algo}' ({config} is missing): "
                     "choose --task mlm|clm and --algo bp|pc|ipc, or pass --config"
                 )
-        cfg = load_config(config, args.overrides, **_flags(args))
+        cfg = load_config(config, args.overrides, tasks=TASKS, **_flags(args))
         if args.output_dir is not None and not args.output_dir.strip():
             raise UsageError(
                 "--output-dir is empty: name a folder, or leave the flag out for runs/<task>_<algo>_seed<k>"
             )
         output = Path(args.output_dir or Path("runs") / f"{cfg.task}_{cfg.algo}_seed{cfg.seed}")
         if args.resume and args.config is None and is_run_folder(output):
-            cfg = load_config(None, args.overrides, base=_saved_config(output), **_flags(args))  # the run's own
+            cfg = load_config(None, args.overrides, base=_saved_config(output), tasks=TASKS, **_flags(args))  # its own
         # torch and the data libraries load only now: every error above reaches the user in well under a second
         from pclm.cpu import configure_cpu
         from pclm.training.lm import train_lm

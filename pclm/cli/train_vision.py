@@ -46,7 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from pclm.config import load_vision_config
+    from pclm.config import load_config
     from pclm.cpu import configure_cpu
     from pclm.errors import DiskFull, UsageError, report_disk_full, report_usage_error
     from pclm.training.vision import train_vision
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             "data.dataset": args.dataset,
             "data.data_dir": args.data_dir,
         }
-        cfg = load_vision_config(config, args.overrides, **flags)
+        cfg = load_config(config, args.overrides, tasks=("vision",), **flags)
         if cfg.data.data_dir is None:
             found = default_data_dir(cfg.data.dataset)
             if found is None:

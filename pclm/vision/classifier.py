@@ -12,7 +12,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from ..config import VisionRunConfig, check_vision_model, load_vision_config, save_config
+from ..config import VisionRunConfig, check_vision_model, load_config, save_config
 from ..data.vision import VISION_DATASETS
 from ..errors import UsageError
 from .registry import VISION_MODELS, build_vision_model
@@ -125,7 +125,9 @@ def load_vision_run(run_dir: str | Path) -> tuple[Normalized, VisionRunConfig]:
             raise ValueError('expected {"name": ..., "kwargs": {...}}')
     except (OSError, ValueError) as err:
         raise UsageError(f"'{folder / MODEL_FILE}' is not a saved model spec ({err})") from None
-    cfg = load_vision_config(folder / "config.yaml", saved=True)  # a model saved before train.backend loads too
+    cfg = load_config(
+        None, base=folder / "config.yaml", tasks=("vision",)
+    )  # a model saved before task / train.backend too
     if spec["name"] not in VISION_MODELS:
         raise UsageError(f"'{folder / MODEL_FILE}' names an unknown model '{spec['name']}'")
     check_vision_model(spec["kwargs"])

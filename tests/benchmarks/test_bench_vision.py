@@ -37,10 +37,10 @@ def test_settings_come_from_the_config_the_committed_report_ran(bench, tmp_path,
     (everything but the data folder), and a flag overrides one key of it: a bad value is one `error:` line."""
     import json
 
-    from pclm.config import load_vision_config, upgrade_saved
+    from pclm.config import load_config, upgrade_saved
 
     root = Path(__file__).resolve().parents[2]
-    resolved = load_vision_config(root / "configs" / "vision" / "bench_pcx.yaml", []).to_dict()
+    resolved = load_config(root / "configs" / "vision" / "bench_pcx.yaml", []).to_dict()
     # saved before train.backend: its train.compile / train.fused false read as autograd, as a run folder's are
     committed = upgrade_saved(json.loads((root / "reports" / "bench_vision.json").read_text())["config"])
     resolved["data"].pop("data_dir"), committed["data"].pop("data_dir")

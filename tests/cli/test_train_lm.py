@@ -63,6 +63,10 @@ def expect_usage_error(capsys, argv: list, pattern: str, output: Path, one_line:
         (["--config", "configs/mlm_bp.yaml", "--algo", "nope"], r"unknown algorithm 'nope'"),
         (["--task", "nope", "--algo", "bp"], r"no config for task 'nope'"),
         (["--config", "configs/mlm_bp.yaml", "--task", "nope"], r"unknown task 'nope'"),
+        (
+            ["--config", "configs/vision/mlp_mnist_ipc.yaml"],
+            r"^error: task 'vision' is trained by train_vision \(pclm-train-vision / scripts/train_vision\.py\)$",
+        ),
         (["--algo", "bp", "--data-dir", "/nonexistent/lm1b"], r"data directory '/nonexistent/lm1b' does not exist"),
         (["--algo", "bp", "train.nope=1"], r"unknown config key 'train\.nope'"),
         (["--algo", "bp", "model.nope=1"], r"unknown config key 'model\.nope'"),

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from pclm.cli import train_vision as cli
-from pclm.config import load_vision_config
+from pclm.config import load_config
 from pclm.data.vision import load_idx_split
 from pclm.evaluation.vision import predict_logits
 from pclm.training import job as runner
@@ -103,7 +103,7 @@ def test_every_model_and_algorithm_trains_one_epoch(model, algo, data_dir, tmp_p
     assert abs(correct - round(correct)) < 1e-9 and np.isfinite(m["test_loss"])
     assert len(m["seconds_per_epoch"]) == 1 and m["history"][0]["dev_accuracy"] == m["best_dev_accuracy"]
     assert {p.name for p in (out / "best").iterdir()} >= {"model.safetensors", "model.json", "config.yaml"}
-    assert load_vision_config(out / "config.yaml").algo == algo
+    assert load_config(out / "config.yaml").algo == algo
 
 
 def test_saved_model_reloads_to_the_same_logits(data_dir, tmp_path, one_thread):
@@ -166,7 +166,7 @@ def test_training_with_augment_completes_and_differs(data_dir, tmp_path, one_thr
     assert run(args(data_dir, augmented, "cnn", "ipc", "data.augment=true")) == 0
     a, b = (json.loads((d / "metrics.json").read_text()) for d in (plain, augmented))
     assert b["status"] == "completed" and b["steps"] == a["steps"] == 3
-    assert load_vision_config(augmented / "config.yaml").data.augment is True
+    assert load_config(augmented / "config.yaml").data.augment is True
     # the same seed and batches: only the augmentation separates the two runs
     assert b["history"][0]["dev_loss"] != a["history"][0]["dev_loss"]
 
@@ -195,13 +195,14 @@ BAD = {
     "unknown backend": ["train.backend=jax"],
     "train.compile of earlier versions": ["train.compile=true"],
     "train.fused of earlier versions": ["train.fused=false"],
+    "a language model's task": ["task=clm"],
 }
 
 
 def test_a_run_from_before_train_backend_resumes_and_loads(data_dir, tmp_path, one_thread, monkeypatch):
-    """A run folder written before train.backend (its config.json / config.yaml say compile: false, fused: false)
-    resumes with today's command and its saved model loads; a saved fused: true reads as closed_form, which an
-    autograd command may not resume."""
+    """A run folder written before train.backend and the `task` key (its config.json / config.yaml say compile:
+    false, fused: false, and name no task) resumes with today's command and its saved model loads; a saved fused:
+    true reads as closed_form, which an autograd command may not resume."""
     import yaml
 
     out, extra = tmp_path / "run", ("train.epochs=2",)
@@ -231,6 +232,7 @@ def test_a_run_from_before_train_backend_resumes_and_loads(data_dir, tmp_path, o
         for name in ("config.json", "config.yaml", "best/config.yaml"):
             path = out / name
             saved = json.loads(path.read_text()) if name.endswith(".json") else yaml.safe_load(path.read_text())
+            saved.pop("task", None)
             saved["train"].pop("backend", None)
             saved["train"].update(compile=False, fused=value)
             path.write_text(json.dumps(saved) if name.endswith(".json") else yaml.safe_dump(saved, sort_keys=False))
@@ -268,6 +270,14 @@ def test_corrupt_checkpoint_on_resume_exits_2_and_changes_nothing(data_dir, tmp_
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before
 
 
+def test_a_language_model_config_is_one_line_naming_train_lm(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run(["--config", ROOT / "configs" / "clm_ipc.yaml", "--output-dir", out]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: task 'clm' is trained by train_lm (pclm-train-lm / scripts/train_lm.py)"
+    assert not out.exists()
+
+
 def test_no_data_dir_anywhere_is_a_usage_error(tmp_path, capsys, monkeypatch):
     import pclm.cli.train_vision
 
@@ -292,7 +302,7 @@ def test_compiled_run_equals_the_eager_run(data_dir, tmp_path, one_thread, monke
         == 0
     )
     a, b = (json.loads((d / "metrics.json").read_text()) for d in (eager, compiled))
-    assert b["status"] == "completed" and load_vision_config(compiled / "config.yaml").train.backend == "compiled"
+    assert b["status"] == "completed" and load_config(compiled / "config.yaml").train.backend == "compiled"
     assert a["history"][0]["train_loss"] == pytest.approx(b["history"][0]["train_loss"], rel=1e-5)
     assert a["history"][0]["dev_loss"] == pytest.approx(b["history"][0]["dev_loss"], rel=1e-5)
     assert a["test_loss"] == pytest.approx(b["test_loss"], rel=1e-5)
@@ -306,7 +316,7 @@ def test_fused_run_equals_the_eager_run(algo, data_dir, tmp_path, one_thread):
     assert run(args(data_dir, eager, "mlp", algo, "train.lr=0.01")) == 0
     assert run(args(data_dir, fused, "mlp", algo, "train.lr=0.01", "train.backend=closed_form")) == 0
     a, b = (json.loads((d / "metrics.json").read_text()) for d in (eager, fused))
-    assert b["status"] == "completed" and load_vision_config(fused / "config.yaml").train.backend == "closed_form"
+    assert b["status"] == "completed" and load_config(fused / "config.yaml").train.backend == "closed_form"
     assert a["steps"] == b["steps"] == 3
     assert a["history"][0]["train_loss"] == pytest.approx(b["history"][0]["train_loss"], rel=1e-5)
     assert a["history"][0]["dev_loss"] == pytest.approx(b["history"][0]["dev_loss"], rel=1e-5)
@@ -322,10 +332,9 @@ def test_fused_divergence_stops_cleanly_with_exit_1(data_dir, tmp_path, one_thre
 
 def test_an_mlp_on_colour_images_normalises_each_channel():
     # the MLP has no in_channels: the data set's 3 channels must size the normalisation (it was 1: a crash)
-    from pclm.config import load_vision_config
     from pclm.vision.classifier import build_model, input_channels, model_spec
 
-    cfg = load_vision_config(None, [], **{"model.name": "mlp", "data.dataset": "cifar10"})
+    cfg = load_config(None, [], task="vision", **{"model.name": "mlp", "data.dataset": "cifar10"})
     name, kwargs = model_spec(cfg)
     model = build_model(name, kwargs, input_channels(kwargs, "cifar10"))
     images = torch.rand(4, 3, 32, 32)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from pclm.config import load_vision_config, save_config
+from pclm.config import load_config, save_config
 from pclm.errors import UsageError
 from pclm.vision.augment import random_crop_flip
 
@@ -105,16 +105,16 @@ def test_gpu_batch_gets_the_cpu_draws():
 
 
 def test_config_key_round_trips_and_bad_values_are_rejected(tmp_path):
-    assert load_vision_config(None).data.augment is False
-    cfg = load_vision_config(None, ["data.augment=true"])
+    assert load_config(None, task="vision").data.augment is False
+    cfg = load_config(None, ["data.augment=true"], task="vision")
     assert cfg.data.augment is True
     save_config(cfg, tmp_path / "c.yaml")
-    assert load_vision_config(tmp_path / "c.yaml").data.augment is True
+    assert load_config(tmp_path / "c.yaml").data.augment is True
     with pytest.raises(UsageError, match="config key 'data.augment' must be bool"):
-        load_vision_config(None, ["data.augment=sometimes"])
+        load_config(None, ["data.augment=sometimes"], task="vision")
     with pytest.raises(UsageError, match="config key 'data.augment' must be bool"):
-        load_vision_config(None, ["data.augment=1"])
+        load_config(None, ["data.augment=1"], task="vision")
     for algo in ("bp", "pc", "ipc"):  # the shipped AlexNet configs load, with gamma = 1.0 for PC / iPC
-        c = load_vision_config(ROOT / "configs" / "vision" / f"alexnet_cifar10_{algo}.yaml")
+        c = load_config(ROOT / "configs" / "vision" / f"alexnet_cifar10_{algo}.yaml")
         assert (c.algo, c.model["name"], c.data.dataset, c.train.lr) == (algo, "alexnet", "cifar10", 5e-5)
         assert algo == "bp" or c.pc.inference_lr == 1.0
