@@ -425,18 +425,21 @@ def _set_dotted(tree: dict[str, Any], dotted: str) -> None:
     _set(tree, path, value)
 
 
-def _read_yaml(path: str | Path) -> Any:
+def _read_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"config file '{path}' does not exist")
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except UnicodeDecodeError as err:
         raise UsageError(f"config file '{path}' is not UTF-8 text (byte {err.start}: {err.reason})") from None
     except OSError as err:
         raise UsageError(f"config file '{path}' cannot be read ({err.strerror or err})") from None
     except yaml.YAMLError as err:
         raise UsageError(f"config file '{path}' is not valid YAML: {str(err).splitlines()[0]}") from None
+    if not isinstance(tree, dict):
+        raise UsageError(f"config file '{path}' must hold a mapping of sections, got {type(tree).__name__}")
+    return tree
 
 
 def _read_tree(
@@ -446,7 +449,7 @@ def _read_tree(
     if path is not None:
         tree = _read_yaml(path)
     if not isinstance(tree, dict):
-        raise UsageError(f"config file '{path}' must hold a mapping of sections, got {type(tree).__name__}")
+        raise UsageError(f"a saved config must hold a mapping of sections, got {type(tree).__name__}")
     for item in overrides:
         _set_dotted(tree, item)
     for key, value in flags.items():
