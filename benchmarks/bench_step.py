@@ -406,24 +406,9 @@ def child_memory(args, task: str, algo: str) -> dict:
 
 
 def run_child(args, spec: str) -> dict:
-    cmd = [
-        sys.executable,
-        __file__,
-        "--child",
-        spec,
-        "--batch",
-        str(args.batch),
-        "--seq",
-        str(args.seq),
-        "--batches",
-        args.batches,
-        "--repeats",
-        str(args.repeats),
-        "--warmup",
-        str(args.warmup),
-        "--threads",
-        str(args.threads),
-    ]
+    """`child` in a fresh interpreter with this run's batch, threads and precision; its JSON result."""
+    settings = {"--batch": args.batch, "--seq": args.seq, "--batches": args.batches, "--threads": args.threads}
+    cmd = [sys.executable, __file__, "--child", spec, *(str(x) for pair in settings.items() for x in pair)]
     cmd += ["--bf16"] if args.bf16 else []
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}  # configure_cpu's malloc alone
     res = subprocess.run(cmd, env=env, capture_output=True, text=True)
