@@ -6,8 +6,8 @@ the paper's Fig. 6), measured side by side in one process.
     python benchmarks/bench_parallel.py                             # depth {2..32} x width {64,256,1024} x batch {1,16,128}
     python benchmarks/bench_parallel.py --depths 8 32 --widths 1024 --batches 1 --repeats 11
     python benchmarks/bench_parallel.py --device cuda --json out/gpu.json --png out/gpu.png   # the grid on a GPU
-    python benchmarks/bench_parallel.py --compile --depths 32 --widths 64 1024 --batches 1   # compiled, every path
-    python benchmarks/bench_parallel.py --fused                     # closed form (train.backend=closed_form), every path
+    python benchmarks/bench_parallel.py --backend compiled --depths 32 --widths 64 1024 --batches 1  # torch.compile
+    python benchmarks/bench_parallel.py --backend closed_form       # every path in closed form (FusedMLP)
 
 Paths, on the same initial weights (width W in, W hidden units per layer, `depth` hidden layers, 10 classes):
   bp       `train_batch` with BP on `pclm.vision.MLP`: feedforward + backprop + one SGD step.
@@ -15,6 +15,8 @@ Paths, on the same initial weights (width W in, W hidden units per layer, `depth
            nodes, one backward, one SGD step of the weights and one of the value nodes, i.e. one iteration of
            `train_batch`'s loop at t >= 1 (the steady state; the batch's feedforward initialisation is not timed).
   ipc_par  the same iPC step on `pclm.vision.StackedMLP`: hidden layers as one batched matmul.
+--backend (train.backend) is where every path's gradients come from; with compiled or closed_form, autograd's BP step
+runs in the same race too (`bp_eager`: the fastest BP may be that one).
 Timing: every path warmed up, repeats interleaved (order alternating), medians compared (minima also stored,
 since other loads on a shared machine inflate single samples). Denormals flushed, as in training.
 Writes JSON (with the command line and the Table 4 SMM counts) and a heatmap PNG of the ratios.
@@ -30,9 +32,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -40,6 +39,7 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 
+from pclm.config import VISION_BACKENDS
 from pclm.errors import ArgumentParser
 
 CLASSES = 10
@@ -51,6 +51,7 @@ DEFAULTS = {
     "cpu": {"repeats": 7, "warmup": 2, "max_seconds": None},  # max_seconds None: no budget
     "cuda": {"repeats": 25, "warmup": 5, "max_seconds": 150.0},
 }
+SUFFIX = {"autograd": "", "compiled": "_compiled", "closed_form": "_fused"}  # the committed reports' names
 
 
 def make_batch(width: int, batch: int, seed: int = 0, device: str = "cpu") -> dict[str, torch.Tensor]:
@@ -61,19 +62,10 @@ def make_batch(width: int, batch: int, seed: int = 0, device: str = "cpu") -> di
     }
 
 
-def _backend(name: str, model: torch.nn.Module, optim: torch.optim.Optimizer):
-    """The gradient backend `name` (train.backend: autograd, compiled, closed_form) of `model` trained by `optim`."""
-    if name == "compiled":
-        return Compiled(model, ALL_GAUSSIAN)
-    if name == "closed_form":
-        return FusedMLP(model, optim)
-    return Autograd(ALL_GAUSSIAN)
-
-
 def bp_step(model: MLP, batch: dict, lr: float, backend: str = "autograd") -> Callable[[], None]:
-    """One BP step, `train_batch` with gradients from `backend` (closed_form: `FusedMLP`, without autograd)."""
+    """One BP step, `train_batch` with gradients from `backend` (train.backend)."""
     optim = torch.optim.SGD(weight_groups(model), lr=lr)
-    gradients = _backend(backend, model, optim)
+    gradients = build_backend(backend, model, optim, ALL_GAUSSIAN)
     return lambda: train_batch(model, batch, BP(), optim, gradients)
 
 
@@ -85,7 +77,8 @@ def ipc_step(
     `backend`: where the gradients come from, as in `train_batch` (train.backend)."""
     optim_w = torch.optim.SGD(weight_groups(model), lr=lr)
     algorithm = IPC(3, inference_lr)
-    run = BatchRun(_backend(backend, model, optim_w).begin(model, batch, algorithm), algorithm, optim_w)
+    gradients = build_backend(backend, model, optim_w, ALL_GAUSSIAN).begin(model, batch, algorithm)
+    run = BatchRun(gradients, algorithm, optim_w)
     run.step(0)
     return lambda: run.step(1)
 
@@ -99,22 +92,13 @@ def bench_one(depth: int, width: int, batch_size: int, args: argparse.Namespace)
         seq = copy.deepcopy(mlp)
     batch = make_batch(width, batch_size, device=args.device)
     sync = torch.cuda.synchronize if args.device == "cuda" else None
-    if args.fused:
-        steps = {
-            "bp": bp_step(mlp, batch, args.lr, "closed_form"),
-            "ipc_seq": ipc_step(seq, batch, args.lr, args.inference_lr, "closed_form"),
-            "ipc_par": ipc_step(stacked, batch, args.lr, args.inference_lr, "closed_form"),
-            "bp_eager": bp_step(copy.deepcopy(mlp), batch, args.lr),
-        }  # autograd's BP in the same race
-    else:
-        backend = "compiled" if args.compile else "autograd"
-        steps = {
-            "bp": bp_step(mlp, batch, args.lr, backend),
-            "ipc_seq": ipc_step(seq, batch, args.lr, args.inference_lr, backend),
-            "ipc_par": ipc_step(stacked, batch, args.lr, args.inference_lr, backend),
-        }
-        if args.compile:  # the fastest BP may be the eager one: time it in the same race
-            steps["bp_eager"] = bp_step(copy.deepcopy(mlp), batch, args.lr)
+    steps = {
+        "bp": bp_step(mlp, batch, args.lr, args.backend),
+        "ipc_seq": ipc_step(seq, batch, args.lr, args.inference_lr, args.backend),
+        "ipc_par": ipc_step(stacked, batch, args.lr, args.inference_lr, args.backend),
+    }
+    if args.backend != "autograd":
+        steps["bp_eager"] = bp_step(copy.deepcopy(mlp), batch, args.lr)
     times = race(steps, args.repeats, args.warmup, sync=sync)
     med = {k: statistics.median(times[k]) for k in PATHS}
     low = {k: min(times[k]) for k in PATHS}
@@ -194,16 +178,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="where models and batches live (cuda: exit 2 if CUDA is not available)",
     )
     p.add_argument(
-        "--compile",
-        action="store_true",
-        help="every path gets its gradients through torch.compile (train.backend=compiled); "
-        "each cell compiles 3 functions first, so use a small grid",
-    )
-    p.add_argument(
-        "--fused",
-        action="store_true",
-        help="every path in closed form (train.backend=closed_form, pclm.vision.FusedMLP: no autograd, the optimiser's "
-        "kernel called directly), plus autograd's BP step in the same race",
+        "--backend",
+        choices=VISION_BACKENDS,
+        default="autograd",
+        help="where every path's gradients come from (train.backend; compiled: each cell compiles 3 functions "
+        "first, so use a small grid; closed_form: pclm.vision.FusedMLP, no autograd)",
     )
     p.add_argument("--repeats", type=int, default=None, help="timed calls per path (default 7 on cpu, 25 on cuda)")
     p.add_argument("--warmup", type=int, default=None, help="untimed calls per path (default 2 on cpu, 5 on cuda)")
@@ -239,11 +218,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="default reports/bench_parallel.png (cpu), reports/bench_parallel_cuda.png (cuda)",
     )
     args = p.parse_args(argv)
-    suffix = (
-        ("" if args.device == "cpu" else f"_{args.device}")
-        + ("_compiled" if args.compile else "")
-        + ("_fused" if args.fused else "")
-    )
+    suffix = ("" if args.device == "cpu" else f"_{args.device}") + SUFFIX[args.backend]
     args.json = args.json or Path(f"reports/bench_parallel{suffix}.json")
     args.png = args.png or Path(f"reports/bench_parallel{suffix}.png")
     for key, value in DEFAULTS[args.device].items():
@@ -260,20 +235,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks.commo
 
 import torch  # noqa: E402
 
-from benchmarks.common import race  # noqa: E402
+from benchmarks.common import command_line, cpu_name, race, write_json  # noqa: E402
 from pclm.algorithms import BP, IPC  # noqa: E402
 from pclm.cpu import configure_cpu  # noqa: E402
 from pclm.pc import gaussian  # noqa: E402
-from pclm.training.backends import Autograd, Compiled  # noqa: E402
+from pclm.training.backends import build_backend  # noqa: E402
 from pclm.training.step import BatchRun, train_batch, weight_groups  # noqa: E402
-from pclm.vision import MLP, FusedMLP, StackedMLP  # noqa: E402
+from pclm.vision import MLP, StackedMLP  # noqa: E402
 
 
 def setup_device(args: argparse.Namespace) -> tuple[dict, str]:
     """CPU hygiene (cpu) or the GPU's identity (cuda). Returns (what was applied, the device's name)."""
     if args.device == "cpu":
         cpu = configure_cpu(args.threads if args.threads == "auto" else int(args.threads))
-        return cpu, platform.processor() or platform.machine()
+        return cpu, cpu_name()
     if args.threads != "auto":
         torch.set_num_threads(int(args.threads))
     applied = {
@@ -285,19 +260,8 @@ def setup_device(args: argparse.Namespace) -> tuple[dict, str]:
     return applied, torch.cuda.get_device_name()
 
 
-def write_json(path: Path, report: dict) -> None:
-    """Replace `path` atomically, so that a run killed mid-write leaves the previous cell's report."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(report, indent=1))
-    os.replace(tmp, path)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.compile and args.fused:
-        print("error: --compile and --fused are separate modes; choose one", file=sys.stderr)
-        return 2
     if args.device == "cuda" and not torch.cuda.is_available():
         print(
             f"error: --device cuda, but CUDA is not available to this torch {torch.__version__} "
@@ -307,10 +271,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     start = time.perf_counter()
     cpu, device_name = setup_device(args)
-    command = " ".join(["python", "benchmarks/bench_parallel.py", *(argv if argv is not None else sys.argv[1:])])
+    command = command_line("bench_parallel.py", argv)
     cells = len(args.depths) * len(args.widths) * len(args.batches)
     budget = args.max_seconds or None
-    mode = ", torch.compile" if args.compile else ", closed form" if args.fused else ""
+    mode = f", train.backend={args.backend}"
     print(
         f"{command}\ndevice {args.device} ({device_name}){mode}, torch {torch.__version__}, applied: {cpu}\n"
         f"{cells} cells, {args.repeats} repeats after {args.warmup} warm-up calls per path, "
@@ -328,10 +292,8 @@ def main(argv: list[str] | None = None) -> int:
         "quick": args.quick,
         "device": args.device,
         "device_name": device_name,
-        "compiled": args.compile,
-        "fused": args.fused,
+        "backend": args.backend,
         "cpu": cpu,
-        "machine": platform.processor() or platform.machine(),
         "torch": torch.__version__,
         "repeats": args.repeats,
         "warmup": args.warmup,
@@ -360,9 +322,8 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         if "bp_eager_median_s" in r:
-            kind = "fused" if args.fused else "compiled"
             print(
-                f"  eager bp {r['bp_eager_median_s'] * 1e3:.3f} ms: {kind} ipc_par / eager bp = "
+                f"  eager bp {r['bp_eager_median_s'] * 1e3:.3f} ms: {args.backend} ipc_par / eager bp = "
                 f"{r['ipc_par/bp_eager']:.2f}",
                 flush=True,
             )
@@ -374,9 +335,8 @@ def main(argv: list[str] | None = None) -> int:
     report["complete"] = len(rows) == cells
     write_json(args.json, report)
     threads = f"{cpu['threads']} threads" if args.device == "cpu" else device_name
-    threads += mode
     try:
-        heatmap(rows, args.png, f"{command}\ntorch {torch.__version__}, {threads}")
+        heatmap(rows, args.png, f"{command}\ntorch {torch.__version__}, {threads}{mode}")
     except ImportError as e:  # a GPU machine without matplotlib: the JSON holds every number
         print(f"no heatmap ({e}); wrote {args.json}")
         return 0

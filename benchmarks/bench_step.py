@@ -17,12 +17,12 @@ Sections (all by default):
            of the same model.
   memory   peak memory of one iPC batch vs one BP batch, and of a BP batch with the unfused readout, each in a
            fresh subprocess (two methods, see output).
-  hygiene  what configure_cpu buys on a BP step: threads 1 vs all cores (in process), and malloc tuned vs not
-           (fresh subprocesses: configure_cpu, no mallopt, no mallopt but glibc's MALLOC_* env variables).
   compile  (not run by default: it compiles first) iPC at the paper's settings, eager train_batch vs
            train.backend=compiled (pclm.training.backends.compiled), one train_batch call each.
 In-process timings: every path is warmed up first, repeats are interleaved (order alternates), medians compared;
 the ratio of minima is shown too, because the 2-core machine is shared and other loads inflate single samples.
+The `hygiene` section (what configure_cpu's threads and malloc settings buy) is retired: docs/lab_notes.md,
+"Retired drivers".
 """
 
 from __future__ import annotations
@@ -32,24 +32,21 @@ import copy
 import functools
 import json
 import os
-import platform
-import resource
-import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
+from statistics import median
 
 from pclm.errors import ArgumentParser
 
 VOCAB = 8001  # the shipped tokenizer's vocabulary
 MASK_ID = 4  # any id: the benchmark never decodes
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-SECTIONS = ("hf", "pc", "memory", "hygiene", "compile")
-DEFAULT_SECTIONS = ("hf", "pc", "memory", "hygiene")
-MALLOC_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "100000000000"}
+SECTIONS = ("hf", "pc", "memory", "compile")
+DEFAULT_SECTIONS = ("hf", "pc", "memory")
 
 
 def shipped(task: str, algo: str, overrides: tuple[str, ...] = ()):
@@ -76,28 +73,19 @@ def make_batch(task: str, batch: int, seq: int, seed: int = 0, source: str = "sa
     return {**out, "input_ids": ids.masked_fill(picked, MASK_ID), "labels": ids.masked_fill(~picked, -100)}
 
 
-def sample_loader(task: str, batch: int, seq: int, seed: int = 0, drop_last: bool = False):
-    """Training batches of `task` from the embedded 1B Word sample, shuffled with `seed`, collated as training does."""
+@functools.lru_cache(maxsize=None)
+def _sample_batch(task: str, batch: int, seq: int, seed: int) -> dict[str, torch.Tensor]:
+    """The first training batch of `task` from the embedded 1B Word sample, shuffled with `seed`, collated as
+    training does."""
     from torch.utils.data import DataLoader
 
     from pclm.data import load_lm1b, tokenize_lm1b, train_collator
     from pclm.training.lm import load_tokenizer
 
     tokenizer = load_tokenizer(None)
-    train = tokenize_lm1b(load_lm1b(), tokenizer, seq)["train"]
-    return DataLoader(
-        train.with_format(columns=["input_ids"]),
-        batch_size=batch,
-        shuffle=True,
-        collate_fn=train_collator(task, tokenizer),
-        generator=torch.Generator().manual_seed(seed),
-        drop_last=drop_last,
-    )
-
-
-@functools.lru_cache(maxsize=None)
-def _sample_batch(task: str, batch: int, seq: int, seed: int) -> dict[str, torch.Tensor]:
-    loader = sample_loader(task, batch, seq, seed)
+    train = tokenize_lm1b(load_lm1b(), tokenizer, seq)["train"].with_format(columns=["input_ids"])
+    collate = train_collator(task, tokenizer)
+    loader = DataLoader(train, batch, shuffle=True, collate_fn=collate, generator=torch.Generator().manual_seed(seed))
     torch.manual_seed(seed)  # the mlm collator's masking draws from the global generator
     b = next(iter(loader))
     return {k: b[k] for k in ("input_ids", "attention_mask", "labels")}
@@ -137,15 +125,6 @@ def hf_model(task: str, seq: int, like: torch.nn.Module) -> torch.nn.Module:
     return (BertForMaskedLM if task == "mlm" else BertLMHeadModel)(cfg)
 
 
-def cpu_model() -> str:
-    """The CPU's model name, as lscpu shows it."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
-
-
 def autocast(bf16: bool):
     return torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else nullcontext()
 
@@ -156,18 +135,18 @@ def pclm_step(
     task: str,
     algo: str,
     bf16: bool,
-    compile: bool = False,
-    fused: bool = True,
+    backend: str = "autograd",
+    readout: str = "fused",
     overrides: tuple[str, ...] = (),
 ) -> tuple[Callable, object]:
     """One pclm training step through the library's own path: train_batch with the schedule, learning rates and
-    value nodes of `configs/<task>_<algo>.yaml` (`compile`: the compiled backend, as train.backend=compiled, whose
-    readout always takes the full logits; `fused=False`: autograd with the readout through the full logits, as before
-    the fused readout)."""
+    value nodes of `configs/<task>_<algo>.yaml`, gradients from `backend` (train.backend; compiled: its readout always
+    takes the full logits). `readout="full"`: autograd with the readout through the full logits instead of the fused
+    readout (`EnergyGraph.fused_readout`), as before the fused readout existed."""
     from pclm.algorithms import build_algorithm
     from pclm.models.value_nodes import value_node_selector
     from pclm.pc import EnergyGraph
-    from pclm.training.backends import Autograd, Compiled
+    from pclm.training.backends import Autograd, build_backend
     from pclm.training.step import train_batch, weight_groups
 
     cfg = shipped(task, algo, overrides)
@@ -183,14 +162,17 @@ def pclm_step(
     )  # as pclm.training.lm
     select = value_node_selector(cfg.pc.value_nodes)
 
-    class Unfused(EnergyGraph):
+    class FullReadout(EnergyGraph):
         fused_readout = False
 
-    backend = Compiled(model, select) if compile else Autograd(select, new_graph=EnergyGraph if fused else Unfused)
+    if readout == "full":
+        gradients = Autograd(select, new_graph=FullReadout)
+    else:
+        gradients = build_backend(backend, model, optim, select)
 
     def step() -> None:
         with autocast(bf16):
-            train_batch(model, batch, algorithm, optim, backend)
+            train_batch(model, batch, algorithm, optim, gradients)
 
     return step, algorithm
 
@@ -209,10 +191,6 @@ def hf_step(model, batch, bf16: bool, lr: float = 1e-3) -> Callable:
 
 
 # ----------------------------------------------------------------------------------------------------- timing
-def med(xs: list[float]) -> float:
-    return statistics.median(xs)
-
-
 def ratio(a: float, b: float) -> float:
     return a / b if b else float("nan")
 
@@ -220,15 +198,7 @@ def ratio(a: float, b: float) -> float:
 def matmul_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
     """This CPU's matmul throughput in FLOP/s at `dtype`: the best of `repeats` (n, n) @ (n, n) products."""
     a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
-    a @ b
-    best = min(_timed(lambda: a @ b) for _ in range(repeats))
-    return 2 * n**3 / best
-
-
-def _timed(fn: Callable) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
+    return 2 * n**3 / min(race({"mm": lambda: a @ b}, repeats, warmup=1)["mm"])
 
 
 def matmul_flops(step: Callable) -> float:
@@ -251,7 +221,7 @@ def bench_hf(args) -> list[dict]:
             unfused = copy.deepcopy(ours)
             theirs = hf_model(task, args.seq, ours)
             step_ours, _ = pclm_step(ours, batch, task, "bp", bf16)
-            step_unfused, _ = pclm_step(unfused, batch, task, "bp", bf16, fused=False)
+            step_unfused, _ = pclm_step(unfused, batch, task, "bp", bf16, readout="full")
             flops = matmul_flops(step_ours)
             t = race(
                 {"pclm": step_ours, "unfused": step_unfused, "hf": hf_step(theirs, batch, bf16)},
@@ -266,13 +236,13 @@ def bench_hf(args) -> list[dict]:
                     "pclm_s": t["pclm"],
                     "unfused_s": t["unfused"],
                     "hf_s": t["hf"],
-                    "speedup": med(t["hf"]) / med(t["pclm"]),
+                    "speedup": median(t["hf"]) / median(t["pclm"]),
                     "speedup_min": min(t["hf"]) / min(t["pclm"]),
-                    "fused_speedup": med(t["unfused"]) / med(t["pclm"]),
+                    "fused_speedup": median(t["unfused"]) / median(t["pclm"]),
                     "target": target,
                     "matmul_gflop": flops / 1e9,
                     "peak_gflops": peaks[bf16] / 1e9,
-                    "peak_share": flops / med(t["pclm"]) / peaks[bf16],
+                    "peak_share": flops / median(t["pclm"]) / peaks[bf16],
                     "params_pclm": sum(p.numel() for p in ours.parameters()),
                     "params_hf": sum(p.numel() for p in theirs.parameters()),
                     "hf_attn": theirs.config._attn_implementation,
@@ -291,8 +261,8 @@ def bench_hf(args) -> list[dict]:
     )
     for r in rows:
         print(
-            f"{r['task']:5} {r['precision']:4} {r['hf_model']:16} {1e3 * med(r['pclm_s']):8.1f} "
-            f"{1e3 * med(r['unfused_s']):8.1f} {1e3 * med(r['hf_s']):8.1f} {r['speedup']:7.2f}x {r['speedup_min']:5.2f}x "
+            f"{r['task']:5} {r['precision']:4} {r['hf_model']:16} {1e3 * median(r['pclm_s']):8.1f} "
+            f"{1e3 * median(r['unfused_s']):8.1f} {1e3 * median(r['hf_s']):8.1f} {r['speedup']:7.2f}x {r['speedup_min']:5.2f}x "
             f"{'>=' + str(r['target']):>6} {r['fused_speedup']:11.2f}x {r['matmul_gflop']:6.1f} {100 * r['peak_share']:6.0f}%"
         )
     return rows
@@ -311,7 +281,7 @@ def bench_pc(args) -> list[dict]:
             step_pc, algorithm = pclm_step(model, batch, task, algo, args.bf16, overrides=overrides)
             step_bp, _ = pclm_step(model, batch, task, "bp", args.bf16)
             t = race({algo: step_pc, "bp": step_bp}, args.repeats, args.warmup)
-            per_eval = med(t[algo]) / algorithm.steps
+            per_eval = median(t[algo]) / algorithm.steps
             rows.append(
                 {
                     "task": task,
@@ -323,9 +293,9 @@ def bench_pc(args) -> list[dict]:
                     "layer_norm": cfg.model.get("layer_norm", True),
                     "call_s": t[algo],
                     "bp_s": t["bp"],
-                    "per_eval_over_bp": per_eval / med(t["bp"]),
+                    "per_eval_over_bp": per_eval / median(t["bp"]),
                     "per_eval_over_bp_min": min(t[algo]) / algorithm.steps / min(t["bp"]),
-                    "call_over_bp": med(t[algo]) / med(t["bp"]),
+                    "call_over_bp": median(t[algo]) / median(t["bp"]),
                 }
             )
             del model
@@ -340,7 +310,7 @@ def bench_pc(args) -> list[dict]:
     for r in rows:
         print(
             f"{r['task']:5} {r['algo']:4} {r['T']:3d} {r['steps']:5d} {'on' if r['layer_norm'] else 'off':>3} "
-            f"{r['value_nodes']:12} {1e3 * med(r['call_s']):9.1f} {1e3 * med(r['bp_s']):8.1f} "
+            f"{r['value_nodes']:12} {1e3 * median(r['call_s']):9.1f} {1e3 * median(r['bp_s']):8.1f} "
             f"{r['per_eval_over_bp']:16.2f}x {r['per_eval_over_bp_min']:5.2f}x {r['call_over_bp']:7.2f}x"
         )
     return rows
@@ -353,7 +323,7 @@ def bench_compile(args) -> list[dict]:
         batch = make_batch(task, args.batch, args.seq, source=args.batches)
         model = pclm_model(task, "ipc", args.seq)
         eager, _ = pclm_step(model, batch, task, "ipc", args.bf16)
-        compiled, _ = pclm_step(copy.deepcopy(model), batch, task, "ipc", args.bf16, compile=True)
+        compiled, _ = pclm_step(copy.deepcopy(model), batch, task, "ipc", args.bf16, backend="compiled")
         started = time.perf_counter()
         compiled()  # compiles
         first = time.perf_counter() - started
@@ -365,14 +335,14 @@ def bench_compile(args) -> list[dict]:
                 "eager_s": t["eager"],
                 "compiled_s": t["compiled"],
                 "first_compiled_call_s": first,
-                "compiled_over_eager": med(t["compiled"]) / med(t["eager"]),
+                "compiled_over_eager": median(t["compiled"]) / median(t["eager"]),
             }
         )
     print("\n[compile] iPC at the paper's settings, one train_batch call: train.backend=compiled vs eager")
     print(f"{'task':5} {'T':>3} {'eager ms':>9} {'compiled ms':>12} {'compiled/eager':>15} {'1st call s':>11}")
     for r in rows:
         print(
-            f"{r['task']:5} {r['T']:3d} {1e3 * med(r['eager_s']):9.1f} {1e3 * med(r['compiled_s']):12.1f} "
+            f"{r['task']:5} {r['T']:3d} {1e3 * median(r['eager_s']):9.1f} {1e3 * median(r['compiled_s']):12.1f} "
             f"{r['compiled_over_eager']:14.2f}x {r['first_compiled_call_s']:11.1f}"
         )
     return rows
@@ -380,18 +350,13 @@ def bench_compile(args) -> list[dict]:
 
 # ---------------------------------------------------------------------------------------- subprocess children
 def child(args) -> dict:
-    """Run in a fresh process; returns one JSON-able dict (printed as the last line)."""
-    kind, *rest = args.child.split(":")
-    if kind == "malloc" and rest[0] != "tuned":  # the same as configure_cpu, minus mallopt
-        torch.set_flush_denormal(True)
-        torch.set_num_threads(len(os.sched_getaffinity(0)) if args.threads == "auto" else int(args.threads))
-    else:
-        from pclm.cpu import configure_cpu
+    """Run in a fresh process (`--child memory:<task>:<algo>`); returns one JSON-able dict (printed as the last
+    line)."""
+    from pclm.cpu import configure_cpu
 
-        configure_cpu(args.threads)
-    if kind == "memory":
-        return child_memory(args, task=rest[0], algo=rest[1])
-    return child_malloc(args)
+    configure_cpu(args.threads)
+    _, task, algo = args.child.split(":")
+    return child_memory(args, task, algo)
 
 
 def _proc_status_kib(field: str) -> int:
@@ -417,9 +382,8 @@ def child_memory(args, task: str, algo: str) -> dict:
     torch.manual_seed(0)
     batch = make_batch(task, args.batch, args.seq, source=args.batches)
     model = pclm_model(task, "ipc", args.seq)  # the iPC config's model for every path: only the step differs
-    step, _ = pclm_step(
-        model, batch, task, algo.removesuffix("-unfused"), args.bf16, fused=not algo.endswith("-unfused")
-    )
+    readout = "full" if algo.endswith("-unfused") else "fused"
+    step, _ = pclm_step(model, batch, task, algo.removesuffix("-unfused"), args.bf16, readout=readout)
     rss0 = _proc_status_kib("VmRSS")
     reset = _reset_peak_rss()
     step()  # the first batch: activations, gradients, and AdamW's state created on the way
@@ -441,50 +405,12 @@ def child_memory(args, task: str, algo: str) -> dict:
     }
 
 
-def child_malloc(args) -> dict:
-    out = {}
-    for task in ("mlm", "clm"):
-        torch.manual_seed(0)
-        step, _ = pclm_step(
-            pclm_model(task, "bp", args.seq),
-            make_batch(task, args.batch, args.seq, source=args.batches),
-            task,
-            "bp",
-            args.bf16,
-        )
-        for _ in range(args.warmup + 1):  # +1: let malloc's adaptive mmap threshold settle
-            step()
-        times, faults = [], []
-        for _ in range(args.repeats):
-            f0, t0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, time.perf_counter()
-            step()
-            times.append(time.perf_counter() - t0)
-            faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0)
-        out[task] = {"s": times, "minor_faults": faults}
-    return out
-
-
-def run_child(args, spec: str, env: dict[str, str] | None = None) -> dict:
-    cmd = [
-        sys.executable,
-        __file__,
-        "--child",
-        spec,
-        "--batch",
-        str(args.batch),
-        "--seq",
-        str(args.seq),
-        "--batches",
-        args.batches,
-        "--repeats",
-        str(args.repeats),
-        "--warmup",
-        str(args.warmup),
-        "--threads",
-        str(args.threads),
-    ]
+def run_child(args, spec: str) -> dict:
+    """`child` in a fresh interpreter with this run's batch, threads and precision; its JSON result."""
+    settings = {"--batch": args.batch, "--seq": args.seq, "--batches": args.batches, "--threads": args.threads}
+    cmd = [sys.executable, __file__, "--child", spec, *(str(x) for pair in settings.items() for x in pair)]
     cmd += ["--bf16"] if args.bf16 else []
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")} | (env or {})
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}  # configure_cpu's malloc alone
     res = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if res.returncode:
         raise RuntimeError(f"child {spec} failed:\n{res.stderr[-2000:]}")
@@ -530,53 +456,6 @@ def bench_memory(args) -> dict:
             f"{unfused['alloc_peak_mib']:17.1f} {fused_ratio:13.2f}x"
         )
     return summary
-
-
-def bench_hygiene(args, cpu: dict) -> dict:
-    cores = len(os.sched_getaffinity(0))
-    threads = {}
-    for task in ("mlm", "clm") if cores > 1 else ():
-        torch.manual_seed(0)
-        step, _ = pclm_step(
-            pclm_model(task, "bp", args.seq),
-            make_batch(task, args.batch, args.seq, source=args.batches),
-            task,
-            "bp",
-            args.bf16,
-        )
-
-        def with_threads(n: int) -> Callable[[], None]:
-            def run() -> None:
-                torch.set_num_threads(n)
-                step()
-
-            return run
-
-        t = race({f"{cores}": with_threads(cores), "1": with_threads(1)}, args.repeats, args.warmup)
-        torch.set_num_threads(cpu["threads"])
-        threads[task] = {"all_s": t[f"{cores}"], "one_s": t["1"], "slowdown_1_thread": med(t["1"]) / med(t[f"{cores}"])}
-    variants = {"tuned": ("malloc:tuned", None), "untuned": ("malloc:untuned", None), "env": ("malloc:env", MALLOC_ENV)}
-    malloc = {name: run_child(args, spec, env) for name, (spec, env) in variants.items()}
-    print("\n[hygiene] pclm BP step with and without configure_cpu's settings")
-    print(f"  threads (in process, interleaved): 1 thread vs {cores} (all cores this process may use)")
-    for task, r in threads.items():
-        print(
-            f"    {task}: {cores} threads {1e3 * med(r['all_s']):8.1f} ms, 1 thread {1e3 * med(r['one_s']):8.1f} ms"
-            f" -> 1 thread is {r['slowdown_1_thread']:.2f}x the time"
-        )
-    print(
-        "  malloc (one fresh process each, run one after another, not interleaved): configure_cpu (mallopt) vs"
-        "\n    no mallopt vs no mallopt + MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=1e11; minor page faults per step"
-    )
-    for task in ("mlm", "clm"):
-        base = med(malloc["tuned"][task]["s"])
-        cells = [
-            f"{name} {1e3 * med(m[task]['s']):7.1f} ms ({med(m[task]['s']) / base:4.2f}x, "
-            f"{int(med(m[task]['minor_faults']))} faults)"
-            for name, m in malloc.items()
-        ]
-        print(f"    {task}: " + ", ".join(cells))
-    return {"threads": threads, "malloc": malloc}
 
 
 MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::addmm_", "aten::bmm", "aten::baddbmm")
@@ -668,7 +547,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks.commo
 
 import torch  # noqa: E402
 
-from benchmarks.common import race  # noqa: E402
+from benchmarks.common import command_line, cpu_name, race, write_json  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -695,7 +574,7 @@ def main(argv: list[str] | None = None) -> int:
     load0 = os.getloadavg()
     print(f"configure_cpu() applied: {cpu}")
     print(
-        f"torch {torch.__version__}, transformers {transformers.__version__}, {cpu_model()}, {os.cpu_count()} CPUs, "
+        f"torch {torch.__version__}, transformers {transformers.__version__}, {cpu_name()}, {os.cpu_count()} CPUs, "
         f"load average {load0[0]:.2f} at start"
     )
     m = pclm_model("clm", "ipc", args.seq).config
@@ -707,10 +586,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.warmup} warm-up + {args.repeats} timed calls per path"
     )
     result: dict = {
-        "command": "python " + " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:]),
+        "command": command_line("bench_step.py", argv),
         "torch": torch.__version__,
         "transformers": transformers.__version__,
-        "cpu_model": cpu_model(),
+        "cpu_model": cpu_name(),
         "cpus": os.cpu_count(),
         "cpu_config": cpu,
         "batch": args.batch,
@@ -728,8 +607,6 @@ def main(argv: list[str] | None = None) -> int:
         result["pc"] = bench_pc(args)
     if "memory" in sections:
         result["memory"] = bench_memory(args)
-    if "hygiene" in sections:
-        result["hygiene"] = bench_hygiene(args, cpu)
     if "compile" in sections:
         result["compile"] = bench_compile(args)
     if args.profile:
@@ -738,7 +615,7 @@ def main(argv: list[str] | None = None) -> int:
     result["wall_s"] = time.perf_counter() - t0
     print(f"\nload average at end {result['load_average_end'][0]:.2f}; wall time {result['wall_s']:.0f} s")
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
+        write_json(Path(args.json), result)
     return 0
 
 

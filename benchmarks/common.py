@@ -1,12 +1,19 @@
-"""Side-by-side timing for the benchmark scripts (scripts/bench_*.py): every competing path in one process,
-warmed up, then called in turns so that slow drift of the machine hits all of them alike."""
+"""Shared by the benchmark scripts: side-by-side timing (`race`: every competing path in one process, warmed up, then
+called in turns so that slow drift of the machine hits all of them alike), and what every report records (the
+command line, the CPU's name) and how it is written."""
 
 from __future__ import annotations
 
+import json
+import os
+import platform
+import shlex
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
-__all__ = ["race"]
+__all__ = ["command_line", "cpu_name", "race", "write_json"]
 
 
 def race(
@@ -34,3 +41,25 @@ def race(
                 sync()
             times[name].append(time.perf_counter() - t0)
     return times
+
+
+def command_line(script: str, argv: list[str] | None) -> str:
+    """The command a report records: `python benchmarks/<script> <arguments>` (argv None: this process's)."""
+    return " ".join(["python", f"benchmarks/{script}", *map(shlex.quote, sys.argv[1:] if argv is None else argv)])
+
+
+def cpu_name() -> str:
+    """The CPU's model name, as lscpu shows it."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
+def write_json(path: Path, report: dict) -> None:
+    """Replace `path` atomically, so that a run killed mid-write leaves the previous report."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(report, indent=1) + "\n")
+    os.replace(tmp, path)

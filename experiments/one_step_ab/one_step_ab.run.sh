@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A/B of the one-step change (issue 17): bench_parallel's paths before it (OLD, default 9afc7a6) and at NEW (default
-# HEAD), in worktrees, alternating old/new for ROUNDS rounds; the closed-form (--fused) and the autograd grid on
+# HEAD), in worktrees, alternating old/new for ROUNDS rounds; the closed-form and the autograd grid on
 # the overhead-bound width 64, where a slower schedule would show first. Run on an otherwise idle machine.
 # Prints each cell's median-of-rounds new/old ratio; noise = the spread of one side's rounds.
 set -euo pipefail
@@ -13,9 +13,12 @@ done
 for round in $(seq "$ROUNDS"); do
   for side in old new; do
     for mode in fused autograd; do
-      flag=$([ $mode = fused ] && echo --fused || true)
       bench="$OUT/$side/benchmarks/bench_parallel.py"
       [ -f "$bench" ] || bench="$OUT/$side/scripts/bench_parallel.py"  # its place before issue 27
+      flag=
+      if [ $mode = fused ]; then  # --fused is --backend closed_form since issue 27
+        grep -q -- '"--backend"' "$bench" && flag="--backend closed_form" || flag=--fused
+      fi
       PYTHONPATH="$OUT/$side" .venv/bin/python "$bench" $flag --depths 2 8 32 --widths 64 \
         --batches 1 128 --repeats 15 --json "$OUT/${mode}_${side}_$round.json" --png "$OUT/unused.png" >/dev/null
     done

@@ -1,14 +1,16 @@
 """benchmarks/bench_parallel.py's device handling: --device cuda without CUDA (exit 2, one line, nothing written),
---quick on cpu, the time budget, per-device defaults, benchmarks.common.race's device barrier, the --compile and
---fused modes, and (on a GPU) --device cuda end to end."""
+--quick on cpu, the time budget, per-device defaults, benchmarks.common.race's device barrier, the compiled and
+closed-form backends, and (on a GPU) --device cuda end to end."""
 
 import copy
+import functools
 import json
 from pathlib import Path
 
 import pytest
 import torch
 
+import pclm.training.backends
 from benchmarks import bench_parallel
 from benchmarks.common import race
 
@@ -36,6 +38,9 @@ def test_defaults_per_device(bench):
     assert cuda.json == Path("reports/bench_parallel_cuda.json") and cuda.png.name == "bench_parallel_cuda.png"
     assert cuda.repeats > cpu.repeats and cuda.max_seconds == 150
     assert bench.parse_args(["--device", "cuda", "--repeats", "3", "--max-seconds", "0"]).repeats == 3
+    # the committed reports' names: reports/bench_parallel_{compiled,fused}.json
+    assert bench.parse_args(["--backend", "compiled"]).json == Path("reports/bench_parallel_compiled.json")
+    assert bench.parse_args(["--backend", "closed_form"]).png == Path("reports/bench_parallel_fused.png")
 
 
 def test_quick_on_cpu(bench, tmp_path, capsys):
@@ -75,28 +80,8 @@ def _assert_rows_consistent(bench, report, out, js, png):
 
 def test_budget_stops_after_a_cell_and_keeps_it(bench, tmp_path):
     js = tmp_path / "b.json"
-    argv = [
-        "--depths",
-        "2",
-        "--widths",
-        "16",
-        "--batches",
-        "1",
-        "2",
-        "--repeats",
-        "1",
-        "--warmup",
-        "0",
-        "--threads",
-        "1",
-        "--max-seconds",
-        "1e-9",
-        "--json",
-        str(js),
-        "--png",
-        str(tmp_path / "b.png"),
-    ]
-    assert bench.main(argv) == 0
+    argv = "--depths 2 --widths 16 --batches 1 2 --repeats 1 --warmup 0 --threads 1 --max-seconds 1e-9".split()
+    assert bench.main([*argv, "--json", str(js), "--png", str(tmp_path / "b.png")]) == 0
     report = json.loads(js.read_text())
     assert len(report["rows"]) == 1 and report["stopped_by_budget"] and not report["complete"]
     assert (report["rows"][0]["batch"], report["cells_planned"]) == (1, 2)
@@ -114,7 +99,7 @@ def test_race_sync_brackets_every_timed_call():
     assert calls == ["a", "b", "b", "a"]
 
 
-# --------------------------------------------------------------------------------------- --compile, --fused
+# ------------------------------------------------------------------------------ --backend compiled, closed_form
 def _small(bench, width=8, depth=3, batch=4):
     from pclm.vision import MLP, StackedMLP
 
@@ -125,11 +110,8 @@ def _small(bench, width=8, depth=3, batch=4):
 
 @pytest.mark.parametrize("stacked", [False, True], ids=["ipc_seq", "ipc_par"])
 def test_compiled_ipc_step_matches_eager(bench, monkeypatch, stacked):
-    """--compile: the iPC step with the compiled backend (traced with aot_eager here) makes the same updates."""
-    import functools
-
-    monkeypatch.setattr(bench, "Compiled", functools.partial(bench.Compiled, torch_backend="aot_eager"))
-    torch._dynamo.reset()
+    """The iPC step with the compiled backend (traced with aot_eager here) makes the same updates."""
+    _compile_with_aot_eager(monkeypatch)
     mlp, stack, batch = _small(bench)
     model = stack if stacked else mlp
     ref = copy.deepcopy(model)
@@ -142,123 +124,75 @@ def test_compiled_ipc_step_matches_eager(bench, monkeypatch, stacked):
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
 
 
-def test_compile_and_fused_exclude_each_other(bench, tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
-    assert bench.main(["--compile", "--fused", "--quick"]) == 2
-    out, err = capsys.readouterr()
-    assert out == "" and err == "error: --compile and --fused are separate modes; choose one\n"
-    assert list(tmp_path.iterdir()) == []
+def _compile_with_aot_eager(monkeypatch):
+    """The compiled backend traced by aot_eager: the same graph, no C++ compiler (seconds, not minutes)."""
+    compiled = functools.partial(pclm.training.backends.Compiled, torch_backend="aot_eager")
+    monkeypatch.setattr(pclm.training.backends, "Compiled", compiled)
+    torch._dynamo.reset()
 
 
-def _run_mode_with_eager_bp(bench, tmp_path, capsys, flag):
-    """`flag` (--compile or --fused) on one cell: every path timed and printed, plus the eager BP step of the same
-    race, with ipc_par's ratio to it printed and recorded as the ratio of the two medians."""
+def _run_backend_with_eager_bp(bench, tmp_path, capsys, backend):
+    """`--backend backend` on one cell: every path timed and printed, plus autograd's BP step in the same race, with
+    ipc_par's ratio to it printed and recorded as the ratio of the two medians."""
     js, png = tmp_path / "m.json", tmp_path / "m.png"
-    assert (
-        bench.main(
-            [
-                flag,
-                "--depths",
-                "2",
-                "--widths",
-                "8",
-                "--batches",
-                "1",
-                "--repeats",
-                "2",
-                "--warmup",
-                "1",
-                "--threads",
-                "1",
-                "--json",
-                str(js),
-                "--png",
-                str(png),
-            ]
-        )
-        == 0
-    )
+    argv = ["--backend", backend, *"--depths 2 --widths 8 --batches 1 --repeats 2 --warmup 1 --threads 1".split()]
+    assert bench.main([*argv, "--json", str(js), "--png", str(png)]) == 0
     out = capsys.readouterr().out
     report = json.loads(js.read_text())
     (row,) = report["rows"]
     _assert_rows_consistent(bench, report, out, js, png)
     assert row["ipc_par/bp_eager"] == pytest.approx(row["median_s"]["ipc_par"] / row["bp_eager_median_s"], rel=1e-12)
-    kind = "compiled" if flag == "--compile" else "fused"
+    assert report["backend"] == backend
     assert (
-        f"  eager bp {row['bp_eager_median_s'] * 1e3:.3f} ms: {kind} ipc_par / eager bp = "
+        f"  eager bp {row['bp_eager_median_s'] * 1e3:.3f} ms: {backend} ipc_par / eager bp = "
         f"{row['ipc_par/bp_eager']:.2f}" in out.splitlines()
     )
     return report
 
 
-def test_compile_mode_also_times_eager_bp(bench, tmp_path, monkeypatch, capsys):
-    """--compile races compiled bp / ipc_seq / ipc_par and the eager BP step, and reports ipc_par against both."""
-    import functools
-
-    monkeypatch.setattr(bench, "Compiled", functools.partial(bench.Compiled, torch_backend="aot_eager"))
-    report = _run_mode_with_eager_bp(bench, tmp_path, capsys, "--compile")
-    assert (report["compiled"], report["fused"]) == (True, False)
+def test_compiled_backend_also_times_eager_bp(bench, tmp_path, monkeypatch, capsys):
+    """--backend compiled races compiled bp / ipc_seq / ipc_par and the eager BP step, and reports ipc_par against
+    both."""
+    _compile_with_aot_eager(monkeypatch)
+    _run_backend_with_eager_bp(bench, tmp_path, capsys, "compiled")
 
 
 @pytest.mark.parametrize("stacked", [False, True], ids=["ipc_seq", "ipc_par"])
-def test_fused_steps_match_autograd(bench, stacked):
-    """--fused: the closed-form iPC step (FusedMLP) and BP step make autograd's updates."""
+def test_closed_form_steps_match_autograd(bench, stacked):
+    """--backend closed_form: the closed-form iPC step (FusedMLP) and BP step make autograd's updates."""
     mlp, stack, batch = _small(bench)
     model = stack if stacked else mlp
     ref = copy.deepcopy(model)
     eager = bench.ipc_step(ref, batch, lr=0.5, inference_lr=0.2)
-    fused = bench.ipc_step(model, batch, lr=0.5, inference_lr=0.2, backend="closed_form")
+    closed = bench.ipc_step(model, batch, lr=0.5, inference_lr=0.2, backend="closed_form")
     for _ in range(3):  # both ran the batch's t = 0 step untimed when they were built
         eager()
-        fused()
+        closed()
     for p, q in zip(model.parameters(), ref.parameters()):
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
     if not stacked:
         bp_ref, bp_model = copy.deepcopy(mlp), copy.deepcopy(mlp)
-        eager_bp, fused_bp = (
+        eager_bp, closed_bp = (
             bench.bp_step(bp_ref, batch, lr=0.5),
             bench.bp_step(bp_model, batch, lr=0.5, backend="closed_form"),
         )
         for _ in range(3):
             eager_bp()
-            fused_bp()
+            closed_bp()
         for p, q in zip(bp_model.parameters(), bp_ref.parameters()):
             torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
 
 
-def test_fused_mode_races_every_path_and_eager_bp(bench, tmp_path, capsys):
-    report = _run_mode_with_eager_bp(bench, tmp_path, capsys, "--fused")
-    assert (report["compiled"], report["fused"]) == (False, True)
+def test_closed_form_races_every_path_and_eager_bp(bench, tmp_path, capsys):
+    _run_backend_with_eager_bp(bench, tmp_path, capsys, "closed_form")
 
 
 @pytest.mark.gpu
 def test_cuda_end_to_end(bench, tmp_path, capsys):
     """--device cuda on a real GPU: every path timed on the device, the table and JSON agree, the PNG is drawn."""
     js, png = tmp_path / "g.json", tmp_path / "g.png"
-    assert (
-        bench.main(
-            [
-                "--device",
-                "cuda",
-                "--depths",
-                "2",
-                "--widths",
-                "16",
-                "--batches",
-                "1",
-                "4",
-                "--repeats",
-                "3",
-                "--warmup",
-                "1",
-                "--json",
-                str(js),
-                "--png",
-                str(png),
-            ]
-        )
-        == 0
-    )
+    argv = "--device cuda --depths 2 --widths 16 --batches 1 4 --repeats 3 --warmup 1".split()
+    assert bench.main([*argv, "--json", str(js), "--png", str(png)]) == 0
     report = json.loads(js.read_text())
     assert report["device"] == "cuda" and report["device_name"] == torch.cuda.get_device_name()
     assert report["complete"] and len(report["rows"]) == 2
