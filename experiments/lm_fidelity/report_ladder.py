@@ -316,9 +316,9 @@ def main(argv: list[str] | None = None) -> int:
         md += [
             "## Learning-rate probe (dev perplexity, `</s>` out; decided on dev only)",
             "",
-            "The same tuning budget for every method: three learning rates each, on the reference network "
-            "(`configs/reference`), 2 epochs, seed 0. The paper's points (iPC 0.0032, BP 0.0016) are the ladder's own "
-            "runs. Plan: `experiments/lm_fidelity/lm_fidelity_lr.yaml` (command: `bash experiments/lm_fidelity/lm_fidelity_lr.run.sh`).",
+            "The same tuning budget for every method: three learning rates each on the reference network "
+            "(`configs/reference`); then, at iPC's best of those (0.0016), pclm's default network and single rungs. "
+            "2 epochs, seed 0. The paper's points (iPC 0.0032, BP 0.0016) are the ladder's own runs. Plan: `experiments/lm_fidelity/lm_fidelity_lr.yaml` (command: `bash experiments/lm_fidelity/lm_fidelity_lr.run.sh`).",
             "",
             *probe_table(probe, {"bp": 0.0016, "ipc": 0.0032, "control": 0.0032}),
             "",
