@@ -7,7 +7,7 @@ the paper's Fig. 6), measured side by side in one process.
     python benchmarks/bench_parallel.py --depths 8 32 --widths 1024 --batches 1 --repeats 11
     python benchmarks/bench_parallel.py --device cuda --json out/gpu.json --png out/gpu.png   # the grid on a GPU
     python benchmarks/bench_parallel.py --backend compiled --depths 32 --widths 64 1024 --batches 1  # torch.compile
-    python benchmarks/bench_parallel.py --backend closed_form       # every path in closed form (FusedMLP)
+    python benchmarks/bench_parallel.py --backend closed_form       # every path in closed form (ClosedFormMLP)
 
 Paths, on the same initial weights (width W in, W hidden units per layer, `depth` hidden layers, 10 classes):
   bp       `train_batch` with BP on `pclm.vision.MLP`: feedforward + backprop + one SGD step.
@@ -182,7 +182,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=VISION_BACKENDS,
         default="autograd",
         help="where every path's gradients come from (train.backend; compiled: each cell compiles 3 functions "
-        "first, so use a small grid; closed_form: pclm.vision.FusedMLP, no autograd)",
+        "first, so use a small grid; closed_form: pclm.vision.ClosedFormMLP, no autograd)",
     )
     p.add_argument("--repeats", type=int, default=None, help="timed calls per path (default 7 on cpu, 25 on cuda)")
     p.add_argument("--warmup", type=int, default=None, help="untimed calls per path (default 2 on cpu, 5 on cuda)")

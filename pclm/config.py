@@ -187,7 +187,7 @@ class VisionTrainConfig:
     log_every: int = 50
     tracker: str = "none"
     # gradients (pclm.training.backends): autograd, compiled (torch.compile) or closed_form (the MLP's mini-batch in
-    # closed form, pclm.vision.fused_mlp); the last two in one process only
+    # closed form, pclm.vision.closed_form); the last two in one process only
     backend: str = "autograd"
 
 

@@ -8,7 +8,7 @@
 #                                                                    # epochs for every method, one run at a time
 #   LENGTH=20ep bash experiments/vision/vision_table1_mlp_cpu.run.sh # reports/vision_table1_mlp_cpu_20ep: the configs'
 #       own length, every run in closed form (train.backend=closed_form: the same updates as autograd,
-#       tests/vision/test_fused_mlp.py), which makes 20 epochs fit this 2-core CPU; MNIST and Fashion-MNIST side by side
+#       tests/vision/test_closed_form.py), which makes 20 epochs fit this 2-core CPU; MNIST and Fashion-MNIST side by side
 # Resumable: a run whose metrics.json holds a final status is skipped, one with a checkpoint is resumed.
 cd "$(dirname "$0")/../.."
 if [ "${LENGTH:-}" = 20ep ]; then

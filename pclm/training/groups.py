@@ -8,7 +8,7 @@
   earlier runs stay comparable and resumable (`Algorithm.no_decay_group` says which).
 
 `BatchRun` steps the optimiser on the weights of the schedule groups that learn and leaves the others without a
-gradient (an optimiser skips those), so the two groupings need not agree; the closed-form MLP (`FusedMLP`), whose
+gradient (an optimiser skips those), so the two groupings need not agree; the closed-form MLP (`ClosedFormMLP`), whose
 optimiser kernels step whole parameter groups, asks for `weight_groups`."""
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ def train_batch(
 ) -> StepStats:
     """Train on one mini-batch with `algorithm`'s schedule: `BatchRun.step` for t = 0 .. T-1.
 
-    `backend` (`pclm.training.backends`: `Autograd`, `Compiled`, `pclm.vision.FusedMLP`) gives the mini-batch's
+    `backend` (`pclm.training.backends`: `Autograd`, `Compiled`, `pclm.vision.ClosedFormMLP`) gives the mini-batch's
     gradients and its value nodes, created by the first forward pass (feedforward initialisation); they live only
     in this call unless the backend keeps them (`Autograd(..., keep_values=True)`: full-batch iPC). The value nodes
     move by plain SGD at the algorithm's inference lr. The schedule's weight groups are the model's own

@@ -1,15 +1,15 @@
 """The vision suite: classifiers and generative nets on the same PC core, algorithms and training loop."""
 
 from .augment import random_crop_flip
+from .closed_form import ClosedFormMLP
 from .cnn import CNN, AlexNet, ConvNet, ConvSpec, WidthCNN
-from .fused_mlp import FusedMLP
 from .mlp import MLP, VisionOutput
 from .parallel_mlp import StackedMLP
 from .registry import VISION_MODELS, build_vision_model
 
 __all__ = [
     "MLP",
-    "FusedMLP",
+    "ClosedFormMLP",
     "StackedMLP",
     "VisionOutput",
     "ConvSpec",

@@ -159,7 +159,7 @@ def test_compiled_backend_also_times_eager_bp(bench, tmp_path, monkeypatch, caps
 
 @pytest.mark.parametrize("stacked", [False, True], ids=["ipc_seq", "ipc_par"])
 def test_closed_form_steps_match_autograd(bench, stacked):
-    """--backend closed_form: the closed-form iPC step (FusedMLP) and BP step make autograd's updates."""
+    """--backend closed_form: the closed-form iPC step (ClosedFormMLP) and BP step make autograd's updates."""
     mlp, stack, batch = _small(bench)
     model = stack if stacked else mlp
     ref = copy.deepcopy(model)

@@ -3,7 +3,7 @@
 
     autograd     the model's forward on an energy graph and one backward (`Autograd`; any model, any processes)
     compiled     the same gradients from one `torch.compile`d function of the model (`Compiled`; one process)
-    closed_form  the vision MLP's gradients in closed form (`pclm.vision.FusedMLP`; one process)
+    closed_form  the vision MLP's gradients in closed form (`pclm.vision.ClosedFormMLP`; one process)
 
 A backend has one method, `begin(model, batch, algorithm) -> Gradients`: the mini-batch's gradient source, which
 fills gradients and decides nothing."""
@@ -87,7 +87,7 @@ def build_backend(
     if name == "compiled":
         return Compiled(model, select)
     if name == "closed_form":
-        from ...vision.fused_mlp import FusedMLP
+        from ...vision.closed_form import ClosedFormMLP
 
-        return FusedMLP(model, optim_w)
+        return ClosedFormMLP(model, optim_w)
     raise UsageError(f"config key 'train.backend' must be one of {', '.join(BACKENDS)}, got {name!r}")

@@ -1,4 +1,4 @@
-"""The MLP's mini-batch in closed form (`pclm.vision.FusedMLP`, `train.backend=closed_form`) makes the same updates as autograd's
+"""The MLP's mini-batch in closed form (`pclm.vision.ClosedFormMLP`, `train.backend=closed_form`) makes the same updates as autograd's
 backward of the energy graph, step by step, for every value-node algorithm, activation and optimiser."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pclm.errors import UsageError
 from pclm.pc import gaussian
 from pclm.training.backends import Autograd
 from pclm.training.step import Diverged, train_batch, weight_groups
-from pclm.vision import CNN, MLP, FusedMLP, StackedMLP
+from pclm.vision import CNN, MLP, ClosedFormMLP, StackedMLP
 
 ALL_GAUSSIAN = lambda name: gaussian  # noqa: E731
 ALGOS = {
@@ -43,15 +43,15 @@ def _batches(n: int, size: int = 8, features: int = 12, classes: int = 4) -> lis
 
 
 def _both(act: str, algo: str, optimiser: str, depth: int = 4, batches=None):
-    """Train two copies of one MLP on the same batches, with autograd and with FusedMLP."""
+    """Train two copies of one MLP on the same batches, with autograd and with ClosedFormMLP."""
     torch.manual_seed(0)
     eager = MLP(in_features=12, width=10, depth=depth, classes=4, act=act)
-    fused, start = copy.deepcopy(eager), copy.deepcopy(eager)
+    closed, start = copy.deepcopy(eager), copy.deepcopy(eager)
     runs = []
-    for model, use_fused in ((eager, False), (fused, True)):
+    for model, use_closed in ((eager, False), (closed, True)):
         optim = OPTIMISERS[optimiser](weight_groups(model))
         algorithm = ALGOS[algo]()
-        backend = FusedMLP(model, optim) if use_fused else Autograd(ALL_GAUSSIAN)
+        backend = ClosedFormMLP(model, optim) if use_closed else Autograd(ALL_GAUSSIAN)
         stats = [train_batch(model, b, algorithm, optim, backend) for b in batches or _batches(3)]
         runs.append((model, optim, stats))
     return runs, start
@@ -60,35 +60,35 @@ def _both(act: str, algo: str, optimiser: str, depth: int = 4, batches=None):
 @pytest.mark.parametrize("optimiser", sorted(OPTIMISERS))
 @pytest.mark.parametrize("algo", sorted(ALGOS))
 @pytest.mark.parametrize("act", ["tanh", "relu", "gelu"])
-def test_fused_equals_autograd(act, algo, optimiser):
-    ((eager, optim_e, stats_e), (fused, optim_f, stats_f)), start = _both(act, algo, optimiser)
+def test_closed_form_equals_autograd(act, algo, optimiser):
+    ((eager, optim_e, stats_e), (closed, optim_f, stats_f)), start = _both(act, algo, optimiser)
     for a, b in zip(stats_e, stats_f):
         assert a.loss == pytest.approx(b.loss, rel=1e-6)
         assert a.energy_first == pytest.approx(b.energy_first, rel=1e-6)
         assert a.energy_last == pytest.approx(b.energy_last, rel=1e-5)
-    for (name, p), q, p0 in zip(eager.named_parameters(), fused.parameters(), start.parameters()):
+    for (name, p), q, p0 in zip(eager.named_parameters(), closed.parameters(), start.parameters()):
         assert torch.allclose(p, q, atol=1e-6, rtol=1e-5), name
         assert p.grad is None and q.grad is None
     moved = [not torch.equal(p, p0) for p, p0 in zip(eager.parameters(), start.parameters())]
     assert all(moved)  # a comparison of two copies that never moved would prove nothing
     # the optimiser's state (what a checkpoint saves) advanced the same way
-    for p, q in zip(eager.parameters(), fused.parameters()):
+    for p, q in zip(eager.parameters(), closed.parameters()):
         for key, value in optim_e.state[p].items():
             assert torch.allclose(value, optim_f.state[q][key], atol=1e-6, rtol=1e-5), key
 
 
 @pytest.mark.parametrize("depth", [1, 2])
-def test_fused_equals_autograd_on_shallow_chains(depth):
-    ((eager, _, stats_e), (fused, _, stats_f)), _ = _both("tanh", "ipc", "adamw-fused", depth=depth)
+def test_closed_form_equals_autograd_on_shallow_chains(depth):
+    ((eager, _, stats_e), (closed, _, stats_f)), _ = _both("tanh", "ipc", "adamw-fused", depth=depth)
     assert [s.energy_last for s in stats_e] == pytest.approx([s.energy_last for s in stats_f], rel=1e-5)
-    for p, q in zip(eager.parameters(), fused.parameters()):
+    for p, q in zip(eager.parameters(), closed.parameters()):
         assert torch.allclose(p, q, atol=1e-6, rtol=1e-5)
 
 
 def test_last_smaller_batch_uses_its_own_buffers():
     batches = _batches(2) + _batches(1, size=3) + _batches(1)
-    ((eager, _, _), (fused, _, _)), _ = _both("gelu", "ipc", "adamw-fused", batches=batches)
-    for p, q in zip(eager.parameters(), fused.parameters()):
+    ((eager, _, _), (closed, _, _)), _ = _both("gelu", "ipc", "adamw-fused", batches=batches)
+    for p, q in zip(eager.parameters(), closed.parameters()):
         assert torch.allclose(p, q, atol=1e-6, rtol=1e-5)
 
 
@@ -97,26 +97,26 @@ def test_divergence_raises_at_the_same_step_with_the_same_weights():
     identically (gamma = 1e30 makes the second evaluation's energy infinite)."""
     torch.manual_seed(0)
     eager = MLP(in_features=12, width=10, depth=3, classes=4, act="tanh")
-    fused = copy.deepcopy(eager)
+    closed = copy.deepcopy(eager)
     messages = []
-    for model, use_fused in ((eager, False), (fused, True)):
+    for model, use_closed in ((eager, False), (closed, True)):
         optim = torch.optim.AdamW(weight_groups(model), lr=1e-2, fused=True)
         with pytest.raises(Diverged) as err:
-            backend = FusedMLP(model, optim) if use_fused else Autograd(ALL_GAUSSIAN)
+            backend = ClosedFormMLP(model, optim) if use_closed else Autograd(ALL_GAUSSIAN)
             train_batch(model, _batches(1)[0], IPC(5, 1e30), optim, backend)
         messages.append(str(err.value))
     assert messages[0] == messages[1] == "energy is inf at inference step 1"
-    for p, q in zip(eager.parameters(), fused.parameters()):
+    for p, q in zip(eager.parameters(), closed.parameters()):
         assert torch.isfinite(q).all() and torch.allclose(p, q, atol=1e-6)
 
 
 def test_refuses_what_it_cannot_run():
     cnn = CNN(in_channels=1, image_size=8, classes=4)
     with pytest.raises(UsageError, match="model.name=mlp"):
-        FusedMLP(cnn, torch.optim.SGD(weight_groups(cnn), lr=0.1))
+        ClosedFormMLP(cnn, torch.optim.SGD(weight_groups(cnn), lr=0.1))
     mlp = MLP(in_features=12, width=10, depth=3, classes=4)
     with pytest.raises(UsageError, match="one weight group per layer"):
-        FusedMLP(mlp, torch.optim.SGD(mlp.parameters(), lr=0.1))
+        ClosedFormMLP(mlp, torch.optim.SGD(mlp.parameters(), lr=0.1))
 
 
 @pytest.mark.parametrize("batch_size", [1, 8])
@@ -132,7 +132,7 @@ def test_fused_layer_parallel_equals_autograd_on_the_stacked_mlp(algo, batch_siz
     for name, model in models.items():
         groups = [{"params": list(model.parameters())}]  # one group: what StackedMLP's weight_groups gives
         optim = torch.optim.SGD(groups, lr=0.05)
-        backend = FusedMLP(model, optim) if name.endswith("fused") else Autograd(ALL_GAUSSIAN)
+        backend = ClosedFormMLP(model, optim) if name.endswith("closed") else Autograd(ALL_GAUSSIAN)
         for b in _batches(3, size=batch_size):
             train_batch(model, b, ALGOS[algo](), optim, backend)
     reference = models["stacked"].to_mlp()
@@ -141,4 +141,4 @@ def test_fused_layer_parallel_equals_autograd_on_the_stacked_mlp(algo, batch_siz
             assert torch.allclose(p, q, atol=1e-6, rtol=1e-5)
     with pytest.raises(UsageError, match="BP on the sequential MLP"):
         optim = torch.optim.SGD([{"params": list(models["stacked"].parameters())}], lr=0.1)
-        train_batch(models["stacked"], _batches(1)[0], BP(), optim, FusedMLP(models["stacked"], optim))
+        train_batch(models["stacked"], _batches(1)[0], BP(), optim, ClosedFormMLP(models["stacked"], optim))

@@ -9,10 +9,10 @@ the output layer:
     dF/dW_l       = G_l^T x_{l-1} / B          dF/db_l = sum over the batch of G_l / B
     B dF/dx_l     = -r_l + G_{l+1} W_{l+1}      (x.grad under the per-sample convention, `Algorithm.x_grads`)
 
-These are exactly what autograd's backward of `EnergyGraph.energy()` produces. `FusedMLP` is a gradient backend
-(`pclm.training.backends`; `train_batch(model, batch, algorithm, optim, FusedMLP(model, optim))`): it only fills
+These are exactly what autograd's backward of `EnergyGraph.energy()` produces. `ClosedFormMLP` is a gradient backend
+(`pclm.training.backends`; `train_batch(model, batch, algorithm, optim, ClosedFormMLP(model, optim))`): it only fills
 these gradients; the schedule (which groups learn, when x moves, PC's hooks, the optimisers) runs in `BatchRun`,
-the same as for autograd (tests/vision/test_fused_mlp.py checks every algorithm and activation, step by step). What
+the same as for autograd (tests/vision/test_closed_form.py checks every algorithm and activation, step by step). What
 it removes is the overhead around the arithmetic of an inference step: no autograd graph, no per-node Python, every
 hidden layer's activation, error and activation derivative computed once over all layers stacked ((D-1, B, W): one
 call each, which also lets them use several cores), weight and value-node gradients written into preallocated
@@ -43,7 +43,7 @@ from ..errors import UsageError
 from .mlp import MLP
 from .parallel_mlp import StackedMLP
 
-__all__ = ["FusedBatch", "FusedMLP"]
+__all__ = ["ClosedFormBatch", "ClosedFormMLP"]
 
 
 def _derivative(name: str):
@@ -201,7 +201,7 @@ class _Stack:
             p.grad = grads[p]
 
 
-class FusedMLP:
+class ClosedFormMLP:
     """Closed-form gradients for a `pclm.vision.MLP` or `StackedMLP` (or a module holding one as `.model` with
     per-channel `mean`/`std` buffers, as `pclm.vision.classifier.Normalized` does), trained by `optim_w`: a gradient
     backend (`pclm.training.backends.Backend`) whose value nodes are every hidden layer (it takes no `select`)."""
@@ -239,7 +239,7 @@ class FusedMLP:
         return self._buffers[key]
 
     @torch.no_grad()
-    def begin(self, model, batch, algorithm) -> FusedBatch:
+    def begin(self, model, batch, algorithm) -> ClosedFormBatch:
         """A mini-batch's gradients (`pclm.training.backends.Gradients`): the normalised images and the value nodes
         after the feedforward initialisation. `model` is the one given at construction (its weights are read from
         there)."""
@@ -248,7 +248,7 @@ class FusedMLP:
             images = (images - self.norm[0]) / self.norm[1]
         x0 = images.flatten(1)
         onehot = F.one_hot(labels, self.chain.out.out_features).to(x0.dtype)
-        state = FusedBatch(self, algorithm.uses_value_nodes, x0, labels, onehot, self._buffers_for(x0))
+        state = ClosedFormBatch(self, algorithm.uses_value_nodes, x0, labels, onehot, self._buffers_for(x0))
         self.chain.feedforward(self.act, x0, state.a, state.x)  # x = mu: also the first evaluation's predictions
         out = self.chain.out
         state.top = state.x[-1] if self.hidden else x0  # the output layer's input
@@ -257,21 +257,21 @@ class FusedMLP:
         return state
 
 
-class FusedBatch:
-    """One mini-batch of `FusedMLP`: the gradients `BatchRun` steps. Inputs, labels and the (D-1, B, W)
+class ClosedFormBatch:
+    """One mini-batch of `ClosedFormMLP`: the gradients `BatchRun` steps. Inputs, labels and the (D-1, B, W)
     buffers a, x, dx, G; r = mu - x. The value nodes are the one tensor x (hidden layers stacked)."""
 
     keep_values = False  # the value nodes die with the batch
     owns_grads = True  # `set_grads` assigns every weight's .grad at each evaluation; one process, no autocast
 
-    def __init__(self, engine: FusedMLP, value_nodes: bool, x0, labels, onehot, buffers: dict[str, torch.Tensor]):
+    def __init__(self, engine: ClosedFormMLP, value_nodes: bool, x0, labels, onehot, buffers: dict[str, torch.Tensor]):
         self.engine, self.value_nodes = engine, value_nodes
         self.x0, self.labels, self.onehot = x0, labels, onehot
         self.batch_size = x0.shape[0]
         self.a, self.x, self.dx, self.G = buffers["a"], buffers["x"], buffers["dx"], buffers["G"]
         self.mu = self.r = None
         self.evaluations = 0
-        self.top = self.out_weight = self.out_weight_t = self.out_bias = None  # set by `FusedMLP.begin`
+        self.top = self.out_weight = self.out_weight_t = self.out_bias = None  # set by `ClosedFormMLP.begin`
 
     def values(self) -> list[torch.Tensor]:
         return [self.x] if self.value_nodes and self.engine.hidden else []
