@@ -93,6 +93,7 @@ def run_cli(argv: list[str], timeout: float = 300) -> subprocess.CompletedProces
 TINY_LM = {
     "vocab_size": 50,
     "hidden_size": 16,
+    "num_hidden_layers": 2,
     "intermediate_size": 32,
     "num_attention_heads": 2,
     "max_position_embeddings": 16,
