@@ -87,20 +87,37 @@ def run_cli(argv: list[str], timeout: float = 300) -> subprocess.CompletedProces
     )
 
 
-def tiny_lm(task: str, layer_norm: bool = True, seed: int = 0):
-    """A seeded PCLM of hidden size 16 over 50 tokens, masked (`mlm`) or causal (`clm`)."""
+# The one tiny language model of the tests: two blocks of width 16 with two heads (so head splitting is exercised),
+# 50 tokens (ids 0-4 special, as in the repository tokenizer), 16 positions. A test overrides a size only where its
+# oracle needs it (the tokenizer's vocabulary, a longer input), and says so.
+TINY_LM = {
+    "vocab_size": 50,
+    "hidden_size": 16,
+    "num_hidden_layers": 2,
+    "intermediate_size": 32,
+    "num_attention_heads": 2,
+    "max_position_embeddings": 16,
+}
+
+
+def tiny_config(**overrides) -> PCLMConfig:
+    """`PCLMConfig` of `TINY_LM`, any field replaced by `overrides`."""
+    return PCLMConfig(**{**TINY_LM, **overrides})
+
+
+def tiny_lm(task: str = "mlm", seed: int = 0, **overrides) -> PCLMForMaskedLM | PCLMForCausalLM:
+    """A PCLM of `tiny_config(**overrides)` with weights seeded by `seed`, masked (`mlm`) or causal (`clm`)."""
+    if task not in ("mlm", "clm"):
+        raise ValueError(f"task must be 'mlm' or 'clm', got {task!r}")
     torch.manual_seed(seed)
-    cfg = PCLMConfig(
-        vocab_size=50, hidden_size=16, intermediate_size=32, max_position_embeddings=16, layer_norm=layer_norm
-    )
-    return (PCLMForMaskedLM if task == "mlm" else PCLMForCausalLM)(cfg)
+    return (PCLMForMaskedLM if task == "mlm" else PCLMForCausalLM)(tiny_config(**overrides))
 
 
 def lm_batch(
     task: str,
     batch: int = 3,
     length: int = 7,
-    vocab: int = 50,
+    vocab: int = TINY_LM["vocab_size"],
     seed: int = 1,
     pad_last: int = 0,
     lengths: tuple[int, ...] | None = None,

@@ -22,16 +22,16 @@ from pclm.algorithms import build_algorithm  # noqa: E402
 from pclm.config import TrainConfig  # noqa: E402
 from pclm.data.collate import train_collator  # noqa: E402
 from pclm.errors import UsageError  # noqa: E402
-from pclm.models import PCLMConfig, PCLMForCausalLM, PCLMForMaskedLM  # noqa: E402
 from pclm.models.value_nodes import value_node_selector  # noqa: E402
 from pclm.pc import FeedForward, gaussian  # noqa: E402
 from pclm.training.backends import Autograd  # noqa: E402
 from pclm.training.lm import mlm_masker  # noqa: E402
 from pclm.training.step import train_batch, weight_groups  # noqa: E402
-from tests.conftest import REPO  # noqa: E402
+from tests.conftest import REPO, tiny_lm  # noqa: E402
 
 T = 5  # inference steps (not the default 4): iPC reaches T - 1 >= 3 value nodes, "out+scores" on 2 blocks
 GAMMA = 0.3  # inference_lr, not the default
+VOCAB = 8001  # the repository tokenizer's, which tokenises the sentences below
 NOUNS = ["cat", "dog", "man", "car", "house", "tree", "bird", "fish"]
 
 
@@ -40,11 +40,6 @@ def sentences(tokenizer) -> Dataset:
     """40 short sentences tokenised by pclm's tokenizer (`<s> ... </s>`), with the tokenizer's extra columns."""
     text = [f"the {a} saw the {b} ." for a in NOUNS for b in NOUNS[:5]]
     return Dataset.from_dict({"text": text}).map(lambda b: tokenizer(b["text"]), batched=True)
-
-
-def tiny(cls, seed: int = 0):
-    torch.manual_seed(seed)
-    return cls(PCLMConfig(vocab_size=8001, hidden_size=16, intermediate_size=32, max_position_embeddings=32))
 
 
 def by_hand(model, dataset: Dataset, tokenizer, algo: str, lr: float, batch_size: int, transform=None) -> int:
@@ -81,7 +76,7 @@ def assert_same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:
 
 @pytest.mark.parametrize("algo", ["bp", "pc", "ipc"])
 def test_train_is_train_batch_on_the_same_batches(algo, sentences, tokenizer, one_thread):
-    model = tiny(PCLMForCausalLM)
+    model = tiny_lm("clm", vocab_size=VOCAB)
     start, oracle = copy.deepcopy(model), copy.deepcopy(model)
     before = pclm.evaluate(model, sentences)
     result = pclm.train(
@@ -110,7 +105,7 @@ def test_train_is_train_batch_on_the_same_batches(algo, sentences, tokenizer, on
 @pytest.mark.parametrize("algo, updates_per_batch", [("bp", 1), ("pc", 1), ("ipc", T)])
 def test_weights_step_as_the_schedule_says(algo, updates_per_batch, sentences, one_thread):
     """iPC updates the weights at each of its T evaluations, PC once after its T inference steps, BP once."""
-    model = tiny(PCLMForCausalLM)
+    model = tiny_lm("clm", vocab_size=VOCAB)
     optim = torch.optim.SGD(weight_groups(model), lr=0.0)  # lr 0: count the steps, move nothing
     steps: list[int] = []
     optim.register_step_post_hook(lambda *_: steps.append(1))
@@ -119,7 +114,7 @@ def test_weights_step_as_the_schedule_says(algo, updates_per_batch, sentences, o
 
 
 def test_masked_lm_is_train_batch_with_the_cli_masking(sentences, tokenizer, one_thread):
-    model = tiny(PCLMForMaskedLM)
+    model = tiny_lm("mlm", vocab_size=VOCAB)
     oracle = copy.deepcopy(model)
     result = pclm.train(
         model,
@@ -212,14 +207,14 @@ def test_a_custom_module_that_calls_nodes_trains(sentences, tokenizer, one_threa
             "the lowest weights would never learn",
         ),
         (lambda m, ds: pclm.train(m, ds, batch_size=0), "batch_size must be a positive integer, got 0"),
-        (lambda m, ds: pclm.train(Bigram(8001), ds), "pass task='clm' or task='mlm': Bigram is not a PCLMFor* model"),
+        (lambda m, ds: pclm.train(Bigram(VOCAB), ds), "pass task='clm' or task='mlm': Bigram is not a PCLMFor* model"),
         (lambda m, ds: pclm.evaluate(m, ds.select([])), "dataset is empty"),
         (lambda m, ds: pclm.evaluate(m, ds, task="seq2seq"), "task must be 'clm' or 'mlm', got 'seq2seq'"),
     ],
 )
 def test_bad_arguments_are_one_line_usage_errors(call, message, sentences):
     with pytest.raises(UsageError) as err:
-        call(tiny(PCLMForCausalLM), sentences)
+        call(tiny_lm("clm", vocab_size=VOCAB), sentences)
     assert str(err.value) == message
 
 
@@ -245,10 +240,10 @@ def test_train_returns_the_best_dev_epoch_not_the_last(sentences, tokenizer, one
     text = [f"a {b} ate {a} !" for a in NOUNS[:3] for b in NOUNS[3:]]
     dev = Dataset.from_dict({"text": text}).map(lambda b: tokenizer(b["text"]), batched=True)
     kwargs = {"algorithm": "bp", "lr": 0.05, "epochs": 4, "batch_size": 8, "eval_dataset": dev, "seed": 0}
-    kept = pclm.train(tiny(PCLMForCausalLM), sentences, **kwargs)
+    kept = pclm.train(tiny_lm("clm", vocab_size=VOCAB), sentences, **kwargs)
     assert kept.best_epoch < len(kept.history)  # the precondition that gives this test its teeth
     assert pclm.evaluate(kept.model, dev)["ppl"] == pytest.approx(kept.best_dev_ppl, rel=1e-6)
-    last = pclm.train(tiny(PCLMForCausalLM), sentences, keep_best=False, **kwargs)
+    last = pclm.train(tiny_lm("clm", vocab_size=VOCAB), sentences, keep_best=False, **kwargs)
     assert pclm.evaluate(last.model, dev)["ppl"] == pytest.approx(last.history[-1]["dev_ppl"], rel=1e-6)
     drop = lambda h: [{k: v for k, v in e.items() if k != "train_seconds"} for e in h]  # noqa: E731
     assert drop(last.history) == drop(kept.history)  # the same run; only what the model holds at the end differs

@@ -16,7 +16,7 @@ from pclm.pc import gaussian
 from pclm.training.backends import Autograd
 from pclm.training.step import train_batch, weight_groups
 from pclm.vision import MLP
-from tests.conftest import lm_batch
+from tests.conftest import lm_batch, tiny_lm
 
 CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("[mc]lm_*.yaml"))
 ALL_GAUSSIAN = lambda name: gaussian  # noqa: E731
@@ -109,6 +109,7 @@ def _one_batch_changes(cfg_path: Path, **pc_overrides):
     cfg = load_config(cfg_path, [f"pc.{k}={v}" for k, v in pc_overrides.items()])
     torch.manual_seed(0)
     cls = PCLMForMaskedLM if cfg.task == "mlm" else PCLMForCausalLM
+    # The shipped config's own network (its widths are PCLMConfig's defaults), not the tests' tiny model.
     model = cls(PCLMConfig(vocab_size=50, max_position_embeddings=16, **cfg.model))
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     algorithm = build_algorithm(cfg.algo, cfg.pc.inference_steps, cfg.pc.inference_lr, cfg.pc.discount)
@@ -139,7 +140,7 @@ def test_too_deep_placement_leaves_the_embeddings_untrained():
 @pytest.mark.parametrize("algo", ["pc", "ipc"])
 def test_batch_x_grads_equal_sample_x_grads_at_gamma_over_batch(algo):
     """pc.x_grads=batch moves x by the batch mean's gradient: exactly the per-sample convention with gamma / B."""
-    model = PCLMForCausalLM(PCLMConfig(vocab_size=50, hidden_size=16, intermediate_size=32, max_position_embeddings=16))
+    model = tiny_lm("clm")
     twin, sample = copy.deepcopy(model), copy.deepcopy(model)
     batch = lm_batch("clm", batch=4, length=8)
     select = value_node_selector("out+scores")

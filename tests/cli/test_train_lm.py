@@ -149,7 +149,8 @@ def test_resume_from_a_saved_model(capsys, tmp_path):
     from pclm import PCLMConfig, PCLMForMaskedLM
 
     out = tmp_path / "run"
-    PCLMForMaskedLM(PCLMConfig(hidden_size=32, intermediate_size=64)).save_pretrained(out)  # config.json too
+    # The run's own sizes (conftest's TINY), so that the missing checkpoint is the only thing wrong; config.json too
+    PCLMForMaskedLM(PCLMConfig(hidden_size=32, intermediate_size=64)).save_pretrained(out)
     expect_usage_error(capsys, [*BP_RUN_ARGS, "--resume"], "no checkpoint", out)
 
 
@@ -164,7 +165,7 @@ def run_copy(bp_run, tmp_path) -> Path:
 def test_resume_from_another_models_checkpoint(capsys, run_copy):
     from pclm import PCLMConfig, PCLMForMaskedLM
 
-    other = PCLMForMaskedLM(PCLMConfig(hidden_size=48, intermediate_size=64))
+    other = PCLMForMaskedLM(PCLMConfig(hidden_size=48, intermediate_size=64))  # width 48, not the run's 32 (TINY)
     save_file(other.state_dict(), run_copy / "checkpoints" / "last" / "model.safetensors")
     expect_usage_error(capsys, [*BP_RUN_ARGS, "--resume"], "another model's weights", run_copy)
 

@@ -7,9 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
-from pclm.models import PCLMConfig, PCLMForCausalLM
+from tests.conftest import tiny_lm
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -23,10 +22,8 @@ REPO = Path(__file__).resolve().parents[2]
     ],
 )
 def test_t0_gradient_is_bp_at_the_head_and_zero_below(tmp_path, algo, extra, learning):
-    torch.manual_seed(0)
-    PCLMForCausalLM(
-        PCLMConfig(vocab_size=8001, hidden_size=16, intermediate_size=32, max_position_embeddings=64, layer_norm=True)
-    ).save_pretrained(tmp_path / "ckpt")
+    # The tokenizer's vocabulary (the script reads 1B Word text) and room for its sentences (data.max_length=32)
+    tiny_lm("clm", vocab_size=8001, max_position_embeddings=64, layer_norm=True).save_pretrained(tmp_path / "ckpt")
     from experiments.gradient_alignment import diag_ipc_grads as module
 
     out = tmp_path / "diag.json"

@@ -14,6 +14,7 @@ from transformers import DynamicCache, pipeline
 from pclm import PCLMConfig, PCLMForCausalLM
 from pclm.models.hub import checkpoint_tokenizer
 from pclm.pc import EnergyGraph, FeedForward, gaussian
+from tests.conftest import tiny_lm
 
 V, L, PERIOD = 16, 20, 3  # ids 0-4 are the special tokens, as in the repository tokenizer
 
@@ -27,6 +28,8 @@ def periodic(n: int, g: torch.Generator) -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def trained() -> PCLMForCausalLM:
+    # Its own sizes, not the tiny model's: it must learn the rule in 300 steps (the first test checks that), and the
+    # tests below run to its 32 positions.
     torch.manual_seed(0)
     config = PCLMConfig(
         vocab_size=V, hidden_size=32, intermediate_size=64, num_attention_heads=2, max_position_embeddings=32
@@ -199,11 +202,9 @@ def test_checkpoint_tokenizer_prompts_end_without_eos(tokenizer):
 
 
 def tiny_pipeline(tokenizer):
-    """A random 24-position causal model, its checkpoint tokenizer and a text-generation pipeline of both."""
-    torch.manual_seed(0)
-    model = PCLMForCausalLM(
-        PCLMConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, max_position_embeddings=24)
-    ).eval()
+    """The tests' tiny causal model over the tokenizer's vocabulary, with 24 positions (room for a prompt and a
+    continuation), its checkpoint tokenizer and a text-generation pipeline of both."""
+    model = tiny_lm("clm", vocab_size=len(tokenizer), max_position_embeddings=24).eval()
     causal = checkpoint_tokenizer(tokenizer, model.config, causal=True)
     return model, causal, pipeline("text-generation", model=model, tokenizer=causal)
 

@@ -15,10 +15,11 @@ import torch
 import torch.nn.functional as F
 from transformers.modeling_outputs import BaseModelOutput
 
-from pclm import PCLMConfig, PCLMForCausalLM, PCLMForMaskedLM, PCLMModel
+from pclm import PCLMForCausalLM, PCLMForMaskedLM, PCLMModel
 from pclm.models import PCLMPreTrainedModel
 from pclm.pc import FeedForward
-from tests.models.test_models import random_ids, random_model, tiny_config
+from tests.conftest import tiny_config
+from tests.models.test_models import V, random_ids, random_model
 
 
 def _mask() -> torch.Tensor:
@@ -28,15 +29,16 @@ def _mask() -> torch.Tensor:
 
 
 def test_a_bare_model_builds_from_a_fresh_config():
-    out = PCLMModel(PCLMConfig(vocab_size=50, hidden_size=8, intermediate_size=16))(torch.tensor([[1, 2, 3]]))
-    assert isinstance(out, BaseModelOutput) and out.last_hidden_state.shape == (1, 3, 8)
+    config = tiny_config()
+    out = PCLMModel(config)(torch.tensor([[1, 2, 3]]))
+    assert isinstance(out, BaseModelOutput) and out.last_hidden_state.shape == (1, 3, config.hidden_size)
     assert out.hidden_states is None and out.attentions is None
 
 
 @pytest.mark.parametrize("decoder", [False, True])
 def test_hidden_states_and_attentions_when_asked(decoder):
     torch.manual_seed(0)
-    model = PCLMModel(tiny_config(num_hidden_layers=2, is_decoder=decoder)).eval()
+    model = PCLMModel(tiny_config(vocab_size=V, num_hidden_layers=2, is_decoder=decoder)).eval()
     ids, mask = random_ids(2, 7), _mask()
     with torch.no_grad():
         out = model(ids, mask, output_hidden_states=True, output_attentions=True)
@@ -49,14 +51,17 @@ def test_hidden_states_and_attentions_when_asked(decoder):
         bias = torch.zeros(2, 1, 7, 7).masked_fill(out.attentions[0][:, :1] == 0, -1e9)
         again = model.blocks[1](out.hidden_states[1], bias, mask, FeedForward(), "blocks.1")
     torch.testing.assert_close(again, out.last_hidden_state)
-    # block 0's probabilities by hand: softmax(q k^T / sqrt(d) + mask), two heads of 16
+    # block 0's probabilities by hand: softmax(q k^T / sqrt(d) + mask), per head of d = hidden / heads
+    heads = model.config.num_attention_heads
+    assert heads > 1  # the split into heads is part of what is checked
+    d = model.config.hidden_size // heads
     att = model.blocks[0].attention
-    q = att.query(embedded).view(2, 7, 2, 16).transpose(1, 2)
-    k = att.key(embedded).view(2, 7, 2, 16).transpose(1, 2)
+    q = att.query(embedded).view(2, 7, heads, d).transpose(1, 2)
+    k = att.key(embedded).view(2, 7, heads, d).transpose(1, 2)
     keep = mask[:, None, None, :].bool() & (torch.ones(7, 7).tril().bool() if decoder else True)
-    expected = (q @ k.transpose(-1, -2) / math.sqrt(16)).masked_fill(~keep, -math.inf).softmax(-1)
+    expected = (q @ k.transpose(-1, -2) / math.sqrt(d)).masked_fill(~keep, -math.inf).softmax(-1)
     torch.testing.assert_close(out.attentions[0], expected.detach())
-    torch.testing.assert_close(out.attentions[1].sum(-1), torch.ones(2, 2, 7))
+    torch.testing.assert_close(out.attentions[1].sum(-1), torch.ones(2, heads, 7))
 
 
 def test_return_dict_false_gives_the_tuple_of_the_fields_set():

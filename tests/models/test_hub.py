@@ -16,8 +16,11 @@ import pytest
 import torch
 import yaml
 
-from pclm import PCLMConfig, PCLMForCausalLM, PCLMForMaskedLM
+from pclm import PCLMForCausalLM, PCLMForMaskedLM
 from pclm.models.hub import checkpoint_tokenizer
+from tests.conftest import tiny_config
+
+from .test_models import random_ids, random_model
 
 # Run in a child: pclm made unimportable (it is installed in the venv), then the checkpoint loaded by transformers.
 CHILD = textwrap.dedent("""
@@ -58,33 +61,15 @@ def load_elsewhere(path: Path, auto: str, ids: torch.Tensor, tmp_path: Path) -> 
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def small(cls):
-    torch.manual_seed(0)
-    model = cls(
-        PCLMConfig(
-            vocab_size=40,
-            hidden_size=16,
-            intermediate_size=32,
-            num_attention_heads=2,
-            max_position_embeddings=24,
-            layer_norm=False,
-        )
-    )
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0, 0.3)  # not small: outputs differ from token to token
-    return model.eval()
-
-
 @pytest.mark.parametrize(
     "cls, auto", [(PCLMForCausalLM, "AutoModelForCausalLM"), (PCLMForMaskedLM, "AutoModelForMaskedLM")]
 )
 def test_a_checkpoint_loads_where_pclm_cannot_be_imported(tmp_path, cls, auto):
-    model = small(cls)
+    model = random_model(cls, layer_norm=False)
     model.save_pretrained(tmp_path / "ckpt")
     config = json.loads((tmp_path / "ckpt" / "config.json").read_text())
     assert config["auto_map"][auto] == f"modeling_pclm.{cls.__name__}"
-    ids = torch.randint(5, 40, (2, 7), generator=torch.Generator().manual_seed(1))
+    ids = random_ids(2, 7)
     out = load_elsewhere(tmp_path / "ckpt", auto, ids, tmp_path)
     assert out["class"] == cls.__name__ and out["pclm_modules"] == []
     with torch.no_grad():
@@ -99,13 +84,14 @@ def test_a_checkpoint_loads_where_pclm_cannot_be_imported(tmp_path, cls, auto):
 
 
 def test_generation_config_is_the_models(tmp_path):
-    model = small(PCLMForCausalLM)
+    model = random_model(PCLMForCausalLM, layer_norm=False)
     model.save_pretrained(tmp_path)
     generation = json.loads((tmp_path / "generation_config.json").read_text())
     assert (generation["bos_token_id"], generation["eos_token_id"], generation["pad_token_id"]) == (2, 3, 0)
     assert "max_length" not in generation  # generate() stops at the positions without it (no warning)
-    ids = torch.randint(5, 40, (1, 20), generator=torch.Generator().manual_seed(2))
-    assert model.generate(ids, do_sample=False, eos_token_id=None).shape[1] == 24
+    positions = model.config.max_position_embeddings
+    ids = random_ids(1, positions - 4, seed=2)
+    assert model.generate(ids, do_sample=False, eos_token_id=None).shape[1] == positions
 
 
 def test_a_training_run_writes_a_model_card_and_the_checkpoint_tokenizer(bp_run):
@@ -157,13 +143,13 @@ def test_model_card_names_the_pc_settings():
 
 
 def test_a_causal_checkpoint_tokenizer_round_trips(tmp_path, tokenizer):
-    model = small(PCLMForCausalLM)
-    checkpoint_tokenizer(tokenizer, model.config, causal=True).save_pretrained(tmp_path)
+    config = tiny_config()
+    checkpoint_tokenizer(tokenizer, config, causal=True).save_pretrained(tmp_path)
     from transformers import AutoTokenizer
 
     loaded = AutoTokenizer.from_pretrained(tmp_path)
     assert loaded("a b").input_ids == tokenizer("a b").input_ids[:-1]
-    assert loaded.model_max_length == 24 and loaded.padding_side == "left"
+    assert loaded.model_max_length == config.max_position_embeddings and loaded.padding_side == "left"
 
 
 def test_model_card_holds_every_reported_perplexity_as_a_model_index(tmp_path):

@@ -14,27 +14,16 @@ from transformers.modeling_outputs import BaseModelOutput
 
 import pclm  # noqa: F401  (registers the Auto* classes)
 from pclm import PCLMConfig, PCLMForCausalLM, PCLMForMaskedLM, PCLMModel
+from tests.conftest import tiny_config
 
-V = 8001  # the repository tokenizer's vocabulary
-
-
-def tiny_config(**kw) -> PCLMConfig:
-    return PCLMConfig(
-        **{
-            "vocab_size": V,
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_attention_heads": 2,
-            "max_position_embeddings": 32,
-            **kw,
-        }
-    )
+V = 8001  # the repository tokenizer's vocabulary: the fill-mask pipeline below reads its ids
 
 
 def random_model(cls, seed: int = 0, **kw):
-    """A model whose every weight is random and not small, so that no output is trivially constant."""
+    """The tests' tiny model over the tokenizer's vocabulary (`cls` may be the bare `PCLMModel` too), every weight
+    random and not small, so that no output is trivially constant."""
     torch.manual_seed(seed)
-    model = cls(tiny_config(**kw))
+    model = cls(tiny_config(vocab_size=V, **kw))
     with torch.no_grad():
         for p in model.parameters():
             p.normal_(0, 0.3)
@@ -95,7 +84,7 @@ def test_unsupported_forward_arguments_are_refused_and_return_dict_false_gives_a
     for kwargs, message in (
         ({"output_hidden_states": True}, "output_hidden_states=True is not supported"),
         ({"output_attentions": True}, "output_attentions=True is not supported"),
-        ({"inputs_embeds": torch.zeros(2, 9, 32)}, "inputs_embeds is not supported"),
+        ({"inputs_embeds": torch.zeros(2, 9, model.config.hidden_size)}, "inputs_embeds is not supported"),
     ):
         with pytest.raises(ValueError, match=message):
             model(ids, **kwargs)

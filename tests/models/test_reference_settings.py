@@ -12,8 +12,9 @@ import torch
 from pclm import PCLMConfig, PCLMForCausalLM, PCLMForMaskedLM
 from pclm.models.value_nodes import error_depth, value_node_selector
 from pclm.pc import EnergyGraph, FeedForward
+from tests.conftest import tiny_config
 
-from .test_models import random_model, tiny_config
+from .test_models import random_model
 from .test_target_rows import _batch
 
 
@@ -73,7 +74,9 @@ def test_tanh_and_gelu_networks_with_the_same_weights_differ():
 
 def _grads_at_t0(cls, value_nodes: str) -> tuple[dict[str, torch.Tensor | None], EnergyGraph]:
     """Every weight's dF/dθ right after feedforward initialisation (t = 0), value nodes at `value_nodes`."""
-    model = random_model(cls, num_hidden_layers=2, hidden_act="tanh")
+    # Width 32, not the tiny model's 16: pre-activations of the N(0, 0.3) weights then have std 0.3 sqrt(32) ~ 1.7,
+    # well past tanh's range, which test_pre_activation_node_holds_the_pre_activation relies on.
+    model = random_model(cls, num_hidden_layers=2, hidden_act="tanh", hidden_size=32, intermediate_size=64)
     ids, mask, labels, _ = _batch(cls)
     graph = EnergyGraph(value_node_selector(value_nodes), ids.shape[0])
     model(ids, attention_mask=mask, labels=labels, nodes=graph)

@@ -4,24 +4,29 @@ per rank and write each rank's flattened weights, so the test can check they sta
 import gc
 import json
 import sys
+from pathlib import Path
+
+# Run as a script, not collected by pytest: the checkout goes first on the path, for `tests.conftest` (the tests'
+# one tiny model) and for the checkout's own `pclm`.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 
 from pclm.algorithms import build_algorithm
-from pclm.models import PCLMConfig, PCLMForCausalLM
 from pclm.models.value_nodes import value_node_selector
 from pclm.training.backends import Autograd
 from pclm.training.step import train_batch, weight_groups
+from tests.conftest import tiny_lm
 
 
 def main(out_path: str) -> None:
     accelerator = Accelerator(cpu=True)
     set_seed(0)
-    model = PCLMForCausalLM(PCLMConfig(vocab_size=40, hidden_size=16, intermediate_size=32, max_position_embeddings=16))
+    model = tiny_lm("clm")
     optim = torch.optim.AdamW(weight_groups(model), lr=1e-2)
-    data = torch.randint(5, 40, (16, 8), generator=torch.Generator().manual_seed(1))
+    data = torch.randint(5, model.config.vocab_size, (16, 8), generator=torch.Generator().manual_seed(1))
     loader = torch.utils.data.DataLoader([{"input_ids": row, "labels": row} for row in data], batch_size=4)
     model, optim, loader = accelerator.prepare(model, optim, loader)
     select = value_node_selector("out+scores")

@@ -120,15 +120,12 @@ def test_compiled_equals_eager_on_the_language_models(task):
 
     from pclm.algorithms import build_algorithm
     from pclm.config import load_config
-    from pclm.models import PCLMConfig, PCLMForCausalLM, PCLMForMaskedLM
     from pclm.models.value_nodes import value_node_selector
-    from tests.conftest import REPO, lm_batch
+    from tests.conftest import REPO, lm_batch, tiny_lm
 
     torch._dynamo.reset()
     cfg = load_config(REPO / "configs" / f"{task}_ipc.yaml", [])
-    torch.manual_seed(0)
-    cls = PCLMForMaskedLM if task == "mlm" else PCLMForCausalLM
-    base = cls(PCLMConfig(vocab_size=50, max_position_embeddings=16, **cfg.model))
+    base = tiny_lm(task, **cfg.model)  # the tiny model with the shipped config's model settings
     algorithm = build_algorithm(cfg.algo, cfg.pc.inference_steps, cfg.pc.inference_lr, cfg.pc.discount)
     select = value_node_selector(cfg.pc.value_nodes)
     batches = [lm_batch(task, batch=4, length=10) for _ in range(2)]

@@ -12,24 +12,18 @@ import pytest
 import torch
 
 from pclm.algorithms import BP, IPC, PC, build_algorithm
-from pclm.models import PCLMConfig, PCLMForCausalLM, PCLMForMaskedLM
 from pclm.pc import gaussian
 from pclm.training.backends import Autograd
 from pclm.training.groups import layer_groups, no_decay_groups, optimizer_groups, weight_groups
 from pclm.training.step import train_batch
 from pclm.vision import MLP
+from tests.conftest import tiny_lm
 
 ALL_GAUSSIAN = lambda name: gaussian  # noqa: E731
 
 
-def tiny(cls):
-    torch.manual_seed(0)
-    return cls(PCLMConfig(vocab_size=40, hidden_size=16, intermediate_size=32, max_position_embeddings=16))
-
-
-@pytest.mark.parametrize("cls", [PCLMForMaskedLM, PCLMForCausalLM])
-def test_no_decay_group_is_every_bias_and_layer_norm_weight(cls):
-    model = tiny(cls)
+def test_no_decay_group_is_every_bias_and_layer_norm_weight(task):
+    model = tiny_lm(task)
     names = {id(p): n for n, p in model.named_parameters()}
     decay, no_decay = no_decay_groups(model, 0.01)
     assert decay["weight_decay"] == 0.01 and no_decay["weight_decay"] == 0.0
@@ -40,7 +34,7 @@ def test_no_decay_group_is_every_bias_and_layer_norm_weight(cls):
 
 
 def test_bp_defaults_to_the_no_decay_group_pc_and_ipc_to_one_decay():
-    model = tiny(PCLMForMaskedLM)
+    model = tiny_lm("mlm")
     bp = optimizer_groups(model, BP(), 0.01)
     assert [g["weight_decay"] for g in bp] == [0.01, 0.0]
     for algorithm in (PC(2, 0.1), IPC(2, 0.1)):
@@ -50,7 +44,7 @@ def test_bp_defaults_to_the_no_decay_group_pc_and_ipc_to_one_decay():
 
 def test_one_adamw_step_decays_only_the_decay_group():
     """A zero gradient: AdamW's step is the decoupled decay alone, w -> w (1 - lr wd), and 0 for weight_decay 0."""
-    model = tiny(PCLMForCausalLM)
+    model = tiny_lm("clm")
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     optim = torch.optim.AdamW(optimizer_groups(model, BP(), 0.5), lr=0.1, weight_decay=0.5)
     for p in model.parameters():
@@ -66,7 +60,7 @@ def test_schedule_groups_are_the_models_layers_whatever_the_optimiser():
     model = MLP(in_features=6, width=8, depth=3, classes=4)
     assert [len(g) for g in layer_groups(model)] == [2, 2, 2]  # weight and bias per layer, output first
     assert [len(g["params"]) for g in weight_groups(model)] == [2, 2, 2]
-    assert [len(g) for g in layer_groups(tiny(PCLMForMaskedLM))] == [len(list(tiny(PCLMForMaskedLM).parameters()))]
+    assert [len(g) for g in layer_groups(tiny_lm("mlm"))] == [len(list(tiny_lm("mlm").parameters()))]
 
 
 @pytest.mark.parametrize("depth", [2, 4])
