@@ -126,6 +126,31 @@ def test_saved_model_reloads_to_the_same_logits(data_dir, tmp_path, one_thread):
     assert model.mean.flatten().item() != 0.0  # normalisation statistics were stored with the weights
 
 
+class _Killed(Exception):
+    pass
+
+
+def _killed_after_epoch_1(monkeypatch, argv: list[str]) -> None:
+    """Run `argv` until right after epoch 1's checkpoint is written, as a run killed there would stop."""
+    real_fit = runner.fit
+
+    def fit_then_die(job, accelerator, output_dir, state):
+        write = job.write_metrics
+
+        def write_then_die(st, status, final=None):
+            write(st, status)
+            if status == "running":
+                raise _Killed
+
+        job.write_metrics = write_then_die
+        return real_fit(job, accelerator, output_dir, state)
+
+    monkeypatch.setattr(runner, "fit", fit_then_die)
+    with pytest.raises(_Killed):
+        run(argv)
+    monkeypatch.setattr(runner, "fit", real_fit)
+
+
 @pytest.mark.parametrize("augment", [False, True], ids=["plain", "augment"])
 def test_resume_equals_an_uninterrupted_run(augment, data_dir, tmp_path, one_thread, monkeypatch):
     """With data.augment, the crops and flips of epoch 2 come from the RNG state saved in epoch 1's checkpoint."""
@@ -133,26 +158,7 @@ def test_resume_equals_an_uninterrupted_run(augment, data_dir, tmp_path, one_thr
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     assert run(args(data_dir, straight, "mlp", "ipc", *extra)) == 0
 
-    class Stop(Exception):
-        pass
-
-    real_fit = runner.fit
-
-    def fit_then_die(job, accelerator, output_dir, state):  # killed right after epoch 1's checkpoint
-        write = job.write_metrics
-
-        def write_then_die(st, status, final=None):
-            write(st, status)
-            if status == "running":
-                raise Stop
-
-        job.write_metrics = write_then_die
-        return real_fit(job, accelerator, output_dir, state)
-
-    monkeypatch.setattr(runner, "fit", fit_then_die)
-    with pytest.raises(Stop):
-        run(args(data_dir, resumed, "mlp", "ipc", *extra))
-    monkeypatch.setattr(runner, "fit", real_fit)
+    _killed_after_epoch_1(monkeypatch, args(data_dir, resumed, "mlp", "ipc", *extra))
     assert json.loads((resumed / "metrics.json").read_text())["epochs_run"] == 1
     assert run(args(data_dir, resumed, "mlp", "ipc", *extra, "--resume")) == 0
     a, b = (json.loads((d / "metrics.json").read_text()) for d in (straight, resumed))
@@ -207,26 +213,7 @@ def test_a_run_from_before_train_backend_resumes_and_loads(data_dir, tmp_path, o
 
     out, extra = tmp_path / "run", ("train.epochs=2",)
 
-    class Stop(Exception):
-        pass
-
-    real_fit = runner.fit
-
-    def fit_then_die(job, accelerator, output_dir, state):  # killed right after epoch 1's checkpoint
-        write = job.write_metrics
-
-        def write_then_die(st, status, final=None):
-            write(st, status)
-            if status == "running":
-                raise Stop
-
-        job.write_metrics = write_then_die
-        return real_fit(job, accelerator, output_dir, state)
-
-    monkeypatch.setattr(runner, "fit", fit_then_die)
-    with pytest.raises(Stop):
-        run(args(data_dir, out, "mlp", "ipc", *extra))
-    monkeypatch.setattr(runner, "fit", real_fit)
+    _killed_after_epoch_1(monkeypatch, args(data_dir, out, "mlp", "ipc", *extra))
 
     def as_before(value: bool) -> None:  # the train section as an earlier version wrote it
         for name in ("config.json", "config.yaml", "best/config.yaml"):
