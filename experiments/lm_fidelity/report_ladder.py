@@ -256,6 +256,14 @@ def read_plan(path: Path) -> dict:
     return plan
 
 
+def _read_unigram(path: Path) -> dict:
+    try:
+        unigram = json.loads(path.read_text())
+        return {task: {"test": float(unigram[task]["test"])} for task in ("clm", "mlm")}
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise UsageError(f"--unigram: '{path}' is not pclm-report unigram's JSON ({err})") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", type=Path)
@@ -264,10 +272,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--name", default="lm_fidelity_ladder")
     p.add_argument("--notes", type=Path, help="Markdown inserted after the tables (the reading of the results)")
     p.add_argument("--probe", type=Path, help="the learning-rate probe's plan (its runs are in the same folder)")
+    p.add_argument("--unigram", type=Path, help="pclm-report unigram's JSON on the ladder's split (a floor to read by)")
     args = p.parse_args(argv)
     try:
         plan = read_plan(args.plan)
         probe_plan = read_plan(args.probe) if args.probe else None
+        unigram = _read_unigram(args.unigram) if args.unigram else None
     except UsageError as err:
         return report_usage_error(err)
     rows = collect(args.runs, plan)
@@ -297,6 +307,15 @@ def main(argv: list[str] | None = None) -> int:
         "gradient of the same batch, the same network. ¹ = the rung leaves this role's network unchanged; the "
         "default rung's run (placement: the control at T = 5) stands in.",
         "",
+        *(
+            [
+                f"Unigram model on the same split and targets (`{args.unigram.name}`): conditional test "
+                f"{unigram['clm']['test']:.1f}, masked test {unigram['mlm']['test']:.1f}.",
+                "",
+            ]
+            if unigram
+            else []
+        ),
         "## Conditional LM, test perplexity (paper's count: `</s>` out)",
         "",
         *table(rows, "clm", "eos_out"),

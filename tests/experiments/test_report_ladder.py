@@ -45,6 +45,12 @@ def test_cells_ratios_fallbacks_and_pending(tmp_path):
     assert "| value nodes scores+ffn_pre+head_pre | 100.0 ¹ | 200.0 | pending ¹ | 2.00× | – |" in md
     rows = json.loads((out / "ladder.json").read_text())["runs"]
     assert {(r["method"], r["status"]) for r in rows} >= {("clm_control_t5", "pending")}
+    unigram = tmp_path / "unigram.json"
+    unigram.write_text(json.dumps({"clm": {"test": 1228.91}, "mlm": {"test": 1435.49}}))
+    assert report_ladder.main([*argv, "--unigram", str(unigram)]) == 0
+    assert "(`unigram.json`): conditional test 1228.9, masked test 1435.5." in (out / "ladder.md").read_text()
+    unigram.write_text(json.dumps({"clm": {}}))
+    assert report_ladder.main([*argv, "--unigram", str(unigram)]) == 2
 
 
 def test_probe_rows_sit_beside_the_ladder_run_at_the_preset_lr(tmp_path):
