@@ -25,6 +25,7 @@ import yaml
 
 from ..errors import UsageError
 from ..folders import write_atomic
+from . import sections
 from .checks import (
     BATCH_MAX,
     LM_MODEL_MINIMA,
@@ -34,44 +35,19 @@ from .checks import (
     check_vision_run,
     parse_shards,
 )
-from .sections import (
-    LM_BACKENDS,
-    TASKS,
-    TEST_SOURCES,
-    VISION_BACKENDS,
-    DataConfig,
-    PCConfig,
-    PCSection,
-    RunConfig,
-    TrainConfig,
-    VisionDataConfig,
-    VisionPCConfig,
-    VisionRunConfig,
-    VisionTrainConfig,
-)
+from .sections import *  # noqa: F403 (the sections, re-exported)
+from .sections import TASKS, RunConfig, VisionRunConfig
 
 __all__ = [
-    "DataConfig",
-    "TrainConfig",
-    "PCSection",
-    "PCConfig",
-    "RunConfig",
-    "load_config",
-    "save_config",
-    "check_lm_model",
-    "check_vision_model",
+    *sections.__all__,
     "BATCH_MAX",
     "LM_MODEL_MINIMA",
-    "TEST_SOURCES",
+    "check_lm_model",
+    "check_vision_model",
+    "load_config",
     "parse_shards",
-    "VisionDataConfig",
-    "VisionTrainConfig",
-    "VisionPCConfig",
-    "VisionRunConfig",
-    "TASKS",
+    "save_config",
     "upgrade_saved",
-    "LM_BACKENDS",
-    "VISION_BACKENDS",
 ]
 
 # the command that trains each task: a config of another task given to a training command is one line naming it

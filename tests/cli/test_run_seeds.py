@@ -148,7 +148,7 @@ def test_stops_at_the_first_bad_input_under_accelerate_launch(tmp_path, capfd):
     err = capfd.readouterr().err
     assert [line for line in err.splitlines() if line.startswith("error:")] == [
         "error: unknown config key 'train.nope' (known: epochs, batch_size, eval_batch_size, lr, weight_decay, "
-        "betas, patience, max_steps, checkpoint_every, checkpoint_minutes, log_every, tracker, compile, epoch_eval)"
+        "betas, patience, max_steps, checkpoint_every, checkpoint_minutes, log_every, tracker, backend, epoch_eval)"
     ]
     assert not out.exists()
 
