@@ -30,6 +30,7 @@ RUNGS = ("default", "init", "tanh", "placement", "layernorm_off", "all")
 ROLES = ("bp", "ipc", "control")
 # (rung, role) -> the method that stands in when the rung has no run of its own for that role
 FALLBACK = {("placement", "bp"): "default", ("placement", "control"): "t5"}
+PROBE_RUNG = {"t5": "placement"}  # a probe run named after a stand-in -> the rung it stands in for
 RUNG_TEXT = {
     "default": "pclm's default (N(0, 0.02), GELU, out+scores)",
     "init": "PyTorch init",
@@ -106,23 +107,31 @@ def collect(runs: Path, plan: dict) -> list[dict]:
     return rows
 
 
+def _ladder_method(plan: dict, task: str, role: str, rung: str) -> str | None:
+    """The ladder's run of `role` on `rung`: its own, or the one that stands in (FALLBACK)."""
+    for name in (rung, FALLBACK.get((rung, role))):
+        if name and f"{task}_{role}_{name}" in plan["methods"]:
+            return f"{task}_{role}_{name}"
+    return None
+
+
 def probe_rows(runs: Path, probe: dict, plan: dict) -> list[dict]:
-    """One record per (task, rung, role, lr): the probe's runs plus the ladder's runs of the same rung (their lrs)."""
+    """One record per (task, rung, role, lr): the probe's runs plus the ladder's runs of the same rung (their lrs).
+    A probe run named after a stand-in (the control at T = 5) is tabled on the rung it stands in for (placement)."""
     from pclm.runs import parse_seeds
 
-    out = []
-    names = {}
+    entries = []  # (method, task, role, rung, lr, spec)
     for method, spec in probe["methods"].items():
-        stem, _, digits = method.rpartition("_lr")
+        task, role, rung = method.rpartition("_lr")[0].split("_", 2)
+        rung = PROBE_RUNG.get(rung, rung)
         lr = next((float(o.split("=", 1)[1]) for o in spec.get("overrides", []) if o.startswith("train.lr=")), None)
-        names[method] = (stem, lr)
-    for task, rung in sorted({(s.split("_", 2)[0], s.split("_", 2)[2]) for s, _ in names.values()}):
+        entries.append((method, task, role, rung, lr, spec))
+    for task, rung in sorted({(e[1], e[3]) for e in entries}):
         for role in ROLES:  # the ladder's runs of every role on a probed rung: the preset's lr, read from metrics
-            if (stem := f"{task}_{role}_{rung}") in plan["methods"]:
-                names[stem] = (stem, None)
-    for method, (stem, lr) in names.items():
-        task, role, rung = stem.split("_", 2)
-        spec = probe["methods"].get(method) or plan["methods"][stem]
+            if stem := _ladder_method(plan, task, role, rung):
+                entries.append((stem, task, role, rung, None, plan["methods"][stem]))
+    out = []
+    for method, task, role, rung, lr, spec in entries:
         for seed in parse_seeds(str(spec.get("seeds", 0))):
             m = _run(runs, method, seed)
             dev = _curve(m, "dev", "eos_out")
