@@ -279,3 +279,38 @@ def test_report_plan_bad_inputs_are_one_error_line(tmp_path, capsys, plan_json, 
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: ") and message in err
     assert not (tmp_path / "o").exists()
+
+
+def test_the_papers_rule_counts_seeds_below_its_fixed_thresholds():
+    """Oracle: the paper's rule (200 for BP and iPC, 800 for PC) against pclm's below-unigram rule on hand-made
+    seeds, and the other count's mean over exactly the seeds the rule kept."""
+    from pclm.reporting import DEFAULT_THRESHOLDS
+
+    def seed(method, algo, k, ppl, other, status="completed"):
+        return {
+            "stage": "seeds",
+            "method": method,
+            "task": "clm",
+            "algo": algo,
+            "seed": k,
+            "point": "",
+            "status": status,
+            "test_ppl": ppl,
+            "test_ppl_other": other,
+            "epochs_run": 2,
+        }
+
+    runs = [
+        seed("clm_bp", "bp", 0, 150.0, 120.0),
+        seed("clm_bp", "bp", 1, 250.0, 200.0),  # below unigram, above the paper's 200
+        seed("clm_pc", "pc", 0, 700.0, 600.0),
+        seed("clm_pc", "pc", 1, 900.0, 800.0, status="diverged"),
+    ]
+    report = _script("report_plan")
+    paper = {r["method"]: r for r in report.table3_rows(runs, {}, 1.0, {}, DEFAULT_THRESHOLDS)}
+    ours = {r["method"]: r for r in report.table3_rows(runs, {"clm": {"test": 1000.0}}, 1.0, {})}
+    assert (paper["clm_bp"]["converged"], paper["clm_bp"]["mean"], paper["clm_bp"]["other_mean"]) == (1, 150.0, 120.0)
+    assert (ours["clm_bp"]["converged"], ours["clm_bp"]["mean"], ours["clm_bp"]["other_mean"]) == (2, 200.0, 160.0)
+    assert (paper["clm_pc"]["converged"], paper["clm_pc"]["finished"], paper["clm_pc"]["diverged"]) == (1, 1, 1)
+    lines = report.table3_lines(list(paper.values()), other=True)
+    assert lines[2].startswith("| clm_bp | clm | plan default | 150.0 ± 0.0 | 120.0 ± 0.0 | 1 / 2 / 2 | 0 |")
