@@ -29,6 +29,7 @@ from . import sections
 from .checks import (
     BATCH_MAX,
     LM_MODEL_MINIMA,
+    check_backend_name,
     check_lm_model,
     check_lm_run,
     check_vision_model,
@@ -42,6 +43,7 @@ __all__ = [
     *sections.__all__,
     "BATCH_MAX",
     "LM_MODEL_MINIMA",
+    "check_backend_name",
     "check_lm_model",
     "check_vision_model",
     "load_config",
