@@ -15,14 +15,11 @@ Sections (all by default):
            throughput as a share of this CPU's measured matmul peak at that precision.
   pc       PC / iPC at the configs' settings: one train_batch call / algorithm.steps, as a ratio to one BP step
            of the same model.
-  memory   peak memory of one iPC batch vs one BP batch, and of a BP batch with the unfused readout, each in a
-           fresh subprocess (two methods, see output).
-  compile  (not run by default: it compiles first) iPC at the paper's settings, eager train_batch vs
-           train.backend=compiled (pclm.training.backends.compiled), one train_batch call each.
 In-process timings: every path is warmed up first, repeats are interleaved (order alternates), medians compared;
 the ratio of minima is shown too, because the 2-core machine is shared and other loads inflate single samples.
-The `hygiene` section (what configure_cpu's threads and malloc settings buy) is retired: docs/lab_notes.md,
-"Retired drivers".
+Retired sections (docs/lab_notes.md, "Retired drivers"): `hygiene` (what configure_cpu's threads and malloc settings
+buy), `memory` (peak memory of an iPC batch vs a BP batch, fused vs unfused readout) and `compile` (iPC's
+train_batch, eager vs train.backend=compiled).
 """
 
 from __future__ import annotations
@@ -30,9 +27,7 @@ from __future__ import annotations
 import argparse
 import copy
 import functools
-import json
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -45,8 +40,7 @@ from pclm.errors import ArgumentParser
 VOCAB = 8001  # the shipped tokenizer's vocabulary
 MASK_ID = 4  # any id: the benchmark never decodes
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-SECTIONS = ("hf", "pc", "memory", "compile")
-DEFAULT_SECTIONS = ("hf", "pc", "memory")
+SECTIONS = ("hf", "pc")
 
 
 def shipped(task: str, algo: str, overrides: tuple[str, ...] = ()):
@@ -135,18 +129,16 @@ def pclm_step(
     task: str,
     algo: str,
     bf16: bool,
-    backend: str = "autograd",
     readout: str = "fused",
     overrides: tuple[str, ...] = (),
 ) -> tuple[Callable, object]:
     """One pclm training step through the library's own path: train_batch with the schedule, learning rates and
-    value nodes of `configs/<task>_<algo>.yaml`, gradients from `backend` (train.backend; compiled: its readout always
-    takes the full logits). `readout="full"`: autograd with the readout through the full logits instead of the fused
-    readout (`EnergyGraph.fused_readout`), as before the fused readout existed."""
+    value nodes of `configs/<task>_<algo>.yaml`, gradients by autograd. `readout="full"`: the readout through the full
+    logits instead of the fused readout (`EnergyGraph.fused_readout`), as before the fused readout existed."""
     from pclm.algorithms import build_algorithm
     from pclm.models.value_nodes import value_node_selector
     from pclm.pc import EnergyGraph
-    from pclm.training.backends import Autograd, build_backend
+    from pclm.training.backends import Autograd
     from pclm.training.step import train_batch, weight_groups
 
     cfg = shipped(task, algo, overrides)
@@ -165,10 +157,7 @@ def pclm_step(
     class FullReadout(EnergyGraph):
         fused_readout = False
 
-    if readout == "full":
-        gradients = Autograd(select, new_graph=FullReadout)
-    else:
-        gradients = build_backend(backend, model, optim, select)
+    gradients = Autograd(select, new_graph=FullReadout if readout == "full" else EnergyGraph)
 
     def step() -> None:
         with autocast(bf16):
@@ -191,10 +180,6 @@ def hf_step(model, batch, bf16: bool, lr: float = 1e-3) -> Callable:
 
 
 # ----------------------------------------------------------------------------------------------------- timing
-def ratio(a: float, b: float) -> float:
-    return a / b if b else float("nan")
-
-
 def matmul_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
     """This CPU's matmul throughput in FLOP/s at `dtype`: the best of `repeats` (n, n) @ (n, n) products."""
     a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
@@ -316,148 +301,6 @@ def bench_pc(args) -> list[dict]:
     return rows
 
 
-def bench_compile(args) -> list[dict]:
-    rows = []
-    for task in ("clm", "mlm"):
-        torch.manual_seed(0)
-        batch = make_batch(task, args.batch, args.seq, source=args.batches)
-        model = pclm_model(task, "ipc", args.seq)
-        eager, _ = pclm_step(model, batch, task, "ipc", args.bf16)
-        compiled, _ = pclm_step(copy.deepcopy(model), batch, task, "ipc", args.bf16, backend="compiled")
-        started = time.perf_counter()
-        compiled()  # compiles
-        first = time.perf_counter() - started
-        t = race({"eager": eager, "compiled": compiled}, args.repeats, args.warmup)
-        rows.append(
-            {
-                "task": task,
-                "T": shipped(task, "ipc").pc.inference_steps,
-                "eager_s": t["eager"],
-                "compiled_s": t["compiled"],
-                "first_compiled_call_s": first,
-                "compiled_over_eager": median(t["compiled"]) / median(t["eager"]),
-            }
-        )
-    print("\n[compile] iPC at the paper's settings, one train_batch call: train.backend=compiled vs eager")
-    print(f"{'task':5} {'T':>3} {'eager ms':>9} {'compiled ms':>12} {'compiled/eager':>15} {'1st call s':>11}")
-    for r in rows:
-        print(
-            f"{r['task']:5} {r['T']:3d} {1e3 * median(r['eager_s']):9.1f} {1e3 * median(r['compiled_s']):12.1f} "
-            f"{r['compiled_over_eager']:14.2f}x {r['first_compiled_call_s']:11.1f}"
-        )
-    return rows
-
-
-# ---------------------------------------------------------------------------------------- subprocess children
-def child(args) -> dict:
-    """Run in a fresh process (`--child memory:<task>:<algo>`); returns one JSON-able dict (printed as the last
-    line)."""
-    from pclm.cpu import configure_cpu
-
-    configure_cpu(args.threads)
-    _, task, algo = args.child.split(":")
-    return child_memory(args, task, algo)
-
-
-def _proc_status_kib(field: str) -> int:
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
-
-
-def _reset_peak_rss() -> bool:
-    """Linux >= 4.0: writing 5 to clear_refs resets VmHWM (the peak RSS) to the current RSS."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def child_memory(args, task: str, algo: str) -> dict:
-    """Peak memory of one batch, two ways. ru_maxrss is not used: Linux copies it into a child across fork and
-    exec, so in a child of this (large) benchmark process it reports the parent's peak."""
-    from torch.profiler import ProfilerActivity, profile
-
-    torch.manual_seed(0)
-    batch = make_batch(task, args.batch, args.seq, source=args.batches)
-    model = pclm_model(task, "ipc", args.seq)  # the iPC config's model for every path: only the step differs
-    readout = "full" if algo.endswith("-unfused") else "fused"
-    step, _ = pclm_step(model, batch, task, algo.removesuffix("-unfused"), args.bf16, readout=readout)
-    rss0 = _proc_status_kib("VmRSS")
-    reset = _reset_peak_rss()
-    step()  # the first batch: activations, gradients, and AdamW's state created on the way
-    hwm = _proc_status_kib("VmHWM")
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        step()  # a steady-state batch: every tensor allocation and free, in order
-    events = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events() if e.name() == "[memory]")
-    live = peak = 0
-    for _, nbytes in events:
-        live += nbytes
-        peak = max(peak, live)
-    return {
-        "task": task,
-        "algo": algo,
-        "rss_before_mib": rss0 / 1024,
-        "peak_reset": reset,
-        "rss_peak_delta_mib": (hwm - rss0) / 1024 if reset else float("nan"),
-        "alloc_peak_mib": peak / 2**20,
-    }
-
-
-def run_child(args, spec: str) -> dict:
-    """`child` in a fresh interpreter with this run's batch, threads and precision; its JSON result."""
-    settings = {"--batch": args.batch, "--seq": args.seq, "--batches": args.batches, "--threads": args.threads}
-    cmd = [sys.executable, __file__, "--child", spec, *(str(x) for pair in settings.items() for x in pair)]
-    cmd += ["--bf16"] if args.bf16 else []
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}  # configure_cpu's malloc alone
-    res = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    if res.returncode:
-        raise RuntimeError(f"child {spec} failed:\n{res.stderr[-2000:]}")
-    return json.loads(res.stdout.strip().splitlines()[-1])
-
-
-def bench_memory(args) -> dict:
-    algos = ("bp", "ipc", "bp-unfused")
-    rows = {f"{task}:{algo}": run_child(args, f"memory:{task}:{algo}") for task in ("mlm", "clm") for algo in algos}
-    print(
-        "\n[memory] peak memory of one batch: iPC vs BP, and BP with the readout unfused (full logits) vs fused;"
-        "\n  the iPC config's model for all three; each run in a fresh process"
-        "\n  rss: peak RSS of the first batch (VmHWM, reset through /proc/self/clear_refs just before it) minus the"
-        "\n       RSS before it; model, optimiser and batch already built; includes AdamW's state and the gradients,"
-        "\n       created during that batch; configure_cpu's malloc settings keep freed memory, so this is the heap's"
-        "\n       high-water mark. (ru_maxrss is not used: Linux carries the parent's peak into a child.)"
-        "\n  alloc: torch.profiler(profile_memory=True) on a second, steady-state batch: the running sum of every tensor"
-        "\n       allocation and free, peak above its level at the start of the batch (allocator-independent)"
-    )
-    print(
-        f"{'task':5} {'T':>3} {'BP rss':>7} {'iPC rss':>8} {'ratio':>6} {'BP alloc':>9} {'iPC alloc':>10} {'ratio':>6} "
-        f"{'unfused BP alloc':>17} {'fused/unfused':>14}   (MiB; targets iPC/BP <= 1.5, fused/unfused <= 0.4)"
-    )
-    summary = {}
-    for task in ("mlm", "clm"):
-        bp, ipc, unfused = (rows[f"{task}:{a}"] for a in algos)
-        T = shipped(task, "ipc").pc.inference_steps
-        rss_ratio = ratio(ipc["rss_peak_delta_mib"], bp["rss_peak_delta_mib"])
-        alloc_ratio = ratio(ipc["alloc_peak_mib"], bp["alloc_peak_mib"])
-        fused_ratio = ratio(bp["alloc_peak_mib"], unfused["alloc_peak_mib"])
-        summary[task] = {
-            "bp": bp,
-            "ipc": ipc,
-            "bp_unfused": unfused,
-            "T": T,
-            "rss_ratio": rss_ratio,
-            "alloc_ratio": alloc_ratio,
-            "fused_over_unfused_alloc": fused_ratio,
-        }
-        print(
-            f"{task:5} {T:3d} {bp['rss_peak_delta_mib']:7.1f} {ipc['rss_peak_delta_mib']:8.1f} {rss_ratio:5.2f}x "
-            f"{bp['alloc_peak_mib']:9.1f} {ipc['alloc_peak_mib']:10.1f} {alloc_ratio:5.2f}x "
-            f"{unfused['alloc_peak_mib']:17.1f} {fused_ratio:13.2f}x"
-        )
-    return summary
-
-
 MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::addmm_", "aten::bmm", "aten::baddbmm")
 
 
@@ -532,12 +375,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--json", help="also write every measurement to this JSON file")
     p.add_argument(
         "--sections",
-        default=",".join(DEFAULT_SECTIONS),
-        help=f"comma-separated subset of {','.join(SECTIONS)} (default {','.join(DEFAULT_SECTIONS)})",
+        default=",".join(SECTIONS),
+        help=f"comma-separated subset of {','.join(SECTIONS)} (default: both)",
     )
     p.add_argument("--profile", action="store_true", help="also print the top ops of a BP step and an iPC evaluation")
     p.add_argument("--profile-top", type=int, default=8, help=argparse.SUPPRESS)
-    p.add_argument("--child", help=argparse.SUPPRESS)  # internal: one measurement in a fresh process
     return p.parse_args(argv)
 
 
@@ -552,9 +394,6 @@ from benchmarks.common import command_line, cpu_name, race, write_json  # noqa: 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.child:
-        print(json.dumps(child(args)))
-        return 0
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
     bad = [s for s in sections if s not in SECTIONS]
     if bad or args.batch < 1 or args.seq < 2 or args.repeats < 1 or args.warmup < 0:
@@ -605,10 +444,6 @@ def main(argv: list[str] | None = None) -> int:
         result["hf"] = bench_hf(args)
     if "pc" in sections:
         result["pc"] = bench_pc(args)
-    if "memory" in sections:
-        result["memory"] = bench_memory(args)
-    if "compile" in sections:
-        result["compile"] = bench_compile(args)
     if args.profile:
         result["profile"] = profile_ops(args)
     result["load_average_end"] = os.getloadavg()

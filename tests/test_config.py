@@ -185,6 +185,21 @@ def test_saved_configs_of_earlier_versions_read_as_their_backend(tmp_path):
         load_config(None, ["train.backend=closed_form"])
 
 
+def test_an_unknown_backend_is_the_same_line_from_the_config_and_from_build_backend():
+    """train.backend has one check: a config and a direct `build_backend` call refuse a name alike."""
+    import torch
+
+    from pclm.training.backends import build_backend
+
+    message = "config key 'train.backend' must be one of autograd, compiled, closed_form, got 'fused'"
+    with pytest.raises(UsageError) as from_config:
+        load_config(None, ["train.backend=fused"], task="vision")
+    model = torch.nn.Linear(2, 2)
+    with pytest.raises(UsageError) as from_build:
+        build_backend("fused", model, torch.optim.SGD(model.parameters(), lr=0.1), lambda name: None)
+    assert str(from_config.value) == str(from_build.value) == message
+
+
 def test_the_task_key_decides_the_tree(tmp_path):
     """One loader for every task: a vision file (or task=vision) builds the vision sections, with the MLP as the
     default model; each tree refuses the other's keys; a vision run's saved config names its task and reads back."""

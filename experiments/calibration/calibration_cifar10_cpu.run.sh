@@ -6,7 +6,7 @@
 cd "$(dirname "$0")/../.."
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 C=runs/vision/cnn
-.venv/bin/python experiments/calibration/calibration.py --runs BP=$C/cifar10_bp_seed0,$C/cifar10_bp_seed1 \
+.venv/bin/python -m pclm.cli.report calibration --runs BP=$C/cifar10_bp_seed0,$C/cifar10_bp_seed1 \
   --runs iPC=$C/cifar10_ipc_seed0,$C/cifar10_ipc_seed1 --dataset cifar10 --data-dir ../shared/data/cifar10-jpeg \
   --test-size 1000 --seed 0 --output reports/calibration_cifar10_cpu > runs/vision/calibration_cifar10_cpu.log 2>&1
 echo "calibration rc=$?"

@@ -28,7 +28,7 @@ for ds in cifar10 fashion-mnist; do
     cells+=(--cell "$row/$col=$OUT/${ds}_${algo}_seed0,$OUT/${ds}_${algo}_seed1")
   done
 done
-.venv/bin/python tools/summarize_vision.py --output reports/vision_cnn_cpu "${cells[@]}" \
+.venv/bin/python -m pclm.cli.report vision --output reports/vision_cnn_cpu "${cells[@]}" \
   --paper "CNN on CIFAR-10 (JPEG q75)/BP=69.34 ± 0.54" --paper "CNN on CIFAR-10 (JPEG q75)/PC=70.84 ± 0.64" \
   --paper "CNN on CIFAR-10 (JPEG q75)/iPC=72.54 ± 0.93" \
   --paper "CNN on FashionMNIST/BP=— (not in Table 1)" --paper "CNN on FashionMNIST/PC=—" \

@@ -38,7 +38,7 @@ cells=(); for ds in mnist fashion-mnist; do
     cells+=(--cell "$row/$col=$OUT/${ds}_${algo}_seed0,$OUT/${ds}_${algo}_seed1,$OUT/${ds}_${algo}_seed2")
   done
 done
-.venv/bin/python tools/summarize_vision.py --output reports/$NAME "${cells[@]}" \
+.venv/bin/python -m pclm.cli.report vision --output reports/$NAME "${cells[@]}" \
   --paper "MLP on MNIST/BP=98.26 ± 0.12" --paper "MLP on MNIST/PC=98.55 ± 0.14" --paper "MLP on MNIST/iPC=98.54 ± 0.86" \
   --paper "MLP on FashionMNIST/BP=88.54 ± 0.64" --paper "MLP on FashionMNIST/PC=85.12 ± 0.75" \
   --paper "MLP on FashionMNIST/iPC=89.13 ± 0.86"

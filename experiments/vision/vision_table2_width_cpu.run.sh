@@ -32,4 +32,4 @@ for algo in bp ipc; do
            --paper "$row/C$C=${PAPER[$algo$C]}")
   done
 done
-.venv/bin/python tools/summarize_vision.py --output reports/vision_table2_width_cpu "${args[@]}"
+.venv/bin/python -m pclm.cli.report vision --output reports/vision_table2_width_cpu "${args[@]}"

@@ -28,6 +28,8 @@ SUBCOMMANDS = {
         "plan": ("pclm.cli.report_plan", "an experiment plan's tuning grid and Table 3"),
         "transfer": ("pclm.cli.report_transfer", "each finished seed's perplexity on a text file"),
         "unigram": ("pclm.cli.unigram_baseline", "the unigram model's perplexity on the same data"),
+        "vision": ("pclm.cli.report_vision", "a table of vision runs' test accuracy, the paper's beside"),
+        "calibration": ("pclm.cli.report_calibration", "vision runs' AdaECE under six corruptions (Fig. 3 left)"),
     },
 }
 

@@ -29,6 +29,7 @@ from . import sections
 from .checks import (
     BATCH_MAX,
     LM_MODEL_MINIMA,
+    check_backend_name,
     check_lm_model,
     check_lm_run,
     check_vision_model,
@@ -42,6 +43,7 @@ __all__ = [
     *sections.__all__,
     "BATCH_MAX",
     "LM_MODEL_MINIMA",
+    "check_backend_name",
     "check_lm_model",
     "check_vision_model",
     "load_config",
@@ -89,11 +91,13 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     raise UsageError(f"config key '{where}' must be {expected}, got {value!r}")
 
 
+# train keys of earlier versions -> the backend their `true` chose (false: autograd)
+_OLD_BACKEND_KEYS = {"compile": "compiled", "fused": "closed_form"}
 # keys of earlier versions, each with the one line that says what took its place
 _REPLACED = {
     f"train.{key}": f"train.{key} was replaced by train.backend (autograd|compiled|closed_form): train.{key}=true "
     f"is train.backend={backend}, false is the default, autograd"
-    for key, backend in (("compile", "compiled"), ("fused", "closed_form"))
+    for key, backend in _OLD_BACKEND_KEYS.items()
 }
 
 
@@ -106,7 +110,7 @@ def upgrade_saved(saved: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(saved, dict):
         return saved
     train, data = saved.get("train"), saved.get("data")
-    old = [key for key in ("compile", "fused") if isinstance(train, dict) and key in train]
+    old = [key for key in _OLD_BACKEND_KEYS if isinstance(train, dict) and key in train]
     untasked_vision = "task" not in saved and isinstance(data, dict) and "dataset" in data
     if not old and not untasked_vision:
         return saved
@@ -115,11 +119,7 @@ def upgrade_saved(saved: dict[str, Any]) -> dict[str, Any]:
         saved = {"task": "vision", **saved}
     if not old:
         return saved
-    chosen = [
-        backend
-        for key, backend in (("compile", "compiled"), ("fused", "closed_form"))
-        if saved["train"].pop(key, False)
-    ]
+    chosen = [backend for key, backend in _OLD_BACKEND_KEYS.items() if saved["train"].pop(key, False)]
     if len(chosen) > 1:
         raise UsageError("a saved config with train.compile and train.fused both true names two backends")
     saved["train"].setdefault("backend", chosen[0] if chosen else "autograd")

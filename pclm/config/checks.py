@@ -147,18 +147,18 @@ def check_vision_model(model: dict[str, Any]) -> None:
                 )
 
 
-def _check_backend(cfg: RunConfig | VisionRunConfig, backends: tuple[str, ...], note: str = "") -> None:
-    if cfg.train.backend not in backends:
-        raise UsageError(
-            f"config key 'train.backend' must be one of {', '.join(backends)}{note}, got {cfg.train.backend!r}"
-        )
+def check_backend_name(name: str, backends: tuple[str, ...] = VISION_BACKENDS, note: str = "") -> None:
+    """The one check of `train.backend`: a one-line `UsageError` unless `name` is one of `backends` (every backend
+    by default; a language model's run allows `LM_BACKENDS`)."""
+    if name not in backends:
+        raise UsageError(f"config key 'train.backend' must be one of {', '.join(backends)}{note}, got {name!r}")
 
 
 def check_lm_run(cfg: RunConfig) -> None:
     """A language model's run, beyond its keys' types: value ranges, model sizes, backend, test split, epoch_eval."""
     _check_values(cfg, _MINIMA)
     check_lm_model(cfg.model)
-    _check_backend(cfg, LM_BACKENDS, " (closed_form is the vision MLP's)")
+    check_backend_name(cfg.train.backend, LM_BACKENDS, " (closed_form is the vision MLP's)")
     if cfg.data.test not in TEST_SOURCES:
         raise UsageError(f"config key 'data.test' must be one of {', '.join(TEST_SOURCES)}, got {cfg.data.test!r}")
     parse_shards(cfg.data.shards)
@@ -180,4 +180,4 @@ def check_vision_run(cfg: VisionRunConfig) -> None:
     check_vision_model({k: v for k, v in cfg.model.items() if k != "name"})
     if cfg.train.optimizer not in ("adamw", "adam", "sgd"):
         raise UsageError(f"config key 'train.optimizer' must be adamw, adam or sgd, got {cfg.train.optimizer!r}")
-    _check_backend(cfg, VISION_BACKENDS)
+    check_backend_name(cfg.train.backend, VISION_BACKENDS)

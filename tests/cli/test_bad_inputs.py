@@ -27,11 +27,11 @@ import pytest
 from tests.cli.test_train_lm import snapshot
 from tests.conftest import REPO, TINY, command_files
 
-MODULES = {"calibration": "experiments.calibration.calibration", "report": "pclm.cli.report_runs"}
+MODULES = {"calibration": "pclm.cli.report_calibration", "report": "pclm.cli.report_runs"}
 
 
 def script(name: str):
-    """The command `name`: its module in pclm.cli, or an experiment's driver."""
+    """The command `name`: its module in pclm.cli."""
     return importlib.import_module(MODULES.get(name, f"pclm.cli.{name}"))
 
 
@@ -506,7 +506,7 @@ CASES: list[Case] = [
         lambda t: [grid(t, "task: clm\nalgo: ipc\ngrid: {seed: [1]}\n"), "--output-dir", a_file(t)],
         r"--output-dir .* is a file",
     ),
-    # calibration.py
+    # pclm-report calibration
     (
         "calibration no model",
         "calibration",

@@ -1,4 +1,5 @@
-"""The committed tokenizer in ``tokenizer/`` (the script that trains it: tests/tools/test_train_tokenizer.py).
+"""The committed tokenizer in ``tokenizer/`` (the command that trains it, ``pclm-train-tokenizer``:
+tests/cli/test_train_tokenizer.py).
 
 Oracles: the SentencePiece library reading the committed ``.model`` (ids must agree), the documented
 whitespace rule for the round trip, and the fixed special-token ids.

@@ -1,7 +1,7 @@
 """Calibration under shift: the AdaECE metric against hand-computed values, the corruptions (identity at intensity
 0, range, shape, monotone distortion, seeded determinism), `calibration_under_corruption` on a predictor with a
-closed-form answer. The experiment's driver (experiments/calibration/calibration.py) is tested in
-tests/experiments/test_calibration.py."""
+closed-form answer. The command over trained runs (`pclm-report calibration`) is tested in
+tests/cli/test_report_calibration.py."""
 
 import numpy as np
 import pytest

@@ -16,7 +16,7 @@ from typing import Protocol
 import torch
 
 from ...algorithms import Algorithm
-from ...config import VISION_BACKENDS
+from ...config import VISION_BACKENDS, check_backend_name
 from ...errors import UsageError
 from ...pc import EnergyFn
 from .autograd import Autograd, AutogradGradients, evaluate_energy
@@ -80,14 +80,14 @@ def build_backend(
     select: Callable[[str], EnergyFn | None],
     accelerator=None,
 ) -> Backend:
-    """The backend `name` (one of `BACKENDS`) for the unwrapped `model`, trained by `optim_w`, with value nodes
-    where `select` puts them (the closed form has its own: every hidden layer of the MLP)."""
+    """The backend `name` (one of `BACKENDS`, checked as the config checks `train.backend`) for the unwrapped
+    `model`, trained by `optim_w`, with value nodes where `select` puts them (the closed form has its own: every
+    hidden layer of the MLP)."""
+    check_backend_name(name, BACKENDS)
     if name == "autograd":
         return Autograd(select, accelerator)
     if name == "compiled":
         return Compiled(model, select)
-    if name == "closed_form":
-        from ...vision.closed_form import ClosedFormMLP
+    from ...vision.closed_form import ClosedFormMLP
 
-        return ClosedFormMLP(model, optim_w)
-    raise UsageError(f"config key 'train.backend' must be one of {', '.join(BACKENDS)}, got {name!r}")
+    return ClosedFormMLP(model, optim_w)

@@ -1,5 +1,6 @@
-"""tools/summarize_vision.py: per-cell statistics (mean and the paper's ± = half the population std, in percent)
-over finished seeds, missing/diverged seeds listed but not averaged, the paper beside, hand-written text kept."""
+"""`pclm-report vision` (pclm/cli/report_vision.py): per-cell statistics (mean and the paper's ± = half the population
+std, in percent) over finished seeds, missing/diverged seeds listed but not averaged, the paper beside, hand-written
+text kept."""
 
 from __future__ import annotations
 
@@ -8,13 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tools import summarize_vision
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _script():
-    return summarize_vision
+from pclm.cli import report_vision
 
 
 def _run(path: Path, status: str, acc: float | None) -> str:
@@ -36,7 +31,7 @@ def test_cells_stats_and_kept_text(tmp_path, capsys):
     out.parent.mkdir()
     out.with_suffix(".md").write_text("# hand-written\n<!-- generated -->\nSTALE-TABLE\n<!-- /generated -->\nfooter\n")
     assert (
-        _script().main(
+        report_vision.main(
             [
                 "--cell",
                 "MLP/BP=" + ",".join(a),
@@ -58,10 +53,10 @@ def test_cells_stats_and_kept_text(tmp_path, capsys):
     assert md.startswith("# hand-written\n") and md.endswith("footer\n") and "STALE-TABLE" not in md
     assert "91.00 ± 0.50" in md  # mean of 90 and 92; population std 1.0, halved
     assert "95.00 (1/4 finished)" in md  # one seed: no ±; diverged, missing and corrupt seeds counted, not averaged
-    assert _script().ORDER_NOTE in md  # the order column never stands without what it does not control
+    assert report_vision.ORDER_NOTE in md  # the order column never stands without what it does not control
 
 
 def test_bad_cell_is_one_line_error(tmp_path):
     with pytest.raises(SystemExit, match="ROW/COLUMN=VALUE"):
-        _script().main(["--cell", "no-slash=dir", "--output", str(tmp_path / "x")])
+        report_vision.main(["--cell", "no-slash=dir", "--output", str(tmp_path / "x")])
     assert not (tmp_path / "x.json").exists()

@@ -1,6 +1,7 @@
-"""Train pclm's SentencePiece BPE tokenizer on the 1B Word train split and save it for Hugging Face.
+"""Train pclm's SentencePiece BPE tokenizer on the 1B Word train split and save it for Hugging Face
+(`pclm-train-tokenizer`).
 
-    python tools/train_tokenizer.py --data-dir ../shared/data/lm1b --output-dir tokenizer --vocab-size 8001 --seed 0
+    pclm-train-tokenizer --data-dir ../shared/data/lm1b --output-dir tokenizer --vocab-size 8001 --seed 0
 
 Writes ``<output-dir>/lm1b-bpe-<vocab>.model`` (SentencePiece) and the same tokenizer as a Hugging Face fast
 tokenizer (``tokenizer.json``, ``tokenizer_config.json``), so ``AutoTokenizer.from_pretrained(output_dir)``
@@ -17,24 +18,22 @@ import json
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import sentencepiece as spm
-from sentencepiece import sentencepiece_model_pb2
-from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
-from transformers import PreTrainedTokenizerFast
-from transformers.tokenization_utils_base import generate_merges
+from pclm.errors import ArgumentParser, UsageError
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerFast
 
-from pclm.data import load_lm1b  # noqa: E402
-from pclm.errors import ArgumentParser, UsageError  # noqa: E402
-
+SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"  # a checkout's ../shared/data
 SPECIALS = {"pad": "<pad>", "unk": "<unk>", "bos": "<s>", "eos": "</s>", "mask": "<mask>"}
 
 
 def train_sentencepiece(lines: list[str], prefix: Path, vocab_size: int, seed: int) -> Path:
     """Train a BPE SentencePiece model on ``lines``; returns the ``.model`` path."""
+    import sentencepiece as spm
+    from sentencepiece import sentencepiece_model_pb2
+
     spm.set_random_generator_seed(seed)
     with tempfile.TemporaryDirectory() as tmp:
         corpus = Path(tmp) / "train.txt"
@@ -79,6 +78,11 @@ def to_hf_tokenizer(model_file: Path) -> PreTrainedTokenizerFast:
     Merges are recovered from the piece order (SentencePiece BPE ranks pieces by merge order); the
     special, byte and ``<mask>`` pieces keep their ids but take part in no merge.
     """
+    import sentencepiece as spm
+    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+    from transformers.tokenization_utils_base import generate_merges
+
     sp = spm.SentencePieceProcessor(model_file=str(model_file))
     vocab = {sp.id_to_piece(i): i for i in range(sp.get_piece_size())}
     unmergeable = [p for i, p in enumerate(vocab) if sp.is_control(i) or sp.is_unknown(i) or sp.is_byte(i)]
@@ -117,11 +121,13 @@ def to_hf_tokenizer(model_file: Path) -> PreTrainedTokenizerFast:
 
 def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data" / "lm1b")
+    parser.add_argument("--data-dir", type=Path, default=SHARED_DATA / "lm1b")
     parser.add_argument("--output-dir", type=Path, default=Path("tokenizer"))
     parser.add_argument("--vocab-size", type=int, default=8001)
     parser.add_argument("--seed", type=int, default=0, help="seed of the data split (and of SentencePiece)")
     args = parser.parse_args(argv)
+    from pclm.data import load_lm1b
+
     try:
         if args.vocab_size < 300:
             raise UsageError(f"--vocab-size must be >= 300 (special, byte and character pieces), got {args.vocab_size}")
@@ -140,5 +146,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def run() -> None:
+    """The `pclm-train-tokenizer` console command."""
+    sys.exit(main())
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run()

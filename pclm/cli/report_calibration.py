@@ -2,7 +2,7 @@
 """Calibration under distribution shift of trained vision runs (Fig. 3 left): AdaECE and accuracy of every seed on
 the clean test set and under six corruptions at intensities 1..5, written to <output>.json and <output>.png.
 
-    python experiments/calibration/calibration.py --runs BP=runs/a/seed0,runs/a/seed1 --runs iPC=runs/b/seed0,runs/b/seed1 \\
+    pclm-report calibration --runs BP=runs/a/seed0,runs/a/seed1 --runs iPC=runs/b/seed0,runs/b/seed1 \\
         --dataset cifar10 --data-dir ../shared/data/cifar10-jpeg --output reports/calibration_cifar10_cpu
 
 `--runs METHOD=DIR[,DIR...]` (repeatable) names a method and its run folders, one per seed, as written by
@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     meta = {
-        "command": shlex.join(["python", "experiments/calibration/calibration.py", *argv]),
+        "command": shlex.join(["pclm-report", "calibration", *argv]),
         "dataset": args.dataset,
         "data_dir": str(args.data_dir),
         "n_images": len(labels),

@@ -2,7 +2,7 @@
 """Gather vision run folders (metrics.json of scripts/train_vision.py) into a rows x columns table of test accuracy,
 one cell per row x column over its seeds, with the paper's numbers beside.
 
-    python tools/summarize_vision.py --output reports/vision_table1_mlp_cpu \\
+    pclm-report vision --output reports/vision_table1_mlp_cpu \\
         --cell "MLP on MNIST/BP=runs/a/seed0,runs/a/seed1" --paper "MLP on MNIST/BP=98.26±0.12" ...
 
 `--cell ROW/COLUMN=DIR[,DIR...]` (repeatable; the last `/` before `=` splits row and column) names one cell's run

@@ -1,13 +1,14 @@
-"""tools/train_tokenizer.py end to end on the embedded sample. Oracle: the SentencePiece library reading the model the
-script wrote (the Hugging Face tokenizer's ids must agree), the fixed special-token ids, and a lossless round trip."""
+"""`pclm-train-tokenizer` (pclm/cli/train_tokenizer.py) end to end on the embedded sample. Oracle: the SentencePiece
+library reading the model the command wrote (the Hugging Face tokenizer's ids must agree), the fixed special-token ids,
+and a lossless round trip."""
 
 from __future__ import annotations
 
 import sentencepiece as spm
 from transformers import AutoTokenizer
 
+from pclm.cli import train_tokenizer
 from pclm.data import EMBEDDED_LM1B_DIR, load_lm1b
-from tools import train_tokenizer
 
 SPECIAL_IDS = {"<pad>": 0, "<unk>": 1, "<s>": 2, "</s>": 3, "<mask>": 4}  # fixed by the script
 
