@@ -26,7 +26,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from pclm.errors import ArgumentParser
+from pclm.errors import ArgumentParser, UsageError, report_usage_error
 from pclm.runs import MISSING, UNREADABLE, USABLE_STATUSES, read_metrics
 
 BEGIN, END = "<!-- generated -->", "<!-- /generated -->"
@@ -42,7 +42,7 @@ def split_key(item: str, flag: str) -> tuple[str, str, str]:
     key, sep, value = item.partition("=")
     row, slash, col = key.rpartition("/")
     if not sep or not slash or not row or not col or not value:
-        raise SystemExit(f"error: {flag} must be ROW/COLUMN=VALUE, got '{item}'")
+        raise UsageError(f"{flag} must be ROW/COLUMN=VALUE, got '{item}'")
     return row, col, value
 
 
@@ -149,13 +149,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--output", required=True, help="output stem: <output>.json and <output>.md")
     args = p.parse_args(argv)
     cells: dict[tuple[str, str], list[str]] = {}
-    for item in args.cell:
-        r, c, v = split_key(item, "--cell")
-        cells[(r, c)] = [d for d in v.split(",") if d]
     paper = {}
-    for item in args.paper:
-        r, c, v = split_key(item, "--paper")
-        paper[(r, c)] = v
+    try:
+        for item in args.cell:
+            r, c, v = split_key(item, "--cell")
+            cells[(r, c)] = [d for d in v.split(",") if d]
+        for item in args.paper:
+            r, c, v = split_key(item, "--paper")
+            paper[(r, c)] = v
+    except UsageError as err:
+        return report_usage_error(err)
     data, md = build(cells, paper)
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)

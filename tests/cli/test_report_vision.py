@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from pclm.cli import report_vision
 
 
@@ -56,7 +54,7 @@ def test_cells_stats_and_kept_text(tmp_path, capsys):
     assert report_vision.ORDER_NOTE in md  # the order column never stands without what it does not control
 
 
-def test_bad_cell_is_one_line_error(tmp_path):
-    with pytest.raises(SystemExit, match="ROW/COLUMN=VALUE"):
-        report_vision.main(["--cell", "no-slash=dir", "--output", str(tmp_path / "x")])
+def test_bad_cell_is_one_line_error(tmp_path, capsys):
+    assert report_vision.main(["--cell", "no-slash=dir", "--output", str(tmp_path / "x")]) == 2
+    assert capsys.readouterr().err == "error: --cell must be ROW/COLUMN=VALUE, got 'no-slash=dir'\n"
     assert not (tmp_path / "x.json").exists()
