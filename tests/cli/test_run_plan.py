@@ -314,3 +314,13 @@ def test_the_papers_rule_counts_seeds_below_its_fixed_thresholds():
     assert (paper["clm_pc"]["converged"], paper["clm_pc"]["finished"], paper["clm_pc"]["diverged"]) == (1, 1, 1)
     lines = report.table3_lines(list(paper.values()), other=True)
     assert lines[2].startswith("| clm_bp | clm | plan default | 150.0 ± 0.0 | 120.0 ± 0.0 | 1 / 2 / 2 | 0 |")
+
+
+@pytest.mark.parametrize(
+    "plan", sorted(p.relative_to(REPO).as_posix() for p in (REPO / "experiments").rglob("*.yaml")), ids=str
+)
+def test_every_committed_plan_resolves(plan, tmp_path, capsys):
+    """Every plan under experiments/ resolves, run by run, against the config tree (a mistyped key, an unknown method
+    field or an out-of-range value in a committed plan is `error:` and exit 2; bad.yaml-style cases are above)."""
+    assert _script("run_plan").main([str(REPO / plan), "--output-dir", str(tmp_path / "out"), "--dry-run"]) == 0
+    assert "seeds/" in capsys.readouterr().out

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Table 3 under the paper's protocol (experiments/lm_table3/lm_table3_paper.yaml), two 1-thread runs side by side,
+# in the order issue 26 asks: conditional BP and iPC seeds first, then the conditional control and paper point, the
+# masked LM, then PC; then the report (both convergence rules, both perplexity counts) and every finished seed on the
+# release's official 100-sentence sample. Resumable: re-running skips finished runs and resumes killed ones from their
+# last checkpoint. Settings (environment): DATA (../shared/data/lm1b), RUNS (runs), WORKERS (2), LAUNCHER (accelerate
+# launch; "accelerate launch --mixed_precision bf16" for bf16 autocast), STAGES (a subset of: clm rest mlm pc).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+DATA=${DATA:-../shared/data/lm1b}
+RUNS=${RUNS:-runs}
+WORKERS=${WORKERS:-2}
+LAUNCHER=${LAUNCHER:-.venv/bin/accelerate launch}
+PLAN=experiments/lm_table3/lm_table3_paper.yaml
+declare -A STAGE=([clm]=clm_bp,clm_ipc [rest]=clm_control,clm_ipc_paper [mlm]=mlm_bp,mlm_ipc,mlm_control
+                  [pc]=clm_pc,clm_pc_tuned,mlm_pc)
+.venv/bin/python -m pclm.cli.unigram_baseline --data-dir "$DATA" data.train_size=100000 data.max_length=32 \
+  data.count_eos=false --json reports/unigram_table3_paper.json
+for s in ${STAGES:-clm rest mlm pc}; do
+  .venv/bin/python scripts/run_plan.py "$PLAN" --output-dir "$RUNS/lm_table3_paper" --workers "$WORKERS" --threads 1 \
+    --launcher "$LAUNCHER" --methods "${STAGE[$s]}" -- --data-dir "$DATA"
+done
+.venv/bin/python scripts/report_plan.py "$RUNS/lm_table3_paper" --name lm_table3_paper --paper-rule \
+  --unigram reports/unigram_table3_paper.json --notes reports/lm_table3_paper.notes.md
+.venv/bin/python -m pclm.cli.report_transfer "$RUNS/lm_table3_paper" "$DATA/samples/heldout-00000.sample100.ordered.txt" \
+  --name lm_table3_paper_transfer --max-length 32 --mask-seeds 0-19
