@@ -6,18 +6,27 @@ and the run's hyperparameters as flat dotted keys for trackers.
 * gradient accumulation: `accelerator.backward` divides the energy by the number of steps (the value nodes would
   move that many times less) while the loop still steps the weights on every batch: refused for every algorithm;
   a larger `train.batch_size` is the supported way to average over more samples.
-* DeepSpeed: its engine steps the weights inside backward, so PC's inference-only evaluations would update them."""
+* DeepSpeed: its engine steps the weights inside backward, so PC's inference-only evaluations would update them.
+* bf16 on a CPU without bf16 instructions: allowed, with one `warning:` line, because there it is far slower than
+  fp32 (pclm.cpu.cpu_has_bf16)."""
 
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 from accelerate.utils import DistributedType
 
+from ..cpu import cpu_has_bf16
 from ..errors import UsageError
 
 __all__ = ["check_accelerate_env", "check_accelerator", "flat_hparams"]
+
+SLOW_BF16 = (
+    "warning: bf16 autocast on a CPU without bf16 instructions (no avx512_bf16 / amx_bf16 in /proc/cpuinfo): "
+    "its matmuls are emulated and run many times slower than fp32; drop --mixed_precision bf16 here"
+)
 
 _TRUE = {"1", "true", "yes", "on"}
 _DEEPSPEED = (
@@ -40,6 +49,9 @@ def check_accelerator(accelerator, algo: str, uses_value_nodes: bool) -> None:
             f"mixed precision fp16 is not supported with {algo}: the loss scaler would multiply the "
             "value-node gradients dF/dx (use bf16 or no)"
         )
+    if accelerator.mixed_precision == "bf16" and getattr(accelerator.device, "type", None) == "cpu":
+        if cpu_has_bf16() is False and accelerator.is_main_process:
+            print(SLOW_BF16, file=sys.stderr)
     if accelerator.gradient_accumulation_steps > 1:
         raise UsageError(
             f"gradient_accumulation_steps={accelerator.gradient_accumulation_steps} is not supported: "

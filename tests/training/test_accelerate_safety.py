@@ -13,15 +13,22 @@ from types import SimpleNamespace
 import pytest
 from accelerate.utils import DistributedType
 
+from pclm.cpu import cpu_has_bf16
 from pclm.errors import UsageError
 from pclm.training import tracking
-from pclm.training.accelerate_checks import check_accelerate_env, check_accelerator, flat_hparams
+from pclm.training.accelerate_checks import SLOW_BF16, check_accelerate_env, check_accelerator, flat_hparams
 from tests.cli.test_train_lm import expect_usage_error
 from tests.conftest import REPO, SCRIPT, TINY, child_env
 
 
-def fake(mixed_precision="no", steps=1, kind=DistributedType.NO):
-    return SimpleNamespace(mixed_precision=mixed_precision, gradient_accumulation_steps=steps, distributed_type=kind)
+def fake(mixed_precision="no", steps=1, kind=DistributedType.NO, device="cpu"):
+    return SimpleNamespace(
+        mixed_precision=mixed_precision,
+        gradient_accumulation_steps=steps,
+        distributed_type=kind,
+        device=SimpleNamespace(type=device),
+        is_main_process=True,
+    )
 
 
 @pytest.mark.parametrize("algo, uses_value_nodes", [("pc", True), ("ipc", True)])
@@ -30,6 +37,30 @@ def test_fp16_is_refused_for_value_nodes(algo, uses_value_nodes):
         check_accelerator(fake("fp16"), algo, uses_value_nodes)
     check_accelerator(fake("bf16"), algo, uses_value_nodes)  # no loss scaler: allowed
     check_accelerator(fake("fp16"), "bp", False)  # BP's scaler unscales its own gradients
+
+
+def test_cpu_bf16_flags_are_read_from_cpuinfo():
+    """Oracle: /proc/cpuinfo excerpts of an AVX2-only AMD EPYC, a Sapphire Rapids Xeon and a Neoverse V1."""
+    assert cpu_has_bf16("processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n") is False
+    assert cpu_has_bf16("flags\t\t: avx2 avx512f avx512_bf16 amx_tile amx_bf16\n") is True
+    assert cpu_has_bf16("Features\t: fp asimd bf16 i8mm\n") is True
+    assert cpu_has_bf16("model name\t: something\n") is None  # no flags listed: unknown, no warning
+
+
+@pytest.mark.parametrize(
+    "has_bf16, precision, device, warned",
+    [
+        (False, "bf16", "cpu", True),
+        (True, "bf16", "cpu", False),
+        (None, "bf16", "cpu", False),
+        (False, "bf16", "cuda", False),
+        (False, "no", "cpu", False),
+    ],
+)
+def test_bf16_on_a_cpu_without_bf16_warns_once(monkeypatch, capsys, has_bf16, precision, device, warned):
+    monkeypatch.setattr("pclm.training.accelerate_checks.cpu_has_bf16", lambda: has_bf16)
+    check_accelerator(fake(precision, device=device), "ipc", True)
+    assert capsys.readouterr().err == (SLOW_BF16 + "\n" if warned else "")
 
 
 @pytest.mark.parametrize("algo, uses_value_nodes", [("bp", False), ("ipc", True)])
