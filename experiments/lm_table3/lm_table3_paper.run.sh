@@ -4,7 +4,8 @@
 # masked LM, then PC; then the report (both convergence rules, both perplexity counts) and every finished seed on the
 # release's official 100-sentence sample. Resumable: re-running skips finished runs and resumes killed ones from their
 # last checkpoint. Settings (environment): DATA (../shared/data/lm1b), RUNS (runs), WORKERS (2), LAUNCHER (accelerate
-# launch; "accelerate launch --mixed_precision bf16" for bf16 autocast), STAGES (a subset of: clm rest mlm pc).
+# launch; "accelerate launch --mixed_precision bf16" for bf16 autocast, only on a CPU with bf16
+# instructions or a GPU: reports/lm_fidelity_ladder.md), STAGES (a subset of: clm rest mlm pc).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DATA=${DATA:-../shared/data/lm1b}
