@@ -63,6 +63,16 @@ def _curve(m: dict | None, split: str, count: str) -> list[float]:
     return [h.get(f"{split}_ppl_{count}", h.get(f"{split}_ppl")) for h in m.get("history", [])]
 
 
+def _ladder_method(plan: dict, task: str, role: str, rung: str) -> tuple[str, str | None] | None:
+    """The ladder's run of `role` on `rung` and the rung it was borrowed from (None: its own): the rung's own run, else
+    the FALLBACK stand-in, else (placement's control, where the plan has no T = 5 control) the default rung's."""
+    names = (rung, FALLBACK.get((rung, role)), "default" if (rung, role) == ("placement", "control") else None)
+    for name in names:
+        if name and f"{task}_{role}_{name}" in plan["methods"]:
+            return f"{task}_{role}_{name}", None if name == rung else name
+    return None
+
+
 def collect(runs: Path, plan: dict) -> list[dict]:
     """One record per (task, rung, role, seed) that the plan names or a fallback supplies."""
     methods = plan["methods"]
@@ -70,16 +80,10 @@ def collect(runs: Path, plan: dict) -> list[dict]:
     for task in ("clm", "mlm"):
         for rung in RUNGS:
             for role in ROLES:
-                method = f"{task}_{role}_{rung}"
-                borrowed = None
-                if method not in methods and (rung, role) in FALLBACK:
-                    candidate = f"{task}_{role}_{FALLBACK[(rung, role)]}"
-                    if candidate in methods:
-                        method, borrowed = candidate, FALLBACK[(rung, role)]
-                    elif role == "control" and f"{task}_control_default" in methods and rung == "placement":
-                        method, borrowed = f"{task}_control_default", "default"
-                if method not in methods:
+                found = _ladder_method(plan, task, role, rung)
+                if found is None:
                     continue
+                method, borrowed = found
                 from pclm.runs import parse_seeds
 
                 for seed in parse_seeds(str(methods[method].get("seeds", 0))):
@@ -107,14 +111,6 @@ def collect(runs: Path, plan: dict) -> list[dict]:
     return rows
 
 
-def _ladder_method(plan: dict, task: str, role: str, rung: str) -> str | None:
-    """The ladder's run of `role` on `rung`: its own, or the one that stands in (FALLBACK)."""
-    for name in (rung, FALLBACK.get((rung, role))):
-        if name and f"{task}_{role}_{name}" in plan["methods"]:
-            return f"{task}_{role}_{name}"
-    return None
-
-
 def probe_rows(runs: Path, probe: dict, plan: dict) -> list[dict]:
     """One record per (task, rung, role, lr): the probe's runs plus the ladder's runs of the same rung (their lrs).
     A probe run named after a stand-in (the control at T = 5) is tabled on the rung it stands in for (placement)."""
@@ -128,8 +124,8 @@ def probe_rows(runs: Path, probe: dict, plan: dict) -> list[dict]:
         entries.append((method, task, role, rung, lr, spec))
     for task, rung in sorted({(e[1], e[3]) for e in entries}):
         for role in ROLES:  # the ladder's runs of every role on a probed rung: the preset's lr, read from metrics
-            if stem := _ladder_method(plan, task, role, rung):
-                entries.append((stem, task, role, rung, None, plan["methods"][stem]))
+            if found := _ladder_method(plan, task, role, rung):
+                entries.append((found[0], task, role, rung, None, plan["methods"][found[0]]))
     out = []
     for method, task, role, rung, lr, spec in entries:
         for seed in parse_seeds(str(spec.get("seeds", 0))):
