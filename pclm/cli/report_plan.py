@@ -128,8 +128,9 @@ def table3_rows(
         else:
             limit = limits[seeds[0]["algo"]]
         done = [r for r in seeds if r["status"] in USABLE_STATUSES and r["test_ppl"] is not None]
-        conv = [r["test_ppl"] for r in done if r["test_ppl"] < limit]
-        other = [r.get("test_ppl_other") for r in done if r["test_ppl"] < limit]
+        kept = [r for r in done if r["test_ppl"] < limit]
+        conv = [r["test_ppl"] for r in kept]
+        other = [r.get("test_ppl_other") for r in kept]
         mean, pm = mean_pm(conv) if conv else (None, None)
         other_mean, other_pm = mean_pm(other) if other and None not in other else (None, None)
         rows.append(
