@@ -266,11 +266,14 @@ def evaluate(
     collate_fn: Callable[[list[dict]], dict[str, torch.Tensor]] | None = None,
     mlm_probability: float = DataConfig.mlm_probability,
     eval_mask_seed: int = DataConfig.eval_mask_seed,
+    count_eos: bool = DataConfig.count_eos,
     accelerator: Accelerator | None = None,
 ) -> dict[str, float]:
     """Perplexity of `model` on `dataset` (column `input_ids`, `labels` optional), as the CLI scores its dev and
-    test splits: {"ppl", "nll" (mean per target, nats), "targets"}. Causal: every next-token prediction; masked:
-    the labelled positions, or positions masked with `eval_mask_seed` when the set has no labels."""
+    test splits: {"ppl", "nll" (mean per target, nats), "targets"}. Causal: every next-token prediction, and both
+    counts beside (`ppl_eos_in` with `</s>` as a target, `ppl_eos_out` without it, the paper's); `count_eos` picks
+    the one `ppl` is, as `data.count_eos` does in training. Masked: the labelled positions, or positions masked with
+    `eval_mask_seed` when the set has no labels."""
     task = _task(model, task)
     tokenizer = _tokenizer(tokenizer, task)
     accelerator = _accelerator(accelerator)
@@ -280,8 +283,10 @@ def evaluate(
     training = model.training
     model.eval()
     try:
+        causal = task == "clm"
+        eos = tokenizer.eos_token_id if causal else None
         return evaluate_lm(
-            accelerator.prepare_model(model, evaluation_mode=True), loader, accelerator, causal=task == "clm"
+            accelerator.prepare_model(model, evaluation_mode=True), loader, accelerator, causal, eos, count_eos
         )
     finally:
         model.train(training)

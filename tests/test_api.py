@@ -182,13 +182,18 @@ def test_a_custom_module_that_calls_nodes_trains(sentences, tokenizer, one_threa
     # the API's score is the corpus perplexity of the model's own next-token log-likelihoods
     ids = [torch.tensor(row) for row in sentences["input_ids"]]
     with torch.no_grad():
-        nll = [
-            -F.log_softmax(model.readout(torch.tanh(model.hidden(model.embed(x)))), -1)[:-1]
-            .gather(1, x[1:, None])
-            .sum()
+        token_nll = [
+            -F.log_softmax(model.readout(torch.tanh(model.hidden(model.embed(x)))), -1)[:-1].gather(1, x[1:, None])[
+                :, 0
+            ]
             for x in ids
         ]
-    assert after["ppl"] == pytest.approx(torch.exp(sum(nll) / sum(len(x) - 1 for x in ids)).item(), rel=1e-5)
+    nll = torch.cat(token_nll)
+    assert after["ppl"] == after["ppl_eos_in"] == pytest.approx(torch.exp(nll.mean()).item(), rel=1e-5)
+    # the paper's count leaves </s> out of the targets
+    kept = torch.cat([x[1:] != tokenizer.eos_token_id for x in ids])
+    assert after["ppl_eos_out"] == pytest.approx(torch.exp(nll[kept].mean()).item(), rel=1e-5) != after["ppl"]
+    assert pclm.evaluate(model, sentences, task="clm", count_eos=False)["ppl"] == after["ppl_eos_out"]
 
 
 @pytest.mark.parametrize(

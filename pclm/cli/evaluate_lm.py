@@ -6,7 +6,8 @@ and test splits.
 
 CHECKPOINT is a folder written by training (`best/`) or `save_pretrained`: a config.json of model_type "pclm",
 model.safetensors and the tokenizer. Every non-empty line is encoded as in training, `<s> ... </s>` cut to
---max-length tokens. A causal model is scored on every token after `<s>`; a masked model on the positions the
+--max-length tokens. A causal model is scored on every token after `<s>`, and again without `</s>` as a
+target (the paper's count, training's data.count_eos=false; both are printed); a masked model on the positions the
 training job's fixed evaluation masking picks (--mlm-probability, --mask-seed), or pooled over several fixed
 maskings (--mask-seeds 0-19). No code from the folder runs: pclm's own classes read the weights. Bad input exits with code 2 and one line.
 """
@@ -146,8 +147,9 @@ def score(
     mlm_probability: float,
     mask_seeds: list[int],
 ) -> dict[str, float]:
-    """Load the checkpoint and score the sentences: {"ppl", "nll", "targets"} (`pclm.evaluate`). A masked model is
-    scored under each fixed masking of `mask_seeds`, the NLL pooled over all their targets; a causal one once."""
+    """Load the checkpoint and score the sentences: {"ppl", "nll", "targets"} (`pclm.evaluate`), and for a causal
+    model both perplexity counts (`ppl_eos_in`, `ppl_eos_out`; `ppl` counts `</s>`). A masked model is scored under
+    each fixed masking of `mask_seeds`, the NLL pooled over all their targets; a causal one once."""
     from datasets import Dataset, DatasetDict
     from transformers import AutoTokenizer
 
@@ -182,6 +184,8 @@ def score(
         )
         for seed in (mask_seeds[:1] if causal else mask_seeds)
     ]
+    if causal:
+        return scores[0]
     targets = sum(s["targets"] for s in scores)
     nll = sum(s["nll"] * s["targets"] for s in scores) / targets if targets else 0.0
     return {"ppl": math.exp(nll) if targets else scores[0]["ppl"], "nll": nll, "targets": targets}
@@ -215,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
         f"perplexity {result['ppl']:.4f} (mean NLL {result['nll']:.4f} nats over {result['targets']} {what}, "
         f"{len(sentences)} sentences)"
     )
+    if causal:
+        print(f"without </s> as a target (the paper's count): perplexity {result['ppl_eos_out']:.4f}")
     if args.json:
         payload = {
             "checkpoint": str(checkpoint),

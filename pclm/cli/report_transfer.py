@@ -79,19 +79,23 @@ def main(argv: list[str] | None = None) -> int:
         s = score(
             folder / "best", sentences, causal, args.max_length, args.batch_size, _DEFAULT_MLM_PROBABILITY, mask_seeds
         )
+        counts = m.get("ppl_counts", "</s> in") if causal else "masked"  # the text is scored in the run's count
+        text_ppl = s["ppl_eos_out"] if counts == "</s> out" else s["ppl"]
         rows.append(
             {
                 "method": method,
                 "seed": seed,
                 "status": m["status"],
+                "counts": counts,
+                "test_size": m.get("data_sizes", {}).get("test"),
                 "test_ppl": m["test_ppl"],
                 "test_sample_ppl": m.get("test_sample_ppl"),
-                "text_ppl": s["ppl"],
+                "text_ppl": text_ppl,
                 "text_targets": s["targets"],
-                "ratio": s["ppl"] / m["test_ppl"],
+                "ratio": text_ppl / m["test_ppl"],
             }
         )
-        print(f"{method} seed {seed}: test {m['test_ppl']:.1f}, text {s['ppl']:.1f} ({s['ppl'] / m['test_ppl']:.3f}x)")
+        print(f"{method} seed {seed}: test {m['test_ppl']:.1f}, text {text_ppl:.1f} ({text_ppl / m['test_ppl']:.3f}x)")
     command = "python -m pclm.cli.report_transfer " + " ".join(sys.argv[1:] if argv is None else argv)
     doc = {
         "command": command,
@@ -108,16 +112,18 @@ def main(argv: list[str] | None = None) -> int:
         f"Text: `{args.text}`, {len(sentences)} sentences, cut to {args.max_length} tokens. Masked models: NLL pooled "
         f"over {len(mask_seeds)} fixed maskings (seeds {args.mask_seeds}, {100 * _DEFAULT_MLM_PROBABILITY:.0f}% of tokens). "
         "Test perplexity: the "
-        "training job's, on the 3,000-sentence test split.",
+        "training job's, on its test split (sentences per run below); a causal model's text is scored in the count "
+        "its run selected (`</s>` in or out, `data.count_eos`).",
         "",
-        "| method | seed | status | test ppl | text ppl | text / test | single masking (training's seed) |",
-        "|---|---|---|---|---|---|---|",
+        "| method | seed | status | count | test sentences | test ppl | text ppl | text / test | single masking "
+        "(training's seed) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        single = "–" if r["test_sample_ppl"] is None or r["method"].startswith("clm") else f"{r['test_sample_ppl']:.1f}"
+        single = "–" if r["test_sample_ppl"] is None or r["counts"] != "masked" else f"{r['test_sample_ppl']:.1f}"
         lines.append(
-            f"| {r['method']} | {r['seed']} | {r['status']} | {r['test_ppl']:.1f} | {r['text_ppl']:.1f} | "
-            f"{r['ratio']:.3f} | {single} |"
+            f"| {r['method']} | {r['seed']} | {r['status']} | {r['counts']} | {r['test_size'] or '–'} | "
+            f"{r['test_ppl']:.1f} | {r['text_ppl']:.1f} | {r['ratio']:.3f} | {single} |"
         )
     lines += ["", "| method | seeds | text / test: mean (min–max) |", "|---|---|---|"]
     for method in sorted({r["method"] for r in rows}):

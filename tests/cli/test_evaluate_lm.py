@@ -77,9 +77,13 @@ def test_causal_perplexity_is_the_training_jobs(clm_run, test_sentences, tmp_pat
         == 0
     )
     scores = json.loads(out.read_text())
-    assert scores["ppl"] == pytest.approx(metrics["test_ppl"], rel=1e-4)
+    assert scores["ppl"] == scores["ppl_eos_in"] == pytest.approx(metrics["test_ppl_eos_in"], rel=1e-4)
+    assert scores["ppl_eos_out"] == pytest.approx(metrics["test_ppl_eos_out"], rel=1e-4)  # the paper's count
+    assert scores["ppl_eos_out"] != pytest.approx(scores["ppl_eos_in"], rel=1e-3)
     assert scores["task"] == "clm" and scores["sentences"] == metrics["data_sizes"]["test"] == 100
-    assert capsys.readouterr().out.startswith(f"perplexity {scores['ppl']:.4f} (mean NLL ")
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].startswith(f"perplexity {scores['ppl']:.4f} (mean NLL ")
+    assert printed[1] == f"without </s> as a target (the paper's count): perplexity {scores['ppl_eos_out']:.4f}"
 
 
 def test_masked_perplexity_is_the_training_jobs(bp_run, test_sentences, tmp_path, one_thread):

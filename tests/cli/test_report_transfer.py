@@ -8,6 +8,8 @@ import json
 import pytest
 
 from pclm.cli import evaluate_lm, report_transfer
+from pclm.models.hub import checkpoint_tokenizer
+from tests.conftest import tiny_lm
 
 
 def test_scores_match_evaluate_lm(bp_run, tmp_path, one_thread):
@@ -34,6 +36,29 @@ def test_scores_match_evaluate_lm(bp_run, tmp_path, one_thread):
     assert row["text_targets"] == expected["targets"]
     assert row["ratio"] == pytest.approx(expected["ppl"] / metrics["test_ppl"], rel=1e-9)
     assert "| mlm_bp | 0 | completed |" in (out / "t.md").read_text()
+
+
+def test_a_causal_run_is_scored_in_the_count_it_reported(tmp_path, tokenizer, one_thread):
+    """A run trained with data.count_eos=false reports its test perplexity without `</s>`; the text is scored so
+    too (comparing the two counts would read as a 20% transfer gap)."""
+    model = tiny_lm("clm", vocab_size=len(tokenizer), max_position_embeddings=32)
+    folder = tmp_path / "plan" / "seeds" / "clm_ipc" / "seed0"
+    model.save_pretrained(folder / "best")
+    checkpoint_tokenizer(tokenizer, model.config, causal=True).save_pretrained(folder / "best")
+    metrics = {"status": "completed", "test_ppl": 40.0, "ppl_counts": "</s> out", "data_sizes": {"test": 6075}}
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    text = tmp_path / "text.txt"
+    text.write_text("the market rose again today .\nshares fell .\n")
+    score = tmp_path / "score.json"
+    assert evaluate_lm.main([str(a) for a in [folder / "best", text, "--max-length", 32, "--json", score]]) == 0
+    expected = json.loads(score.read_text())
+    out = tmp_path / "reports"
+    assert report_transfer.main([str(a) for a in [tmp_path / "plan", text, "--name", "t", "--out-dir", out]]) == 0
+    row = json.loads((out / "t.json").read_text())["runs"][0]
+    assert row["counts"] == "</s> out" and row["test_size"] == 6075
+    assert row["text_ppl"] == pytest.approx(expected["ppl_eos_out"], rel=1e-9) != pytest.approx(expected["ppl"])
+    assert row["ratio"] == pytest.approx(expected["ppl_eos_out"] / 40.0, rel=1e-9)
+    assert "| clm_ipc | 0 | completed | </s> out | 6075 | 40.0 |" in (out / "t.md").read_text()
 
 
 @pytest.mark.parametrize(
