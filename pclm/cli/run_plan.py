@@ -22,7 +22,8 @@ own process (pclm.runs.launch_train): skipped when its metrics.json holds a fina
 checkpoint, started otherwise. A method's seeds start once all its grid points are final; the point with the
 lowest best dev perplexity is chosen (diverged points lose). Seed runs are ordered seed-major (seed 0 of every
 method, then seed 1, ...), so a plan cut short still covers every method. A bad-input exit (2) of any run stops the
-plan with that exit code.
+plan with that exit code. Arguments after `--` go to every run after the plan's own overrides, so a dotted override
+there wins (`-- --data-dir DIR data.train_size=null`: the plan on the whole pool).
 Writes <output-dir>/plan.json: every run's folder, overrides, status (pclm.runs) and exit code, and each method's
 selection.
 """
@@ -290,8 +291,8 @@ def main(argv: list[str] | None = None) -> int:
             str(r.seed),
             "--threads",
             str(args.threads),
-            *passthrough,
             *r.overrides,
+            *passthrough,  # after the plan's overrides: a dotted override given after `--` wins
         ]
         code = launch_train(args.launcher, folder, cmd, SCRIPTS / "train_lm.py")
         r.exit_code, r.status = code, status_after_launch(folder)

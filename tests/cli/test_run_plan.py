@@ -200,6 +200,8 @@ def test_gpu_script_runs_a_tiny_plan_on_cpu(tmp_path):
         "OUT": str(tmp_path / "out"),
         "DATA": str(REPO / "pclm" / "data" / "lm1b_sample"),
         "PYTHON": sys.executable,
+        "EXTRA": "pc.inference_steps=5",  # after the plan's own overrides: it wins over its 4
+        "REPORT_ARGS": "--paper-rule",
     }
     res = subprocess.run(
         ["bash", str(REPO / "experiments" / "lm_table3" / "gpu_table3.sh")],
@@ -209,13 +211,20 @@ def test_gpu_script_runs_a_tiny_plan_on_cpu(tmp_path):
         timeout=600,
     )
     assert res.returncode == 0, res.stderr[-2000:]
-    doc = json.loads((tmp_path / "out" / "lm_table3_full_gpu.json").read_text())
-    assert [r["status"] for r in doc["runs"]] == ["completed"] * 3
+    doc = json.loads((tmp_path / "out" / "plan_gpu.json").read_text())  # named after the plan
+    assert [r["status"] for r in doc["runs"]] == ["completed"] * 3 and "table3_paper" in doc
+    for run in doc["runs"]:
+        assert (
+            yaml.safe_load((tmp_path / "out" / "runs" / run["name"] / "config.yaml").read_text())["pc"][
+                "inference_steps"
+            ]
+            == 5
+        )
     assert doc["table3"][0]["finished"] == 1 and doc["selections"]["clm_ipc"]["point"] in (
         "x_grads=sample",
         "x_grads=batch",
     )
-    transfer = json.loads((tmp_path / "out" / "lm_table3_full_gpu_transfer.json").read_text())
+    transfer = json.loads((tmp_path / "out" / "plan_gpu_transfer.json").read_text())
     assert [(r["method"], r["seed"]) for r in transfer["runs"]] == [("clm_ipc", 0)]
     assert transfer["sentences"] == 100 and transfer["runs"][0]["text_ppl"] > 1
 
