@@ -159,11 +159,9 @@ def probe_table(rows: list[dict], ladder_lr: dict[str, float]) -> list[str]:
         lrs = sorted(
             {r["lr"] if r["lr"] is not None else ladder_lr.get(r["role"]) for r in group}, key=lambda v: v or 0
         )
-        for lr in lrs:
-            cells = {}
-            for role in ROLES:
-                found = [r for r in group if r["role"] == role and (r["lr"] or ladder_lr.get(role)) == lr]
-                cells[role] = found[0] if found else None
+        at = {lr: [r for r in group if (r["lr"] or ladder_lr.get(r["role"])) == lr] for lr in lrs}
+        for lr, seed in [(lr, seed) for lr in lrs for seed in sorted({r["seed"] for r in at[lr]})]:
+            cells = {role: next((r for r in at[lr] if r["role"] == role and r["seed"] == seed), None) for role in ROLES}
             fmt = lambda r: (  # noqa: E731
                 "–"
                 if r is None
@@ -173,7 +171,7 @@ def probe_table(rows: list[dict], ladder_lr: dict[str, float]) -> list[str]:
             best = {k: (v or {}).get("best_dev_eos_out") for k, v in cells.items()}
             ratio = lambda a, b: f"{a / b:.2f}×" if a and b else "–"  # noqa: E731
             out.append(
-                f"| {task} {RUNG_TEXT[rung]} | {lr} | {fmt(cells['bp'])} | {fmt(cells['ipc'])} | "
+                f"| {task} {RUNG_TEXT[rung]}{f' (seed {seed})' if seed else ''} | {lr} | {fmt(cells['bp'])} | {fmt(cells['ipc'])} | "
                 f"{fmt(cells['control'])} | {ratio(best['ipc'], best['bp'])}, {ratio(best['ipc'], best['control'])} |"
             )
     return out

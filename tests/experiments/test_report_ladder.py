@@ -58,7 +58,7 @@ def test_probe_rows_sit_beside_the_ladder_run_at_the_preset_lr(tmp_path):
         "methods": {
             "clm_bp_all": {"task": "clm", "algo": "bp", "seeds": 0},
             "clm_ipc_all": {"task": "clm", "algo": "ipc", "seeds": 0},
-            "clm_bp_default": {"task": "clm", "algo": "bp", "seeds": 0},
+            "clm_bp_default": {"task": "clm", "algo": "bp", "seeds": "0-1"},
             "clm_ipc_placement": {"task": "clm", "algo": "ipc", "seeds": 0},
         }
     }
@@ -66,7 +66,7 @@ def test_probe_rows_sit_beside_the_ladder_run_at_the_preset_lr(tmp_path):
         "methods": {
             "clm_ipc_all_lr0016": {"task": "clm", "algo": "ipc", "overrides": ["train.lr=0.0016"], "seeds": 0},
             "clm_bp_all_lr0032": {"task": "clm", "algo": "bp", "overrides": ["train.lr=0.0032"], "seeds": 0},
-            "clm_ipc_default_lr0016": {"task": "clm", "algo": "ipc", "overrides": ["train.lr=0.0016"], "seeds": 0},
+            "clm_ipc_default_lr0016": {"task": "clm", "algo": "ipc", "overrides": ["train.lr=0.0016"], "seeds": "0-1"},
             "clm_ipc_placement_lr0016": {"task": "clm", "algo": "ipc", "overrides": ["train.lr=0.0016"], "seeds": 0},
             "clm_control_t5_lr0016": {"task": "clm", "algo": "ipc", "overrides": ["train.lr=0.0016"], "seeds": 0},
         }
@@ -79,6 +79,7 @@ def test_probe_rows_sit_beside_the_ladder_run_at_the_preset_lr(tmp_path):
     _run(runs, "clm_ipc_all_lr0016", 0, 150.0, 210.0)  # dev 220.0
     _run(runs, "clm_bp_default", 0, 80.0, 90.0)  # dev 100.0; not probed, but its rung is: it stands beside iPC
     _run(runs, "clm_ipc_default_lr0016", 0, 200.0, 290.0)  # dev 300.0
+    _run(runs, "clm_ipc_default_lr0016", 1, 200.0, 340.0)  # dev 350.0: a second seed gets its own row
     _run(runs, "clm_ipc_placement_lr0016", 0, 200.0, 230.0)  # dev 240.0
     _run(runs, "clm_control_t5_lr0016", 0, 100.0, 110.0)  # dev 120.0: the placement rung's control
     out = tmp_path / "out"
@@ -89,6 +90,8 @@ def test_probe_rows_sit_beside_the_ladder_run_at_the_preset_lr(tmp_path):
     assert "| clm all together (configs/reference) | 0.0032 | pending | 1010.0 | – | –, – |" in md
     default = "| clm pclm's default (N(0, 0.02), GELU, out+scores) | 0.0016 | 100.0 | 300.0 | – | 3.00×, – |"
     assert default in md and md.index(default) < md.index("| clm all together")  # rungs in the ladder's order
+    seed1 = "| clm pclm's default (N(0, 0.02), GELU, out+scores) (seed 1) | 0.0016 | pending | 350.0 | – | –, – |"
+    assert seed1 in md and md.index(default) < md.index(seed1)  # BP's seed 1 has not run
     # placement: the probe's control at T = 5 is its control; BP is the default rung's run at the preset lr 0.0016
     assert "| clm value nodes scores+ffn_pre+head_pre | 0.0016 | 100.0 | 240.0 | 120.0 | 2.40×, 2.00× |" in md
     assert report_ladder.main([*argv[:3], "--probe", str(tmp_path / "nope.yaml"), "--out-dir", str(out)]) == 2
