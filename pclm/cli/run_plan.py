@@ -207,16 +207,17 @@ def main(argv: list[str] | None = None) -> int:
         plan = yaml.safe_load(args.plan.read_text(encoding="utf-8"))
         if not isinstance(plan, dict) or not isinstance(plan.get("methods"), dict) or not plan["methods"]:
             raise ValueError("the plan must be a mapping with a non-empty 'methods' mapping")
+        if args.workers < 1:
+            raise ValueError(f"--workers must be >= 1, got {args.workers}")
+        check_plan(plan)
+        everything, all_grids = build_runs(plan)  # plan.json records every run of the plan, started here or not
         if args.methods:
             wanted = args.methods.split(",")
             unknown = [m for m in wanted if m not in plan["methods"]]
             if unknown:
                 raise ValueError(f"--methods: unknown method '{unknown[0]}'")
             plan["methods"] = {m: plan["methods"][m] for m in wanted}
-        if args.workers < 1:
-            raise ValueError(f"--workers must be >= 1, got {args.workers}")
-        check_plan(plan)
-        runs, grids = build_runs(plan)
+        runs, grids = build_runs(plan)  # the runs started here
     except (OSError, ValueError, KeyError, TypeError, yaml.YAMLError) as err:
         print(f"error: plan '{args.plan}': {one_line(err)}", file=sys.stderr)
         return 2
@@ -245,24 +246,28 @@ def main(argv: list[str] | None = None) -> int:
     selections: dict[str, dict] = {}
 
     def select_point(method: str) -> Run:
-        chosen = select(grids[method], out)
+        chosen = select(all_grids[method], out)
         selections[method] = {
             "point": chosen.point,
             "best_dev_ppl": best_dev(out / chosen.name),
-            "grid": {g.point: best_dev(out / g.name) for g in grids[method]},
+            "grid": {g.point: best_dev(out / g.name) for g in all_grids[method]},
         }
         return chosen
 
     def record() -> None:
         with lock:
-            for method, grid in grids.items():  # every final grid's choice, whether or not its seeds start here
+            for method, grid in all_grids.items():  # every final grid's choice, whether or not its seeds start here
                 if grid and method not in selections and all(run_status(out / g.name) in FINAL_STATUSES for g in grid):
                     select_point(method)
+            ours = {r.name: r for r in runs}
+            for r in everything:
+                if r.name not in ours:  # another method's run (--methods): its status as on disk
+                    r.status = run_status(out / r.name)
             doc = {
                 "plan": str(args.plan),
                 "passthrough": passthrough,
                 "selections": selections,
-                "runs": [asdict(r) for r in runs],
+                "runs": [asdict(ours.get(r.name, r)) for r in everything],
             }
             tmp = out / "plan.json.tmp"
             tmp.write_text(json.dumps(doc, indent=1))

@@ -69,9 +69,12 @@ def test_rerun_skips_finished_runs(plan_run, capsys):
 
 
 def test_a_subset_run_records_every_method(plan_run):
-    """Rewriting plan.json from a run that starts nothing still records every method's runs and final choice."""
+    """A run of a subset of the methods (a stage) still records every method's runs in plan.json, so a report after
+    the last stage sees the whole plan; rewriting it from a run that starts nothing keeps each final choice."""
     _, out, argv, _ = plan_run
     assert _script("run_plan").main([*argv, "--methods", "clm_ipc", "--stop-after", "0"]) == 0
+    doc = json.loads((out / "plan.json").read_text())
+    assert len(doc["runs"]) == 5 and all(r["status"] == "completed" for r in doc["runs"])
     assert _script("run_plan").main([*argv, "--stop-after", "0"]) == 0
     doc = json.loads((out / "plan.json").read_text())
     assert len(doc["runs"]) == 5 and doc["selections"]["clm_bp"]["point"] == "lr=0.003"
