@@ -22,6 +22,6 @@ for s in ${STAGES:-clm rest mlm pc}; do
     --launcher "$LAUNCHER" --methods "${STAGE[$s]}" -- --data-dir "$DATA"
 done
 .venv/bin/python scripts/report_plan.py "$RUNS/lm_table3_paper" --name lm_table3_paper --paper-rule \
-  --unigram reports/unigram_table3_paper.json --notes reports/lm_table3_paper.notes.md
+  --unigram reports/unigram_table3_paper.json --notes reports/lm_table3_paper.notes.md --paper-table reports/paper_table3.json
 .venv/bin/python -m pclm.cli.report_transfer "$RUNS/lm_table3_paper" "$DATA/samples/heldout-00000.sample100.ordered.txt" \
   --name lm_table3_paper_transfer --max-length 32 --mask-seeds 0-19

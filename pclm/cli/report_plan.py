@@ -228,6 +228,15 @@ def table3_lines(rows: list[dict], other: bool = False) -> list[str]:
     return lines
 
 
+def paper_summary(path: Path) -> list[dict]:
+    """The `summary` rows (task, algo, mean, pm, converged, seeds) of a `pclm-report runs` JSON."""
+    rows = json.loads(path.read_text()).get("summary") if path.is_file() else None
+    keys = ("task", "algo", "mean", "pm", "converged", "seeds")
+    if not isinstance(rows, list) or not all(isinstance(r, dict) and all(k in r for k in keys) for r in rows):
+        raise ValueError(f"--paper-table '{path}' is not a `pclm-report runs` JSON with a summary")
+    return [{k: r[k] for k in keys} for r in rows]
+
+
 def markdown(doc: dict, command: str) -> str:
     runs, uni = doc["runs"], doc["unigram"]
     lines = [
@@ -275,6 +284,18 @@ def markdown(doc: dict, command: str) -> str:
             "",
             *table3_lines(doc["table3_paper"], other=True),
         ]
+    if doc.get("paper_table3"):
+        lines += [
+            "",
+            "## The paper's Table 3 (its published seeds; the same rule)",
+            "",
+            "| task | algorithm | mean ± half std (converged) | converged / seeds |",
+            "|---|---|---|---|",
+            *(
+                f"| {t['task']} | {t['algo']} | {fmt(t['mean'])} ± {fmt(t['pm'])} | {t['converged']} / {t['seeds']} |"
+                for t in doc["paper_table3"]
+            ),
+        ]
     lines += [
         "",
         f"## Table 3 at equal epochs (test perplexity; converged = finished and below {doc['threshold']} x "
@@ -312,6 +333,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pilot", type=Path, help="a masked-LM BP run folder to report against 0.8 x unigram")
     p.add_argument("--notes", type=Path, help="a markdown file appended to the report (provenance, what is missing)")
     p.add_argument("--paper-rule", action="store_true", help="add Table 3 under the paper's thresholds (200 / 800)")
+    p.add_argument(
+        "--paper-table",
+        type=Path,
+        help="the paper's own seeds as `pclm-report runs` summarised them "
+        "(reports/paper_table3.json): set beside, in the same layout",
+    )
     args = p.parse_args(argv)
     try:
         if "/" in args.name or args.name.startswith(".") or not args.name:
@@ -326,6 +353,8 @@ def main(argv: list[str] | None = None) -> int:
         if not isinstance(doc["unigram"], dict):
             raise ValueError(f"--unigram '{args.unigram}' is not pclm.cli.unigram_baseline's JSON (a mapping)")
         doc["unigram_path"] = str(args.unigram) if args.unigram else None
+        if args.paper_table:
+            doc["paper_table3"] = paper_summary(args.paper_table)
         costs = bench_costs(args.step_costs)
         if args.pilot:
             m = read_metrics(args.pilot)

@@ -103,6 +103,24 @@ def test_report_lists_every_seed(plan_run):
     assert f"Unigram model on the same targets ({unigram}):" in md
 
 
+def test_the_papers_own_table_sits_beside(plan_run, capsys):
+    """--paper-table: the paper's seeds as `pclm-report runs` summarised them, in Table 3's layout; a file that is not
+    such a summary is one error line."""
+    tmp, out, _, _ = plan_run
+    argv = [str(out), "--name", "p", "--out-dir", str(tmp / "rep"), "--paper-rule", "--paper-table"]
+    assert _script("report_plan").main([*argv, str(REPO / "reports" / "paper_table3.json")]) == 0
+    md = (tmp / "rep" / "p.md").read_text()
+    assert "| clm | bp | 113.3 ± 0.4 | 10 / 10 |" in md and "| mlm | pc | 523.1 ± 12.3 | 3 / 10 |" in md
+    assert md.index("## Table 3, the paper's rule") < md.index("## The paper's Table 3")
+    (tmp / "bad.json").write_text(json.dumps({"summary": [{"task": "clm"}]}))
+    capsys.readouterr()
+    assert _script("report_plan").main([*argv, str(tmp / "bad.json")]) == 2
+    assert (
+        capsys.readouterr().err
+        == f"error: --paper-table '{tmp / 'bad.json'}' is not a `pclm-report runs` JSON with a summary\n"
+    )
+
+
 def test_one_listed_point_names_its_seeds_row_and_skips_tuning():
     plan = {
         "fixed": ["data.max_length=32"],
