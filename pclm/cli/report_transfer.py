@@ -9,8 +9,8 @@ For each run folder `<plan_dir>/seeds/<method>/seed<k>/` whose metrics.json has 
 exists, the text is scored as `scripts/evaluate_lm.py` scores it (`pclm.cli.evaluate_lm.score`): a causal model on
 every next token, a masked model under each fixed masking of --mask-seeds with the NLL pooled over all their masked
 tokens (one masking of 100 sentences holds about 400 targets, and its perplexity swings by ±15% with the draw).
-The masked models' single-masking score at the training job's mask seed is listed too (metrics.json's
-`test_sample_ppl` when the text is the release's sample). Writes reports/<name>.{md,json}.
+Beside a masked model: its run's own score on the release's 100-sentence sample under the one masking training
+used (metrics.json's `test_sample_ppl`), whatever the text. Writes reports/<name>.{md,json}.
 """
 
 from __future__ import annotations
@@ -115,8 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         "training job's, on its test split (sentences per run below); a causal model's text is scored in the count "
         "its run selected (`</s>` in or out, `data.count_eos`).",
         "",
-        "| method | seed | status | count | test sentences | test ppl | text ppl | text / test | single masking "
-        "(training's seed) |",
+        "| method | seed | status | count | test sentences | test ppl | text ppl | text / test | masked: the run's "
+        "official-sample ppl (one masking, training's seed) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
