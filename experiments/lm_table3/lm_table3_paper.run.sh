@@ -25,3 +25,6 @@ done
   --unigram reports/unigram_table3_paper.json --notes reports/lm_table3_paper.notes.md --paper-table reports/paper_table3.json
 .venv/bin/python -m pclm.cli.report_transfer "$RUNS/lm_table3_paper" "$DATA/samples/heldout-00000.sample100.ordered.txt" \
   --name lm_table3_paper_transfer --max-length 32 --mask-seeds 0-19
+# and on 6,075 pool sentences no split uses (the last of seed 0's pool order; reports/lm_fidelity_ladder.notes.md)
+.venv/bin/python -c "import sys, numpy as np; from pclm.data.lm1b import load_lm1b; d = load_lm1b(sys.argv[1], seed=0); o = np.random.default_rng(0).permutation(len(d['train']) + 10000); t = np.sort(o[10000:]); open(sys.argv[2], 'w').write('\n'.join(d['train'].select(np.searchsorted(t, np.sort(o[-6075:])))['text']) + '\n')" "$DATA" "$RUNS/pool_unused_6075.txt"
+.venv/bin/python -m pclm.cli.report_transfer "$RUNS/lm_table3_paper" "$RUNS/pool_unused_6075.txt" --name lm_table3_paper_pool_transfer --max-length 32 --mask-seeds 0-1
