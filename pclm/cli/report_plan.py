@@ -158,6 +158,8 @@ def table3_rows(
                     r["seed"]: (r["test_ppl"] if r["status"] in USABLE_STATUSES else r["status"]) for r in seeds
                 },
                 "epochs": {r["seed"]: r["epochs_run"] for r in seeds},
+                # an unfinished seed's best dev so far (a running or interrupted run reports it every epoch)
+                "dev_so_far": {r["seed"]: r.get("best_dev_ppl") for r in seeds if r["status"] not in USABLE_STATUSES},
             }
         )
     return rows
@@ -215,8 +217,11 @@ def table3_lines(rows: list[dict], other: bool = False) -> list[str]:
         "|---" * (7 + other) + "|",
     ]
     for t in rows:
+        so_far = t.get("dev_so_far", {})
         per = ", ".join(
-            f"{s}: {fmt(v) if isinstance(v, float) else v} ({t['epochs'][s] or 0})" for s, v in t["per_seed"].items()
+            f"{s}: {fmt(v) if isinstance(v, float) else v} ({t['epochs'][s] or 0}"
+            + (f"; best dev so far {fmt(so_far[s])})" if so_far.get(s) is not None else ")")
+            for s, v in t["per_seed"].items()
         )
         cell = f"{fmt(t['mean'])} ± {fmt(t['pm'])}" if t["mean"] is not None else "–"
         if other:

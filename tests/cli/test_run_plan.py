@@ -316,8 +316,9 @@ def test_the_papers_rule_counts_seeds_below_its_fixed_thresholds():
     seeds, and the other count's mean over exactly the seeds the rule kept."""
     from pclm.reporting import DEFAULT_THRESHOLDS
 
-    def seed(method, algo, k, ppl, other, status="completed"):
+    def seed(method, algo, k, ppl, other, status="completed", dev=None):
         return {
+            "best_dev_ppl": dev,
             "stage": "seeds",
             "method": method,
             "task": "clm",
@@ -335,6 +336,7 @@ def test_the_papers_rule_counts_seeds_below_its_fixed_thresholds():
         seed("clm_bp", "bp", 1, 250.0, 200.0),  # below unigram, above the paper's 200
         seed("clm_pc", "pc", 0, 700.0, 600.0),
         seed("clm_pc", "pc", 1, 900.0, 800.0, status="diverged"),
+        seed("clm_bp", "bp", 2, None, None, status="running", dev=180.0),  # no test yet: its dev so far is shown
     ]
     report = _script("report_plan")
     paper = {r["method"]: r for r in report.table3_rows(runs, {}, 1.0, {}, DEFAULT_THRESHOLDS)}
@@ -343,7 +345,10 @@ def test_the_papers_rule_counts_seeds_below_its_fixed_thresholds():
     assert (ours["clm_bp"]["converged"], ours["clm_bp"]["mean"], ours["clm_bp"]["other_mean"]) == (2, 200.0, 160.0)
     assert (paper["clm_pc"]["converged"], paper["clm_pc"]["finished"], paper["clm_pc"]["diverged"]) == (1, 1, 1)
     lines = report.table3_lines(list(paper.values()), other=True)
-    assert lines[2].startswith("| clm_bp | clm | plan default | 150.0 ± 0.0 | 120.0 ± 0.0 | 1 / 2 / 2 | 0 |")
+    assert lines[2] == (
+        "| clm_bp | clm | plan default | 150.0 ± 0.0 | 120.0 ± 0.0 | 1 / 2 / 3 | 0 | "
+        "0: 150.0 (2), 1: 250.0 (2), 2: running (2; best dev so far 180.0) |"
+    )
 
 
 @pytest.mark.parametrize(
