@@ -22,7 +22,8 @@ for s in ${STAGES:-clm rest mlm pc}; do
     --launcher "$LAUNCHER" --methods "${STAGE[$s]}" -- --data-dir "$DATA"
 done
 .venv/bin/python scripts/report_plan.py "$RUNS/lm_table3_paper" --name lm_table3_paper --paper-rule \
-  --unigram reports/unigram_table3_paper.json --notes reports/lm_table3_paper.notes.md --paper-table reports/paper_table3.json
+  --unigram reports/unigram_table3_paper.json --notes reports/lm_table3_paper.notes.md --paper-table reports/paper_table3.json \
+  --compare clm_ipc/clm_bp --compare clm_ipc/clm_control --compare mlm_ipc/mlm_bp --compare mlm_ipc/mlm_control
 .venv/bin/python -m pclm.cli.report_transfer "$RUNS/lm_table3_paper" "$DATA/samples/heldout-00000.sample100.ordered.txt" \
   --name lm_table3_paper_transfer --max-length 32 --mask-seeds 0-19
 # and on 6,075 pool sentences no split uses (the last of seed 0's pool order; reports/lm_fidelity_ladder.notes.md)

@@ -12,6 +12,9 @@ The ± is half the population standard deviation of the converged seeds (the pap
 With --paper-rule, a second table applies the paper's own rule (converged = test perplexity below 200 for BP and
 iPC, 800 for PC: pclm.reporting.DEFAULT_THRESHOLDS) and gives, over the same seeds, the mean in the other perplexity
 count (`</s>` in where the runs select by `</s>` out), where the runs recorded both.
+With --compare A/B (repeatable), each seed that both methods finished gives the ratio of their test perplexities:
+the same seed, so the same initial weights and batch order (clm_ipc/clm_control holds the weight updates equal,
+clm_ipc/clm_bp the epochs).
 Equal wall time: each run's dev perplexity after each epoch against its training seconds as measured, and, with
 --step-costs, against idle-machine seconds (batches x the benchmark's per-batch time of that method, scaled linearly
 from the benchmark's batch to the run's), because runs that shared the 2 cores with other jobs were slowed by
@@ -233,6 +236,16 @@ def table3_lines(rows: list[dict], other: bool = False) -> list[str]:
     return lines
 
 
+def paired_ratios(runs: list[dict], a: str, b: str) -> dict:
+    """Test perplexity of method `a` over method `b`, seed by seed, on the seeds both finished."""
+    tests = {m: {} for m in (a, b)}
+    for r in runs:
+        if r["stage"] == "seeds" and r["method"] in tests and r["status"] in USABLE_STATUSES and r["test_ppl"]:
+            tests[r["method"]][r["seed"]] = r["test_ppl"]
+    ratios = {k: tests[a][k] / tests[b][k] for k in sorted(set(tests[a]) & set(tests[b]))}
+    return {"a": a, "b": b, "ratios": ratios, "mean": statistics.fmean(ratios.values()) if ratios else None}
+
+
 def paper_summary(path: Path) -> list[dict]:
     """The `summary` rows (task, algo, mean, pm, converged, seeds) of a `pclm-report runs` JSON."""
     rows = json.loads(path.read_text()).get("summary") if path.is_file() else None
@@ -289,6 +302,20 @@ def markdown(doc: dict, command: str) -> str:
             "",
             *table3_lines(doc["table3_paper"], other=True),
         ]
+    if doc.get("comparisons"):
+        lines += [
+            "",
+            "## Paired comparisons (test perplexity of A / B, seed by seed: the same initial weights and batch order)",
+            "",
+            "| A / B | seeds both finished | per seed | mean |",
+            "|---|---|---|---|",
+            *(
+                f"| {c['a']} / {c['b']} | {len(c['ratios'])} | "
+                + (", ".join(f"{k}: {v:.3f}" for k, v in c["ratios"].items()) or "–")
+                + f" | {'–' if c['mean'] is None else format(c['mean'], '.3f')} |"
+                for c in doc["comparisons"]
+            ),
+        ]
     if doc.get("paper_table3"):
         lines += [
             "",
@@ -344,6 +371,13 @@ def main(argv: list[str] | None = None) -> int:
         help="the paper's own seeds as `pclm-report runs` summarised them "
         "(reports/paper_table3.json): set beside, in the same layout",
     )
+    p.add_argument(
+        "--compare",
+        action="append",
+        default=[],
+        metavar="A/B",
+        help="per-seed test perplexity ratios of method A over method B, e.g. clm_ipc/clm_control (repeatable)",
+    )
     args = p.parse_args(argv)
     try:
         if "/" in args.name or args.name.startswith(".") or not args.name:
@@ -360,6 +394,12 @@ def main(argv: list[str] | None = None) -> int:
         doc["unigram_path"] = str(args.unigram) if args.unigram else None
         if args.paper_table:
             doc["paper_table3"] = paper_summary(args.paper_table)
+        methods = {r["method"] for r in doc["runs"]}
+        pairs = [c.split("/") for c in args.compare]
+        bad = next((c for c, ab in zip(args.compare, pairs) if len(ab) != 2 or not set(ab) <= methods), None)
+        if bad is not None:
+            raise ValueError(f"--compare '{bad}': give A/B, two methods of the plan ({', '.join(sorted(methods))})")
+        doc["comparisons"] = [paired_ratios(doc["runs"], a, b) for a, b in pairs]
         costs = bench_costs(args.step_costs)
         if args.pilot:
             m = read_metrics(args.pilot)

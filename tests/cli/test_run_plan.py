@@ -103,6 +103,24 @@ def test_report_lists_every_seed(plan_run):
     assert f"Unigram model on the same targets ({unigram}):" in md
 
 
+def test_paired_comparisons_divide_the_same_seeds(plan_run, capsys):
+    """--compare A/B: the ratio of the two methods' test perplexities on each seed both finished (clm_bp has seeds
+    0-1, clm_ipc seed 0 only); a pair that names no method of the plan is one error line."""
+    tmp, out, _, _ = plan_run
+    argv = [str(out), "--name", "c", "--out-dir", str(tmp / "rep"), "--compare"]
+    assert _script("report_plan").main([*argv, "clm_ipc/clm_bp"]) == 0
+    doc = json.loads((tmp / "rep" / "c.json").read_text())
+    tests = {(r["method"], r["seed"]): r["test_ppl"] for r in doc["runs"] if r["stage"] == "seeds"}
+    ratio = tests["clm_ipc", 0] / tests["clm_bp", 0]
+    assert doc["comparisons"] == [{"a": "clm_ipc", "b": "clm_bp", "ratios": {"0": ratio}, "mean": ratio}]
+    assert f"| clm_ipc / clm_bp | 1 | 0: {ratio:.3f} | {ratio:.3f} |" in (tmp / "rep" / "c.md").read_text()
+    capsys.readouterr()
+    assert _script("report_plan").main([*argv, "clm_ipc/clm_pc"]) == 2
+    assert capsys.readouterr().err == (
+        "error: --compare 'clm_ipc/clm_pc': give A/B, two methods of the plan (clm_bp, clm_ipc)\n"
+    )
+
+
 def test_the_papers_own_table_sits_beside(plan_run, capsys):
     """--paper-table: the paper's seeds as `pclm-report runs` summarised them, in Table 3's layout; a file that is not
     such a summary is one error line."""
