@@ -13,8 +13,8 @@ With --paper-rule, a second table applies the paper's own rule (converged = test
 iPC, 800 for PC: pclm.reporting.DEFAULT_THRESHOLDS) and gives, over the same seeds, the mean in the other perplexity
 count (`</s>` in where the runs select by `</s>` out), where the runs recorded both.
 With --compare A/B (repeatable), each seed that both methods finished gives the ratio of their test perplexities:
-the same seed, so the same initial weights and batch order (clm_ipc/clm_control holds the weight updates equal,
-clm_ipc/clm_bp the epochs).
+the same seed, so the same batch order and, where the networks agree, the same initial weights (clm_ipc/clm_control
+holds the weight updates equal, clm_ipc/clm_bp the epochs; masked BP keeps layer norm, masked iPC does not).
 Equal wall time: each run's dev perplexity after each epoch against its training seconds as measured, and, with
 --step-costs, against idle-machine seconds (batches x the benchmark's per-batch time of that method, scaled linearly
 from the benchmark's batch to the run's), because runs that shared the 2 cores with other jobs were slowed by
@@ -305,7 +305,8 @@ def markdown(doc: dict, command: str) -> str:
     if doc.get("comparisons"):
         lines += [
             "",
-            "## Paired comparisons (test perplexity of A / B, seed by seed: the same initial weights and batch order)",
+            "## Paired comparisons (test perplexity of A / B, seed by seed: the same batch order, and the same initial "
+            "weights where the two networks agree)",
             "",
             "| A / B | seeds both finished | per seed | mean |",
             "|---|---|---|---|",
