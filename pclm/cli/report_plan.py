@@ -117,6 +117,11 @@ def bench_costs(path: Path | None) -> dict | None:
     return {**costs, "batch": doc.get("batch")}
 
 
+def finished(run: dict) -> bool:
+    """A run that ended with a test perplexity (completed or early-stopped)."""
+    return run["status"] in USABLE_STATUSES and run["test_ppl"] is not None
+
+
 def table3_rows(
     runs: list[dict], unigram: dict, threshold: float, selections: dict | None = None, limits: dict | None = None
 ) -> list[dict]:
@@ -130,7 +135,7 @@ def table3_rows(
             limit = threshold * unigram.get(task, {}).get("test", math.inf)
         else:
             limit = limits[seeds[0]["algo"]]
-        done = [r for r in seeds if r["status"] in USABLE_STATUSES and r["test_ppl"] is not None]
+        done = [r for r in seeds if finished(r)]
         kept = [r for r in done if r["test_ppl"] < limit]
         conv = [r["test_ppl"] for r in kept]
         other = [r.get("test_ppl_other") for r in kept]
@@ -240,7 +245,7 @@ def paired_ratios(runs: list[dict], a: str, b: str) -> dict:
     """Test perplexity of method `a` over method `b`, seed by seed, on the seeds both finished."""
     tests = {m: {} for m in (a, b)}
     for r in runs:
-        if r["stage"] == "seeds" and r["method"] in tests and r["status"] in USABLE_STATUSES and r["test_ppl"]:
+        if r["stage"] == "seeds" and r["method"] in tests and finished(r):
             tests[r["method"]][r["seed"]] = r["test_ppl"]
     ratios = {k: tests[a][k] / tests[b][k] for k in sorted(set(tests[a]) & set(tests[b]))}
     return {"a": a, "b": b, "ratios": ratios, "mean": statistics.fmean(ratios.values()) if ratios else None}
