@@ -19,4 +19,4 @@ for m in "$RUNS/$PLAN"/seeds/*/seed*/metrics.json; do
 done
 .venv/bin/python experiments/lm_fidelity/report_ladder.py reports/lm_fidelity_ladder_runs \
   --plan experiments/lm_fidelity/lm_fidelity_ladder.yaml --probe experiments/lm_fidelity/lm_fidelity_lr.yaml \
-  --notes reports/lm_fidelity_ladder.notes.md --unigram reports/unigram_ladder.json
+  --sizes experiments/lm_fidelity/lm_fidelity_pool.yaml --notes reports/lm_fidelity_ladder.notes.md --unigram reports/unigram_ladder.json

@@ -11,6 +11,9 @@ unfinished runs are listed as such, with the command that resumes them.
 
 With --probe (experiments/lm_fidelity/lm_fidelity_lr.yaml), the learning-rate probe's runs (<task>_<role>_<rung>_lr<digits>,
 lr = 0.<digits>) are read from the same folder and tabled beside the ladder's own run of that rung, by dev perplexity.
+With --sizes (experiments/lm_fidelity/lm_fidelity_pool.yaml), the runs of the same networks at other training sizes
+(<task>_<role>_<rung>_<size>) are tabled beside the ladder's and the probe's runs of the same task, algorithm and
+overrides: how the iPC/BP gap moves with the amount of training data.
 """
 
 from __future__ import annotations
@@ -177,6 +180,82 @@ def probe_table(rows: list[dict], ladder_lr: dict[str, float]) -> list[str]:
     return out
 
 
+def _train_size(spec: dict, plan: dict) -> int | None:
+    """A plan method's data.train_size (its own override wins over the plan's fixed one); None = the whole pool."""
+    for override in [*reversed(spec.get("overrides", [])), *reversed(plan.get("fixed", []))]:
+        key, _, value = override.partition("=")
+        if key == "data.train_size":
+            return None if value in ("null", "none", "None") else int(value)
+    return None
+
+
+def size_rows(runs: Path, sizes: dict, plans: list[dict]) -> list[dict]:
+    """One record per (rung, role, training size, seed): every run of the sizes plan, and every run of `plans` (the
+    ladder, the probe) with the same task, algorithm and overrides apart from data.train_size."""
+    from pclm.runs import parse_seeds
+
+    def same(spec: dict) -> tuple:
+        rest = sorted(o for o in spec.get("overrides", []) if not o.startswith("data.train_size="))
+        return spec["task"], spec["algo"], tuple(rest)
+
+    out, seen = [], set()
+    for name, spec in sizes["methods"].items():
+        task, role, rest = name.split("_", 2)
+        rung = rest.rpartition("_")[0]
+        sources = [(name, spec, sizes)] + [
+            (other, ospec, plan)
+            for plan in plans
+            for other, ospec in plan["methods"].items()
+            if same(ospec) == same(spec)
+        ]
+        for method, mspec, plan in sources:
+            for seed in parse_seeds(str(mspec.get("seeds", 0))):
+                if (method, seed) in seen:
+                    continue
+                seen.add((method, seed))
+                m = _run(runs, method, seed)
+                dev = [d for d in _curve(m, "dev", "eos_out") if d is not None]
+                final = _final(m, "eos_out")
+                out.append(
+                    {
+                        "task": task,
+                        "rung": rung,
+                        "role": role,
+                        "seed": seed,
+                        "method": method,
+                        "train_size": _train_size(mspec, plan),
+                        "train_sentences": ((m or {}).get("data_sizes") or {}).get("train"),
+                        "status": (m or {}).get("status", "pending"),
+                        "test_eos_out": final,
+                        "best_dev_eos_out": min(dev) if dev and final is not None else None,
+                    }
+                )
+    return out
+
+
+def size_table(rows: list[dict]) -> list[str]:
+    out = [
+        "| network | train sentences | BP test | iPC test | iPC / BP | BP best dev | iPC best dev |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    keys = {(r["task"], r["rung"], r["train_size"]) for r in rows}
+    order = lambda k: (k[0], RUNGS.index(k[1]), k[2] is None, k[2] or 0)  # noqa: E731
+    for task, rung, size in sorted(keys, key=order):
+        at = [r for r in rows if (r["task"], r["rung"], r["train_size"]) == (task, rung, size)]
+        role = {x: sorted((r for r in at if r["role"] == x), key=lambda r: r["seed"]) for x in ROLES}
+        fmt = lambda rs, key: ", ".join(  # noqa: E731
+            f"{r[key]:.1f}" if r[key] is not None else r["status"] for r in rs
+        ) or "–"
+        drawn = next((r["train_sentences"] for r in at if r["train_sentences"]), None)
+        label = f"{size:,}" if size else "all" + (f" ({drawn:,})" if drawn else "")
+        out.append(
+            f"| {task} {RUNG_TEXT[rung]} | {label} | {fmt(role['bp'], 'test_eos_out')} | "
+            f"{fmt(role['ipc'], 'test_eos_out')} | {_ratio(role['ipc'], role['bp'], 'eos_out')} | "
+            f"{fmt(role['bp'], 'best_dev_eos_out')} | {fmt(role['ipc'], 'best_dev_eos_out')} |"
+        )
+    return out
+
+
 def _cell(rows: list[dict], count: str) -> str:
     values = [r[f"test_{count}"] for r in rows]
     if not rows:
@@ -276,10 +355,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--notes", type=Path, help="Markdown inserted after the tables (the reading of the results)")
     p.add_argument("--probe", type=Path, help="the learning-rate probe's plan (its runs are in the same folder)")
     p.add_argument("--unigram", type=Path, help="pclm-report unigram's JSON on the ladder's split (a floor to read by)")
+    p.add_argument("--sizes", type=Path, help="the data-size plan (the same networks at other train sizes; same folder)")
     args = p.parse_args(argv)
     try:
         plan = read_plan(args.plan)
         probe_plan = read_plan(args.probe) if args.probe else None
+        sizes_plan = read_plan(args.sizes) if args.sizes else None
         unigram = _read_unigram(args.unigram) if args.unigram else None
     except UsageError as err:
         return report_usage_error(err)
@@ -345,6 +426,21 @@ def main(argv: list[str] | None = None) -> int:
             *probe_table(probe, {"bp": 0.0016, "ipc": 0.0032, "control": 0.0032}),
             "",
         ]
+    sizes = []
+    if sizes_plan:
+        sizes = size_rows(args.runs, sizes_plan, [plan, *([probe_plan] if probe_plan else [])])
+        md += [
+            "## Data size: the default and final conditional rows at 14,202, 50,000 and all training sentences",
+            "",
+            "Test perplexity (`</s>` out) and best dev, 2 epochs, the same dev 10,000 and test heldout 00000 at every "
+            "size; iPC at lr 0.0016 (the probe's stable lr), BP at its paper lr 0.0016; seeds listed in order (0, 1). "
+            "The 50,000 rows are the ladder's and the probe's runs. Plan: "
+            f"`{args.sizes.resolve().relative_to(ROOT) if args.sizes.resolve().is_relative_to(ROOT) else args.sizes}` "
+            "(command: `PLAN=lm_fidelity_pool bash experiments/lm_fidelity/lm_fidelity_ladder.run.sh`).",
+            "",
+            *size_table(sizes),
+            "",
+        ]
     if args.notes:
         md += [args.notes.read_text().strip(), ""]
     md += ["## Every run, per epoch (`</s>` out)", "", *curves(rows), ""]
@@ -353,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
         md += [f"![dev curves]({args.name}.png)", ""]
     (args.out_dir / f"{args.name}.md").write_text("\n".join(md))
     (args.out_dir / f"{args.name}.json").write_text(
-        json.dumps({"plan": str(args.plan), "runs": rows, "probe": probe}, indent=1)
+        json.dumps({"plan": str(args.plan), "runs": rows, "probe": probe, "sizes": sizes}, indent=1)
     )
     print(f"wrote {args.out_dir / args.name}.md")
     return 0

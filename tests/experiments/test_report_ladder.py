@@ -95,3 +95,45 @@ def test_probe_rows_sit_beside_the_ladder_run_at_the_preset_lr(tmp_path):
     # placement: the probe's control at T = 5 is its control; BP is the default rung's run at the preset lr 0.0016
     assert "| clm value nodes scores+ffn_pre+head_pre | 0.0016 | 100.0 | 240.0 | 120.0 | 2.40×, 2.00× |" in md
     assert report_ladder.main([*argv[:3], "--probe", str(tmp_path / "nope.yaml"), "--out-dir", str(out)]) == 2
+
+
+def test_size_rows_meet_the_ladder_and_probe_runs_of_the_same_network(tmp_path):
+    plan = {
+        "fixed": ["data.train_size=50000"],
+        "methods": {
+            "clm_bp_default": {"task": "clm", "algo": "bp", "seeds": "0-1"},
+            "clm_ipc_default": {"task": "clm", "algo": "ipc", "seeds": 0},  # the paper's lr: not the sizes' network
+        },
+    }
+    probe = {
+        "fixed": ["data.train_size=50000"],
+        "methods": {"clm_ipc_default_lr0016": {"task": "clm", "algo": "ipc", "overrides": ["train.lr=0.0016"]}},
+    }
+    sizes = {
+        "methods": {
+            "clm_bp_default_pool": {"task": "clm", "algo": "bp", "seeds": 0},
+            "clm_ipc_default_pool": {"task": "clm", "algo": "ipc", "overrides": ["train.lr=0.0016"], "seeds": 0},
+            "clm_bp_default_14202": {"task": "clm", "algo": "bp", "overrides": ["data.train_size=14202"]},
+        }
+    }
+    for name, body in (("plan", plan), ("probe", probe), ("sizes", sizes)):
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(body))
+    runs = tmp_path / "runs"
+    _run(runs, "clm_bp_default", 0, 90.0, 100.0)
+    _run(runs, "clm_bp_default", 1, 91.0, 110.0)
+    _run(runs, "clm_ipc_default", 0, 900.0, 1000.0)
+    _run(runs, "clm_ipc_default_lr0016", 0, 150.0, 250.0)
+    _run(runs, "clm_bp_default_pool", 0, 60.0, 80.0)
+    pool = runs / "seeds/clm_bp_default_pool/seed0/metrics.json"
+    pool.write_text(json.dumps({**json.loads(pool.read_text()), "data_sizes": {"train": 278404}}))
+    out = tmp_path / "out"
+    argv = [str(runs), "--plan", str(tmp_path / "plan.yaml"), "--probe", str(tmp_path / "probe.yaml")]
+    assert report_ladder.main([*argv, "--sizes", str(tmp_path / "sizes.yaml"), "--out-dir", str(out)]) == 0
+    md = (out / "lm_fidelity_ladder.md").read_text()
+    default = "| clm pclm's default (N(0, 0.02), GELU, out+scores)"
+    small = f"{default} | 14,202 | pending | – | – | pending | – |"
+    ladder = f"{default} | 50,000 | 100.0, 110.0 | 250.0 | 2.50× | 110.0, 120.0 | 260.0 |"
+    full = f"{default} | all (278,404) | 80.0 | pending | – | 90.0 | pending |"
+    assert small in md and ladder in md and full in md
+    assert md.index(small) < md.index(ladder) < md.index(full)
+    assert report_ladder.main([*argv, "--sizes", str(tmp_path / "nope.yaml"), "--out-dir", str(out)]) == 2
