@@ -27,6 +27,7 @@ from pathlib import Path
 import yaml
 
 from pclm.errors import ArgumentParser, UsageError, one_line, report_usage_error
+from pclm.runs import parse_seeds
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNGS = ("default", "init", "tanh", "placement", "layernorm_off", "all")
@@ -44,14 +45,6 @@ RUNG_TEXT = {
 }
 
 
-def _run(runs: Path, method: str, seed: int) -> dict | None:
-    path = runs / "seeds" / method / f"seed{seed}" / "metrics.json"
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def _final(m: dict | None, count: str) -> float | None:
     """The kept model's test perplexity in `count` ("eos_out" / "eos_in"), when the run is final."""
     if not m or m.get("status") in (None, "running"):
@@ -61,9 +54,30 @@ def _final(m: dict | None, count: str) -> float | None:
 
 
 def _curve(m: dict | None, split: str, count: str) -> list[float]:
-    if not m:
-        return []
-    return [h.get(f"{split}_ppl_{count}", h.get(f"{split}_ppl")) for h in m.get("history", [])]
+    history = (m or {}).get("history", [])
+    return [v for h in history if (v := h.get(f"{split}_ppl_{count}", h.get(f"{split}_ppl"))) is not None]
+
+
+def record(runs: Path, method: str, seed: int, **where) -> dict:
+    """`where` (task, rung, role, ...) and what <runs>/seeds/<method>/seed<seed>/metrics.json says ("pending": none)."""
+    try:
+        m = json.loads((runs / "seeds" / method / f"seed{seed}" / "metrics.json").read_text())
+    except (OSError, ValueError):
+        m = None
+    dev = _curve(m, "dev", "eos_out")
+    return {
+        **where,
+        "seed": seed,
+        "method": method,
+        "status": (m or {}).get("status", "pending"),
+        "test_eos_out": _final(m, "eos_out"),
+        "test_eos_in": _final(m, "eos_in"),
+        "dev_eos_out": dev,
+        "best_dev_eos_out": min(dev) if dev and (m or {}).get("status") != "running" else None,
+        "test_curve_eos_out": _curve(m, "test", "eos_out"),
+        "dev_eos_in": _curve(m, "dev", "eos_in"),
+        **{k: (m or {}).get(k) for k in ("train_seconds", "truncated", "data_sizes")},
+    }
 
 
 def _ladder_method(plan: dict, task: str, role: str, rung: str) -> tuple[str, str | None] | None:
@@ -87,38 +101,16 @@ def collect(runs: Path, plan: dict) -> list[dict]:
                 if found is None:
                     continue
                 method, borrowed = found
-                from pclm.runs import parse_seeds
-
-                for seed in parse_seeds(str(methods[method].get("seeds", 0))):
-                    m = _run(runs, method, seed)
-                    rows.append(
-                        {
-                            "task": task,
-                            "rung": rung,
-                            "role": role,
-                            "seed": seed,
-                            "method": method,
-                            "borrowed_from": borrowed,
-                            "overrides": methods[method].get("overrides", []),
-                            "status": (m or {}).get("status", "pending"),
-                            "test_eos_out": _final(m, "eos_out"),
-                            "test_eos_in": _final(m, "eos_in"),
-                            "dev_eos_out": _curve(m, "dev", "eos_out"),
-                            "test_curve_eos_out": _curve(m, "test", "eos_out"),
-                            "dev_eos_in": _curve(m, "dev", "eos_in"),
-                            "train_seconds": (m or {}).get("train_seconds"),
-                            "truncated": (m or {}).get("truncated"),
-                            "data_sizes": (m or {}).get("data_sizes"),
-                        }
-                    )
+                spec = methods[method]
+                where = dict(task=task, rung=rung, role=role, borrowed_from=borrowed)
+                where["overrides"] = spec.get("overrides", [])
+                rows += [record(runs, method, seed, **where) for seed in parse_seeds(str(spec.get("seeds", 0)))]
     return rows
 
 
 def probe_rows(runs: Path, probe: dict, plan: dict) -> list[dict]:
     """One record per (task, rung, role, lr): the probe's runs plus the ladder's runs of the same rung (their lrs).
     A probe run named after a stand-in (the control at T = 5) is tabled on the rung it stands in for (placement)."""
-    from pclm.runs import parse_seeds
-
     entries = []  # (method, task, role, rung, lr, spec)
     for method, spec in probe["methods"].items():
         task, role, rung = method.rpartition("_lr")[0].split("_", 2)
@@ -129,27 +121,11 @@ def probe_rows(runs: Path, probe: dict, plan: dict) -> list[dict]:
         for role in ROLES:  # the ladder's runs of every role on a probed rung: the preset's lr, read from metrics
             if found := _ladder_method(plan, task, role, rung):
                 entries.append((found[0], task, role, rung, None, plan["methods"][found[0]]))
-    out = []
-    for method, task, role, rung, lr, spec in entries:
-        for seed in parse_seeds(str(spec.get("seeds", 0))):
-            m = _run(runs, method, seed)
-            dev = _curve(m, "dev", "eos_out")
-            dev = [d for d in dev if d is not None]
-            out.append(
-                {
-                    "task": task,
-                    "rung": rung,
-                    "role": role,
-                    "seed": seed,
-                    "method": method,
-                    "lr": lr,  # None: the ladder's run, at the preset's lr
-                    "status": (m or {}).get("status", "pending"),
-                    "dev_eos_out": dev,
-                    "best_dev_eos_out": min(dev) if dev and (m or {}).get("status") != "running" else None,
-                    "test_eos_out": _final(m, "eos_out"),
-                }
-            )
-    return out
+    return [
+        record(runs, method, seed, task=task, rung=rung, role=role, lr=lr)  # lr None: the ladder's run, preset lr
+        for method, task, role, rung, lr, spec in entries
+        for seed in parse_seeds(str(spec.get("seeds", 0)))
+    ]
 
 
 def probe_table(rows: list[dict], ladder_lr: dict[str, float]) -> list[str]:
@@ -182,23 +158,19 @@ def probe_table(rows: list[dict], ladder_lr: dict[str, float]) -> list[str]:
 
 def _train_size(spec: dict, plan: dict) -> int | None:
     """A plan method's data.train_size (its own override wins over the plan's fixed one); None = the whole pool."""
-    for override in [*reversed(spec.get("overrides", [])), *reversed(plan.get("fixed", []))]:
-        key, _, value = override.partition("=")
-        if key == "data.train_size":
-            return None if value in ("null", "none", "None") else int(value)
-    return None
+    said = [o.partition("=")[2] for o in [*plan.get("fixed", []), *spec.get("overrides", [])] if "train_size=" in o]
+    return int(said[-1]) if said and said[-1].isdigit() else None
 
 
 def size_rows(runs: Path, sizes: dict, plans: list[dict]) -> list[dict]:
     """One record per (rung, role, training size, seed): every run of the sizes plan, and every run of `plans` (the
     ladder, the probe) with the same task, algorithm and overrides apart from data.train_size."""
-    from pclm.runs import parse_seeds
 
     def same(spec: dict) -> tuple:
         rest = sorted(o for o in spec.get("overrides", []) if not o.startswith("data.train_size="))
         return spec["task"], spec["algo"], tuple(rest)
 
-    out, seen = [], set()
+    out = []
     for name, spec in sizes["methods"].items():
         task, role, rest = name.split("_", 2)
         rung = rest.rpartition("_")[0]
@@ -210,26 +182,9 @@ def size_rows(runs: Path, sizes: dict, plans: list[dict]) -> list[dict]:
         ]
         for method, mspec, plan in sources:
             for seed in parse_seeds(str(mspec.get("seeds", 0))):
-                if (method, seed) in seen:
-                    continue
-                seen.add((method, seed))
-                m = _run(runs, method, seed)
-                dev = [d for d in _curve(m, "dev", "eos_out") if d is not None]
-                final = _final(m, "eos_out")
-                out.append(
-                    {
-                        "task": task,
-                        "rung": rung,
-                        "role": role,
-                        "seed": seed,
-                        "method": method,
-                        "train_size": _train_size(mspec, plan),
-                        "train_sentences": ((m or {}).get("data_sizes") or {}).get("train"),
-                        "status": (m or {}).get("status", "pending"),
-                        "test_eos_out": final,
-                        "best_dev_eos_out": min(dev) if dev and final is not None else None,
-                    }
-                )
+                if (method, seed) not in {(r["method"], r["seed"]) for r in out}:
+                    size = _train_size(mspec, plan)
+                    out.append(record(runs, method, seed, task=task, rung=rung, role=role, train_size=size))
     return out
 
 
@@ -243,25 +198,22 @@ def size_table(rows: list[dict]) -> list[str]:
     for task, rung, size in sorted(keys, key=order):
         at = [r for r in rows if (r["task"], r["rung"], r["train_size"]) == (task, rung, size)]
         role = {x: sorted((r for r in at if r["role"] == x), key=lambda r: r["seed"]) for x in ROLES}
-        fmt = lambda rs, key: ", ".join(  # noqa: E731
-            f"{r[key]:.1f}" if r[key] is not None else r["status"] for r in rs
-        ) or "–"
-        drawn = next((r["train_sentences"] for r in at if r["train_sentences"]), None)
+        drawn = next((r["data_sizes"]["train"] for r in at if r["data_sizes"]), None)
         label = f"{size:,}" if size else "all" + (f" ({drawn:,})" if drawn else "")
         out.append(
-            f"| {task} {RUNG_TEXT[rung]} | {label} | {fmt(role['bp'], 'test_eos_out')} | "
-            f"{fmt(role['ipc'], 'test_eos_out')} | {_ratio(role['ipc'], role['bp'], 'eos_out')} | "
-            f"{fmt(role['bp'], 'best_dev_eos_out')} | {fmt(role['ipc'], 'best_dev_eos_out')} |"
+            f"| {task} {RUNG_TEXT[rung]} | {label} | {_values(role['bp'], 'test_eos_out')} | "
+            f"{_values(role['ipc'], 'test_eos_out')} | {_ratio(role['ipc'], role['bp'], 'eos_out')} | "
+            f"{_values(role['bp'], 'best_dev_eos_out')} | {_values(role['ipc'], 'best_dev_eos_out')} |"
         )
     return out
 
 
+def _values(rows: list[dict], key: str) -> str:
+    return ", ".join(f"{r[key]:.1f}" if r[key] is not None else r["status"] for r in rows) or "–"
+
+
 def _cell(rows: list[dict], count: str) -> str:
-    values = [r[f"test_{count}"] for r in rows]
-    if not rows:
-        return "–"
-    shown = ", ".join(f"{v:.1f}" if v is not None else r["status"] for v, r in zip(values, rows))
-    return shown + (" ¹" if rows[0]["borrowed_from"] else "")
+    return _values(rows, f"test_{count}") + (" ¹" if rows and rows[0]["borrowed_from"] else "")
 
 
 def _ratio(a: list[dict], b: list[dict], count: str) -> str:
@@ -355,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--notes", type=Path, help="Markdown inserted after the tables (the reading of the results)")
     p.add_argument("--probe", type=Path, help="the learning-rate probe's plan (its runs are in the same folder)")
     p.add_argument("--unigram", type=Path, help="pclm-report unigram's JSON on the ladder's split (a floor to read by)")
-    p.add_argument("--sizes", type=Path, help="the data-size plan (the same networks at other train sizes; same folder)")
+    p.add_argument("--sizes", type=Path, help="the data-size plan (the same networks at other train sizes)")
     args = p.parse_args(argv)
     try:
         plan = read_plan(args.plan)
