@@ -241,12 +241,7 @@ def table(rows: list[dict], task: str, count: str) -> list[str]:
 
 def curves(rows: list[dict]) -> list[str]:
     out = ["| run | seed | status | dev per epoch | test per epoch | train s |", "|---|---|---|---|---|---|"]
-    seen = set()
-    for r in rows:
-        key = (r["method"], r["seed"])
-        if key in seen:
-            continue
-        seen.add(key)
+    for r in {(r["method"], r["seed"]): r for r in rows}.values():  # a borrowed run once
         fmt = lambda xs: ", ".join(f"{x:.1f}" for x in xs if x is not None) or "–"  # noqa: E731
         out.append(
             f"| {r['method']} | {r['seed']} | {r['status']} | {fmt(r['dev_eos_out'])} | "
@@ -373,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
             "",
             "The same tuning budget for every method: three learning rates each on the reference network "
             "(`configs/reference`); then, at iPC's best of those (0.0016), pclm's default network and single rungs. "
-            "2 epochs, seed 0. The paper's points (iPC 0.0032, BP 0.0016) are the ladder's own runs. Plan: `experiments/lm_fidelity/lm_fidelity_lr.yaml` (command: `bash experiments/lm_fidelity/lm_fidelity_lr.run.sh`).",
+            "2 epochs, seed 0. The paper's points (iPC 0.0032, BP 0.0016) are the ladder's own runs. Plan: `experiments/lm_fidelity/lm_fidelity_lr.yaml` (command: `PLAN=lm_fidelity_lr bash experiments/lm_fidelity/lm_fidelity_ladder.run.sh`).",
             "",
             *probe_table(probe, {"bp": 0.0016, "ipc": 0.0032, "control": 0.0032}),
             "",
