@@ -314,21 +314,18 @@ def main(argv: list[str] | None = None) -> int:
     rows = collect(args.runs, plan)
     sizes = next((r["data_sizes"] for r in rows if r["data_sizes"]), None)
     cut = next((r["truncated"] for r in rows if r["truncated"]), None)
+    cut_text = ", ".join(f"{k} {v:,}" for k, v in (cut or {}).items() if k != "max_length")
+    cut_text = f"{cut['max_length']} tokens: {cut_text}" if cut else "–"
+    shown = lambda path: path.resolve().relative_to(ROOT) if path.resolve().is_relative_to(ROOT) else path  # noqa: E731
     md = [
         "# The fidelity ladder: pclm's LM against the paper's setup, one difference at a time",
         "",
-        f"Plan: `{args.plan.resolve().relative_to(ROOT) if args.plan.resolve().is_relative_to(ROOT) else args.plan}` "
+        f"Plan: `{shown(args.plan)}` "
         "(command: `bash experiments/lm_fidelity/lm_fidelity_ladder.run.sh`). Data (split seed 0): "
         + (", ".join(f"{k} {v:,}" for k, v in sizes.items()) if sizes else "–")
         + "; test = heldout 00000, the benchmark's test shard. Every run: 2 epochs, seed 0 (a second seed where "
         "two values are shown), no early stopping, the kept model = the epoch with the best dev perplexity "
-        "(`</s>` out). Sentences cut at "
-        + (
-            f"{cut['max_length']} tokens: " + ", ".join(f"{k} {v:,}" for k, v in cut.items() if k != "max_length")
-            if cut
-            else "–"
-        )
-        + " (truncated, `</s>` kept; none dropped).",
+        f"(`</s>` out). Sentences cut at {cut_text} (truncated, `</s>` kept; none dropped).",
         "",
         "`pending`: not run yet (the budget of the session that started the ladder ran out first); the run script "
         "resumes the plan where it stopped. Train seconds come from two 1-thread runs side by side on the 2-core VM "
@@ -338,28 +335,17 @@ def main(argv: list[str] | None = None) -> int:
         "gradient of the same batch, the same network. ¹ = the rung leaves this role's network unchanged; the "
         "default rung's run (placement: the control at T = 5) stands in.",
         "",
-        *(
-            [
-                f"Unigram model on the same split and targets (`{args.unigram.name}`): conditional test "
-                f"{unigram['clm']['test']:.1f}, masked test {unigram['mlm']['test']:.1f}.",
-                "",
-            ]
-            if unigram
-            else []
-        ),
-        "## Conditional LM, test perplexity (paper's count: `</s>` out)",
-        "",
-        *table(rows, "clm", "eos_out"),
-        "",
-        "## Conditional LM, test perplexity (pclm's earlier count: `</s>` in)",
-        "",
-        *table(rows, "clm", "eos_in"),
-        "",
-        "## Masked LM, test perplexity (masked tokens only: the two counts agree)",
-        "",
-        *table(rows, "mlm", "eos_out"),
-        "",
     ]
+    if unigram:
+        md += [f"Unigram model on the same split and targets (`{args.unigram.name}`): conditional test "]
+        md[-1] += f"{unigram['clm']['test']:.1f}, masked test {unigram['mlm']['test']:.1f}."
+        md += [""]
+    for task, count, title in (
+        ("clm", "eos_out", "Conditional LM, test perplexity (paper's count: `</s>` out)"),
+        ("clm", "eos_in", "Conditional LM, test perplexity (pclm's earlier count: `</s>` in)"),
+        ("mlm", "eos_out", "Masked LM, test perplexity (masked tokens only: the two counts agree)"),
+    ):
+        md += [f"## {title}", "", *table(rows, task, count), ""]
     probe = []
     if probe_plan:
         probe = probe_rows(args.runs, probe_plan, plan)
@@ -373,19 +359,19 @@ def main(argv: list[str] | None = None) -> int:
             *probe_table(probe, {"bp": 0.0016, "ipc": 0.0032, "control": 0.0032}),
             "",
         ]
-    sizes = []
+    by_size = []
     if sizes_plan:
-        sizes = size_rows(args.runs, sizes_plan, [plan, *([probe_plan] if probe_plan else [])])
+        by_size = size_rows(args.runs, sizes_plan, [plan, *([probe_plan] if probe_plan else [])])
         md += [
             "## Data size: the default and final conditional rows at 14,202, 50,000 and all training sentences",
             "",
             "Test perplexity (`</s>` out) and best dev, 2 epochs, the same dev 10,000 and test heldout 00000 at every "
             "size; iPC at lr 0.0016 (the probe's stable lr), BP at its paper lr 0.0016; seeds listed in order (0, 1). "
             "The 50,000 rows are the ladder's and the probe's runs. Plan: "
-            f"`{args.sizes.resolve().relative_to(ROOT) if args.sizes.resolve().is_relative_to(ROOT) else args.sizes}` "
+            f"`{shown(args.sizes)}` "
             "(command: `PLAN=lm_fidelity_pool bash experiments/lm_fidelity/lm_fidelity_ladder.run.sh`).",
             "",
-            *size_table(sizes),
+            *size_table(by_size),
             "",
         ]
     if args.notes:
@@ -396,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
         md += [f"![dev curves]({args.name}.png)", ""]
     (args.out_dir / f"{args.name}.md").write_text("\n".join(md))
     (args.out_dir / f"{args.name}.json").write_text(
-        json.dumps({"plan": str(args.plan), "runs": rows, "probe": probe, "sizes": sizes}, indent=1)
+        json.dumps({"plan": str(args.plan), "runs": rows, "probe": probe, "sizes": by_size}, indent=1)
     )
     print(f"wrote {args.out_dir / args.name}.md")
     return 0
