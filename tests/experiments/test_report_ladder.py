@@ -107,13 +107,21 @@ def test_size_rows_meet_the_ladder_and_probe_runs_of_the_same_network(tmp_path):
     }
     probe = {
         "fixed": ["data.train_size=50000"],
-        "methods": {"clm_ipc_default_lr0016": {"task": "clm", "algo": "ipc", "overrides": ["train.lr=0.0016"]}},
+        "methods": {
+            "clm_ipc_default_lr0016": {"task": "clm", "algo": "ipc", "overrides": ["train.lr=0.0016"]},
+            "clm_control_default_lr0016": {"task": "clm", "algo": "ipc", "overrides": ["pc.value_nodes=none"]},
+        },
     }
     sizes = {
         "methods": {
             "clm_bp_default_pool": {"task": "clm", "algo": "bp", "seeds": 0},
             "clm_ipc_default_pool": {"task": "clm", "algo": "ipc", "overrides": ["train.lr=0.0016"], "seeds": 0},
             "clm_bp_default_14202": {"task": "clm", "algo": "bp", "overrides": ["data.train_size=14202"]},
+            "clm_control_default_14202": {
+                "task": "clm",
+                "algo": "ipc",
+                "overrides": ["data.train_size=14202", "pc.value_nodes=none"],
+            },
         }
     }
     for name, body in (("plan", plan), ("probe", probe), ("sizes", sizes)):
@@ -124,6 +132,7 @@ def test_size_rows_meet_the_ladder_and_probe_runs_of_the_same_network(tmp_path):
     _run(runs, "clm_ipc_default", 0, 900.0, 1000.0)
     _run(runs, "clm_ipc_default_lr0016", 0, 150.0, 250.0)
     _run(runs, "clm_bp_default_pool", 0, 60.0, 80.0)
+    _run(runs, "clm_control_default_lr0016", 0, 100.0, 125.0)
     pool = runs / "seeds/clm_bp_default_pool/seed0/metrics.json"
     pool.write_text(json.dumps({**json.loads(pool.read_text()), "data_sizes": {"train": 278404}}))
     out = tmp_path / "out"
@@ -131,9 +140,9 @@ def test_size_rows_meet_the_ladder_and_probe_runs_of_the_same_network(tmp_path):
     assert report_ladder.main([*argv, "--sizes", str(tmp_path / "sizes.yaml"), "--out-dir", str(out)]) == 0
     md = (out / "lm_fidelity_ladder.md").read_text()
     default = "| clm pclm's default (N(0, 0.02), GELU, out+scores)"
-    small = f"{default} | 14,202 | pending | – | – | pending | – |"
-    ladder = f"{default} | 50,000 | 100.0, 110.0 | 250.0 | 2.50× | 110.0, 120.0 | 260.0 |"
-    full = f"{default} | all (278,404) | 80.0 | pending | – | 90.0 | pending |"
+    small = f"{default} | 14,202 | pending | – | pending | – | – | pending; –; pending |"
+    ladder = f"{default} | 50,000 | 100.0, 110.0 | 250.0 | 125.0 | 2.50× | 2.00× | 110.0, 120.0; 260.0; 135.0 |"
+    full = f"{default} | all (278,404) | 80.0 | pending | – | – | – | 90.0; pending; – |"
     assert small in md and ladder in md and full in md
     assert md.index(small) < md.index(ladder) < md.index(full)
     assert report_ladder.main([*argv, "--sizes", str(tmp_path / "nope.yaml"), "--out-dir", str(out)]) == 2
