@@ -242,9 +242,11 @@ def curves(rows: list[dict]) -> list[str]:
     out = ["| run | seed | status | dev per epoch | test per epoch | train s |", "|---|---|---|---|---|---|"]
     for r in {(r["method"], r["seed"]): r for r in rows}.values():  # a borrowed run once
         fmt = lambda xs: ", ".join(f"{x:.1f}" for x in xs if x is not None) or "–"  # noqa: E731
+        kept = lambda x: "–" if x is None else f"{x:.1f} (kept model only)"  # noqa: E731
         out.append(
             f"| {r['method']} | {r['seed']} | {r['status']} | {fmt(r['dev_eos_out'])} | "
-            f"{fmt(r['test_curve_eos_out'])} | {r['train_seconds'] or '–'} |"
+            f"{fmt(r['test_curve_eos_out']) if r['test_curve_eos_out'] else kept(r['test_eos_out'])} | "
+            f"{r['train_seconds'] or '–'} |"
         )
     return out
 
@@ -376,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
         ]
     if args.notes:
         md += [args.notes.read_text().strip(), ""]
-    md += ["## Every run, per epoch (`</s>` out)", "", *curves(rows), ""]
+    md += ["## Every run, per epoch (`</s>` out)", "", *curves(rows + probe + by_size), ""]
     args.out_dir.mkdir(parents=True, exist_ok=True)
     if plot(rows, args.out_dir / f"{args.name}.png"):
         md += [f"![dev curves]({args.name}.png)", ""]
