@@ -27,13 +27,14 @@ from pathlib import Path
 import yaml
 
 from pclm.errors import ArgumentParser, UsageError, one_line, report_usage_error
-from pclm.runs import parse_seeds
+from pclm.runs import MISSING, UNREADABLE, parse_seeds, read_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNGS = ("default", "init", "tanh", "placement", "layernorm_off", "all")
 ROLES = ("bp", "ipc", "control")
 # (rung, role) -> the method that stands in when the rung has no run of its own for that role
 FALLBACK = {("placement", "bp"): "default", ("placement", "control"): "t5"}
+TRAIN_SIZE = "data.train_size="  # the override that the size plan varies
 PROBE_RUNG = {"t5": "placement"}  # a probe run named after a stand-in -> the rung it stands in for
 RUNG_TEXT = {
     "default": "pclm's default (N(0, 0.02), GELU, out+scores)",
@@ -60,10 +61,8 @@ def _curve(m: dict | None, split: str, count: str) -> list[float]:
 
 def record(runs: Path, method: str, seed: int, **where) -> dict:
     """`where` (task, rung, role, ...) and what <runs>/seeds/<method>/seed<seed>/metrics.json says ("pending": none)."""
-    try:
-        m = json.loads((runs / "seeds" / method / f"seed{seed}" / "metrics.json").read_text())
-    except (OSError, ValueError):
-        m = None
+    m = read_metrics(runs / "seeds" / method / f"seed{seed}")
+    m = None if m["status"] in (MISSING, UNREADABLE) else m
     dev = _curve(m, "dev", "eos_out")
     return {
         **where,
@@ -158,7 +157,9 @@ def probe_table(rows: list[dict], ladder_lr: dict[str, float]) -> list[str]:
 
 def _train_size(spec: dict, plan: dict) -> int | None:
     """A plan method's data.train_size (its own override wins over the plan's fixed one); None = the whole pool."""
-    said = [o.partition("=")[2] for o in [*plan.get("fixed", []), *spec.get("overrides", [])] if "train_size=" in o]
+    said = [
+        o.partition("=")[2] for o in [*plan.get("fixed", []), *spec.get("overrides", [])] if o.startswith(TRAIN_SIZE)
+    ]
     return int(said[-1]) if said and said[-1].isdigit() else None
 
 
@@ -167,7 +168,7 @@ def size_rows(runs: Path, sizes: dict, plans: list[dict]) -> list[dict]:
     ladder, the probe) with the same task, algorithm and overrides apart from data.train_size."""
 
     def same(spec: dict) -> tuple:
-        rest = sorted(o for o in spec.get("overrides", []) if not o.startswith("data.train_size="))
+        rest = sorted(o for o in spec.get("overrides", []) if not o.startswith(TRAIN_SIZE))
         return spec["task"], spec["algo"], tuple(rest)
 
     out = []
