@@ -75,6 +75,7 @@ def record(runs: Path, method: str, seed: int, **where) -> dict:
         "best_dev_eos_out": min(dev) if dev and (m or {}).get("status") != "running" else None,
         "test_curve_eos_out": _curve(m, "test", "eos_out"),
         "dev_eos_in": _curve(m, "dev", "eos_in"),
+        "train_loss": [h["train_loss"] for h in (m or {}).get("history", []) if h.get("train_loss") is not None],
         **{k: (m or {}).get(k) for k in ("train_seconds", "truncated", "data_sizes")},
     }
 
@@ -239,15 +240,24 @@ def table(rows: list[dict], task: str, count: str) -> list[str]:
     return out
 
 
+def _losses(losses: list[float]) -> str:
+    """Epoch-mean training losses, "(rose)" after one above the epoch before: a run that blew up without a NaN."""
+    marks = [f"{x:.2f}" + (" (rose)" if i and x > losses[i - 1] else "") for i, x in enumerate(losses)]
+    return ", ".join(marks) or "–"
+
+
 def curves(rows: list[dict]) -> list[str]:
-    out = ["| run | seed | status | dev per epoch | test per epoch | train s |", "|---|---|---|---|---|---|"]
+    out = [
+        "| run | seed | status | dev per epoch | test per epoch | train loss per epoch | train s |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in {(r["method"], r["seed"]): r for r in rows}.values():  # a borrowed run once
         fmt = lambda xs: ", ".join(f"{x:.1f}" for x in xs if x is not None) or "–"  # noqa: E731
         kept = lambda x: "–" if x is None else f"{x:.1f} (kept model only)"  # noqa: E731
         out.append(
             f"| {r['method']} | {r['seed']} | {r['status']} | {fmt(r['dev_eos_out'])} | "
             f"{fmt(r['test_curve_eos_out']) if r['test_curve_eos_out'] else kept(r['test_eos_out'])} | "
-            f"{r['train_seconds'] or '–'} |"
+            f"{_losses(r['train_loss'])} | {r['train_seconds'] or '–'} |"
         )
     return out
 
@@ -379,7 +389,9 @@ def main(argv: list[str] | None = None) -> int:
         ]
     if args.notes:
         md += [args.notes.read_text().strip(), ""]
-    md += ["## Every run, per epoch (`</s>` out)", "", *curves(rows + probe + by_size), ""]
+    md += ["## Every run, per epoch (`</s>` out)", ""]
+    md += ["Train loss: the epoch's mean feedforward loss over its batches; (rose): above the epoch before.", ""]
+    md += [*curves(rows + probe + by_size), ""]
     args.out_dir.mkdir(parents=True, exist_ok=True)
     if plot(rows, args.out_dir / f"{args.name}.png"):
         md += [f"![dev curves]({args.name}.png)", ""]

@@ -11,10 +11,11 @@ import yaml
 from experiments.lm_fidelity import report_ladder
 
 
-def _run(root, method, seed, eos_in, eos_out):
+def _run(root, method, seed, eos_in, eos_out, losses=()):
     folder = root / "seeds" / method / f"seed{seed}"
     folder.mkdir(parents=True)
     history = [{"epoch": 1, "dev_ppl_eos_out": eos_out + 10, "test_ppl_eos_out": eos_out + 5}]
+    history += [{"epoch": i + 2, "train_loss": x} for i, x in enumerate(losses)]
     metrics = {"status": "completed", "test_ppl_eos_in": eos_in, "test_ppl_eos_out": eos_out, "history": history}
     (folder / "metrics.json").write_text(json.dumps(metrics))
 
@@ -32,7 +33,7 @@ def test_cells_ratios_fallbacks_and_pending(tmp_path):
     (tmp_path / "plan.yaml").write_text(yaml.safe_dump(plan))
     runs = tmp_path / "runs"
     _run(runs, "clm_bp_default", 0, 90.0, 100.0)
-    _run(runs, "clm_ipc_default", 0, 180.0, 250.0)
+    _run(runs, "clm_ipc_default", 0, 180.0, 250.0, losses=(6.5, 7.75, 7.5))
     _run(runs, "clm_control_default", 0, 110.0, 125.0)
     _run(runs, "clm_ipc_placement", 0, 150.0, 200.0)
     out = tmp_path / "out"
@@ -43,6 +44,9 @@ def test_cells_ratios_fallbacks_and_pending(tmp_path):
     assert "| pclm's default (N(0, 0.02), GELU, out+scores) | 90.0 | 180.0 | 110.0 | 2.00× | 1.64× |" in md
     # placement: BP borrows the default run, the control at T = 5 has not run
     assert "| value nodes scores+ffn_pre+head_pre | 100.0 ¹ | 200.0 | pending ¹ | 2.00× | – |" in md
+    # a loss that rises from one epoch to the next is marked: a blow-up without a NaN
+    assert "| clm_ipc_default | 0 | completed | 260.0 | 255.0 | 6.50, 7.75 (rose), 7.50 | – |" in md
+    assert "| clm_bp_default | 0 | completed | 110.0 | 105.0 | – | – |" in md
     rows = json.loads((out / "ladder.json").read_text())["runs"]
     assert {(r["method"], r["status"]) for r in rows} >= {("clm_control_t5", "pending")}
     unigram = tmp_path / "unigram.json"
