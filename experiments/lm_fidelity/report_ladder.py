@@ -247,10 +247,8 @@ def _losses(losses: list[float]) -> str:
 
 
 def curves(rows: list[dict]) -> list[str]:
-    out = [
-        "| run | seed | status | dev per epoch | test per epoch | train loss per epoch | train s |",
-        "|---|---|---|---|---|---|---|",
-    ]
+    out = ["Train loss per epoch: the epoch's mean feedforward loss over its batches; (rose): above the epoch before.", ""]
+    out += ["| run | seed | status | dev per epoch | test per epoch | train loss | train s |", "|---" * 7 + "|"]
     for r in {(r["method"], r["seed"]): r for r in rows}.values():  # a borrowed run once
         fmt = lambda xs: ", ".join(f"{x:.1f}" for x in xs if x is not None) or "–"  # noqa: E731
         kept = lambda x: "–" if x is None else f"{x:.1f} (kept model only)"  # noqa: E731
@@ -389,9 +387,7 @@ def main(argv: list[str] | None = None) -> int:
         ]
     if args.notes:
         md += [args.notes.read_text().strip(), ""]
-    md += ["## Every run, per epoch (`</s>` out)", ""]
-    md += ["Train loss: the epoch's mean feedforward loss over its batches; (rose): above the epoch before.", ""]
-    md += [*curves(rows + probe + by_size), ""]
+    md += ["## Every run, per epoch (`</s>` out)", "", *curves(rows + probe + by_size), ""]
     args.out_dir.mkdir(parents=True, exist_ok=True)
     if plot(rows, args.out_dir / f"{args.name}.png"):
         md += [f"![dev curves]({args.name}.png)", ""]
