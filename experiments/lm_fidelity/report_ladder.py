@@ -247,7 +247,7 @@ def _losses(losses: list[float]) -> str:
 
 
 def curves(rows: list[dict]) -> list[str]:
-    out = ["Train loss per epoch: the epoch's mean feedforward loss over its batches; (rose): above the epoch before.", ""]
+    out = ["Train loss: each epoch's mean feedforward loss over its batches; (rose): above the epoch before.", ""]
     out += ["| run | seed | status | dev per epoch | test per epoch | train loss | train s |", "|---" * 7 + "|"]
     for r in {(r["method"], r["seed"]): r for r in rows}.values():  # a borrowed run once
         fmt = lambda xs: ", ".join(f"{x:.1f}" for x in xs if x is not None) or "–"  # noqa: E731
