@@ -241,7 +241,7 @@ def table(rows: list[dict], task: str, count: str) -> list[str]:
 
 
 def _losses(losses: list[float]) -> str:
-    """Epoch-mean training losses, "(rose)" after one above the epoch before: a run that blew up without a NaN."""
+    """Epoch-mean training losses, "(rose)" after one above the epoch before: a hint (not a test) of a blow-up."""
     marks = [f"{x:.2f}" + (" (rose)" if i and x > losses[i - 1] else "") for i, x in enumerate(losses)]
     return ", ".join(marks) or "–"
 
