@@ -337,9 +337,10 @@ def main(argv: list[str] | None = None) -> int:
         "two values are shown), no early stopping, the kept model = the epoch with the best dev perplexity "
         f"(`</s>` out). Sentences cut at {cut_text} (truncated, `</s>` kept; none dropped).",
         "",
-        "`pending`: not run yet (the budget of the session that started the ladder ran out first); the run script "
-        "resumes the plan where it stopped. Train seconds come from two 1-thread runs side by side on the 2-core VM "
-        "with other work beside them: not timings.",
+        "`pending`: in the plan, not run (the notes say why: on this ladder, conditional iPC and its control at the "
+        "paper's lr 0.0032 beyond the first rows, left out once both ends of the ladder blew up at that lr); the run "
+        "script runs them where it stopped. Train seconds come from runs beside other work on the 2-core VM (mostly "
+        "two 1-thread runs side by side): not timings.",
         "",
         "Control = iPC's schedule (T AdamW steps per batch) with `pc.value_nodes=none`: the same updates on the BP "
         "gradient of the same batch, the same network. ¹ = the rung leaves this role's network unchanged; the "
