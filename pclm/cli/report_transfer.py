@@ -11,11 +11,15 @@ every next token, a masked model under each fixed masking of --mask-seeds with t
 tokens (one masking of 100 sentences holds about 400 targets, and its perplexity swings by ±15% with the draw).
 Beside a masked model: its run's own score on the release's 100-sentence sample under the one masking training
 used (metrics.json's `test_sample_ppl`), whatever the text. Writes reports/<name>.{md,json}.
+
+A run whose `best/` is gone (a replaced machine) keeps its row from the report's last version, marked `(earlier)`,
+while the text (its SHA-256) and the run's test perplexity are unchanged: a re-run adds new seeds and loses none.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import statistics
 import sys
@@ -38,6 +42,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def finished_runs(plan_dir: Path) -> list[tuple[str, int, Path, dict]]:
     from pclm.runs import read_metrics
 
@@ -46,6 +54,32 @@ def finished_runs(plan_dir: Path) -> list[tuple[str, int, Path, dict]]:
         m = read_metrics(folder)
         if m.get("test_ppl") is not None and (folder / "best" / "config.json").is_file():
             out.append((folder.parent.name, int(folder.name.removeprefix("seed")), folder, m))
+    return out
+
+
+def earlier_rows(report: Path, text: Path, n_sentences: int, runs: list[tuple], plan_dir: Path) -> list[dict]:
+    """The rows of an earlier version of this report for seeds not among `runs`: same text (a report written before
+    the hash was recorded: same path and sentence count), same test perplexity in the run's metrics.json now."""
+    from pclm.runs import read_metrics
+
+    if not report.is_file():
+        return []
+    doc = json.loads(report.read_text())
+    same_text = (
+        doc["text_sha256"] == sha256(text)
+        if "text_sha256" in doc
+        else (doc.get("text"), doc.get("sentences")) == (str(text), n_sentences)
+    )
+    if not same_text:
+        return []
+    scored = {(method, seed) for method, seed, _, _ in runs}
+    out = []
+    for r in doc.get("runs", []):
+        if (r["method"], r["seed"]) in scored:
+            continue
+        m = read_metrics(plan_dir / "seeds" / r["method"] / f"seed{r['seed']}")
+        if m.get("test_ppl") == r["test_ppl"]:
+            out.append({**r, "scored": "earlier"})
     return out
 
 
@@ -68,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError(f"'{args.plan_dir}' has no seeds/ folder (not a run_plan.py output)")
         sentences = read_sentences(args.text)
         runs = finished_runs(args.plan_dir)
-        if not runs:
+        kept = earlier_rows(args.out_dir / f"{args.name}.json", args.text, len(sentences), runs, args.plan_dir)
+        if not runs and not kept:
             raise UsageError(f"no finished seed with a best/ model under '{args.plan_dir / 'seeds'}'")
     except UsageError as err:
         return report_usage_error(err)
@@ -93,13 +128,16 @@ def main(argv: list[str] | None = None) -> int:
                 "text_ppl": text_ppl,
                 "text_targets": s["targets"],
                 "ratio": text_ppl / m["test_ppl"],
+                "scored": "now",
             }
         )
         print(f"{method} seed {seed}: test {m['test_ppl']:.1f}, text {text_ppl:.1f} ({text_ppl / m['test_ppl']:.3f}x)")
+    rows = sorted(rows + kept, key=lambda r: (r["method"], r["seed"]))
     command = "python -m pclm.cli.report_transfer " + " ".join(sys.argv[1:] if argv is None else argv)
     doc = {
         "command": command,
         "text": str(args.text),
+        "text_sha256": sha256(args.text),
         "sentences": len(sentences),
         "mask_seeds": mask_seeds,
         "runs": rows,
@@ -113,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
         f"over {len(mask_seeds)} fixed maskings (seeds {args.mask_seeds}, {100 * _DEFAULT_MLM_PROBABILITY:.0f}% of tokens). "
         "Test perplexity: the "
         "training job's, on its test split (sentences per run below); a causal model's text is scored in the count "
-        "its run selected (`</s>` in or out, `data.count_eos`).",
+        "its run selected (`</s>` in or out, `data.count_eos`). Status `(earlier)`: scored by an earlier version of "
+        "this report, the model since gone.",
         "",
         "| method | seed | status | count | test sentences | test ppl | text ppl | text / test | masked: the run's "
         "official-sample ppl (one masking, training's seed) |",
@@ -121,8 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     ]
     for r in rows:
         single = "–" if r["test_sample_ppl"] is None or r["counts"] != "masked" else f"{r['test_sample_ppl']:.1f}"
+        status = r["status"] + (" (earlier)" if r.get("scored") == "earlier" else "")
         lines.append(
-            f"| {r['method']} | {r['seed']} | {r['status']} | {r['counts']} | {r['test_size'] or '–'} | "
+            f"| {r['method']} | {r['seed']} | {status} | {r['counts']} | {r['test_size'] or '–'} | "
             f"{r['test_ppl']:.1f} | {r['text_ppl']:.1f} | {r['ratio']:.3f} | {single} |"
         )
     lines += ["", "| method | seeds | text / test: mean (min–max) |", "|---|---|---|"]

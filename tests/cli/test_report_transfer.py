@@ -4,6 +4,7 @@ the same checkpoint, text and maskings, set beside the test perplexity of its me
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -59,6 +60,41 @@ def test_a_causal_run_is_scored_in_the_count_it_reported(tmp_path, tokenizer, on
     assert row["text_ppl"] == pytest.approx(expected["ppl_eos_out"], rel=1e-9) != pytest.approx(expected["ppl"])
     assert row["ratio"] == pytest.approx(expected["ppl_eos_out"] / 40.0, rel=1e-9)
     assert "| clm_ipc | 0 | completed | </s> out | 6075 | 40.0 |" in (out / "t.md").read_text()
+
+
+def test_a_seed_whose_model_is_gone_keeps_its_earlier_row_while_text_and_test_score_stand(tmp_path, tokenizer):
+    """A replaced machine loses `best/`: a re-run of the report keeps that seed's earlier score, marked, unless the
+    text or the run's test perplexity has changed since (then the row would describe another run or text)."""
+    model = tiny_lm("clm", vocab_size=len(tokenizer), max_position_embeddings=32)
+    plan, out, text = tmp_path / "plan", tmp_path / "reports", tmp_path / "text.txt"
+    for seed in (0, 1):
+        folder = plan / "seeds" / "clm_bp" / f"seed{seed}"
+        model.save_pretrained(folder / "best")
+        checkpoint_tokenizer(tokenizer, model.config, causal=True).save_pretrained(folder / "best")
+        (folder / "metrics.json").write_text(json.dumps({"status": "completed", "test_ppl": 40.0 + seed}))
+    text.write_text("the market rose again today .\nshares fell .\n")
+    argv = [str(a) for a in [plan, text, "--name", "t", "--out-dir", out]]
+    assert report_transfer.main(argv) == 0
+    first = json.loads((out / "t.json").read_text())["runs"]
+    shutil.rmtree(plan / "seeds" / "clm_bp" / "seed0" / "best")
+    assert report_transfer.main(argv) == 0
+    again = json.loads((out / "t.json").read_text())["runs"]
+    assert [(r["seed"], r["scored"], r["text_ppl"]) for r in again] == [
+        (0, "earlier", first[0]["text_ppl"]),
+        (1, "now", pytest.approx(first[1]["text_ppl"], rel=1e-9)),
+    ]
+    assert "| clm_bp | 0 | completed (earlier) |" in (out / "t.md").read_text()
+    (plan / "seeds" / "clm_bp" / "seed0" / "metrics.json").write_text(
+        json.dumps({"status": "completed", "test_ppl": 39.0})
+    )
+    assert report_transfer.main(argv) == 0
+    assert [r["seed"] for r in json.loads((out / "t.json").read_text())["runs"]] == [1]
+    (plan / "seeds" / "clm_bp" / "seed0" / "metrics.json").write_text(
+        json.dumps({"status": "completed", "test_ppl": 40.0})
+    )
+    (out / "t.json").write_text(json.dumps({"text_sha256": "0" * 64, "runs": first}))
+    assert report_transfer.main(argv) == 0
+    assert [r["seed"] for r in json.loads((out / "t.json").read_text())["runs"]] == [1]
 
 
 @pytest.mark.parametrize(
