@@ -42,10 +42,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def finished_runs(plan_dir: Path) -> list[tuple[str, int, Path, dict]]:
     from pclm.runs import read_metrics
 
@@ -57,7 +53,9 @@ def finished_runs(plan_dir: Path) -> list[tuple[str, int, Path, dict]]:
     return out
 
 
-def earlier_rows(report: Path, text: Path, n_sentences: int, runs: list[tuple], plan_dir: Path) -> list[dict]:
+def earlier_rows(
+    report: Path, text: Path, text_sha256: str, n_sentences: int, runs: list[tuple], plan_dir: Path
+) -> list[dict]:
     """The rows of an earlier version of this report for seeds not among `runs`: same text (a report written before
     the hash was recorded: same path and sentence count), same test perplexity in the run's metrics.json now."""
     from pclm.runs import read_metrics
@@ -66,7 +64,7 @@ def earlier_rows(report: Path, text: Path, n_sentences: int, runs: list[tuple], 
         return []
     doc = json.loads(report.read_text())
     same_text = (
-        doc["text_sha256"] == sha256(text)
+        doc["text_sha256"] == text_sha256
         if "text_sha256" in doc
         else (doc.get("text"), doc.get("sentences")) == (str(text), n_sentences)
     )
@@ -101,8 +99,10 @@ def main(argv: list[str] | None = None) -> int:
         if not (args.plan_dir / "seeds").is_dir():
             raise UsageError(f"'{args.plan_dir}' has no seeds/ folder (not a run_plan.py output)")
         sentences = read_sentences(args.text)
+        text_sha256 = hashlib.sha256(args.text.read_bytes()).hexdigest()
         runs = finished_runs(args.plan_dir)
-        kept = earlier_rows(args.out_dir / f"{args.name}.json", args.text, len(sentences), runs, args.plan_dir)
+        report = args.out_dir / f"{args.name}.json"
+        kept = earlier_rows(report, args.text, text_sha256, len(sentences), runs, args.plan_dir)
         if not runs and not kept:
             raise UsageError(f"no finished seed with a best/ model under '{args.plan_dir / 'seeds'}'")
     except UsageError as err:
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     doc = {
         "command": command,
         "text": str(args.text),
-        "text_sha256": sha256(args.text),
+        "text_sha256": text_sha256,
         "sentences": len(sentences),
         "mask_seeds": mask_seeds,
         "runs": rows,
@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     for r in rows:
         single = "–" if r["test_sample_ppl"] is None or r["counts"] != "masked" else f"{r['test_sample_ppl']:.1f}"
-        status = r["status"] + (" (earlier)" if r.get("scored") == "earlier" else "")
+        status = r["status"] + (" (earlier)" if r["scored"] == "earlier" else "")
         lines.append(
             f"| {r['method']} | {r['seed']} | {status} | {r['counts']} | {r['test_size'] or '–'} | "
             f"{r['test_ppl']:.1f} | {r['text_ppl']:.1f} | {r['ratio']:.3f} | {single} |"

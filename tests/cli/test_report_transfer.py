@@ -95,6 +95,13 @@ def test_a_seed_whose_model_is_gone_keeps_its_earlier_row_while_text_and_test_sc
     (out / "t.json").write_text(json.dumps({"text_sha256": "0" * 64, "runs": first}))
     assert report_transfer.main(argv) == 0
     assert [r["seed"] for r in json.loads((out / "t.json").read_text())["runs"]] == [1]
+    # a report written before the hash was recorded: matched on the text's path and sentence count
+    (out / "t.json").write_text(json.dumps({"text": str(text), "sentences": 2, "runs": first}))
+    assert report_transfer.main(argv) == 0
+    assert [r["seed"] for r in json.loads((out / "t.json").read_text())["runs"]] == [0, 1]
+    (out / "t.json").write_text(json.dumps({"text": str(text), "sentences": 3, "runs": first}))
+    assert report_transfer.main(argv) == 0
+    assert [r["seed"] for r in json.loads((out / "t.json").read_text())["runs"]] == [1]
 
 
 @pytest.mark.parametrize(
