@@ -58,26 +58,32 @@ def earlier_rows(
 ) -> list[dict]:
     """The rows of an earlier version of this report for seeds not among `runs`: same text (a report written before
     the hash was recorded: same path and sentence count), same test perplexity in the run's metrics.json now."""
+    from pclm.errors import UsageError
     from pclm.runs import read_metrics
 
     if not report.is_file():
         return []
-    doc = json.loads(report.read_text())
-    same_text = (
-        doc["text_sha256"] == text_sha256
-        if "text_sha256" in doc
-        else (doc.get("text"), doc.get("sentences")) == (str(text), n_sentences)
-    )
-    if not same_text:
-        return []
-    scored = {(method, seed) for method, seed, _, _ in runs}
-    out = []
-    for r in doc.get("runs", []):
-        if (r["method"], r["seed"]) in scored:
-            continue
-        m = read_metrics(plan_dir / "seeds" / r["method"] / f"seed{r['seed']}")
-        if m.get("test_ppl") == r["test_ppl"]:
-            out.append({**r, "scored": "earlier"})
+    try:
+        doc = json.loads(report.read_text())
+        same_text = (
+            doc["text_sha256"] == text_sha256
+            if "text_sha256" in doc
+            else (doc.get("text"), doc.get("sentences")) == (str(text), n_sentences)
+        )
+        if not same_text:
+            return []
+        scored = {(method, seed) for method, seed, _, _ in runs}
+        out = []
+        for r in doc.get("runs", []):
+            if (r["method"], r["seed"]) in scored:
+                continue
+            m = read_metrics(plan_dir / "seeds" / str(r["method"]) / f"seed{int(r['seed'])}")
+            if m.get("test_ppl") == r["test_ppl"]:
+                out.append({**r, "scored": "earlier"})
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise UsageError(
+            f"'{report}' is not a report this tool wrote ({type(err).__name__}); move it aside to start it afresh"
+        ) from None
     return out
 
 

@@ -3,6 +3,7 @@ the same checkpoint, text and maskings, set beside the test perplexity of its me
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 
@@ -123,3 +124,22 @@ def test_bad_input_is_one_line(case, message, tmp_path, capsys):
     assert report_transfer.main([str(a) for a in argv]) == 2
     assert capsys.readouterr().err == message.format(tmp=tmp_path) + "\n"
     assert not (tmp_path / "reports").exists()
+
+
+@pytest.mark.parametrize("earlier", ["{not json", "[1, 2]", '{"text_sha256": "x", "runs": [{"seed": 0}]}'])
+def test_an_unreadable_earlier_report_is_one_line_and_stays(earlier, tmp_path, capsys):
+    """The report's own earlier JSON is read back to keep seeds whose model is gone: a damaged one is refused."""
+    text, out = tmp_path / "text.txt", tmp_path / "reports"
+    text.write_text("a b c .\n")
+    (tmp_path / "plan" / "seeds").mkdir(parents=True)
+    out.mkdir()
+    (out / "t.json").write_text(earlier)
+    if "text_sha256" in earlier:  # the same text's hash, so that its rows are read
+        (out / "t.json").write_text(earlier.replace('"x"', f'"{hashlib.sha256(text.read_bytes()).hexdigest()}"'))
+    before = (out / "t.json").read_text()
+    argv = [str(a) for a in [tmp_path / "plan", text, "--name", "t", "--out-dir", out]]
+    assert report_transfer.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: '{out / 't.json'}' is not a report this tool wrote (") and err.count("\n") == 1
+    assert err.endswith("); move it aside to start it afresh\n")
+    assert (out / "t.json").read_text() == before and sorted(p.name for p in out.iterdir()) == ["t.json"]
