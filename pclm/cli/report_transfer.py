@@ -64,7 +64,11 @@ def earlier_rows(
     if not report.is_file():
         return []
     try:
-        doc = json.loads(report.read_text())
+        raw = report.read_text()
+    except OSError as err:
+        raise UsageError(f"cannot read '{report}': {err.strerror or type(err).__name__}") from None
+    try:
+        doc = json.loads(raw)
         same_text = (
             doc["text_sha256"] == text_sha256
             if "text_sha256" in doc

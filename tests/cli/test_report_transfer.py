@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -143,3 +144,24 @@ def test_an_unreadable_earlier_report_is_one_line_and_stays(earlier, tmp_path, c
     assert err.startswith(f"error: '{out / 't.json'}' is not a report this tool wrote (") and err.count("\n") == 1
     assert err.endswith("); move it aside to start it afresh\n")
     assert (out / "t.json").read_text() == before and sorted(p.name for p in out.iterdir()) == ["t.json"]
+
+
+def test_an_earlier_report_that_cannot_be_read_is_one_line_and_stays(tmp_path, capsys, monkeypatch):
+    """An earlier report the user may not read (permissions, a failing disk) is refused before anything is written."""
+    text, out = tmp_path / "text.txt", tmp_path / "reports"
+    text.write_text("a b c .\n")
+    (tmp_path / "plan" / "seeds").mkdir(parents=True)
+    out.mkdir()
+    (out / "t.json").write_text("{}")
+    read_text = Path.read_text
+
+    def refuse(self, *a, **k):
+        if self.name == "t.json":
+            raise PermissionError(13, "Permission denied")
+        return read_text(self, *a, **k)
+
+    monkeypatch.setattr(Path, "read_text", refuse)
+    argv = [str(a) for a in [tmp_path / "plan", text, "--name", "t", "--out-dir", out]]
+    assert report_transfer.main(argv) == 2
+    assert capsys.readouterr().err == f"error: cannot read '{out / 't.json'}': Permission denied\n"
+    assert sorted(p.name for p in out.iterdir()) == ["t.json"]
