@@ -29,6 +29,7 @@ __all__ = [
     "DEFAULT_THRESHOLDS",
     "TASKS",
     "MethodSummary",
+    "check_writable",
     "SeedResult",
     "is_converged",
     "load_runs",
@@ -403,7 +404,7 @@ def _finite(x: Any) -> Any:
     return None if isinstance(x, float) and not math.isfinite(x) else x  # JSON has no nan
 
 
-def _check_writable(out_dir: Path, files: list[Path]) -> None:
+def check_writable(out_dir: Path, files: list[Path]) -> None:
     """Refuse an --out-dir (or a report file in it) this process cannot write, before any file is written. A file
     made and removed at once is the probe: permission bits alone miss a read-only mount, and root ignores them."""
     import tempfile
@@ -437,7 +438,7 @@ def write_report(
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:  # a file in the way, no write access
         raise UsageError(f"cannot create --out-dir '{out_dir}': {err.strerror or err}") from None
-    _check_writable(out_dir, [*paths.values(), out_dir / f"{name}.png"])
+    check_writable(out_dir, [*paths.values(), out_dir / f"{name}.png"])
     if plot_dev_curves(results, out_dir / f"{name}.png"):
         paths["png"] = out_dir / f"{name}.png"
     report = {

@@ -27,6 +27,7 @@ import sys
 from pathlib import Path
 
 from pclm.errors import ArgumentParser, UsageError, report_usage_error
+from pclm.reporting import check_writable
 from pclm.runs import MISSING, UNREADABLE, USABLE_STATUSES, read_metrics
 
 BEGIN, END = "<!-- generated -->", "<!-- /generated -->"
@@ -157,15 +158,22 @@ def main(argv: list[str] | None = None) -> int:
         for item in args.paper:
             r, c, v = split_key(item, "--paper")
             paper[(r, c)] = v
+        out = Path(args.output)
+        md_path = out.with_suffix(".md")
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:  # a file in the way, no write access
+            raise UsageError(f"cannot create the folder of --output '{out.parent}': {err.strerror or err}") from None
+        check_writable(out.parent, [out.with_suffix(".json"), md_path])
+        try:
+            old = md_path.read_text(encoding="utf-8") if md_path.exists() else ""
+        except (OSError, UnicodeDecodeError) as err:
+            raise UsageError(f"cannot read '{md_path}' to keep its hand-written text: {err}") from None
     except UsageError as err:
         return report_usage_error(err)
     data, md = build(cells, paper)
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(data, indent=1))
     block = f"{BEGIN}\n{md}\n{END}"
-    md_path = out.with_suffix(".md")
-    old = md_path.read_text() if md_path.exists() else ""
     if BEGIN in old and END in old:
         new = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, old, flags=re.S)
     else:

@@ -58,3 +58,18 @@ def test_bad_cell_is_one_line_error(tmp_path, capsys):
     assert report_vision.main(["--cell", "no-slash=dir", "--output", str(tmp_path / "x")]) == 2
     assert capsys.readouterr().err == "error: --cell must be ROW/COLUMN=VALUE, got 'no-slash=dir'\n"
     assert not (tmp_path / "x.json").exists()
+
+
+def test_an_output_that_cannot_be_written_is_one_line_and_writes_nothing(tmp_path, capsys):
+    """A folder where the .md goes, or a file where the output folder goes: refused before the .json is written."""
+    run = _run(tmp_path / "bp0", "completed", 0.9)
+    (tmp_path / "x.md").mkdir()
+    (tmp_path / "file").write_text("")
+    cases = [
+        (tmp_path / "x", f"error: cannot write '{tmp_path / 'x.md'}': a folder\n"),
+        (tmp_path / "file" / "x", f"error: cannot create the folder of --output '{tmp_path / 'file'}': File exists\n"),
+    ]
+    for out, message in cases:
+        assert report_vision.main(["--cell", f"MLP/BP={run}", "--output", str(out)]) == 2
+        assert capsys.readouterr().err == message
+        assert not out.with_suffix(".json").exists()
