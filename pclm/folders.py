@@ -32,6 +32,7 @@ __all__ = [
     "check_overwritable",
     "is_run_folder",
     "is_disk_full",
+    "check_writable",
 ]
 
 STATE_FILE = "pclm_state.json"
@@ -130,6 +131,27 @@ def is_disk_full(err: BaseException, path: Path) -> bool:
     except (OSError, StopIteration):
         return False
     return free.f_bavail * free.f_frsize < _LOW_SPACE
+
+
+def check_writable(files: list[Path], where: str) -> None:
+    """Refuse (UsageError), before any work, output `files` this process could not write: a file where their folder
+    must be made, a folder it may not write in, a folder or a read-only file in a file's place. `where` names the
+    folder in the message ("--out-dir"). Creates nothing: a file made and removed at once in the nearest existing
+    folder is the probe, since permission bits alone miss a read-only mount and root ignores them."""
+    for folder in dict.fromkeys(Path(f).parent for f in files):
+        existing = next(q for q in [folder, *folder.parents] if q.exists())
+        if not existing.is_dir():
+            code = errno.EEXIST if existing == folder else errno.ENOTDIR
+            raise UsageError(f"cannot create {where} '{folder}': {os.strerror(code)}")
+        try:
+            fd, probe = tempfile.mkstemp(dir=existing, prefix=".write-test-")
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as err:
+            raise UsageError(f"cannot write in {where} '{existing}': {err.strerror or err}") from None
+    for path in map(Path, files):
+        if path.is_dir() or (path.exists() and not os.access(path, os.W_OK)):
+            raise UsageError(f"cannot write '{path}': {'a folder' if path.is_dir() else 'not writable'}")
 
 
 def is_main_rank() -> bool:

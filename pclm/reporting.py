@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import statistics
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import UsageError
+from .folders import check_writable
 from .runs import COMPLETED, CRASHED, DIVERGED, METRICS_FILE, MISSING, UNREADABLE, USABLE_STATUSES, read_metrics
 
 __all__ = [
@@ -29,7 +29,6 @@ __all__ = [
     "DEFAULT_THRESHOLDS",
     "TASKS",
     "MethodSummary",
-    "check_writable",
     "SeedResult",
     "is_converged",
     "load_runs",
@@ -404,22 +403,6 @@ def _finite(x: Any) -> Any:
     return None if isinstance(x, float) and not math.isfinite(x) else x  # JSON has no nan
 
 
-def check_writable(out_dir: Path, files: list[Path]) -> None:
-    """Refuse an --out-dir (or a report file in it) this process cannot write, before any file is written. A file
-    made and removed at once is the probe: permission bits alone miss a read-only mount, and root ignores them."""
-    import tempfile
-
-    try:
-        fd, probe = tempfile.mkstemp(dir=out_dir, prefix=".write-test-")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as err:
-        raise UsageError(f"cannot write in --out-dir '{out_dir}': {err.strerror or err}") from None
-    for path in files:
-        if path.is_dir() or (path.exists() and not os.access(path, os.W_OK)):
-            raise UsageError(f"cannot write '{path}': {'a folder' if path.is_dir() else 'not writable'}")
-
-
 def write_report(
     results: list[SeedResult],
     thresholds: dict[str, float],
@@ -434,11 +417,8 @@ def write_report(
     out_dir = Path(out_dir)
     summaries = summarize(results, thresholds)
     paths = {"json": out_dir / f"{name}.json", "md": out_dir / f"{name}.md"}
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as err:  # a file in the way, no write access
-        raise UsageError(f"cannot create --out-dir '{out_dir}': {err.strerror or err}") from None
-    check_writable(out_dir, [*paths.values(), out_dir / f"{name}.png"])
+    check_writable([*paths.values(), out_dir / f"{name}.png"], "--out-dir")
+    out_dir.mkdir(parents=True, exist_ok=True)
     if plot_dev_curves(results, out_dir / f"{name}.png"):
         paths["png"] = out_dir / f"{name}.png"
     report = {

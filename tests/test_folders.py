@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from pclm.errors import UsageError
-from pclm.folders import RunFolder, find_checkpoint, recover, swap_in, write_atomic
+from pclm.folders import RunFolder, check_writable, find_checkpoint, recover, swap_in, write_atomic
 from pclm.runs import check_folder_name, launch_train
 from tests.cli.test_train_lm import expect_usage_error, snapshot
 from tests.conftest import BP_RUN_ARGS, TINY, run_main
@@ -272,3 +272,41 @@ def test_recover_removes_the_temporary_file_of_a_write_killed_midway(tmp_path):
     (run / ".metrics.json.abc123.tmp").write_text('{"status": "comp')  # what a kill during write_atomic leaves
     recover(run)
     assert sorted(p.name for p in run.iterdir()) == ["metrics.json"]
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("folder is a file", "cannot create --x '{t}/f': File exists"),
+        ("a file above the folder", "cannot create --x '{t}/f/sub': Not a directory"),
+        ("a folder in the file's place", "cannot write '{t}/d': a folder"),
+        ("a read-only folder", "cannot write in --x '{t}/ro': Permission denied"),
+    ],
+)
+def test_check_writable_refuses_and_creates_nothing(case, message, tmp_path, monkeypatch):
+    (tmp_path / "f").write_text("")
+    (tmp_path / "d").mkdir()
+    (tmp_path / "ro").mkdir()
+    files = {
+        "folder is a file": [tmp_path / "f" / "a.json"],
+        "a file above the folder": [tmp_path / "f" / "sub" / "a.json"],
+        "a folder in the file's place": [tmp_path / "ok.json", tmp_path / "d"],
+        "a read-only folder": [tmp_path / "ro" / "new" / "a.json"],
+    }[case]
+    if case == "a read-only folder":  # root ignores permission bits: the probe file's creation is refused instead
+        import tempfile
+
+        def refuse(*a, **k):
+            raise PermissionError(13, "Permission denied")
+
+        monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    with pytest.raises(UsageError) as err:
+        check_writable(files, "--x")
+    assert str(err.value) == message.format(t=tmp_path)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+def test_check_writable_accepts_a_new_folder_and_leaves_no_probe(tmp_path):
+    check_writable([tmp_path / "new" / "deeper" / "a.json", tmp_path / "b.md"], "--x")
+    assert list(tmp_path.iterdir()) == []

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -111,6 +110,7 @@ def read_sentences(path: Path) -> list[str]:
 def check_args(args: argparse.Namespace, config: dict[str, Any]) -> None:
     from pclm.config import BATCH_MAX
     from pclm.errors import UsageError
+    from pclm.folders import check_writable
 
     positions = int(config.get("max_position_embeddings", 0))
     if not 1 <= args.batch_size <= BATCH_MAX:
@@ -131,11 +131,7 @@ def check_args(args: argparse.Namespace, config: dict[str, Any]) -> None:
         except ValueError as err:
             raise UsageError(f"--mask-seeds: {err}") from None
     if args.json:
-        out = Path(args.json)
-        if out.is_dir():
-            raise UsageError(f"--json '{out}' is a folder")
-        if not out.parent.is_dir() or not os.access(out.parent, os.W_OK):
-            raise UsageError(f"--json: cannot write in '{out.parent}' (not a writable folder)")
+        check_writable([Path(args.json)], "the folder of --json")
 
 
 def score(
@@ -235,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
                 payload.update(mlm_probability=args.mlm_probability, mask_seed=args.mask_seed)
             else:
                 payload.update(mlm_probability=args.mlm_probability, mask_seeds=seeds)
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(payload, indent=1) + "\n")
     return 0
 

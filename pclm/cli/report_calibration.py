@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 import statistics
 import sys
@@ -61,19 +60,6 @@ def parse_runs(items: list[str]) -> dict[str, list[Path]]:
                 raise UsageError(f"run folder not found: {path}")
         runs[method] = paths
     return runs
-
-
-def check_output_location(output: Path) -> None:
-    """UsageError unless <output>.json / .png can be written: the nearest existing folder above is a writable
-    folder, and neither file is a folder."""
-    from pclm.errors import UsageError
-
-    for path in (output.with_name(output.name + ".json"), output.with_name(output.name + ".png")):
-        if path.is_dir():
-            raise UsageError(f"--output: '{path}' is a folder")
-    existing = next(p for p in [output.parent.absolute(), *output.parent.absolute().parents] if p.exists())
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise UsageError(f"--output: cannot write under '{existing}' (a file, or a folder without write access)")
 
 
 def summarize(methods: dict[str, dict[str, dict]]) -> dict[str, dict[str, dict[str, float]]]:
@@ -164,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     from pclm.errors import UsageError
     from pclm.evaluation.calibration import calibration_under_corruption
     from pclm.evaluation.vision import predict_logits
+    from pclm.folders import check_writable
     from pclm.vision.classifier import load_vision_run
     from pclm.vision.corruptions import CORRUPTIONS, LEVELS
 
@@ -178,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         output = Path(args.output)
         if output.suffix in (".json", ".png"):
             output = output.with_suffix("")
-        check_output_location(output)
+        check_writable([output.with_name(output.name + ext) for ext in (".json", ".png")], "the folder of --output")
         images, labels = load_vision_dataset(args.dataset, args.data_dir, "test")
         if args.test_size is not None and args.test_size < len(labels):
             keep = torch.randperm(len(labels), generator=torch.Generator().manual_seed(args.seed))[: args.test_size]

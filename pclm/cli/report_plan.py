@@ -26,12 +26,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import statistics
 import sys
 from pathlib import Path
 
 from pclm.errors import ArgumentParser
+from pclm.folders import check_writable
 from pclm.runs import DIVERGED, MISSING, USABLE_STATUSES, read_metrics
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout
@@ -419,11 +419,7 @@ def main(argv: list[str] | None = None) -> int:
                 "first_epoch_below": below,
             }
         notes = "\n" + args.notes.read_text(encoding="utf-8") if args.notes else ""
-        if args.out_dir.exists() and not args.out_dir.is_dir():
-            raise ValueError(f"--out-dir '{args.out_dir}' is a file")
-        parent = next((q for q in [args.out_dir, *args.out_dir.parents] if q.exists()), Path("."))
-        if not os.access(parent, os.W_OK):
-            raise ValueError(f"--out-dir: cannot write in '{parent}'")
+        check_writable([args.out_dir / f"{args.name}.{ext}" for ext in ("json", "md", "png")], "--out-dir")
     except (OSError, ValueError, KeyError, TypeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -95,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from pclm.cli.evaluate_lm import _DEFAULT_MLM_PROBABILITY, read_config, read_sentences, score
     from pclm.errors import UsageError, report_usage_error
+    from pclm.folders import check_writable
     from pclm.runs import parse_seeds
 
     try:
@@ -108,10 +109,11 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError("need --max-length >= 2 and --batch-size >= 1")
         if not (args.plan_dir / "seeds").is_dir():
             raise UsageError(f"'{args.plan_dir}' has no seeds/ folder (not a run_plan.py output)")
+        report = args.out_dir / f"{args.name}.json"
+        check_writable([report, report.with_suffix(".md")], "--out-dir")
         sentences = read_sentences(args.text)
         text_sha256 = hashlib.sha256(args.text.read_bytes()).hexdigest()
         runs = finished_runs(args.plan_dir)
-        report = args.out_dir / f"{args.name}.json"
         kept = earlier_rows(report, args.text, text_sha256, len(sentences), runs, args.plan_dir)
         if not runs and not kept:
             raise UsageError(f"no finished seed with a best/ model under '{args.plan_dir / 'seeds'}'")

@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 
 from pclm.errors import ArgumentParser, UsageError, report_usage_error
-from pclm.reporting import check_writable
+from pclm.folders import check_writable
 from pclm.runs import MISSING, UNREADABLE, USABLE_STATUSES, read_metrics
 
 BEGIN, END = "<!-- generated -->", "<!-- /generated -->"
@@ -160,11 +160,7 @@ def main(argv: list[str] | None = None) -> int:
             paper[(r, c)] = v
         out = Path(args.output)
         md_path = out.with_suffix(".md")
-        try:
-            out.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as err:  # a file in the way, no write access
-            raise UsageError(f"cannot create the folder of --output '{out.parent}': {err.strerror or err}") from None
-        check_writable(out.parent, [out.with_suffix(".json"), md_path])
+        check_writable([out.with_suffix(".json"), md_path], "the folder of --output")
         try:
             old = md_path.read_text(encoding="utf-8") if md_path.exists() else ""
         except (OSError, UnicodeDecodeError) as err:
@@ -172,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as err:
         return report_usage_error(err)
     data, md = build(cells, paper)
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(data, indent=1))
     block = f"{BEGIN}\n{md}\n{END}"
     if BEGIN in old and END in old:

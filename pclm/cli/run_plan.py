@@ -34,7 +34,6 @@ import argparse
 import itertools
 import json
 import math
-import os
 import shlex
 import sys
 import threading
@@ -44,6 +43,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from pclm.errors import ArgumentParser, UsageError, one_line
+from pclm.folders import check_writable
 from pclm.runs import TRAIN_SCRIPT, format_override, format_value
 
 SCRIPTS = TRAIN_SCRIPT.parent  # the checkout's scripts/: the training commands a run launches
@@ -233,9 +233,10 @@ def main(argv: list[str] | None = None) -> int:
     if out.exists() and not out.is_dir():
         print(f"error: --output-dir '{out}' is a file", file=sys.stderr)
         return 2
-    parent = next((p for p in [out, *out.parents] if p.exists()), Path("."))
-    if not os.access(parent, os.W_OK):
-        print(f"error: --output-dir: cannot write in '{parent}'", file=sys.stderr)
+    try:
+        check_writable([out / "plan.json"], "--output-dir")
+    except UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
         return 2
     if args.dry_run:
         for r in runs:

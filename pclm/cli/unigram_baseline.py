@@ -26,10 +26,13 @@ def main(argv: list[str] | None = None) -> int:
     from pclm.config import load_config
     from pclm.errors import UsageError
     from pclm.evaluation.baselines import unigram_log_probs, unigram_perplexity
+    from pclm.folders import check_writable
     from pclm.training.lm import _lm_data, load_tokenizer
 
     out = {}
     try:
+        if args.json:
+            check_writable([args.json], "the folder of --json")
         for task in ("clm", "mlm"):
             cfg = load_config(ROOT / "configs" / f"{task}_bp.yaml", args.overrides, **{"data.data_dir": args.data_dir})
             tokenizer = load_tokenizer(cfg.data.tokenizer)
@@ -45,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     out["command"] = "python -m pclm.cli.unigram_baseline " + " ".join(argv if argv is not None else sys.argv[1:])
     print(json.dumps(out, indent=1))
     if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(out, indent=1))
     return 0
 

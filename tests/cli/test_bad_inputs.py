@@ -523,7 +523,7 @@ CASES: list[Case] = [
         "calibration output under a file",
         "calibration",
         lambda t: ["--runs", f"BP={empty_run(t)}", *CAL, "--data-dir", mnist(t), "--output", a_file(t) / "c"],
-        r"--output: cannot write under .*afile",
+        r"cannot create the folder of --output .*afile': File exists",
     ),
     (
         "calibration test size 0",

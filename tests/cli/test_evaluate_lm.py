@@ -129,7 +129,8 @@ def test_defaults_are_the_training_configs():
         ("max_length", "--max-length must be in [2, 128] (the model's max_position_embeddings), got 1"),
         ("batch_size", "--batch-size must be in [1, 1048576], got 0"),
         ("batch_size_huge", "--batch-size must be in [1, 1048576], got 100000000000000000000"),
-        ("json_folder", "--json: cannot write in '{tmp}/nowhere' (not a writable folder)"),
+        ("json_under_a_file", "cannot create the folder of --json '{tmp}/good.txt': File exists"),
+        ("json_a_folder", "cannot write '{tmp}/bert': a folder"),
     ],
 )
 def test_bad_input_is_one_line(case, message, clm_run, tmp_path, capsys):
@@ -161,7 +162,8 @@ def test_bad_input_is_one_line(case, message, clm_run, tmp_path, capsys):
         "max_length": [best, good, "--max-length", 1],
         "batch_size": [best, good, "--batch-size", 0],
         "batch_size_huge": [best, good, "--batch-size", 10**20],
-        "json_folder": [best, good, "--json", tmp_path / "nowhere" / "out.json"],
+        "json_under_a_file": [best, good, "--json", good / "out.json"],
+        "json_a_folder": [best, good, "--json", tmp_path / "bert"],
     }[case]
     before = sorted(p.name for p in tmp_path.iterdir())
     assert evaluate_main(argv) == 2

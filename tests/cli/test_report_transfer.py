@@ -165,3 +165,14 @@ def test_an_earlier_report_that_cannot_be_read_is_one_line_and_stays(tmp_path, c
     assert report_transfer.main(argv) == 2
     assert capsys.readouterr().err == f"error: cannot read '{out / 't.json'}': Permission denied\n"
     assert sorted(p.name for p in out.iterdir()) == ["t.json"]
+
+
+def test_an_out_dir_it_cannot_write_is_refused_before_scoring(tmp_path, capsys, monkeypatch):
+    text = tmp_path / "text.txt"
+    text.write_text("a b c .\n")
+    (tmp_path / "plan" / "seeds").mkdir(parents=True)
+    (tmp_path / "afile").write_text("")
+    monkeypatch.setattr(report_transfer, "finished_runs", lambda plan_dir: pytest.fail("scored before the check"))
+    argv = [str(a) for a in [tmp_path / "plan", text, "--name", "t", "--out-dir", tmp_path / "afile"]]
+    assert report_transfer.main(argv) == 2
+    assert capsys.readouterr().err == f"error: cannot create --out-dir '{tmp_path / 'afile'}': File exists\n"

@@ -311,7 +311,7 @@ def test_an_output_dir_that_is_a_file_is_one_error_line(tmp_path, capsys):
         ([], None, "o", "is not run_plan.py's plan.json (plan, runs)"),
         ({"plan": "p", "runs": [3]}, None, "o", "every run must be a mapping with a name"),
         ({"plan": "p", "runs": []}, [], "o", "is not pclm.cli.unigram_baseline's JSON (a mapping)"),
-        ({"plan": "p", "runs": []}, None, "afile", "is a file"),
+        ({"plan": "p", "runs": []}, None, "afile", "cannot create --out-dir '{tmp}/afile': File exists"),
     ],
 )
 def test_report_plan_bad_inputs_are_one_error_line(tmp_path, capsys, plan_json, unigram, out, message):
@@ -325,7 +325,7 @@ def test_report_plan_bad_inputs_are_one_error_line(tmp_path, capsys, plan_json, 
     capsys.readouterr()
     assert _script("report_plan").main(argv) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("error: ") and message in err
+    assert err.count("\n") == 1 and err.startswith("error: ") and message.format(tmp=tmp_path) in err
     assert not (tmp_path / "o").exists()
 
 

@@ -89,3 +89,13 @@ def test_unigram_baseline_closed_form():
     assert math.isclose(unigram_perplexity(log_probs, [{"input_ids": [0, 1, 2]}], "clm"), math.sqrt(2 * 3))
     assert math.isclose(unigram_perplexity(log_probs, [{"input_ids": [0, 5, 5], "labels": [-100, 1, -100]}], "mlm"), 2)
     assert math.isnan(unigram_perplexity(log_probs, [{"input_ids": [0]}], "clm"))  # no targets
+
+
+def test_unigram_baseline_refuses_a_json_it_cannot_write_before_reading_data(tmp_path, capsys, monkeypatch):
+    import pclm.config
+    from pclm.cli import unigram_baseline
+
+    (tmp_path / "afile").write_text("")
+    monkeypatch.setattr(pclm.config, "load_config", lambda *a, **k: pytest.fail("read data before the check"))
+    assert unigram_baseline.main(["--json", str(tmp_path / "afile" / "u.json")]) == 2
+    assert capsys.readouterr().err == f"error: cannot create the folder of --json '{tmp_path / 'afile'}': File exists\n"
