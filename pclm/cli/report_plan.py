@@ -174,6 +174,8 @@ def table3_rows(
 
 
 def plot(runs: list[dict], costs: dict | None, path: Path) -> bool:
+    """Dev perplexity per epoch against training seconds as measured, and against idle-machine seconds beside it when
+    there are step costs; False when there is no dev history to draw (or no matplotlib)."""
     try:
         import matplotlib
 
@@ -185,7 +187,8 @@ def plot(runs: list[dict], costs: dict | None, path: Path) -> bool:
     if not seeds:
         return False
     tasks = sorted({r["task"] for r in seeds})
-    fig, axes = plt.subplots(len(tasks), 2, figsize=(12, 4.5 * len(tasks)), squeeze=False)
+    panels = ["training seconds as measured", "idle-machine seconds (batches x benchmark step)"][: 2 if costs else 1]
+    fig, axes = plt.subplots(len(tasks), len(panels), figsize=(6 * len(panels), 4.5 * len(tasks)), squeeze=False)
     colours = {}
     for r in seeds:
         colour = colours.setdefault(r["method"], f"C{len(colours)}")
@@ -200,9 +203,7 @@ def plot(runs: list[dict], costs: dict | None, path: Path) -> bool:
             idle = [h["epoch"] * per_epoch * per_batch for h in r["history"]]
             axes[row][1].plot(idle, y, "-o", ms=3, color=colour, label=label)
     for row, task in enumerate(tasks):
-        for col, what in enumerate(
-            ("training seconds as measured (shared machine)", "idle-machine seconds (batches x benchmark step)")
-        ):
+        for col, what in enumerate(panels):
             ax = axes[row][col]
             ax.set_title(f"{task}: dev perplexity vs {what}", fontsize=9)
             ax.set_yscale("log")
@@ -351,10 +352,13 @@ def markdown(doc: dict, command: str) -> str:
             f"(status {p['status']}). 0.8 x unigram dev = {fmt(0.8 * uni['mlm']['dev'])}; first epoch below it: "
             f"{p['first_epoch_below']}.",
         ]
+    seconds = "training seconds as measured (whether a run had the machine alone: the runs' notes)"
+    if doc.get("step_costs"):
+        seconds = f"left, {seconds}; right, idle-machine seconds (batches x the step benchmark's per-batch time)"
     lines += [
         "",
-        "Dev perplexity against training time: the PNG beside this file (left: seconds as measured on the "
-        "shared 2-core machine; right: idle-machine seconds from the step benchmark).",
+        "Dev perplexity against training time, for comparisons at equal wall time: the PNG beside this file "
+        f"({seconds}).",
     ]
     return "\n".join(lines) + "\n"
 

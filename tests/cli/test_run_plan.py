@@ -101,6 +101,11 @@ def test_report_lists_every_seed(plan_run):
     assert "| clm_bp | lr=0.003 |" in md and "**yes**" in md
     assert "## Tuning on dev (seed 0, 1 epochs per point; test never read)" in md  # the plan's, not the paper's
     assert f"Unigram model on the same targets ({unigram}):" in md
+    assert "PNG beside this file (training seconds as measured (" in md  # one panel: no --step-costs
+    assert "idle-machine" not in md
+    from PIL import Image
+
+    assert Image.open(tmp / "rep" / "tiny.png").size == (660, 495)  # 6 x 4.5 inches at 110 dpi: the one panel
 
 
 def test_paired_comparisons_divide_the_same_seeds(plan_run, capsys):
