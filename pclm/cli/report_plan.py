@@ -355,11 +355,12 @@ def markdown(doc: dict, command: str) -> str:
     seconds = "training seconds as measured (whether a run had the machine alone: the runs' notes)"
     if doc.get("step_costs"):
         seconds = f"left, {seconds}; right, idle-machine seconds (batches x the step benchmark's per-batch time)"
-    lines += [
-        "",
-        "Dev perplexity against training time, for comparisons at equal wall time: the PNG beside this file "
-        f"({seconds}).",
-    ]
+    if doc.get("plotted"):
+        lines += [
+            "",
+            "Dev perplexity against training time, for comparisons at equal wall time: the PNG beside this file "
+            f"({seconds}).",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -435,10 +436,10 @@ def main(argv: list[str] | None = None) -> int:
     doc["step_costs"] = costs
     command = "python scripts/report_plan.py " + " ".join(argv)
     args.out_dir.mkdir(parents=True, exist_ok=True)
+    doc["plotted"] = plot(doc["runs"], costs, args.out_dir / f"{args.name}.png")
     (args.out_dir / f"{args.name}.json").write_text(json.dumps({**doc, "command": command}, indent=1) + "\n")
     (args.out_dir / f"{args.name}.md").write_text(markdown(doc, command) + notes)
-    plotted = plot(doc["runs"], costs, args.out_dir / f"{args.name}.png")
-    print(f"wrote {args.out_dir / args.name}.{{json,md{',png' if plotted else ''}}}")
+    print(f"wrote {args.out_dir / args.name}.{{json,md{',png' if doc['plotted'] else ''}}}")
     return 0
 
 

@@ -181,6 +181,7 @@ def test_one_listed_point_names_its_seeds_row_and_skips_tuning():
         "cmd",
     )
     assert "No method of this plan has a dev grid" in md and "## Tuning on dev" not in md
+    assert "PNG" not in md  # no run has a dev history, so no plot was drawn to point to
 
 
 def test_a_method_whose_grid_is_unfinished_is_not_called_plan_default():
