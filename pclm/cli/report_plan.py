@@ -352,10 +352,10 @@ def markdown(doc: dict, command: str) -> str:
             f"(status {p['status']}). 0.8 x unigram dev = {fmt(0.8 * uni['mlm']['dev'])}; first epoch below it: "
             f"{p['first_epoch_below']}.",
         ]
-    seconds = "training seconds as measured (whether a run had the machine alone: the runs' notes)"
-    if doc.get("step_costs"):
-        seconds = f"left, {seconds}; right, idle-machine seconds (batches x the step benchmark's per-batch time)"
     if doc.get("plotted"):
+        seconds = "training seconds as measured (whether a run had the machine alone: the runs' notes)"
+        if doc.get("step_costs"):
+            seconds = f"left, {seconds}; right, idle-machine seconds (batches x the step benchmark's per-batch time)"
         lines += [
             "",
             "Dev perplexity against training time, for comparisons at equal wall time: the PNG beside this file "
